@@ -1,0 +1,287 @@
+#include "mailbeacon/config.h"
+
+#include "mailbeacon/codec.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef enum { T_STR, T_URL, T_LIST, T_SIZE } key_type;
+
+typedef struct key_def {
+  const char *name;
+  key_type type;
+  size_t offset;
+  size_t size; /* for strings: capacity */
+  const char *def;
+  uint64_t min, max; /* for sizes */
+} key_def;
+
+#define STR(f) offsetof(mb_config, f), sizeof(((mb_config *)0)->f)
+static const key_def keys[] = {
+    {"base_url", T_URL, STR(base_url), "", 0, 0},
+    {"key_file", T_STR, STR(key_file), "/etc/mailbeacon/keys", 0, 0},
+    {"never_track", T_LIST, STR(never_track), "", 0, 0},
+    {"redis", T_STR, STR(redis), "", 0, 0},
+    {"redis_stream", T_STR, STR(redis_stream), "mailbeacon:events", 0, 0},
+    {"spool_dir", T_STR, STR(spool_dir), "/var/spool/mailbeacon", 0, 0},
+    {"max_message_size", T_SIZE, offsetof(mb_config, max_message_size), sizeof(uint64_t), "25M", 1024,
+     (uint64_t)1 << 30},
+};
+#undef STR
+
+static const key_def *find_key(const char *name) {
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    if (strcmp(keys[i].name, name) == 0) return &keys[i];
+  return NULL;
+}
+
+static int parse_size(const char *v, uint64_t *out) {
+  char *end;
+  errno = 0;
+  if (!isdigit((unsigned char)*v)) return -1;
+  unsigned long long n = strtoull(v, &end, 10);
+  if (errno) return -1;
+  uint64_t mult = 1;
+  if (*end) {
+    switch (toupper((unsigned char)*end)) {
+    case 'K': mult = 1024; break;
+    case 'M': mult = 1024 * 1024; break;
+    case 'G': mult = 1024 * 1024 * 1024; break;
+    default: return -1;
+    }
+    end++;
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end) return -1;
+  }
+  if (n > UINT64_MAX / mult) return -1;
+  *out = n * mult;
+  return 0;
+}
+
+static int valid_base_url(const char *v) {
+  const char *rest;
+  if (strncasecmp(v, "https://", 8) == 0) rest = v + 8;
+  else if (strncasecmp(v, "http://", 7) == 0) rest = v + 7;
+  else return 0;
+  if (!*rest || *rest == '/') return 0;
+  for (const char *p = v; *p; p++)
+    if ((unsigned char)*p <= ' ' || *p == '"' || *p == '\'' || *p == '<' || *p == '>' || *p == '?' || *p == '#' ||
+        (unsigned char)*p >= 0x7f)
+      return 0;
+  return 1;
+}
+
+/* Splits never_track into lower-cased entries. */
+static int parse_list(mb_config *c, char *err, size_t errlen, const char *origin) {
+  size_t n = 0, o = 0;
+  const char *p = c->never_track;
+  while (*p) {
+    while (*p == ',' || isspace((unsigned char)*p)) p++;
+    if (!*p) break;
+    const char *start = p;
+    while (*p && *p != ',' && !isspace((unsigned char)*p)) p++;
+    size_t len = (size_t)(p - start);
+    if (n == MB_NEVER_TRACK_MAX) {
+      snprintf(err, errlen, "%s: never_track: more than %d entries", origin, MB_NEVER_TRACK_MAX);
+      return -1;
+    }
+    if (start[0] == '@' || start[len - 1] == '@' || start[0] == '.') {
+      snprintf(err, errlen, "%s: never_track: '%.*s' is neither a domain nor an address", origin, (int)len, start);
+      return -1;
+    }
+    c->never_track_list[n++] = c->never_track_buf + o;
+    for (size_t i = 0; i < len; i++) c->never_track_buf[o++] = (char)tolower((unsigned char)start[i]);
+    c->never_track_buf[o++] = '\0';
+  }
+  c->never_track_n = n;
+  return 0;
+}
+
+int mb_config_set(mb_config *c, const char *key, const char *value, const char *origin, char *err, size_t errlen) {
+  const key_def *k = find_key(key);
+  if (!k) {
+    snprintf(err, errlen, "%s: unknown key '%s'", origin, key);
+    return -1;
+  }
+  char *field = (char *)c + k->offset;
+  switch (k->type) {
+  case T_SIZE: {
+    uint64_t v;
+    if (parse_size(value, &v) < 0 || v < k->min || v > k->max) {
+      snprintf(err, errlen, "%s: key '%s': '%s' is not a size between %llu and %llu bytes (suffix K, M or G allowed)",
+               origin, key, value, (unsigned long long)k->min, (unsigned long long)k->max);
+      return -1;
+    }
+    memcpy(field, &v, sizeof v);
+    return 0;
+  }
+  case T_URL:
+  case T_STR:
+  case T_LIST: {
+    size_t len = strlen(value);
+    if (k->type == T_URL)
+      while (len && value[len - 1] == '/') len--;
+    if (len >= k->size) {
+      snprintf(err, errlen, "%s: key '%s': value longer than %zu bytes", origin, key, k->size - 1);
+      return -1;
+    }
+    char tmp[8192];
+    memcpy(tmp, value, len);
+    tmp[len] = '\0';
+    if (k->type == T_URL && len && !valid_base_url(tmp)) {
+      snprintf(err, errlen, "%s: key '%s': '%s' is not an http(s) URL of the form https://host[:port][/path]", origin,
+               key, value);
+      return -1;
+    }
+    memcpy(field, tmp, len + 1);
+    if (k->type == T_LIST) return parse_list(c, err, errlen, origin);
+    return 0;
+  }
+  }
+  return -1;
+}
+
+void mb_config_defaults(mb_config *c) {
+  memset(c, 0, sizeof *c);
+  char err[256];
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    (void)mb_config_set(c, keys[i].name, keys[i].def, "default", err, sizeof err);
+}
+
+static char *trim(char *s) {
+  while (isspace((unsigned char)*s)) s++;
+  char *e = s + strlen(s);
+  while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+  return s;
+}
+
+int mb_config_parse(mb_config *c, const char *name, const char *text, size_t len, char *err, size_t errlen) {
+  size_t pos = 0;
+  int lineno = 0;
+  char line[8448];
+  while (pos < len) {
+    lineno++;
+    const char *nl = memchr(text + pos, '\n', len - pos);
+    size_t l = nl ? (size_t)(nl - (text + pos)) : len - pos;
+    if (l >= sizeof line) {
+      snprintf(err, errlen, "%s:%d: line too long", name, lineno);
+      return -1;
+    }
+    memcpy(line, text + pos, l);
+    line[l] = '\0';
+    pos += l + (nl != NULL);
+    if (memchr(line, '\0', l)) {
+      snprintf(err, errlen, "%s:%d: NUL byte in line", name, lineno);
+      return -1;
+    }
+    char *s = trim(line);
+    if (*s == '\0' || *s == '#') continue;
+    char *k = s;
+    while (*s && (isalnum((unsigned char)*s) || *s == '_')) s++;
+    char *kend = s;
+    while (*s == ' ' || *s == '\t') s++;
+    if (*s == '=') s++;
+    else if (s == kend) {
+      snprintf(err, errlen, "%s:%d: expected 'key = value'", name, lineno);
+      return -1;
+    }
+    *kend = '\0';
+    if (*k == '\0') {
+      snprintf(err, errlen, "%s:%d: expected 'key = value'", name, lineno);
+      return -1;
+    }
+    char *v = trim(s);
+    size_t vl = strlen(v);
+    if (vl && v[0] == '"') {
+      if (vl < 2 || v[vl - 1] != '"') {
+        snprintf(err, errlen, "%s:%d: key '%s': unterminated quoted value", name, lineno, k);
+        return -1;
+      }
+      v[vl - 1] = '\0';
+      v++;
+    }
+    char origin[512];
+    snprintf(origin, sizeof origin, "%s:%d", name, lineno);
+    if (mb_config_set(c, k, v, origin, err, errlen) < 0) return -1;
+  }
+  return 0;
+}
+
+int mb_config_load(mb_config *c, const char *path, char *err, size_t errlen) {
+  mb_config_defaults(c);
+  if (path) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+      snprintf(err, errlen, "%s: cannot open config file: %s", path, strerror(errno));
+      return -1;
+    }
+    mb_buf b;
+    mb_buf_init(&b);
+    char chunk[4096];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+      if (mb_buf_append(&b, chunk, n) < 0 || b.len > (1 << 20)) {
+        snprintf(err, errlen, "%s: config file too large", path);
+        rc = -1;
+        break;
+      }
+    if (rc == 0 && ferror(f)) {
+      snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+      rc = -1;
+    }
+    fclose(f);
+    if (rc == 0) rc = mb_config_parse(c, path, b.data ? b.data : "", b.len, err, errlen);
+    mb_buf_free(&b);
+    if (rc < 0) return -1;
+  }
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    char env[64] = "MAILBEACON_";
+    size_t o = strlen(env);
+    for (const char *p = keys[i].name; *p && o + 1 < sizeof env; p++) env[o++] = (char)toupper((unsigned char)*p);
+    env[o] = '\0';
+    const char *v = getenv(env);
+    if (!v) continue;
+    char origin[80];
+    snprintf(origin, sizeof origin, "environment %s", env);
+    if (mb_config_set(c, keys[i].name, v, origin, err, errlen) < 0) return -1;
+  }
+  return 0;
+}
+
+int mb_config_dump(const mb_config *c, mb_buf *out) {
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    const char *field = (const char *)c + keys[i].offset;
+    int rc;
+    if (keys[i].type == T_SIZE) {
+      uint64_t v;
+      memcpy(&v, field, sizeof v);
+      rc = mb_buf_printf(out, "%s = %llu\n", keys[i].name, (unsigned long long)v);
+    } else {
+      rc = mb_buf_printf(out, "%s = %s\n", keys[i].name, field);
+    }
+    if (rc < 0) return -1;
+  }
+  return 0;
+}
+
+int mb_config_never_track(const mb_config *c, const char *addr) {
+  const char *at = strrchr(addr, '@');
+  const char *domain = at ? at + 1 : addr;
+  size_t dl = strlen(domain);
+  for (size_t i = 0; i < c->never_track_n; i++) {
+    const char *e = c->never_track_list[i];
+    if (strchr(e, '@')) {
+      if (strcasecmp(e, addr) == 0) return 1;
+      continue;
+    }
+    size_t el = strlen(e);
+    if (dl == el && strcasecmp(domain, e) == 0) return 1;
+    if (dl > el && domain[dl - el - 1] == '.' && strcasecmp(domain + dl - el, e) == 0) return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,55 @@
+/* One configuration for both programs.
+ *
+ * File: lines of "key = value" (or "key value"); '#' starts a comment line;
+ * a value may be wrapped in double quotes. Every key K may also be set by the
+ * environment variable MAILBEACON_<K upper-cased>, which wins over the file,
+ * so a run needs no file at all. Unknown keys and bad values are errors that
+ * name the file, line and key. The key table is in core/config.c and
+ * docs/config.md. */
+#ifndef MAILBEACON_CONFIG_H
+#define MAILBEACON_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MB_NEVER_TRACK_MAX 256
+
+typedef struct mb_config {
+  char base_url[512];      /* tracking base, no trailing '/' */
+  char key_file[PATH_MAX];
+  char never_track[8192];  /* as written: comma-separated domains and addresses */
+  char redis[256];         /* host:port or unix socket path; empty = off */
+  char redis_stream[128];
+  char spool_dir[PATH_MAX];
+  uint64_t max_message_size;
+  /* never_track parsed into lower-case entries pointing into never_track_buf */
+  size_t never_track_n;
+  const char *never_track_list[MB_NEVER_TRACK_MAX];
+  char never_track_buf[8192];
+} mb_config;
+
+/* Fills c with defaults, then the file at path (NULL: no file), then the
+ * environment. Returns 0, or -1 with a message in err. */
+int mb_config_load(mb_config *c, const char *path, char *err, size_t errlen);
+
+/* Parses config text held in memory (name is used in messages), on top of
+ * whatever c holds; no environment. For tests and the fuzzer. */
+int mb_config_parse(mb_config *c, const char *name, const char *text, size_t len, char *err, size_t errlen);
+
+/* Sets c to the defaults. */
+void mb_config_defaults(mb_config *c);
+
+/* Sets one key from a string value; origin names where it came from. */
+int mb_config_set(mb_config *c, const char *key, const char *value, const char *origin, char *err, size_t errlen);
+
+/* Prints every key with its value as "key = value" lines to the buffer (for --print-config). */
+struct mb_buf;
+int mb_config_dump(const mb_config *c, struct mb_buf *out);
+
+/* 1 when addr (an e-mail address, any case) matches the never_track list:
+ * an entry with '@' matches the whole address, any other entry matches the
+ * domain and its subdomains. */
+int mb_config_never_track(const mb_config *c, const char *addr);
+
+#endif

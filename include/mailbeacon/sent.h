@@ -1,0 +1,41 @@
+/* The "sent" record: what the rewriter tells the rest of the system about a
+ * tracked message. Written to the Redis stream as one entry with the fields
+ * documented in docs/events.md:
+ *   type=sent v=1 message=<uuid> message_id=<Message-ID> rep=<address>
+ *   recipients=<JSON [{"i":1,"addr":"..."}]> token_recipient=<0|1>
+ *   subject=<decoded UTF-8> sent_at=<µs since epoch>
+ *   links=<JSON [{"i":1,"url":"..."}]> */
+#ifndef MAILBEACON_SENT_H
+#define MAILBEACON_SENT_H
+
+#include "mailbeacon/codec.h"
+#include "mailbeacon/spool.h"
+
+#include <stdint.h>
+
+typedef struct mb_sent_link {
+  uint16_t index;
+  const char *url;
+  size_t url_len;
+} mb_sent_link;
+
+typedef struct mb_sent {
+  uint8_t message[16];
+  const char *message_id;
+  const char *rep;
+  const char *const *recipients; /* index i+1 in tokens and records */
+  size_t nrecipients;
+  uint16_t token_recipient; /* the index the tokens carry: 1 or 0 ("someone") */
+  const char *subject;
+  int64_t sent_at_us;
+  const mb_sent_link *links;
+  size_t nlinks;
+} mb_sent;
+
+#define MB_SENT_FIELDS 10
+
+/* Fills fields[MB_SENT_FIELDS] with values held in store (which the caller
+ * frees with mb_buf_free after use). Returns 0 or -1 (out of memory). */
+int mb_sent_fields(const mb_sent *s, mb_buf *store, mb_field fields[MB_SENT_FIELDS]);
+
+#endif

@@ -1,0 +1,29 @@
+/* Writes records to a Redis stream (XADD), falling back to the disk spool
+ * when Redis cannot take them, and replaying the spool, in order, on the
+ * next successful connect. Never blocks long: connect and command timeouts
+ * are short, so a caller on the mail path is never held up by Redis.
+ * One mb_stream per thread. */
+#ifndef MAILBEACON_STREAM_H
+#define MAILBEACON_STREAM_H
+
+#include "mailbeacon/config.h"
+#include "mailbeacon/spool.h"
+
+typedef struct mb_stream mb_stream;
+
+/* Uses c->redis, c->redis_stream and c->spool_dir/spool_name. Returns NULL
+ * with err set only when neither Redis is configured nor a spool can be
+ * opened; with Redis empty ("off"), returns NULL and err[0] == '\0'. */
+mb_stream *mb_stream_new(const mb_config *c, const char *spool_name, char *err, size_t errlen);
+void mb_stream_free(mb_stream *s);
+
+enum { MB_STREAM_STORED = 0, MB_STREAM_SPOOLED = 1, MB_STREAM_LOST = -1 };
+
+/* Adds one record. Returns MB_STREAM_STORED (in Redis), MB_STREAM_SPOOLED
+ * (on disk, to be replayed) or MB_STREAM_LOST (neither worked; err says why). */
+int mb_stream_add(mb_stream *s, const mb_field *fields, size_t nfields, char *err, size_t errlen);
+
+/* Replays the spool into Redis now if Redis answers. Returns records replayed or -1. */
+long mb_stream_flush_spool(mb_stream *s);
+
+#endif

@@ -1,0 +1,69 @@
+/* Streaming HTML rewriter.
+ *
+ * Tokenizes HTML the way the WHATWG HTML5 tokenizer does for what matters
+ * here (tags, attributes and their quoting, comments, bogus comments,
+ * DOCTYPE, CDATA in foreign content, RCDATA/RAWTEXT/script data with its
+ * escape states, PLAINTEXT) and, while passing every other byte through
+ * untouched:
+ *   - hands the decoded href of each <a>/<area> start tag to a callback that
+ *     may return a replacement URL; only that attribute's bytes change;
+ *   - honours opt-out attributes (data-mailbeacon="off" is removed,
+ *     data-pm-no-track, clicktracking="off", ses:no-track are kept);
+ *   - inserts the pixel markup just before the last real </body>, or at the
+ *     end when there is none.
+ * Input may arrive in chunks of any size; output leaves through a write
+ * callback. Memory: one tag buffer and one hold buffer for the bytes after
+ * the last </body>, allocated once per mb_html and reused; nothing is
+ * allocated per tag. An mb_html is used by one thread at a time. */
+#ifndef MAILBEACON_HTML_H
+#define MAILBEACON_HTML_H
+
+#include <stddef.h>
+
+/* Returns 0 or -1 (stops the rewrite). */
+typedef int (*mb_html_write_fn)(void *ctx, const char *p, size_t n);
+
+/* href is the attribute value with character references decoded. Writes
+ * the replacement URL (unescaped; the scanner HTML-escapes it) to out and
+ * returns its length, or returns 0 to leave the link as it is. */
+typedef size_t (*mb_html_link_fn)(void *ctx, const char *href, size_t len, char *out, size_t outcap);
+
+typedef struct mb_html_opts {
+  mb_html_write_fn write;
+  void *write_ctx;
+  mb_html_link_fn link;
+  void *link_ctx;
+  const char *pixel; /* markup inserted before the last </body> (NULL: none) */
+  size_t pixel_len;
+  /* An <img> whose decoded src starts with this is a tracking pixel; when
+   * one sits right where the pixel would go, the document was already
+   * rewritten (result.already_tracked). */
+  const char *pixel_prefix;
+  size_t pixel_prefix_len;
+} mb_html_opts;
+
+typedef struct mb_html_result {
+  unsigned links_seen;      /* <a>/<area> start tags with an href, outside raw text */
+  unsigned links_rewritten; /* hrefs the callback replaced */
+  int pixel_inserted;
+  int already_tracked; /* a pixel already sits at the insertion point */
+} mb_html_result;
+
+typedef struct mb_html mb_html;
+
+mb_html *mb_html_new(void);
+void mb_html_free(mb_html *h);
+
+/* Starts a new document with opts (copied). */
+void mb_html_reset(mb_html *h, const mb_html_opts *opts);
+
+/* Feeds n bytes. Returns 0, or -1 when the write callback failed. */
+int mb_html_feed(mb_html *h, const char *p, size_t n);
+
+/* Ends the document: writes the pixel and whatever is held. */
+int mb_html_finish(mb_html *h, mb_html_result *res);
+
+/* Convenience: rewrites a whole buffer in one call. */
+int mb_html_rewrite(mb_html *h, const mb_html_opts *opts, const char *p, size_t n, mb_html_result *res);
+
+#endif

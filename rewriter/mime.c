@@ -1,0 +1,619 @@
+/* Whole-message rewrite (see mime.h).
+ *
+ * GMime parses the message (with its default persistent stream, so each
+ * leaf's content stream knows its byte range in the input and each header
+ * its offset); the bytes themselves are never re-serialised by GMime. Each
+ * HTML leaf's range is decoded, rewritten, re-encoded and spliced back. */
+#include "mime.h"
+
+#include "html.h"
+#include "mailbeacon/sent.h"
+
+#include <gmime/gmime.h>
+#include <iconv.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <uuid/uuid.h>
+
+#define MAX_DEPTH 40
+#define MAX_LINE 998
+
+typedef struct edit {
+  size_t start, end; /* input range replaced */
+  mb_buf data;       /* its replacement */
+} edit;
+
+typedef struct edits {
+  edit *v;
+  size_t n, cap;
+} edits;
+
+typedef struct job {
+  const mb_config *cfg;
+  const char *msg;
+  size_t len;
+  int crlf; /* the message's line ending */
+  edits ed;
+  mb_html *html;
+  mb_buf pixel, pixel_prefix;
+  mb_rewrite_result *res;
+  int parse_trouble;
+} job;
+
+static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
+static void gmime_init(void) { g_mime_init(); }
+
+static edit *edit_add(edits *e, size_t start, size_t end) {
+  if (e->n == e->cap) {
+    size_t ncap = e->cap ? e->cap * 2 : 8;
+    edit *nv = realloc(e->v, ncap * sizeof *nv);
+    if (!nv) return NULL;
+    e->v = nv;
+    e->cap = ncap;
+  }
+  edit *x = &e->v[e->n++];
+  x->start = start;
+  x->end = end;
+  mb_buf_init(&x->data);
+  return x;
+}
+
+static void edits_free(edits *e) {
+  for (size_t i = 0; i < e->n; i++) mb_buf_free(&e->v[i].data);
+  free(e->v);
+  memset(e, 0, sizeof *e);
+}
+
+static int edit_cmp(const void *a, const void *b) {
+  const edit *x = a, *y = b;
+  return x->start < y->start ? -1 : x->start > y->start ? 1 : 0;
+}
+
+/* ---- headers ---- */
+
+/* End (exclusive, after its line ending) of the header field at off, with
+ * its folded continuation lines. */
+static size_t header_end(const char *m, size_t len, size_t off) {
+  size_t p = off;
+  for (;;) {
+    const char *nl = memchr(m + p, '\n', len - p);
+    if (!nl) return len;
+    p = (size_t)(nl - m) + 1;
+    if (p >= len || (m[p] != ' ' && m[p] != '\t')) return p;
+  }
+}
+
+static GMimeHeader *find_header(GMimeObject *o, const char *name) {
+  GMimeHeaderList *hl = g_mime_object_get_header_list(o);
+  int n = g_mime_header_list_get_count(hl);
+  for (int i = 0; i < n; i++) {
+    GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+    if (g_ascii_strcasecmp(g_mime_header_get_name(h), name) == 0) return h;
+  }
+  return NULL;
+}
+
+static int valid_offset(const job *j, gint64 off) { return off >= 0 && (size_t)off < j->len; }
+
+/* Sets the part's Content-Transfer-Encoding to quoted-printable. */
+static int set_cte_qp(job *j, GMimeObject *part) {
+  const char *eol = j->crlf ? "\r\n" : "\n";
+  GMimeHeader *h = find_header(part, "Content-Transfer-Encoding");
+  size_t start, end;
+  if (h) {
+    gint64 off = g_mime_header_get_offset(h);
+    if (!valid_offset(j, off)) return -1;
+    start = (size_t)off;
+    end = header_end(j->msg, j->len, start);
+  } else {
+    GMimeHeader *ct = find_header(part, "Content-Type");
+    if (!ct || !valid_offset(j, g_mime_header_get_offset(ct))) return -1;
+    start = end = header_end(j->msg, j->len, (size_t)g_mime_header_get_offset(ct));
+  }
+  edit *e = edit_add(&j->ed, start, end);
+  if (!e || mb_buf_puts(&e->data, "Content-Transfer-Encoding: quoted-printable") < 0 || mb_buf_puts(&e->data, eol) < 0)
+    return -1;
+  return 0;
+}
+
+/* ---- byte helpers ---- */
+
+static int is_utf8_label(const char *cs) {
+  return !cs || !*cs || !g_ascii_strcasecmp(cs, "utf-8") || !g_ascii_strcasecmp(cs, "utf8") ||
+         !g_ascii_strcasecmp(cs, "us-ascii") || !g_ascii_strcasecmp(cs, "ascii");
+}
+
+/* iconv over a whole buffer; -1 on any invalid or incomplete input. */
+static int convert(const char *to, const char *from, const char *in, size_t n, mb_buf *out) {
+  iconv_t cd = g_mime_iconv_open(to, from);
+  if (cd == (iconv_t)-1) return -1;
+  out->len = 0;
+  int rc = 0;
+  char *ip = (char *)in;
+  size_t il = n;
+  while (il > 0) {
+    if (mb_buf_reserve(out, il * 4 + 64) < 0) {
+      rc = -1;
+      break;
+    }
+    char *op = out->data + out->len;
+    size_t ol = out->cap - out->len;
+    size_t r = iconv(cd, &ip, &il, &op, &ol);
+    out->len = (size_t)(op - out->data);
+    if (r == (size_t)-1 && errno != E2BIG) {
+      rc = -1;
+      break;
+    }
+  }
+  if (rc == 0) { /* flush a stateful encoder (ISO-2022-JP back to ASCII) */
+    if (mb_buf_reserve(out, 64) < 0) rc = -1;
+    else {
+      char *op = out->data + out->len;
+      size_t ol = out->cap - out->len;
+      if (iconv(cd, NULL, NULL, &op, &ol) == (size_t)-1) rc = -1;
+      out->len = (size_t)(op - out->data);
+    }
+  }
+  g_mime_iconv_close(cd);
+  return rc;
+}
+
+static int crlf_to_lf(const char *in, size_t n, mb_buf *out) {
+  out->len = 0;
+  if (mb_buf_reserve(out, n + 1) < 0) return -1;
+  char *o = out->data;
+  for (size_t i = 0; i < n; i++) {
+    if (in[i] == '\r' && i + 1 < n && in[i + 1] == '\n') continue;
+    *o++ = in[i];
+  }
+  out->len = (size_t)(o - out->data);
+  return 0;
+}
+
+static int lf_to_eol(const char *in, size_t n, int crlf, mb_buf *out) {
+  if (!crlf) return mb_buf_append(out, in, n);
+  if (mb_buf_reserve(out, n * 2) < 0) return -1;
+  char *o = out->data + out->len;
+  for (size_t i = 0; i < n; i++) {
+    if (in[i] == '\n') *o++ = '\r';
+    *o++ = in[i];
+  }
+  out->len = (size_t)(o - out->data);
+  return 0;
+}
+
+/* Length of the line ending at the end of p[0..n): 2, 1 or 0. */
+static size_t trailing_eol(const char *p, size_t n) {
+  if (n >= 2 && p[n - 2] == '\r' && p[n - 1] == '\n') return 2;
+  if (n >= 1 && p[n - 1] == '\n') return 1;
+  return 0;
+}
+
+static size_t longest_line(const char *p, size_t n) {
+  size_t best = 0;
+  const char *end = p + n;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t l = (size_t)((nl ? nl : end) - p);
+    if (l && nl && p[l - 1] == '\r') l--;
+    if (l > best) best = l;
+    p = nl ? nl + 1 : end;
+  }
+  return best;
+}
+
+/* Well-formed base64 body: alphabet, whitespace, '=' padding only at the
+ * end, and a whole number of quanta. */
+static int base64_complete(const char *p, size_t n) {
+  size_t chars = 0, pad = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
+    if (c == '=') {
+      pad++;
+      chars++;
+      continue;
+    }
+    if (pad) return 0;
+    if (!(g_ascii_isalnum(c) || c == '+' || c == '/')) return 0;
+    chars++;
+  }
+  return chars % 4 == 0 && pad <= 2;
+}
+
+static int decode_transfer(GMimeContentEncoding enc, const char *raw, size_t n, mb_buf *out) {
+  GMimeEncoding st;
+  g_mime_encoding_init_decode(&st, enc);
+  out->len = 0;
+  if (mb_buf_reserve(out, n + 16) < 0) return -1;
+  out->len = g_mime_encoding_step(&st, raw, n, out->data);
+  return 0;
+}
+
+static int encode_transfer(GMimeContentEncoding enc, const char *in, size_t n, mb_buf *out) {
+  GMimeEncoding st;
+  g_mime_encoding_init_encode(&st, enc);
+  size_t cap = g_mime_encoding_outlen(&st, n) + 256;
+  out->len = 0;
+  if (mb_buf_reserve(out, cap) < 0) return -1;
+  out->len = g_mime_encoding_flush(&st, in, n, out->data);
+  return 0;
+}
+
+/* ---- one HTML part ---- */
+
+static int html_write(void *ctx, const char *p, size_t n) { return mb_buf_append(ctx, p, n); }
+
+/* Rewrites one text/html leaf. Returns 1 when it added an edit, 0 when the
+ * part is left alone, -1 when memory ran out. */
+static int rewrite_part(job *j, GMimePart *part) {
+  GMimeObject *obj = GMIME_OBJECT(part);
+  GMimeDataWrapper *w = g_mime_part_get_content(part);
+  GMimeStream *s = w ? g_mime_data_wrapper_get_stream(w) : NULL;
+  if (!s) return 0;
+  gint64 bs = s->bound_start, be = s->bound_end < 0 ? (gint64)j->len : s->bound_end;
+  if (bs < 0 || be < bs || (size_t)be > j->len) return 0;
+  const char *raw = j->msg + bs;
+  size_t rawlen = (size_t)(be - bs);
+  size_t raw_eol = trailing_eol(raw, rawlen);
+
+  GMimeContentEncoding enc = g_mime_part_get_content_encoding(part);
+  const char *charset = g_mime_object_get_content_type_parameter(obj, "charset");
+  int rc = -1;
+  mb_buf dec, conv, html, tmp, enc_out;
+  mb_buf_init(&dec), mb_buf_init(&conv), mb_buf_init(&html), mb_buf_init(&tmp), mb_buf_init(&enc_out);
+
+  /* 1. transfer decoding, into text whose lines end in LF for QP and
+   *    base64, as written for the identity encodings */
+  const char *text;
+  size_t tlen, tail = 0;
+  switch (enc) {
+  case GMIME_CONTENT_ENCODING_BASE64:
+    if (!base64_complete(raw, rawlen)) goto skip;
+    if (decode_transfer(enc, raw, rawlen, &dec) < 0) goto out;
+    text = dec.data ? dec.data : "", tlen = dec.len;
+    break;
+  case GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE:
+    if (decode_transfer(enc, raw, rawlen, &tmp) < 0 || crlf_to_lf(tmp.data ? tmp.data : "", tmp.len, &dec) < 0)
+      goto out;
+    text = dec.data ? dec.data : "", tlen = dec.len;
+    tail = trailing_eol(text, tlen);
+    break;
+  case GMIME_CONTENT_ENCODING_DEFAULT:
+  case GMIME_CONTENT_ENCODING_7BIT:
+  case GMIME_CONTENT_ENCODING_8BIT:
+  case GMIME_CONTENT_ENCODING_BINARY:
+    text = raw, tlen = rawlen;
+    tail = raw_eol;
+    break;
+  default:
+    goto skip; /* uuencode and unknown encodings */
+  }
+  tlen -= tail; /* the pixel goes before the final line break, not after it */
+  char tail_bytes[2];
+  memcpy(tail_bytes, text + tlen, tail);
+
+  /* 2. charset: work in UTF-8; only when the round trip is exact */
+  int converted = 0;
+  if (!is_utf8_label(charset)) {
+    if (convert("UTF-8", charset, text, tlen, &conv) < 0) goto skip;
+    if (convert(charset, "UTF-8", conv.data ? conv.data : "", conv.len, &tmp) < 0 || tmp.len != tlen ||
+        memcmp(tmp.data ? tmp.data : "", text, tlen) != 0)
+      goto skip;
+    text = conv.data ? conv.data : "", tlen = conv.len;
+    converted = 1;
+  }
+
+  /* 3. the HTML */
+  size_t mark = j->res->links.n;
+  mb_html_opts o = {.write = html_write,
+                    .write_ctx = &html,
+                    .link = mb_links_rewrite,
+                    .link_ctx = &j->res->links,
+                    .pixel = j->pixel.data,
+                    .pixel_len = j->pixel.len,
+                    .pixel_prefix = j->pixel_prefix.data,
+                    .pixel_prefix_len = j->pixel_prefix.len};
+  mb_html_result hr;
+  if (mb_html_rewrite(j->html, &o, text, tlen, &hr) < 0) goto out;
+  if (hr.already_tracked || (hr.links_rewritten == 0 && !hr.pixel_inserted)) {
+    mb_links_rollback(&j->res->links, mark);
+    rc = 0;
+    goto out;
+  }
+  if (mb_buf_append(&html, tail_bytes, tail) < 0) goto out;
+
+  if (converted) {
+    if (convert(charset, "UTF-8", html.data ? html.data : "", html.len, &tmp) < 0) goto rollback;
+    mb_buf t = html;
+    html = tmp;
+    tmp = t;
+  }
+
+  /* 4. transfer encoding back, in the message's line ending */
+  edit *e = edit_add(&j->ed, (size_t)bs, (size_t)be);
+  if (!e) goto out;
+  mb_buf *nb = &e->data;
+  int to_qp = 0;
+  switch (enc) {
+  case GMIME_CONTENT_ENCODING_BASE64:
+  case GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE:
+    if (encode_transfer(enc, html.data ? html.data : "", html.len, &enc_out) < 0 ||
+        lf_to_eol(enc_out.data ? enc_out.data : "", enc_out.len, j->crlf, nb) < 0)
+      goto out;
+    break;
+  default:
+    if (longest_line(html.data ? html.data : "", html.len) > MAX_LINE) {
+      to_qp = 1;
+      if (crlf_to_lf(html.data, html.len, &tmp) < 0 ||
+          encode_transfer(GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE, tmp.data ? tmp.data : "", tmp.len, &enc_out) < 0 ||
+          lf_to_eol(enc_out.data ? enc_out.data : "", enc_out.len, j->crlf, nb) < 0)
+        goto out;
+    } else if (mb_buf_append(nb, html.data, html.len) < 0) {
+      goto out;
+    }
+  }
+  /* the range ends with a line ending exactly when the original did */
+  size_t got = trailing_eol(nb->data ? nb->data : "", nb->len);
+  if (got && !raw_eol) nb->len -= got;
+  else if (!got && raw_eol && mb_buf_append(nb, j->crlf ? "\r\n" : "\n", j->crlf ? 2 : 1) < 0) goto out;
+  if (to_qp && set_cte_qp(j, obj) < 0) {
+    mb_buf_free(nb);
+    j->ed.n--;
+    goto rollback;
+  }
+  rc = 1;
+  goto out;
+rollback:
+  mb_links_rollback(&j->res->links, mark);
+skip:
+  j->res->parts_skipped++;
+  rc = 0;
+out:
+  mb_buf_free(&dec), mb_buf_free(&conv), mb_buf_free(&html), mb_buf_free(&tmp), mb_buf_free(&enc_out);
+  return rc;
+}
+
+/* ---- the tree ---- */
+
+static int walk(job *j, GMimeObject *o, int depth) {
+  if (depth > MAX_DEPTH) return 0;
+  GMimeContentType *ct = g_mime_object_get_content_type(o);
+  if (GMIME_IS_MULTIPART(o)) {
+    /* signed and encrypted content must stay byte-exact */
+    if (g_mime_content_type_is_type(ct, "multipart", "signed") ||
+        g_mime_content_type_is_type(ct, "multipart", "encrypted"))
+      return 0;
+    GMimeMultipart *mp = GMIME_MULTIPART(o);
+    int n = g_mime_multipart_get_count(mp), total = 0;
+    for (int i = 0; i < n; i++) {
+      int r = walk(j, g_mime_multipart_get_part(mp, i), depth + 1);
+      if (r < 0) return -1;
+      total += r;
+    }
+    return total;
+  }
+  if (GMIME_IS_MESSAGE_PART(o)) return 0; /* a forwarded message is someone else's */
+  if (GMIME_IS_PART(o) && ct && g_mime_content_type_is_type(ct, "text", "html") &&
+      !g_mime_part_is_attachment(GMIME_PART(o)))
+    return rewrite_part(j, GMIME_PART(o));
+  return 0;
+}
+
+static void parser_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpointer ctx) {
+  (void)offset, (void)item;
+  job *j = ctx;
+  switch (code) {
+  case GMIME_WARN_TRUNCATED_MESSAGE:
+  case GMIME_WARN_MALFORMED_MULTIPART:
+  case GMIME_WARN_MALFORMED_MESSAGE:
+  case GMIME_WARN_PART_WITHOUT_CONTENT:
+  case GMIME_CRIT_INVALID_HEADER_NAME:
+  case GMIME_CRIT_CONFLICTING_HEADER:
+  case GMIME_CRIT_CONFLICTING_PARAMETER:
+  case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY:
+  case GMIME_CRIT_NESTING_OVERFLOW:
+  case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT:
+    j->parse_trouble = 1;
+    break;
+  default:
+    break;
+  }
+}
+
+/* ---- identity ---- */
+
+static void add_addresses(InternetAddressList *list, GPtrArray *out) {
+  if (!list) return;
+  int n = internet_address_list_length(list);
+  for (int i = 0; i < n; i++) {
+    InternetAddress *a = internet_address_list_get_address(list, i);
+    if (INTERNET_ADDRESS_IS_MAILBOX(a)) {
+      const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(a));
+      if (!addr || !*addr) continue;
+      int dup = 0;
+      for (guint k = 0; k < out->len && !dup; k++) dup = g_ascii_strcasecmp(out->pdata[k], addr) == 0;
+      if (!dup) g_ptr_array_add(out, g_strdup(addr));
+    } else if (INTERNET_ADDRESS_IS_GROUP(a)) {
+      add_addresses(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a)), out);
+    }
+  }
+}
+
+static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
+
+static int identify(job *j, GMimeMessage *m, const mb_identity *id) {
+  mb_rewrite_result *r = j->res;
+  if (id && id->sender) {
+    r->rep = xstrdup(id->sender);
+  } else {
+    GPtrArray *from = g_ptr_array_new_with_free_func(g_free);
+    add_addresses(g_mime_message_get_from(m), from);
+    r->rep = xstrdup(from->len ? from->pdata[0] : "");
+    g_ptr_array_unref(from);
+  }
+  GPtrArray *rc = g_ptr_array_new_with_free_func(g_free);
+  if (id && id->nrecipients) {
+    for (size_t i = 0; i < id->nrecipients; i++) g_ptr_array_add(rc, g_strdup(id->recipients[i]));
+  } else {
+    add_addresses(g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_TO), rc);
+    add_addresses(g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_CC), rc);
+  }
+  r->recipients = calloc(rc->len + 1, sizeof *r->recipients);
+  if (r->recipients)
+    for (guint i = 0; i < rc->len; i++) r->recipients[r->nrecipients++] = xstrdup(rc->pdata[i]);
+  g_ptr_array_unref(rc);
+  r->message_id = xstrdup(g_mime_message_get_message_id(m));
+  r->subject = xstrdup(g_mime_message_get_subject(m));
+  return r->rep && r->recipients ? 0 : -1;
+}
+
+static int all_never_track(const mb_config *cfg, const mb_rewrite_result *r) {
+  if (r->nrecipients == 0 || cfg->never_track_n == 0) return 0;
+  for (size_t i = 0; i < r->nrecipients; i++)
+    if (!mb_config_never_track(cfg, r->recipients[i])) return 0;
+  return 1;
+}
+
+/* ---- the message ---- */
+
+static int assemble(job *j) {
+  mb_buf *out = &j->res->out;
+  out->len = 0;
+  qsort(j->ed.v, j->ed.n, sizeof *j->ed.v, edit_cmp);
+  size_t pos = 0;
+  for (size_t i = 0; i < j->ed.n; i++) {
+    edit *e = &j->ed.v[i];
+    if (e->start < pos) return -1; /* overlapping edits: never happens for sane trees */
+    if (mb_buf_append(out, j->msg + pos, e->start - pos) < 0 || mb_buf_append(out, e->data.data, e->data.len) < 0)
+      return -1;
+    pos = e->end;
+  }
+  return mb_buf_append(out, j->msg + pos, j->len - pos);
+}
+
+static int pass_through(job *j, const char *reason) {
+  j->res->skip_reason = reason;
+  j->res->rewritten = 0;
+  j->res->out.len = 0;
+  return mb_buf_append(&j->res->out, j->msg, j->len);
+}
+
+int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_identity *id, const char *msg,
+                       size_t len, mb_rewrite_result *res) {
+  memset(res, 0, sizeof *res);
+  mb_buf_init(&res->out);
+  job j = {.cfg = cfg, .msg = msg, .len = len, .res = res};
+  mb_buf_init(&j.pixel);
+  mb_buf_init(&j.pixel_prefix);
+  const char *nl = memchr(msg, '\n', len);
+  j.crlf = nl && nl > msg && nl[-1] == '\r';
+  if (id && id->message) memcpy(res->message, id->message, 16);
+  else uuid_generate_random(res->message);
+  mb_links_init(&res->links, ring, cfg->base_url, res->message, 0);
+
+  if (len > cfg->max_message_size) return pass_through(&j, "message over max_message_size");
+  if (len == 0) return pass_through(&j, "empty message");
+  pthread_once(&gmime_once, gmime_init);
+
+  int rc = -1;
+  GMimeStream *stream = g_mime_stream_mem_new();
+  g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), TRUE);
+  g_byte_array_append(g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(stream)), (const guint8 *)msg, (guint)len);
+  GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+  GMimeParserOptions *po = g_mime_parser_options_new();
+  g_mime_parser_options_set_warning_callback(po, parser_warning, &j);
+  GMimeMessage *m = g_mime_parser_construct_message(parser, po);
+  GMimeObject *top = m ? GMIME_OBJECT(m) : NULL;
+
+  if (!m || !m->mime_part || j.parse_trouble) {
+    rc = pass_through(&j, "cannot parse the message safely");
+    goto done;
+  }
+  /* X-Mailbeacon: off opts the message out; the header itself goes. */
+  GMimeHeaderList *hl = g_mime_object_get_header_list(top);
+  int opted_out = 0;
+  for (int i = 0; i < g_mime_header_list_get_count(hl); i++) {
+    GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+    if (g_ascii_strcasecmp(g_mime_header_get_name(h), "X-Mailbeacon") != 0) continue;
+    const char *v = g_mime_header_get_value(h);
+    char *t = g_strstrip(g_strdup(v ? v : ""));
+    int off = g_ascii_strcasecmp(t, "off") == 0;
+    g_free(t);
+    gint64 at = g_mime_header_get_offset(h);
+    if (!off || !valid_offset(&j, at)) continue;
+    opted_out = 1;
+    if (!edit_add(&j.ed, (size_t)at, header_end(msg, len, (size_t)at))) goto done;
+  }
+  if (opted_out) {
+    res->skip_reason = "X-Mailbeacon: off";
+    rc = assemble(&j);
+    goto done;
+  }
+  if (find_header(top, "DKIM-Signature")) {
+    rc = pass_through(&j, "already DKIM-signed (run the rewriter before the signer)");
+    goto done;
+  }
+  if (identify(&j, m, id) < 0) goto done;
+  if (all_never_track(cfg, res)) {
+    rc = pass_through(&j, "all recipients are on the never_track list");
+    goto done;
+  }
+  res->token_recipient = res->nrecipients == 1 ? 1 : 0;
+  res->links.recipient = res->token_recipient;
+  if (!(j.html = mb_html_new()) || mb_links_pixel(&res->links, &j.pixel) < 0 ||
+      mb_links_pixel_prefix(&res->links, &j.pixel_prefix) < 0)
+    goto done;
+
+  int parts = walk(&j, m->mime_part, 0);
+  if (parts < 0) goto done;
+  if (parts == 0) {
+    rc = pass_through(&j, res->parts_skipped ? "no HTML part could be rewritten safely"
+                                             : "no HTML part to rewrite (or already rewritten)");
+    goto done;
+  }
+  res->parts_rewritten = (unsigned)parts;
+  if (assemble(&j) < 0 || mb_links_finish(&res->links) < 0) goto done;
+  res->rewritten = 1;
+  rc = 0;
+done:
+  if (m) g_object_unref(m);
+  g_object_unref(parser);
+  g_mime_parser_options_free(po);
+  g_object_unref(stream);
+  mb_html_free(j.html);
+  mb_buf_free(&j.pixel);
+  mb_buf_free(&j.pixel_prefix);
+  edits_free(&j.ed);
+  return rc;
+}
+
+void mb_rewrite_result_free(mb_rewrite_result *res) {
+  mb_buf_free(&res->out);
+  free(res->message_id);
+  free(res->subject);
+  free(res->rep);
+  for (size_t i = 0; i < res->nrecipients; i++) free(res->recipients[i]);
+  free(res->recipients);
+  mb_links_free(&res->links);
+  memset(res, 0, sizeof *res);
+}
+
+void mb_rewrite_sent(const mb_rewrite_result *res, mb_sent *sent) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  memset(sent, 0, sizeof *sent);
+  memcpy(sent->message, res->message, 16);
+  sent->message_id = res->message_id;
+  sent->rep = res->rep;
+  sent->recipients = (const char *const *)res->recipients;
+  sent->nrecipients = res->nrecipients;
+  sent->token_recipient = res->token_recipient;
+  sent->subject = res->subject;
+  sent->sent_at_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+  sent->links = res->links.list;
+  sent->nlinks = res->links.n;
+}

@@ -1,0 +1,55 @@
+/* Whole-message rewrite: finds the HTML parts worth rewriting with GMime,
+ * rewrites each with the streaming HTML rewriter, and splices the results
+ * into the original bytes, so that everything outside those parts stays
+ * byte-identical (headers, boundaries, preamble, epilogue, other parts,
+ * line endings). */
+#ifndef MAILBEACON_MIME_H
+#define MAILBEACON_MIME_H
+
+#include "links.h"
+#include "mailbeacon/codec.h"
+#include "mailbeacon/config.h"
+#include "mailbeacon/keys.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Who the message is from and to; NULL/0 fields come from the headers. */
+typedef struct mb_identity {
+  const char *sender;
+  const char *const *recipients;
+  size_t nrecipients;
+  const uint8_t *message; /* message UUID to use (tests); NULL: a new random one */
+} mb_identity;
+
+typedef struct mb_rewrite_result {
+  int rewritten;           /* out differs from the input in the HTML */
+  const char *skip_reason; /* why nothing was rewritten; NULL when rewritten */
+  mb_buf out;              /* the message to send on (always set when rc == 0) */
+  /* identity and links, for the sent record */
+  uint8_t message[16];
+  char *message_id;
+  char *subject;
+  char *rep;
+  char **recipients;
+  size_t nrecipients;
+  uint16_t token_recipient;
+  mb_links links;
+  unsigned parts_rewritten;
+  unsigned parts_skipped; /* HTML parts left alone (bad encoding, charset, ...) */
+} mb_rewrite_result;
+
+/* Rewrites msg. Returns 0 with res filled (res->out holds the message to
+ * send on: the input itself when skipped, less an "X-Mailbeacon: off"
+ * header), or -1 when memory ran out (send the input unchanged). Free res
+ * with mb_rewrite_result_free either way. Thread-safe. */
+int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_identity *id, const char *msg,
+                       size_t len, mb_rewrite_result *res);
+
+void mb_rewrite_result_free(mb_rewrite_result *res);
+
+/* Fills a sent record from a result (pointers into res). */
+struct mb_sent;
+void mb_rewrite_sent(const mb_rewrite_result *res, struct mb_sent *sent);
+
+#endif

@@ -1,0 +1,98 @@
+#include "mailbeacon/config.h"
+#include "testutil.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+#include <unistd.h>
+
+static int parse(mb_config *c, const char *text, char *err, size_t errlen) {
+  mb_config_defaults(c);
+  return mb_config_parse(c, "test.conf", text, strlen(text), err, errlen);
+}
+
+static void defaults_and_file(void **state) {
+  (void)state;
+  mb_config c;
+  char err[512];
+  assert_int_equal(parse(&c,
+                         "# comment\n"
+                         "base_url = https://t.example.com/\n"
+                         "key_file /etc/mb/keys\n"
+                         "  never_track = ourco.example, Boss@Partner.example ,\n"
+                         "redis = \"127.0.0.1:6380\"\n"
+                         "max_message_size = 10M\n",
+                         err, sizeof err),
+                   0);
+  assert_string_equal(c.base_url, "https://t.example.com"); /* trailing slash dropped */
+  assert_string_equal(c.key_file, "/etc/mb/keys");
+  assert_string_equal(c.redis, "127.0.0.1:6380");
+  assert_string_equal(c.redis_stream, "mailbeacon:events");
+  assert_int_equal(c.max_message_size, 10 * 1024 * 1024);
+  assert_int_equal(c.never_track_n, 2);
+  assert_true(mb_config_never_track(&c, "dana@ourco.example"));
+  assert_true(mb_config_never_track(&c, "x@sales.OURCO.example"));
+  assert_true(mb_config_never_track(&c, "boss@partner.example"));
+  assert_false(mb_config_never_track(&c, "other@partner.example"));
+  assert_false(mb_config_never_track(&c, "x@notourco.example"));
+}
+
+static void errors_name_file_line_key(void **state) {
+  (void)state;
+  mb_config c;
+  char err[512];
+  struct {
+    const char *text, *want;
+  } cases[] = {
+      {"base_url = https://a\nbogus = 1\n", "test.conf:2: unknown key 'bogus'"},
+      {"\n\nmax_message_size = lots\n", "test.conf:3: key 'max_message_size'"},
+      {"max_message_size = 2G\n", "test.conf:1: key 'max_message_size'"},
+      {"base_url = ftp://x\n", "test.conf:1: key 'base_url'"},
+      {"base_url = https://x/y?z\n", "test.conf:1: key 'base_url'"},
+      {"redis = \"unterminated\n", "test.conf:1: key 'redis': unterminated"},
+      {"= value\n", "test.conf:1: expected 'key = value'"},
+      {"never_track = @x\n", "test.conf:1: never_track"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    err[0] = '\0';
+    assert_int_equal(parse(&c, cases[i].text, err, sizeof err), -1);
+    if (!strstr(err, cases[i].want)) fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].want);
+  }
+}
+
+static void environment_wins(void **state) {
+  (void)state;
+  char dir[] = "/tmp/mb-test-config-XXXXXX", file[300], err[512];
+  assert_non_null(mkdtemp(dir));
+  snprintf(file, sizeof file, "%s/mb.conf", dir);
+  const char *text = "base_url = https://file.example\nspool_dir = /var/x\n";
+  assert_int_equal(test_write_file(file, text, strlen(text)), 0);
+  setenv("MAILBEACON_BASE_URL", "https://env.example", 1);
+  setenv("MAILBEACON_MAX_MESSAGE_SIZE", "64K", 1);
+  mb_config c;
+  assert_int_equal(mb_config_load(&c, file, err, sizeof err), 0);
+  assert_string_equal(c.base_url, "https://env.example");
+  assert_string_equal(c.spool_dir, "/var/x");
+  assert_int_equal(c.max_message_size, 64 * 1024);
+  /* no file at all: defaults + environment */
+  assert_int_equal(mb_config_load(&c, NULL, err, sizeof err), 0);
+  assert_string_equal(c.base_url, "https://env.example");
+  setenv("MAILBEACON_MAX_MESSAGE_SIZE", "12Q", 1);
+  assert_int_equal(mb_config_load(&c, NULL, err, sizeof err), -1);
+  assert_non_null(strstr(err, "environment MAILBEACON_MAX_MESSAGE_SIZE: key 'max_message_size'"));
+  unsetenv("MAILBEACON_BASE_URL");
+  unsetenv("MAILBEACON_MAX_MESSAGE_SIZE");
+  assert_int_equal(mb_config_load(&c, "/nonexistent/mb.conf", err, sizeof err), -1);
+  assert_non_null(strstr(err, "/nonexistent/mb.conf"));
+  unlink(file);
+  rmdir(dir);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {cmocka_unit_test(defaults_and_file), cmocka_unit_test(errors_name_file_line_key),
+                                     cmocka_unit_test(environment_wins)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
