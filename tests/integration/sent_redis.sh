@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The "sent" record reaches a real Redis stream; with Redis stopped it is
+# spooled on disk (mail is not held up) and replayed, in order and once,
+# when Redis is back.
+# usage: sent_redis.sh MAILBEACON_REWRITE DATA_DIR
+set -euo pipefail
+rewrite=$1 data=$2
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../scripts/lib/services.sh"
+MB_RUN=$(mktemp -d /tmp/mb-sent-redis.XXXXXX)
+port=$(mb_free_port)
+trap 'mb_redis_stop $port; rm -rf "$MB_RUN"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+mb_redis_start "$port"
+"$rewrite" --keygen "$MB_RUN/keys" >/dev/null
+mkdir -p "$MB_RUN/spool"
+export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_KEY_FILE=$MB_RUN/keys \
+  MAILBEACON_REDIS=127.0.0.1:$port MAILBEACON_SPOOL_DIR=$MB_RUN/spool MAILBEACON_REDIS_STREAM=mb:test
+rcli() { redis-cli -p "$port" "$@"; }
+
+# 1. Redis up: one entry per rewritten message, with the fields documented in docs/events.md.
+"$rewrite" < "$data/01-single-html-7bit.eml" > "$MB_RUN/01.out"
+[ "$(rcli XLEN mb:test)" = 1 ] || fail "expected 1 entry, got $(rcli XLEN mb:test)"
+link=$(grep -o 'https://t.mailbeacon.test/c/[^"]*' "$MB_RUN/01.out" | head -1 | sed 's/&amp;/\&/g')
+msg=$("$rewrite" --explain "$link" | python3 -c 'import json,sys; print(json.load(sys.stdin)["message"])')
+rcli --raw XRANGE mb:test - + > "$MB_RUN/entry1"
+python3 - "$MB_RUN/entry1" "$msg" <<'PY'
+import json, sys
+lines = open(sys.argv[1], encoding="utf-8").read().split("\n")
+f = dict(zip(lines[1:-1:2], lines[2:-1:2]))
+assert f["type"] == "sent" and f["v"] == "1", f
+assert f["message"] == sys.argv[2], (f["message"], sys.argv[2])
+links = json.loads(f["links"])
+assert [l["i"] for l in links] == [1, 2, 3], links
+assert all(l["url"].startswith("https://example.com/") for l in links), links
+rc = json.loads(f["recipients"])
+assert rc and rc[0]["i"] == 1 and "@" in rc[0]["addr"], rc
+assert f["rep"].endswith("@ourco.example"), f["rep"]
+assert f["subject"] and f["message_id"] and int(f["sent_at"]) > 1.6e15, f
+PY
+
+# 2. Redis down: the message is still rewritten and the record is spooled.
+mb_redis_stop "$port"
+"$rewrite" < "$data/03-alternative-qp-latin1.eml" > "$MB_RUN/03.out" 2> "$MB_RUN/03.err"
+grep -q 't.mailbeacon.test/c/' "$MB_RUN/03.out" || fail "message not rewritten while Redis is down"
+grep -q 'spooled' "$MB_RUN/03.err" || fail "no spool notice: $(cat "$MB_RUN/03.err")"
+[ "$(stat -c %s "$MB_RUN/spool/sent.spool")" -gt 16 ] || fail "spool is empty"
+
+# 3. Redis back (its append-only file kept entry 1): the spool is replayed before the new record.
+mb_redis_start "$port"
+"$rewrite" < "$data/19-lf-only.eml" > "$MB_RUN/19.out"
+[ "$(rcli XLEN mb:test)" = 3 ] || fail "expected 3 entries, got $(rcli XLEN mb:test)"
+[ "$(stat -c %s "$MB_RUN/spool/sent.spool")" = 16 ] || fail "spool not emptied after replay"
+ids=$(rcli --raw XRANGE mb:test - + | awk 'prev=="message_id"{print} {prev=$0}')
+expect=$(for f in 01-single-html-7bit 03-alternative-qp-latin1 19-lf-only; do
+  grep -i -m1 '^Message-ID:' "$data/$f.eml" | sed 's/^[^<]*<//; s/>.*//'; done)
+[ "$ids" = "$expect" ] || fail "order or content differs: got [$ids] want [$expect]"
+[ "$(rcli --raw XRANGE mb:test - + | awk 'prev=="message"{print} {prev=$0}' | sort | uniq -d)" = "" ] || fail "a record twice"
+echo "sent_redis: 1 passed, 0 failed"
