@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds mailbeacon and runs every test: plain, then under AddressSanitizer
+# and UndefinedBehaviorSanitizer, then each libFuzzer target for a bounded
+# time (FUZZ_SECONDS each, default 30). Installs missing Debian packages first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+jobs=$(nproc)
+fuzz_seconds=${FUZZ_SECONDS:-30}
+
+echo "== build and test (RelWithDebInfo)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure -j"$jobs")
+
+echo "== build and test under ASan + UBSan"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMB_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j"$jobs")
+
+echo "== fuzz (${fuzz_seconds}s per target)"
+CC=clang cmake -S . -B build-fuzz -DMB_FUZZ=ON -DMB_TESTS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_token fuzz_html fuzz_message fuzz_config
+work=$(mktemp -d /tmp/mb-fuzz.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+seeds_html=$work/seeds-html
+mkdir -p "$seeds_html"
+cp tests/html5/corpus/*.html "$seeds_html"/ 2>/dev/null || true
+for f in tests/data/expected/*.out; do cp "$f" "$seeds_html/$(basename "$f").html"; done
+fuzz() { # fuzz TARGET SEED_DIR [options]
+  local t=$1 seeds=$2; shift 2
+  mkdir -p "$work/$t"
+  "build-fuzz/fuzz/$t" -max_total_time="$fuzz_seconds" -print_final_stats=0 "$@" "$work/$t" "$seeds" \
+    > "$work/$t.log" 2>&1 || { tail -50 "$work/$t.log"; echo "fuzz $t: FAILED"; return 1; }
+  echo "fuzz $t: $(grep -o 'Done [0-9]* runs' "$work/$t.log" | tail -1), no crash"
+}
+fuzz fuzz_token tests/fuzz/corpus
+fuzz fuzz_config tests/fuzz/corpus
+fuzz fuzz_html "$seeds_html" -max_len=65536
+fuzz fuzz_message tests/data -max_len=200000 -rss_limit_mb=4096
+echo "all tests passed"
