@@ -8,11 +8,12 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define TAG_MAX (64 * 1024)  /* longest tag kept whole across chunk boundaries */
 #define VALUE_MAX (16 * 1024) /* longest href/src value examined */
 #define NAME_MAX_LEN 24
-#define FOREIGN_MAX 64
+#define STACK_MAX 512 /* open elements tracked inside SVG/MathML */
 
 enum state {
   S_DATA,
@@ -66,14 +67,19 @@ enum state {
   S_PLAINTEXT
 };
 
-enum tag_kind { T_OTHER, T_A, T_AREA, T_IMG, T_BODY, T_FONT };
+enum tag_kind { T_OTHER, T_A, T_AREA, T_IMG, T_BODY, T_FONT, T_ANNOTATION };
 
-typedef struct foreign_el {
+enum ns { NS_HTML, NS_SVG, NS_MATH };
+enum ip { IP_NONE, IP_HTML, IP_MATHML_TEXT }; /* integration points */
+
+/* An open element. Elements are tracked only while inside SVG or MathML:
+ * that is where the tree builder decides how the tokenizer reads what
+ * follows (raw text or not, CDATA or not). */
+typedef struct open_el {
   char name[NAME_MAX_LEN];
-  unsigned char len;
-  unsigned char svg; /* 1 svg namespace, 0 MathML */
-  unsigned char integration;
-} foreign_el;
+  unsigned char len; /* NAME_MAX_LEN + 1: longer than any name we compare */
+  unsigned char ns, ip;
+} open_el;
 
 /* What one attribute looked like; offsets are relative to the tag's '<'. */
 typedef struct attr {
@@ -107,8 +113,9 @@ struct mb_html {
   int in_attr;
   attr cur;
   /* attributes that matter (first occurrence wins, as in HTML5) */
-  int seen_href, seen_src, seen_dmb, seen_ct, optout, font_breakout;
-  attr href, src, dmb, ct;
+  int seen_href, seen_src, seen_dmb, seen_ct, seen_enc, optout, font_breakout;
+  attr href, src, dmb, ct, enc;
+  int annotation_html; /* <annotation-xml encoding="text/html"> */
 
   /* raw text: the element whose end tag ends it */
   char raw_name[NAME_MAX_LEN];
@@ -118,15 +125,16 @@ struct mb_html {
   char decl[8];
   size_t decl_len;
 
-  foreign_el foreign[FOREIGN_MAX];
-  size_t fdepth;
+  open_el stack[STACK_MAX];
+  size_t depth, overflow;
 
   /* pixel placement */
   int last_is_pixel;   /* the last markup seen was our pixel */
   int pixel_at_body;   /* ... as seen at the last </body> */
 
   mb_html_result res;
-  char value[VALUE_MAX * 2 + 8];
+  char norm[VALUE_MAX * 3];
+  char value[VALUE_MAX * 6 + 8];
   char url[MB_URL_MAX * 3 + 1024];
   char esc[(MB_URL_MAX * 3 + 1024) * 6 + 2];
 };
@@ -167,7 +175,7 @@ void mb_html_reset(mb_html *h, const mb_html_opts *opts) {
   h->hold.len = 0;
   h->tag_track = 0;
   h->tbuf_len = 0;
-  h->fdepth = 0;
+  h->depth = h->overflow = 0;
   h->last_is_pixel = 0;
   h->pixel_at_body = 0;
   memset(&h->res, 0, sizeof h->res);
@@ -212,10 +220,32 @@ static void tag_begin(mb_html *h, const char *lt) {
   h->kind = T_OTHER;
   h->ws_start = -1;
   h->in_attr = 0;
-  h->seen_href = h->seen_src = h->seen_dmb = h->seen_ct = h->optout = h->font_breakout = 0;
+  h->seen_href = h->seen_src = h->seen_dmb = h->seen_ct = h->seen_enc = h->optout = h->font_breakout = 0;
+  h->annotation_html = 0;
 }
 
-static int in_html_ns(const mb_html *h) { return h->fdepth == 0 || h->foreign[h->fdepth - 1].integration; }
+static int tname_is(const mb_html *h, const char *lit) {
+  return h->tname_len <= NAME_MAX_LEN && name_is(h->tname, h->tname_len, lit);
+}
+
+static const open_el *current(const mb_html *h) { return h->depth ? &h->stack[h->depth - 1] : NULL; }
+
+static int el_is(const open_el *e, const char *lit) { return e->len <= NAME_MAX_LEN && name_is(e->name, e->len, lit); }
+
+/* The tree construction dispatcher: does a start tag with the current
+ * name go through the HTML rules (1) or the rules for foreign content (0)? */
+static int start_is_html(const mb_html *h) {
+  const open_el *c = current(h);
+  if (!c || c->ns == NS_HTML || c->ip == IP_HTML) return 1;
+  if (c->ip == IP_MATHML_TEXT) return !tname_is(h, "mglyph") && !tname_is(h, "malignmark");
+  return c->ns == NS_MATH && el_is(c, "annotation-xml") && tname_is(h, "svg");
+}
+
+/* Where CDATA sections exist: the current node is not an HTML element. */
+static int in_foreign(const mb_html *h) {
+  const open_el *c = current(h);
+  return c && c->ns != NS_HTML;
+}
 
 /* The tag name is complete: decide whether its bytes must be kept. */
 static void name_done(mb_html *h) {
@@ -223,7 +253,8 @@ static void name_done(mb_html *h) {
   size_t l = h->tname_len;
   h->kind = T_OTHER;
   if (!h->is_end) {
-    if (name_is(n, l, "a")) h->kind = T_A;
+    if (h->depth && name_is(n, l, "annotation-xml")) h->kind = T_ANNOTATION;
+    else if (name_is(n, l, "a")) h->kind = T_A;
     else if (name_is(n, l, "area")) h->kind = T_AREA;
     else if (name_is(n, l, "img")) h->kind = T_IMG;
     else if (name_is(n, l, "font")) h->kind = T_FONT;
@@ -271,19 +302,36 @@ static void attr_end(mb_html *h) {
     h->seen_dmb = 1;
   } else if (attr_named(a, "data-pm-no-track") || attr_named(a, "ses:no-track")) {
     h->optout = 1;
+  } else if (h->kind == T_ANNOTATION) {
+    if (attr_named(a, "encoding") && !h->seen_enc) h->enc = *a, h->seen_enc = 1;
   } else if (attr_named(a, "clicktracking")) {
     if (!h->seen_ct) h->ct = *a; /* value checked at the tag's end */
     h->seen_ct = 1;
   }
 }
 
-/* Value of a recorded attribute, references decoded, into h->value. */
+/* Value of a recorded attribute into h->value, as the tokenizer sees it:
+ * line breaks normalised (CRLF and CR become LF), NUL replaced by U+FFFD,
+ * character references decoded. (size_t)-1 when it is too long to look at. */
 static size_t attr_value(mb_html *h, const char *tag, const attr *a) {
   if (!a->has_value) return 0;
   size_t s = a->vstart + (size_t)a->quoted, e = a->vend - (size_t)a->quoted;
   if (e <= s) return 0;
   if (e - s > VALUE_MAX) return (size_t)-1;
-  return mb_charref_decode_attr(tag + s, e - s, h->value);
+  size_t n = 0;
+  for (size_t i = s; i < e; i++) {
+    char c = tag[i];
+    if (c == '\r') {
+      h->norm[n++] = '\n';
+      if (i + 1 < e && tag[i + 1] == '\n') i++;
+    } else if (c == '\0') {
+      memcpy(h->norm + n, "\xef\xbf\xbd", 3);
+      n += 3;
+    } else {
+      h->norm[n++] = c;
+    }
+  }
+  return mb_charref_decode_attr(h->norm, n, h->value);
 }
 
 static int value_is_off(mb_html *h, const char *tag, const attr *a) {
@@ -297,36 +345,103 @@ static int value_is_off(mb_html *h, const char *tag, const attr *a) {
          lower((unsigned char)v[2]) == 'f';
 }
 
-static void push_foreign(mb_html *h) {
-  if (h->fdepth == FOREIGN_MAX) return;
-  foreign_el *f = &h->foreign[h->fdepth];
-  const char *n = h->tname;
-  size_t l = h->tname_len > NAME_MAX_LEN ? NAME_MAX_LEN : h->tname_len;
-  if (name_is(n, l, "svg")) f->svg = 1;
-  else if (name_is(n, l, "math")) f->svg = 0;
-  else f->svg = h->fdepth ? h->foreign[h->fdepth - 1].svg : 1;
-  memcpy(f->name, n, l);
-  f->len = (unsigned char)(h->tname_len > NAME_MAX_LEN ? NAME_MAX_LEN + 1 : l);
-  if (f->svg)
-    f->integration = name_is(n, l, "foreignobject") || name_is(n, l, "desc") || name_is(n, l, "title");
-  else
-    f->integration = name_is(n, l, "mi") || name_is(n, l, "mo") || name_is(n, l, "mn") || name_is(n, l, "ms") ||
-                     name_is(n, l, "mtext");
-  h->fdepth++;
-}
-
-/* Start tags that end foreign content (the "any other start tag" breakout
- * list of the rules for parsing tokens in foreign content). */
-static int breaks_out(const char *n, size_t l) {
-  static const char *const list[] = {"b",   "big",  "blockquote", "body", "br",     "center", "code",  "dd",
-                                     "div", "dl",   "dt",         "em",   "embed",  "h1",     "h2",    "h3",
-                                     "h4",  "h5",   "h6",         "head", "hr",     "i",      "img",   "li",
-                                     "listing", "menu", "meta",   "nobr", "ol",     "p",      "pre",   "ruby",
-                                     "s",   "small", "span",      "strong", "strike", "sub",  "sup",   "table",
-                                     "tt",  "u",    "ul",         "var"};
-  for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
+static int in_list(const char *n, size_t l, const char *const *list, size_t count) {
+  for (size_t i = 0; i < count; i++)
     if (name_is(n, l, list[i])) return 1;
   return 0;
+}
+#define IN_LIST(n, l, list) in_list(n, l, list, sizeof list / sizeof list[0])
+
+/* Start tags that end foreign content (the breakout list of "the rules for
+ * parsing tokens in foreign content"). */
+static int breaks_out(const mb_html *h) {
+  static const char *const list[] = {"b",       "big",   "blockquote", "body", "br",     "center", "code", "dd",
+                                     "div",     "dl",    "dt",         "em",   "embed",  "h1",     "h2",   "h3",
+                                     "h4",      "h5",    "h6",         "head", "hr",     "i",      "img",  "li",
+                                     "listing", "menu",  "meta",       "nobr", "ol",     "p",      "pre",  "ruby",
+                                     "s",       "small", "span",       "strong", "strike", "sub",  "sup",  "table",
+                                     "tt",      "u",     "ul",         "var"};
+  if (h->tname_len > NAME_MAX_LEN) return 0;
+  return IN_LIST(h->tname, h->tname_len, list) || (tname_is(h, "font") && h->font_breakout);
+}
+
+/* HTML elements that are not pushed: void elements. */
+static int is_void(const char *n, size_t l) {
+  static const char *const list[] = {"area", "base",  "basefont", "bgsound", "br",    "col",   "embed",
+                                     "frame", "hr",   "img",      "input",   "keygen", "link", "meta",
+                                     "param", "source", "track",  "wbr"};
+  return IN_LIST(n, l, list);
+}
+
+/* The "special" category, where an unmatched end tag stops looking. */
+static int is_special(const open_el *e) {
+  static const char *const html[] = {
+      "address", "applet",   "area",    "article",  "aside",    "base",     "basefont", "bgsound", "blockquote",
+      "body",    "br",       "button",  "caption",  "center",   "col",      "colgroup", "dd",      "details",
+      "dir",     "div",      "dl",      "dt",       "embed",    "fieldset", "figcaption", "figure", "footer",
+      "form",    "frame",    "frameset", "h1",      "h2",       "h3",       "h4",       "h5",      "h6",
+      "head",    "header",   "hgroup",  "hr",       "html",     "iframe",   "img",      "input",   "keygen",
+      "li",      "link",     "listing", "main",     "marquee",  "menu",     "meta",     "nav",     "noembed",
+      "noframes", "noscript", "object", "ol",       "p",        "param",    "plaintext", "pre",    "script",
+      "search",  "section",  "select",  "source",   "style",    "summary",  "table",    "tbody",   "td",
+      "template", "textarea", "tfoot",  "th",       "thead",    "title",    "tr",       "track",   "ul",
+      "wbr",     "xmp"};
+  static const char *const math[] = {"mi", "mo", "mn", "ms", "mtext", "annotation-xml"};
+  static const char *const svg[] = {"foreignobject", "desc", "title"};
+  if (e->len > NAME_MAX_LEN) return 0;
+  if (e->ns == NS_HTML) return IN_LIST(e->name, e->len, html);
+  if (e->ns == NS_MATH) return IN_LIST(e->name, e->len, math);
+  return IN_LIST(e->name, e->len, svg);
+}
+
+static void push(mb_html *h, enum ns ns) {
+  if (h->depth == STACK_MAX) {
+    h->overflow++; /* absurdly deep: count, so that end tags stay balanced */
+    return;
+  }
+  open_el *e = &h->stack[h->depth++];
+  size_t l = h->tname_len;
+  e->len = (unsigned char)(l > NAME_MAX_LEN ? NAME_MAX_LEN + 1 : l);
+  memcpy(e->name, h->tname, l > NAME_MAX_LEN ? NAME_MAX_LEN : l);
+  e->ns = (unsigned char)ns;
+  e->ip = IP_NONE;
+  if (ns == NS_SVG && (tname_is(h, "foreignobject") || tname_is(h, "desc") || tname_is(h, "title")))
+    e->ip = IP_HTML;
+  else if (ns == NS_MATH && (tname_is(h, "mi") || tname_is(h, "mo") || tname_is(h, "mn") || tname_is(h, "ms") ||
+                             tname_is(h, "mtext")))
+    e->ip = IP_MATHML_TEXT;
+  else if (ns == NS_MATH && tname_is(h, "annotation-xml") && h->annotation_html)
+    e->ip = IP_HTML;
+}
+
+/* An end tag: pops what the tree builder would pop (see "any other end tag"
+ * in foreign content and in body). */
+static void end_tag(mb_html *h) {
+  if (h->overflow) {
+    h->overflow--;
+    return;
+  }
+  int html_rules = h->depth && h->stack[h->depth - 1].ns == NS_HTML;
+  for (size_t i = h->depth; i > 0; i--) {
+    const open_el *e = &h->stack[i - 1];
+    int same = e->len == h->tname_len && h->tname_len <= NAME_MAX_LEN && memcmp(e->name, h->tname, e->len) == 0;
+    if (!html_rules && e->ns == NS_HTML) html_rules = 1;
+    if (!html_rules) {
+      if (same) {
+        h->depth = i - 1;
+        return;
+      }
+      continue;
+    }
+    if (same && e->ns == NS_HTML) {
+      h->depth = i - 1;
+      return;
+    }
+    if (is_special(e)) return; /* ignored */
+  }
+  /* Nothing open here matched: the tag closes an element outside the SVG or
+   * MathML (the outer HTML elements are not tracked), which closes it too. */
+  if (h->depth && h->tname_len <= NAME_MAX_LEN) h->depth = 0;
 }
 
 /* Tree-construction effects the tokenizer depends on: raw-text elements
@@ -335,30 +450,30 @@ static enum state after_tag(mb_html *h) {
   const char *n = h->tname;
   size_t l = h->tname_len;
   if (h->is_end) {
-    for (size_t i = h->fdepth; i > 0; i--) {
-      foreign_el *f = &h->foreign[i - 1];
-      if (f->len == l && memcmp(f->name, n, l) == 0) {
-        h->fdepth = i - 1;
-        break;
-      }
-    }
+    end_tag(h);
     return S_DATA;
   }
-  if (!in_html_ns(h) && (breaks_out(n, l) || (name_is(n, l, "font") && h->font_breakout))) h->fdepth = 0;
-  if (!in_html_ns(h)) {
-    if (!h->self_closing) push_foreign(h);
+  int html = start_is_html(h);
+  if (!html && breaks_out(h)) {
+    while (h->depth && h->stack[h->depth - 1].ns != NS_HTML && h->stack[h->depth - 1].ip == IP_NONE) h->depth--;
+    html = 1;
+  }
+  if (!html) {
+    if (!h->self_closing) push(h, (enum ns)h->stack[h->depth - 1].ns);
     return S_DATA;
   }
-  if (name_is(n, l, "svg") || name_is(n, l, "math")) {
-    if (!h->self_closing) push_foreign(h);
+  if (tname_is(h, "svg") || tname_is(h, "math")) {
+    if (!h->self_closing) push(h, tname_is(h, "svg") ? NS_SVG : NS_MATH);
     return S_DATA;
   }
+  /* inside an integration point, HTML elements are tracked too */
+  if (h->depth && l <= NAME_MAX_LEN && !is_void(n, l)) push(h, NS_HTML);
   enum state raw = S_DATA;
-  if (name_is(n, l, "script")) raw = S_SCRIPT;
-  else if (name_is(n, l, "style") || name_is(n, l, "xmp") || name_is(n, l, "iframe") || name_is(n, l, "noembed") ||
-           name_is(n, l, "noframes") || name_is(n, l, "textarea") || name_is(n, l, "title"))
+  if (tname_is(h, "script")) raw = S_SCRIPT;
+  else if (tname_is(h, "style") || tname_is(h, "xmp") || tname_is(h, "iframe") || tname_is(h, "noembed") ||
+           tname_is(h, "noframes") || tname_is(h, "textarea") || tname_is(h, "title"))
     raw = S_RAW;
-  else if (name_is(n, l, "plaintext"))
+  else if (tname_is(h, "plaintext"))
     raw = S_PLAINTEXT;
   if (raw != S_DATA) {
     memcpy(h->raw_name, n, l);
@@ -403,7 +518,7 @@ static void rewrite_tag(mb_html *h, const char *p) {
 
   size_t cut_s = 0, cut_e = 0, rep_len = 0;
   const char *rep = NULL;
-  int html = in_html_ns(h) || breaks_out(h->tname, h->tname_len);
+  int html = start_is_html(h) || breaks_out(h);
 
   if (h->kind == T_BODY) {
     /* A real </body>: hold everything from here on; the pixel goes before the last one. */
@@ -414,6 +529,12 @@ static void rewrite_tag(mb_html *h, const char *p) {
     }
     h->pixel_at_body = h->last_is_pixel;
     h->holding = 1;
+  } else if (h->kind == T_ANNOTATION) {
+    if (h->seen_enc) {
+      size_t n = attr_value(h, tag, &h->enc);
+      h->annotation_html = n != (size_t)-1 && ((n == 9 && strncasecmp(h->value, "text/html", 9) == 0) ||
+                                               (n == 21 && strncasecmp(h->value, "application/xhtml+xml", 21) == 0));
+    }
   } else if (h->kind == T_IMG && html) {
     int pixel = 0;
     if (h->seen_src && h->o.pixel_prefix_len) {
@@ -496,7 +617,7 @@ static enum state decl_state(mb_html *h) {
   int can_dash = n <= 2 && memcmp(h->decl, dash, n) == 0;
   int can_doctype = n <= 7;
   for (size_t i = 0; i < n && can_doctype; i++) can_doctype = lower((unsigned char)h->decl[i]) == doctype[i];
-  int can_cdata = !in_html_ns(h) && n <= 7 && memcmp(h->decl, cdata, n) == 0;
+  int can_cdata = in_foreign(h) && n <= 7 && memcmp(h->decl, cdata, n) == 0;
   if (can_dash && n == 2) return S_COMMENT_START;
   if (can_doctype && n == 7) return S_BOGUS_COMMENT; /* DOCTYPE ends at the first '>' too */
   if (can_cdata && n == 7) return S_CDATA;

@@ -1,11 +1,13 @@
-/* html-links FILE: prints, one JSON string per line, the decoded href of
+/* html-links FILE [CHUNK]: prints, one JSON string per line, the decoded href of
  * every <a>/<area> the HTML rewriter treats as a link, in document order.
+ * With CHUNK > 0 the file is fed in pieces of that size, as a stream.
  * Used by tests/html5/check.py to compare the scanner with html5lib. */
 #include "html.h"
 
 #include "mailbeacon/codec.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 static int discard(void *ctx, const char *p, size_t n) {
   (void)ctx, (void)p, (void)n;
@@ -23,8 +25,8 @@ static size_t print_link(void *ctx, const char *href, size_t len, char *out, siz
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: html-links FILE\n");
+  if (argc != 2 && argc != 3) {
+    fprintf(stderr, "usage: html-links FILE [CHUNK]\n");
     return 2;
   }
   FILE *f = fopen(argv[1], "rb");
@@ -41,7 +43,13 @@ int main(int argc, char **argv) {
   mb_html *h = mb_html_new();
   mb_html_opts o = {.write = discard, .link = print_link};
   mb_html_result r;
-  int rc = mb_html_rewrite(h, &o, in.data ? in.data : "", in.len, &r);
+  size_t piece = argc == 3 ? (size_t)atol(argv[2]) : 0;
+  if (piece == 0) piece = in.len ? in.len : 1;
+  mb_html_reset(h, &o);
+  int rc = 0;
+  for (size_t i = 0; i < in.len && rc == 0; i += piece)
+    rc = mb_html_feed(h, in.data + i, in.len - i < piece ? in.len - i : piece);
+  if (rc == 0) rc = mb_html_finish(h, &r);
   mb_html_free(h);
   mb_buf_free(&in);
   return rc < 0 ? 1 : 0;
