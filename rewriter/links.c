@@ -32,10 +32,6 @@ size_t mb_link_target(const char *href, size_t n, char *out) {
   return o;
 }
 
-static int contains(const char *s, size_t n, const char *needle) {
-  return memmem(s, n, needle, strlen(needle)) != NULL;
-}
-
 int mb_link_trackable(const mb_links *l, const char *url, size_t n) {
   size_t rest;
   if (n > 8 && strncasecmp(url, "https://", 8) == 0) rest = 8;
@@ -44,26 +40,28 @@ int mb_link_trackable(const mb_links *l, const char *url, size_t n) {
   if (n > MB_URL_MAX) return 0;
   char c = url[rest];
   if (c == '/' || c == '\\' || c == '?' || c == '#') return 0; /* no host */
-  for (size_t i = 0; i < n; i++)
-    if ((unsigned char)url[i] < 0x20 || url[i] == 0x7f) return 0;
-  if (contains(url, n, "{{") || contains(url, n, "}}") || contains(url, n, "%%") || contains(url, n, "*|") ||
-      contains(url, n, "|*"))
-    return 0;
+  /* one pass: control characters, and the doubled markers of template
+   * placeholders: {{ }} %% *| |* */
+  for (size_t i = 0; i < n; i++) {
+    unsigned char u = (unsigned char)url[i];
+    if (u < 0x20 || u == 0x7f) return 0;
+    if (i + 1 < n) {
+      unsigned char v = (unsigned char)url[i + 1];
+      if ((u == '{' && v == '{') || (u == '}' && v == '}') || (u == '%' && v == '%') || (u == '*' && v == '|') ||
+          (u == '|' && v == '*'))
+        return 0;
+    }
+  }
   if (n > l->base_len && strncasecmp(url, l->base, l->base_len) == 0 && url[l->base_len] == '/') return 0;
   return 1;
 }
 
 size_t mb_links_rewrite(void *ctx, const char *href, size_t n, char *out, size_t cap) {
   mb_links *l = ctx;
-  char url[MB_URL_MAX + 1];
-  if (n > 2 * MB_URL_MAX) return 0;
-  char *tmp = malloc(n + 1);
-  if (!tmp) return 0;
-  size_t ul = mb_link_target(href, n, tmp);
-  int ok = ul <= MB_URL_MAX && mb_link_trackable(l, tmp, ul);
-  if (ok) memcpy(url, tmp, ul);
-  free(tmp);
-  if (!ok || l->n >= 65535) return 0;
+  char url[2 * MB_URL_MAX];
+  if (n > sizeof url) return 0;
+  size_t ul = mb_link_target(href, n, url);
+  if (!mb_link_trackable(l, url, ul) || l->n >= 65535) return 0;
   size_t need = l->base_len + 3 + MB_TOKEN_LEN + 3 + 3 * ul;
   if (need > cap) return 0;
   if (l->n == l->cap) {

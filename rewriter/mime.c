@@ -9,6 +9,7 @@
 #include "html.h"
 #include "mailbeacon/sent.h"
 
+#include <errno.h>
 #include <gmime/gmime.h>
 #include <iconv.h>
 #include <pthread.h>
@@ -32,7 +33,6 @@ typedef struct edits {
 } edits;
 
 typedef struct job {
-  const mb_config *cfg;
   const char *msg;
   size_t len;
   int crlf; /* the message's line ending */
@@ -506,7 +506,7 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
                        size_t len, mb_rewrite_result *res) {
   memset(res, 0, sizeof *res);
   mb_buf_init(&res->out);
-  job j = {.cfg = cfg, .msg = msg, .len = len, .res = res};
+  job j = {.msg = msg, .len = len, .res = res};
   mb_buf_init(&j.pixel);
   mb_buf_init(&j.pixel_prefix);
   const char *nl = memchr(msg, '\n', len);
