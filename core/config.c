@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { T_STR, T_URL, T_LIST, T_SIZE } key_type;
+typedef enum { T_STR, T_URL, T_LIST, T_SIZE, T_BOOL, T_CHOICE } key_type;
 
 typedef struct key_def {
   const char *name;
@@ -17,19 +17,24 @@ typedef struct key_def {
   size_t offset;
   size_t size; /* for strings: capacity */
   const char *def;
-  uint64_t min, max; /* for sizes */
+  uint64_t min, max;   /* for sizes */
+  const char *choices; /* for T_CHOICE: '|'-separated */
 } key_def;
 
 #define STR(f) offsetof(mb_config, f), sizeof(((mb_config *)0)->f)
 static const key_def keys[] = {
-    {"base_url", T_URL, STR(base_url), "", 0, 0},
-    {"key_file", T_STR, STR(key_file), "/etc/mailbeacon/keys", 0, 0},
-    {"never_track", T_LIST, STR(never_track), "", 0, 0},
-    {"redis", T_STR, STR(redis), "", 0, 0},
-    {"redis_stream", T_STR, STR(redis_stream), "mailbeacon:events", 0, 0},
-    {"spool_dir", T_STR, STR(spool_dir), "/var/spool/mailbeacon", 0, 0},
+    {"base_url", T_URL, STR(base_url), "", 0, 0, NULL},
+    {"key_file", T_STR, STR(key_file), "/etc/mailbeacon/keys", 0, 0, NULL},
+    {"never_track", T_LIST, STR(never_track), "", 0, 0, NULL},
+    {"redis", T_STR, STR(redis), "", 0, 0, NULL},
+    {"redis_stream", T_STR, STR(redis_stream), "mailbeacon:events", 0, 0, NULL},
+    {"spool_dir", T_STR, STR(spool_dir), "/var/spool/mailbeacon", 0, 0, NULL},
     {"max_message_size", T_SIZE, offsetof(mb_config, max_message_size), sizeof(uint64_t), "25M", 1024,
-     (uint64_t)1 << 30},
+     (uint64_t)1 << 30, NULL},
+    {"reinject_via", T_CHOICE, STR(reinject_via), "sendmail", 0, 0, "sendmail|smtp"},
+    {"sendmail_path", T_STR, STR(sendmail_path), "/usr/sbin/sendmail", 0, 0, NULL},
+    {"reinject_smtp", T_STR, STR(reinject_smtp), "127.0.0.1:10026", 0, 0, NULL},
+    {"per_recipient", T_BOOL, offsetof(mb_config, per_recipient), sizeof(int), "yes", 0, 1, NULL},
 };
 #undef STR
 
@@ -118,6 +123,33 @@ int mb_config_set(mb_config *c, const char *key, const char *value, const char *
     }
     memcpy(field, &v, sizeof v);
     return 0;
+  }
+  case T_BOOL: {
+    int v;
+    if (!strcasecmp(value, "yes") || !strcasecmp(value, "true") || !strcasecmp(value, "on") || !strcmp(value, "1"))
+      v = 1;
+    else if (!strcasecmp(value, "no") || !strcasecmp(value, "false") || !strcasecmp(value, "off") || !strcmp(value, "0"))
+      v = 0;
+    else {
+      snprintf(err, errlen, "%s: key '%s': '%s' is not yes or no", origin, key, value);
+      return -1;
+    }
+    memcpy(field, &v, sizeof v);
+    return 0;
+  }
+  case T_CHOICE: {
+    size_t vl = strlen(value);
+    for (const char *c = k->choices; c && *c;) {
+      const char *bar = strchr(c, '|');
+      size_t cl = bar ? (size_t)(bar - c) : strlen(c);
+      if (cl == vl && strncmp(c, value, vl) == 0 && vl < k->size) {
+        memcpy(field, value, vl + 1);
+        return 0;
+      }
+      c = bar ? bar + 1 : NULL;
+    }
+    snprintf(err, errlen, "%s: key '%s': '%s' is not one of %s", origin, key, value, k->choices);
+    return -1;
   }
   case T_URL:
   case T_STR:
@@ -261,6 +293,10 @@ int mb_config_dump(const mb_config *c, mb_buf *out) {
       uint64_t v;
       memcpy(&v, field, sizeof v);
       rc = mb_buf_printf(out, "%s = %llu\n", keys[i].name, (unsigned long long)v);
+    } else if (keys[i].type == T_BOOL) {
+      int v;
+      memcpy(&v, field, sizeof v);
+      rc = mb_buf_printf(out, "%s = %s\n", keys[i].name, v ? "yes" : "no");
     } else {
       rc = mb_buf_printf(out, "%s = %s\n", keys[i].name, field);
     }

@@ -1,6 +1,8 @@
 /* mailbeacon-rewrite: the outbound rewriter.
  *
  *   mailbeacon-rewrite [--config F] [--sender ADDR] [--recipient ADDR]... < in.eml > out.eml
+ *   mailbeacon-rewrite [--config F] --milter unix:/path|inet:PORT@HOST
+ *   mailbeacon-rewrite [--config F] --reinject -f SENDER -- RCPT...
  *   mailbeacon-rewrite --keygen FILE
  *   mailbeacon-rewrite [--config F] --explain URL
  *
@@ -8,7 +10,10 @@
  * it cannot parse, Redis down), the message is written out unchanged and the
  * exit status is 0. It exits non-zero only when the output cannot be
  * written, so the MTA keeps the message and tries again. */
+#include "log.h"
+#include "milter.h"
 #include "mime.h"
+#include "reinject.h"
 
 #include "mailbeacon/codec.h"
 #include "mailbeacon/config.h"
@@ -32,6 +37,8 @@ static int verbose;
 
 static void usage(FILE *f) {
   fprintf(f, "usage: " PROG " [--config FILE] [--sender ADDR] [--recipient ADDR]... < in.eml > out.eml\n"
+             "       " PROG " [--config FILE] --milter unix:/path|inet:PORT@HOST\n"
+             "       " PROG " [--config FILE] --reinject -f SENDER -- RECIPIENT...\n"
              "       " PROG " --keygen FILE\n"
              "       " PROG " [--config FILE] --explain URL\n"
              "       " PROG " [--config FILE] --print-config\n"
@@ -188,19 +195,24 @@ int main(int argc, char **argv) {
                                        {"keygen", required_argument, 0, 'k'},
                                        {"explain", required_argument, 0, 'e'},
                                        {"print-config", no_argument, 0, 'p'},
+                                       {"milter", required_argument, 0, 'm'},
+                                       {"reinject", no_argument, 0, 'R'},
                                        {"verbose", no_argument, 0, 'v'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
-  const char *config = NULL, *sender = NULL, *keygen = NULL, *explain_url = NULL;
-  int print_config = 0;
+  const char *config = NULL, *sender = NULL, *keygen = NULL, *explain_url = NULL, *milter = NULL;
+  int print_config = 0, reinject = 0;
   const char **rcpts = calloc((size_t)argc + 1, sizeof *rcpts);
   size_t nrcpts = 0;
   int c;
   if (!rcpts) return EX_OSERR;
-  while ((c = getopt_long(argc, argv, "c:s:r:vh", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "c:s:f:r:vh", opts, NULL)) != -1) {
     switch (c) {
     case 'c': config = optarg; break;
-    case 's': sender = optarg; break;
+    case 's':
+    case 'f': sender = optarg; break;
+    case 'm': milter = optarg; break;
+    case 'R': reinject = 1; break;
     case 'r': rcpts[nrcpts++] = optarg; break;
     case 'k': keygen = optarg; break;
     case 'e': explain_url = optarg; break;
@@ -210,7 +222,7 @@ int main(int argc, char **argv) {
     default: usage(stderr); free(rcpts); return EX_USAGE;
     }
   }
-  if (optind < argc) {
+  if (optind < argc && !reinject) {
     usage(stderr);
     free(rcpts);
     return EX_USAGE;
@@ -244,6 +256,54 @@ int main(int argc, char **argv) {
       return 0;
     }
     return explain(&cfg, explain_url);
+  }
+
+  if (milter) {
+    free(rcpts);
+    if (!cfg_ok) {
+      mb_log(LOG_ERR, "%s", err);
+      return EX_CONFIG;
+    }
+    if (!cfg.base_url[0]) {
+      mb_log(LOG_ERR, "base_url is not set (config file or MAILBEACON_BASE_URL)");
+      return EX_CONFIG;
+    }
+    mb_keyring *ring = mb_keyring_load(cfg.key_file, err, sizeof err);
+    if (!ring) {
+      mb_log(LOG_ERR, "%s", err);
+      return EX_CONFIG;
+    }
+    int rc = mb_milter_run(&cfg, ring, milter);
+    mb_keyring_free(ring);
+    return rc == 0 ? 0 : EX_UNAVAILABLE;
+  }
+
+  if (reinject) {
+    /* Everything goes on, rewritten or not; only a failure to hand the
+     * message on (or a usage error) makes the MTA try again. */
+    int rc = EX_TEMPFAIL;
+    mb_buf in;
+    mb_buf_init(&in);
+    mb_keyring *ring = NULL;
+    if (!sender || optind >= argc) {
+      mb_log(LOG_ERR, "usage: --reinject -f SENDER -- RECIPIENT...");
+    } else if (read_input(&in, UINT64_MAX - 1) < 0) {
+      mb_log(LOG_ERR, "cannot read the message: %s", strerror(errno));
+    } else {
+      if (!cfg_ok) {
+        mb_log(LOG_ERR, "%s; message passed on unchanged", err);
+        mb_config_defaults(&cfg); /* still re-inject, with the default transport */
+      } else if (!cfg.base_url[0]) {
+        mb_log(LOG_ERR, "base_url is not set; message passed on unchanged");
+      } else if (!(ring = mb_keyring_load(cfg.key_file, err, sizeof err))) {
+        mb_log(LOG_ERR, "%s; message passed on unchanged", err);
+      }
+      rc = mb_reinject_run(&cfg, ring, sender, argv + optind, (size_t)(argc - optind), in.data ? in.data : "", in.len);
+    }
+    mb_keyring_free(ring);
+    mb_buf_free(&in);
+    free(rcpts);
+    return rc;
   }
 
   /* Pipe mode. From here on the message always goes out. */

@@ -462,6 +462,13 @@ static int identify(job *j, GMimeMessage *m, const mb_identity *id) {
     add_addresses(g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_TO), rc);
     add_addresses(g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_CC), rc);
   }
+  r->token_recipient = rc->len == 1 ? 1 : 0;
+  if (id && id->copy_for) {
+    guint k = 0;
+    while (k < rc->len && g_ascii_strcasecmp(rc->pdata[k], id->copy_for) != 0) k++;
+    if (k == rc->len) g_ptr_array_add(rc, g_strdup(id->copy_for)); /* a Bcc recipient */
+    r->token_recipient = k + 1 <= 65535 ? (uint16_t)(k + 1) : 0;
+  }
   r->recipients = calloc(rc->len + 1, sizeof *r->recipients);
   if (r->recipients)
     for (guint i = 0; i < rc->len; i++) r->recipients[r->nrecipients++] = xstrdup(rc->pdata[i]);
@@ -558,11 +565,11 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
     goto done;
   }
   if (identify(&j, m, id) < 0) goto done;
-  if (all_never_track(cfg, res)) {
-    rc = pass_through(&j, "all recipients are on the never_track list");
+  if (id && id->copy_for ? mb_config_never_track(cfg, id->copy_for) : all_never_track(cfg, res)) {
+    rc = pass_through(&j, id && id->copy_for ? "the recipient is on the never_track list"
+                                             : "all recipients are on the never_track list");
     goto done;
   }
-  res->token_recipient = res->nrecipients == 1 ? 1 : 0;
   res->links.recipient = res->token_recipient;
   if (!(j.html = mb_html_new()) || mb_links_pixel(&res->links, &j.pixel) < 0 ||
       mb_links_pixel_prefix(&res->links, &j.pixel_prefix) < 0)

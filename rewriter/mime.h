@@ -19,7 +19,11 @@ typedef struct mb_identity {
   const char *sender;
   const char *const *recipients;
   size_t nrecipients;
-  const uint8_t *message; /* message UUID to use (tests); NULL: a new random one */
+  const uint8_t *message; /* message UUID to use; NULL: a new random one */
+  /* A copy for one recipient (per-recipient re-injection): its tokens carry
+   * this recipient's index in the list (added to the list when absent), and
+   * only this recipient is checked against never_track. */
+  const char *copy_for;
 } mb_identity;
 
 typedef struct mb_rewrite_result {

@@ -4,9 +4,10 @@
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev   # compilers, libFuzzer, sanitizers
-  libgmime-3.0-dev libsodium-dev uuid-dev libhiredis-dev zlib1g-dev  # the libraries
+  libgmime-3.0-dev libsodium-dev uuid-dev libhiredis-dev zlib1g-dev libmilter-dev  # the libraries
   libcmocka-dev python3 python3-html5lib                       # tests
   redis-server redis-tools                                      # private Redis for tests and the demo
+  postfix swaks                                                 # private Postfix for the MTA tests
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -19,6 +20,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # Postfix as a package only: no system configuration, no system service.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

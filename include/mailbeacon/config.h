@@ -23,6 +23,11 @@ typedef struct mb_config {
   char redis_stream[128];
   char spool_dir[PATH_MAX];
   uint64_t max_message_size;
+  /* re-injection (mailbeacon-rewrite --reinject) */
+  char reinject_via[16];   /* "sendmail" or "smtp" */
+  char sendmail_path[PATH_MAX];
+  char reinject_smtp[256]; /* host:port of a listener without the content filter */
+  int per_recipient;       /* one copy per recipient, each with its own tokens */
   /* never_track parsed into lower-case entries pointing into never_track_buf */
   size_t never_track_n;
   const char *never_track_list[MB_NEVER_TRACK_MAX];

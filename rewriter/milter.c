@@ -1,0 +1,452 @@
+/* The milter front end (libmilter): collects each message per connection,
+ * rewrites it at end of message with the same core as pipe mode, and hands
+ * the MTA the header changes and the new body.
+ *
+ * Fail open: an error, a message over max_message_size, or one the core
+ * skips is accepted unchanged and logged with its queue id. Once a change
+ * has been sent to the MTA, a later failure tempfails the message instead,
+ * so no half-changed message is ever delivered. */
+#include "milter.h"
+
+#include "log.h"
+#include "mime.h"
+#include "mailbeacon/sent.h"
+#include "mailbeacon/stream.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include <libmilter/mfapi.h>
+
+#define REPLACE_CHUNK 65535
+
+static const mb_config *g_cfg;
+static const mb_keyring *g_ring;
+
+/* outcome counters, logged at shutdown */
+static atomic_ulong n_rewritten, n_skipped, n_failed;
+
+/* Protocol flags negotiated with the MTA. Every connection from one MTA
+ * negotiates the same; callbacks need them to know whether to reply. */
+static atomic_ulong g_proto_flags;
+#define g_proto atomic_load(&g_proto_flags)
+
+typedef struct conn {
+  mb_buf msg;      /* the message as the MTA sees it: headers, CRLF, body */
+  size_t body_at;  /* where the body starts in msg */
+  int too_big;     /* over max_message_size: pass it on unchanged */
+  char *sender;    /* envelope sender */
+  char *auth;      /* {auth_authen}, the rep when present */
+  char **rcpts;    /* envelope recipients */
+  size_t nrcpts, rcap;
+  mb_stream *stream; /* for sent records, opened on first use */
+} conn;
+
+static char *dup_addr(const char *a) {
+  /* "<x@y>" -> "x@y" */
+  if (!a) return strdup("");
+  while (*a == ' ') a++;
+  size_t l = strlen(a);
+  if (l >= 2 && a[0] == '<' && a[l - 1] == '>') {
+    char *s = malloc(l - 1);
+    if (s) memcpy(s, a + 1, l - 2), s[l - 2] = '\0';
+    return s;
+  }
+  return strdup(a);
+}
+
+static void reset_message(conn *c) {
+  c->msg.len = 0;
+  c->body_at = 0;
+  c->too_big = 0;
+  free(c->sender), c->sender = NULL;
+  free(c->auth), c->auth = NULL;
+  for (size_t i = 0; i < c->nrcpts; i++) free(c->rcpts[i]);
+  c->nrcpts = 0;
+}
+
+static conn *get(SMFICTX *ctx) { return smfi_getpriv(ctx); }
+
+static const char *queue_id(SMFICTX *ctx) {
+  const char *q = smfi_getsymval(ctx, "i");
+  return q ? q : "NOQUEUE";
+}
+
+static sfsistat on_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2, unsigned long f3,
+                             unsigned long *pf0, unsigned long *pf1, unsigned long *pf2, unsigned long *pf3) {
+  (void)ctx, (void)f2, (void)f3;
+  unsigned long want_actions = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY;
+  if ((f0 & want_actions) != want_actions) return SMFIS_REJECT; /* the MTA cannot apply our changes */
+  *pf0 = want_actions;
+  /* Header values exactly as written (leading space kept); no reply wanted
+   * for each header or body chunk: fewer round trips per message. */
+  unsigned long want = SMFIP_HDR_LEADSPC | SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_NR_EOH | SMFIP_NR_CONN |
+                       SMFIP_NR_HELO | SMFIP_NR_RCPT | SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA;
+  *pf1 = f1 & want;
+  *pf2 = *pf3 = 0;
+  return SMFIS_CONTINUE;
+}
+
+/* With SMFIP_NR_* negotiated a callback must answer SMFIS_NOREPLY. */
+static sfsistat ok(SMFICTX *ctx, unsigned long flag) {
+  (void)ctx;
+  return flag ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+
+static sfsistat on_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr) {
+  (void)host, (void)addr;
+  conn *c = calloc(1, sizeof *c);
+  if (!c) return ok(ctx, g_proto & SMFIP_NR_CONN);
+  mb_buf_init(&c->msg);
+  smfi_setpriv(ctx, c);
+  return ok(ctx, g_proto & SMFIP_NR_CONN);
+}
+
+static sfsistat on_envfrom(SMFICTX *ctx, char **argv) {
+  conn *c = get(ctx);
+  if (!c) return SMFIS_ACCEPT;
+  reset_message(c);
+  c->sender = dup_addr(argv[0]);
+  const char *auth = smfi_getsymval(ctx, "{auth_authen}");
+  if (auth && *auth) c->auth = strdup(auth);
+  return SMFIS_CONTINUE;
+}
+
+static sfsistat on_envrcpt(SMFICTX *ctx, char **argv) {
+  conn *c = get(ctx);
+  if (c && !c->too_big) {
+    if (c->nrcpts == c->rcap) {
+      size_t n = c->rcap ? c->rcap * 2 : 8;
+      char **r = realloc(c->rcpts, n * sizeof *r);
+      if (!r) {
+        c->too_big = 1; /* cannot keep state: pass the message on unchanged */
+        return ok(ctx, g_proto & SMFIP_NR_RCPT);
+      }
+      c->rcpts = r, c->rcap = n;
+    }
+    char *a = dup_addr(argv[0]);
+    if (a) c->rcpts[c->nrcpts++] = a;
+  }
+  return ok(ctx, g_proto & SMFIP_NR_RCPT);
+}
+
+/* Appends, or marks the message too big to rewrite (memory stays bounded). */
+static void add(conn *c, const void *p, size_t n) {
+  if (c->too_big) return;
+  if (c->msg.len + n > g_cfg->max_message_size || mb_buf_append(&c->msg, p, n) < 0) {
+    c->too_big = 1;
+    mb_buf_free(&c->msg);
+  }
+}
+
+static sfsistat on_header(SMFICTX *ctx, char *name, char *value) {
+  conn *c = get(ctx);
+  if (c) {
+    add(c, name, strlen(name));
+    add(c, ":", 1);
+    if (!(g_proto & SMFIP_HDR_LEADSPC)) add(c, " ", 1);
+    /* folded lines may arrive with bare LF: the message is CRLF throughout */
+    for (const char *p = value; *p; p++) {
+      if (*p == '\n' && (p == value || p[-1] != '\r')) add(c, "\r", 1);
+      add(c, p, 1);
+    }
+    add(c, "\r\n", 2);
+  }
+  return ok(ctx, g_proto & SMFIP_NR_HDR);
+}
+
+static sfsistat on_eoh(SMFICTX *ctx) {
+  conn *c = get(ctx);
+  if (c) {
+    add(c, "\r\n", 2);
+    c->body_at = c->msg.len;
+  }
+  return ok(ctx, g_proto & SMFIP_NR_EOH);
+}
+
+static sfsistat on_body(SMFICTX *ctx, unsigned char *chunk, size_t len) {
+  conn *c = get(ctx);
+  if (c) add(c, chunk, len);
+  return ok(ctx, g_proto & SMFIP_NR_BODY);
+}
+
+/* ---- header differences ---- */
+
+typedef struct field {
+  const char *name, *value; /* value: after the colon, up to its final CRLF */
+  size_t name_len, value_len;
+} field;
+
+/* Splits a header block into fields. Returns the count (at most max). */
+static size_t split_fields(const char *h, size_t len, field *out, size_t max) {
+  size_t n = 0, p = 0;
+  while (p < len && n < max) {
+    if (h[p] == '\r' || h[p] == '\n') break; /* the blank line */
+    const char *colon = memchr(h + p, ':', len - p);
+    if (!colon) break;
+    size_t end = p;
+    for (;;) { /* to the end of the field and its continuation lines */
+      const char *nl = memchr(h + end, '\n', len - end);
+      if (!nl) {
+        end = len;
+        break;
+      }
+      end = (size_t)(nl - h) + 1;
+      if (end >= len || (h[end] != ' ' && h[end] != '\t')) break;
+    }
+    field *f = &out[n++];
+    f->name = h + p;
+    f->name_len = (size_t)(colon - (h + p));
+    f->value = colon + 1;
+    f->value_len = end - (size_t)(colon + 1 - h);
+    if (f->value_len >= 2 && f->value[f->value_len - 2] == '\r') f->value_len -= 2;
+    else if (f->value_len >= 1 && f->value[f->value_len - 1] == '\n') f->value_len -= 1;
+    p = end;
+  }
+  return n;
+}
+
+static int same_name(const field *a, const field *b) {
+  return a->name_len == b->name_len && strncasecmp(a->name, b->name, a->name_len) == 0;
+}
+
+static int same(const field *a, const field *b) {
+  return same_name(a, b) && a->value_len == b->value_len && memcmp(a->value, b->value, a->value_len) == 0;
+}
+
+/* Index (1-based) of field i among the fields of the same name before it. */
+static int occurrence(const field *f, size_t i) {
+  int k = 1;
+  for (size_t j = 0; j < i; j++) k += same_name(&f[j], &f[i]);
+  return k;
+}
+
+static char *cstr(const char *p, size_t n) {
+  char *s = malloc(n + 1);
+  if (s) memcpy(s, p, n), s[n] = '\0';
+  return s;
+}
+
+/* Value for libmilter: without SMFIP_HDR_LEADSPC the MTA adds the space. */
+static char *milter_value(const field *f) {
+  const char *v = f->value;
+  size_t n = f->value_len;
+  if (!(g_proto & SMFIP_HDR_LEADSPC) && n && *v == ' ') v++, n--;
+  return cstr(v, n);
+}
+
+/* Sends the MTA the changes that turn the old header block into the new
+ * one: our rewrite only removes fields, changes a value or adds a field. */
+static int apply_header_changes(SMFICTX *ctx, const char *oh, size_t olen, const char *nh, size_t nlen) {
+  enum { MAXF = 1024 };
+  field *of = malloc(MAXF * sizeof *of), *nf = malloc(MAXF * sizeof *nf);
+  int rc = -1;
+  if (!of || !nf) goto done;
+  size_t on = split_fields(oh, olen, of, MAXF), nn = split_fields(nh, nlen, nf, MAXF);
+  if (on == MAXF || nn == MAXF) goto done;
+  size_t i = 0, j = 0;
+  rc = 0;
+  while (rc == 0 && (i < on || j < nn)) {
+    if (i < on && j < nn && same(&of[i], &nf[j])) {
+      i++, j++;
+    } else if (i < on && j < nn && same_name(&of[i], &nf[j])) { /* value changed */
+      char *name = cstr(of[i].name, of[i].name_len), *value = milter_value(&nf[j]);
+      rc = name && value && smfi_chgheader(ctx, name, occurrence(of, i), value) == MI_SUCCESS ? 0 : -1;
+      free(name), free(value);
+      i++, j++;
+    } else if (i < on && (j == nn || (i + 1 < on && same(&of[i + 1], &nf[j])))) { /* removed */
+      char *name = cstr(of[i].name, of[i].name_len);
+      rc = name && smfi_chgheader(ctx, name, occurrence(of, i), NULL) == MI_SUCCESS ? 0 : -1;
+      free(name);
+      i++;
+    } else if (j < nn) { /* added */
+      char *name = cstr(nf[j].name, nf[j].name_len), *value = milter_value(&nf[j]);
+      rc = name && value && smfi_addheader(ctx, name, value) == MI_SUCCESS ? 0 : -1;
+      free(name), free(value);
+      j++;
+    } else {
+      rc = -1;
+    }
+  }
+done:
+  free(of), free(nf);
+  return rc;
+}
+
+/* ---- end of message ---- */
+
+static void record_sent(conn *c, const mb_rewrite_result *res, const char *qid) {
+  if (!g_cfg->redis[0]) return;
+  char err[512];
+  if (!c->stream) c->stream = mb_stream_new(g_cfg, "sent.spool", err, sizeof err);
+  if (!c->stream) {
+    mb_log(LOG_ERR, "%s: sent record not written: %s", qid, err);
+    return;
+  }
+  mb_sent sent;
+  mb_rewrite_sent(res, &sent);
+  mb_buf store;
+  mb_buf_init(&store);
+  mb_field fields[MB_SENT_FIELDS];
+  if (mb_sent_fields(&sent, &store, fields) < 0) {
+    mb_log(LOG_ERR, "%s: sent record not written: out of memory", qid);
+  } else {
+    int r = mb_stream_add(c->stream, fields, MB_SENT_FIELDS, err, sizeof err);
+    if (r == MB_STREAM_SPOOLED) mb_log(LOG_WARNING, "%s: %s", qid, err);
+    else if (r == MB_STREAM_LOST) mb_log(LOG_ERR, "%s: sent record lost: %s", qid, err);
+  }
+  mb_buf_free(&store);
+}
+
+static sfsistat on_eom(SMFICTX *ctx) {
+  conn *c = get(ctx);
+  const char *qid = queue_id(ctx);
+  if (!c) {
+    atomic_fetch_add(&n_failed, 1);
+    mb_log(LOG_ERR, "%s: no connection state; accepted unchanged", qid);
+    return SMFIS_ACCEPT;
+  }
+  if (c->too_big) {
+    atomic_fetch_add(&n_skipped, 1);
+    mb_log(LOG_INFO, "%s: not rewritten: message over max_message_size", qid);
+    return SMFIS_ACCEPT;
+  }
+  mb_identity id = {.sender = c->auth ? c->auth : c->sender,
+                    .recipients = (const char *const *)c->rcpts,
+                    .nrecipients = c->nrcpts};
+  mb_rewrite_result res;
+  if (mb_rewrite_message(g_cfg, g_ring, &id, c->msg.data ? c->msg.data : "", c->msg.len, &res) < 0) {
+    mb_rewrite_result_free(&res);
+    atomic_fetch_add(&n_failed, 1);
+    mb_log(LOG_ERR, "%s: out of memory; accepted unchanged", qid);
+    return SMFIS_ACCEPT;
+  }
+  /* the opt-out header is removed even though nothing else changes */
+  int opted_out = !res.rewritten && res.skip_reason && !strcmp(res.skip_reason, "X-Mailbeacon: off");
+  if (!res.rewritten && !opted_out) {
+    atomic_fetch_add(&n_skipped, 1);
+    mb_log(LOG_INFO, "%s: not rewritten: %s", qid, res.skip_reason);
+    mb_rewrite_result_free(&res);
+    return SMFIS_ACCEPT;
+  }
+  /* the new header block ends at its first blank line */
+  const char *out = res.out.data;
+  const char *sep = memmem(out, res.out.len, "\r\n\r\n", 4);
+  size_t new_body_at = sep ? (size_t)(sep - out) + 4 : 0;
+  if (!sep || c->body_at < 2) {
+    atomic_fetch_add(&n_failed, 1);
+    mb_log(LOG_ERR, "%s: cannot find the end of the header; accepted unchanged", qid);
+    mb_rewrite_result_free(&res);
+    return SMFIS_ACCEPT;
+  }
+  /* From here on, a failure must not let a half-changed message through. */
+  if (apply_header_changes(ctx, c->msg.data, c->body_at - 2, out, new_body_at - 2) < 0) {
+    atomic_fetch_add(&n_failed, 1);
+    mb_log(LOG_ERR, "%s: the MTA refused a header change; message tempfailed", qid);
+    mb_rewrite_result_free(&res);
+    return SMFIS_TEMPFAIL;
+  }
+  if (res.rewritten) {
+    const unsigned char *b = (const unsigned char *)out + new_body_at;
+    size_t blen = res.out.len - new_body_at;
+    for (size_t off = 0; off < blen; off += REPLACE_CHUNK) {
+      size_t n = blen - off < REPLACE_CHUNK ? blen - off : REPLACE_CHUNK;
+      if (smfi_replacebody(ctx, (unsigned char *)b + off, (int)n) != MI_SUCCESS) {
+        atomic_fetch_add(&n_failed, 1);
+        mb_log(LOG_ERR, "%s: the MTA refused the new body; message tempfailed", qid);
+        mb_rewrite_result_free(&res);
+        return SMFIS_TEMPFAIL;
+      }
+    }
+    char uuid[37];
+    uuid_unparse_lower(res.message, uuid);
+    atomic_fetch_add(&n_rewritten, 1);
+    mb_log(LOG_INFO, "%s: rewritten: message %s, %zu links, %u HTML parts", qid, uuid, res.links.n,
+           res.parts_rewritten);
+    record_sent(c, &res, qid);
+  } else {
+    atomic_fetch_add(&n_skipped, 1);
+    mb_log(LOG_INFO, "%s: not rewritten: X-Mailbeacon: off (header removed)", qid);
+  }
+  mb_rewrite_result_free(&res);
+  return SMFIS_CONTINUE;
+}
+
+static sfsistat on_abort(SMFICTX *ctx) {
+  conn *c = get(ctx);
+  if (c) reset_message(c);
+  return SMFIS_CONTINUE;
+}
+
+static sfsistat on_close(SMFICTX *ctx) {
+  conn *c = get(ctx);
+  if (c) {
+    reset_message(c);
+    free(c->rcpts);
+    mb_buf_free(&c->msg);
+    mb_stream_free(c->stream);
+    free(c);
+    smfi_setpriv(ctx, NULL);
+  }
+  return SMFIS_CONTINUE;
+}
+
+/* Keeps the negotiated protocol flags for the other callbacks. */
+static sfsistat on_negotiate_record(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
+                                    unsigned long f3, unsigned long *pf0, unsigned long *pf1, unsigned long *pf2,
+                                    unsigned long *pf3) {
+  sfsistat r = on_negotiate(ctx, f0, f1, f2, f3, pf0, pf1, pf2, pf3);
+  if (r == SMFIS_CONTINUE) atomic_store(&g_proto_flags, *pf1);
+  return r;
+}
+
+int mb_milter_run(const mb_config *cfg, const mb_keyring *ring, const char *socket_spec) {
+  g_cfg = cfg;
+  g_ring = ring;
+  static struct smfiDesc desc = {
+      .xxfi_name = "mailbeacon",
+      .xxfi_version = SMFI_VERSION,
+      .xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY,
+      .xxfi_connect = on_connect,
+      .xxfi_envfrom = on_envfrom,
+      .xxfi_envrcpt = on_envrcpt,
+      .xxfi_header = on_header,
+      .xxfi_eoh = on_eoh,
+      .xxfi_body = on_body,
+      .xxfi_eom = on_eom,
+      .xxfi_abort = on_abort,
+      .xxfi_close = on_close,
+      .xxfi_negotiate = on_negotiate_record,
+  };
+  if (smfi_setconn((char *)socket_spec) != MI_SUCCESS) {
+    mb_log(LOG_ERR, "bad milter socket '%s' (use unix:/path or inet:PORT@HOST)", socket_spec);
+    return -1;
+  }
+  if (smfi_register(desc) != MI_SUCCESS) {
+    mb_log(LOG_ERR, "smfi_register failed");
+    return -1;
+  }
+  if (smfi_opensocket(true) != MI_SUCCESS) {
+    mb_log(LOG_ERR, "cannot open milter socket '%s': %s", socket_spec, strerror(errno));
+    return -1;
+  }
+  const char *path = NULL;
+  if (!strncmp(socket_spec, "unix:", 5)) path = socket_spec + 5;
+  else if (!strncmp(socket_spec, "local:", 6)) path = socket_spec + 6;
+  else if (socket_spec[0] == '/') path = socket_spec;
+  if (path) chmod(path, 0660);
+  mb_log(LOG_INFO, "milter listening on %s", socket_spec);
+  int rc = smfi_main();
+  if (path) unlink(path);
+  mb_log(LOG_INFO, "milter stopped: %lu rewritten, %lu passed unchanged, %lu failed (accepted or tempfailed)",
+         atomic_load(&n_rewritten), atomic_load(&n_skipped), atomic_load(&n_failed));
+  return rc == MI_SUCCESS ? 0 : -1;
+}

@@ -1,0 +1,13 @@
+/* The milter front end of mailbeacon-rewrite (libmilter). */
+#ifndef MAILBEACON_MILTER_H
+#define MAILBEACON_MILTER_H
+
+#include "mailbeacon/config.h"
+#include "mailbeacon/keys.h"
+
+/* Serves the MTA on socket_spec ("unix:/path" or "inet:PORT@HOST") until
+ * SIGTERM/SIGINT/SIGHUP; removes a Unix socket on the way out.
+ * Returns 0, or -1 when it could not start. */
+int mb_milter_run(const mb_config *cfg, const mb_keyring *ring, const char *socket_spec);
+
+#endif

@@ -1,0 +1,15 @@
+/* The re-injection front end of mailbeacon-rewrite (content filters). */
+#ifndef MAILBEACON_REINJECT_H
+#define MAILBEACON_REINJECT_H
+
+#include "mailbeacon/config.h"
+#include "mailbeacon/keys.h"
+
+#include <stddef.h>
+
+/* Rewrites msg (ring NULL: passes it on unchanged) and hands it on for
+ * sender and rcpts via cfg->reinject_via. Returns 0 or EX_TEMPFAIL. */
+int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *sender, char **rcpts, size_t n,
+                    const char *msg, size_t len);
+
+#endif

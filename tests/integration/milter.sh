@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The milter on its own: the protocol exchange (milter_protocol.py), clean
+# shutdown on SIGTERM, and the Unix socket removed on the way out.
+# usage: milter.sh MAILBEACON_REWRITE DATA_DIR
+set -euo pipefail
+rewrite=$1 data=$2
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../scripts/lib/services.sh"
+MB_RUN=$(mktemp -d /tmp/mb-milter.XXXXXX)
+pid=
+trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$MB_RUN"' EXIT
+fail() { echo "FAIL: $*" >&2; cat "$MB_RUN/milter.log" >&2 || true; exit 1; }
+
+"$rewrite" --keygen "$MB_RUN/keys" >/dev/null
+export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_KEY_FILE=$MB_RUN/keys \
+  MAILBEACON_NEVER_TRACK=ourco.example MAILBEACON_SPOOL_DIR=$MB_RUN
+
+wait_stopped() { # wait_stopped PID: libmilter polls its stop flag, allow 10 s
+  for _ in $(seq 1 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
+  return 1
+}
+
+# 1. TCP socket: the protocol test, then SIGTERM
+port=$(mb_free_port)
+"$rewrite" --milter "inet:$port@127.0.0.1" 2> "$MB_RUN/milter.log" &
+pid=$!
+for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+python3 "$here/milter_protocol.py" "$port" "$MB_RUN/keys" "$rewrite" "$data" || fail "protocol test"
+grep -q "TESTQ1: rewritten" "$MB_RUN/milter.log" || fail "no log line with the queue id"
+kill -TERM $pid
+wait_stopped $pid || fail "milter did not stop on SIGTERM"
+wait $pid || fail "milter exited non-zero"
+grep -q "milter stopped: .* rewritten" "$MB_RUN/milter.log" || fail "no shutdown summary"
+
+# 2. Unix socket: created, then removed on SIGTERM
+sock=$MB_RUN/milter.sock
+"$rewrite" --milter "unix:$sock" 2> "$MB_RUN/milter.log" &
+pid=$!
+for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.05; done
+[ -S "$sock" ] || fail "socket not created"
+kill -TERM $pid
+wait_stopped $pid || fail "milter did not stop on SIGTERM"
+wait $pid || fail "milter exited non-zero"
+pid=
+[ ! -e "$sock" ] || fail "socket file left behind"
+echo "milter: 2 passed, 0 failed"
