@@ -331,14 +331,17 @@ int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *se
     return EX_TEMPFAIL;
   }
   int rewrite = ring != NULL && len <= cfg->max_message_size;
-  int per_copy = rewrite && cfg->per_recipient && n > 1;
+  /* per-recipient copies: each carries its recipient's index; with several
+   * recipients in one call, the ledger keeps a retry from sending twice */
+  int per_copy = rewrite && cfg->per_recipient;
+  int ledger = per_copy && n > 1;
   uint8_t uuid[16], digest[32];
   copy_uuid(msg, len, uuid);
   crypto_hash_sha256(digest, (const uint8_t *)msg, len);
   mb_stream *stream = NULL;
   int rc = 0;
   char path[PATH_MAX + 64];
-  if (per_copy) {
+  if (ledger) {
     char dir[PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s/reinjected", cfg->spool_dir);
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
@@ -348,7 +351,7 @@ int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *se
   }
   /* one copy per recipient, or one copy for all */
   for (size_t i = 0; i < (per_copy ? n : 1) && rc == 0; i++) {
-    if (per_copy) {
+    if (ledger) {
       ledger_path(cfg, digest, rcpts[i], path, sizeof path);
       if (ledger_has(path)) {
         mb_log(LOG_INFO, "copy for %s was handed on by an earlier attempt; not sent again", rcpts[i]);
@@ -375,7 +378,7 @@ int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *se
     if (inject(cfg, sender, per_copy ? &rcpts[i] : rcpts, per_copy ? 1 : n, out, out_len) < 0) {
       rc = EX_TEMPFAIL;
     } else {
-      if (per_copy && ledger_add(path) < 0) mb_log(LOG_WARNING, "cannot record %s: %s", path, strerror(errno));
+      if (ledger && ledger_add(path) < 0) mb_log(LOG_WARNING, "cannot record %s: %s", path, strerror(errno));
       if (res.rewritten) record_sent(cfg, &stream, &res);
       char u[37];
       uuid_unparse_lower(res.message, u);
@@ -389,12 +392,12 @@ int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *se
     mb_rewrite_result_free(&res);
   }
   /* every copy is through: the MTA will not retry, the ledger can go */
-  if (rc == 0 && per_copy)
+  if (rc == 0 && ledger)
     for (size_t i = 0; i < n; i++) {
       ledger_path(cfg, digest, rcpts[i], path, sizeof path);
       unlink(path);
     }
-  if (per_copy) ledger_prune(cfg);
+  if (ledger) ledger_prune(cfg);
   mb_stream_free(stream);
   return rc;
 }
