@@ -227,5 +227,30 @@ found = tokens(decoded_html(head + b"\r\n" + (newbody or b"")))
 check("two recipients: rewritten", len(found) == 4, len(found))
 check("two recipients: index 0", all(verify(t, u) and verify(t, u)["recipient"] == 0 for _, t, u in found))
 m.close()
+
+# 6. many connections at once (libmilter's thread pool): each gets its own
+#    message rewritten, nothing mixed up between connections
+import threading
+
+results = []
+
+
+def worker(k):
+    c = Milter()
+    for n in range(5):
+        rcpt = "r%d.%d@acme.example" % (k, n)
+        name = ("01-single-html-7bit.eml", "12-mixed-related-alternative-pdf.eml", "04-base64-utf8.eml")[n % 3]
+        reply, changes, newbody, sizes, head, body = c.message(load(name), "sam@ourco.example", [rcpt])
+        found = tokens(decoded_html(head + b"\r\n" + (newbody or b"")))
+        results.append(reply == b"c" and len(found) >= 2 and all(verify(t, u) for _, t, u in found))
+    c.close()
+
+
+threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+check("8 concurrent connections x 5 messages", len(results) == 40 and all(results), results.count(False))
 print("milter_protocol: %d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)
