@@ -44,7 +44,25 @@ typedef struct job {
 } job;
 
 static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
-static void gmime_init(void) { g_mime_init(); }
+static pthread_key_t html_key; /* each thread keeps its HTML rewriter (~400 KB of buffers) */
+
+static void free_html(void *h) { mb_html_free(h); }
+
+static void gmime_init(void) {
+  g_mime_init();
+  pthread_key_create(&html_key, free_html);
+}
+
+/* The calling thread's HTML rewriter, made on first use and freed when the
+ * thread ends: its buffers are not allocated and faulted in per message. */
+static mb_html *thread_html(void) {
+  mb_html *h = pthread_getspecific(html_key);
+  if (!h && (h = mb_html_new()) && pthread_setspecific(html_key, h) != 0) {
+    mb_html_free(h);
+    h = NULL;
+  }
+  return h;
+}
 
 static edit *edit_add(edits *e, size_t start, size_t end) {
   if (e->n == e->cap) {
@@ -165,9 +183,16 @@ static int crlf_to_lf(const char *in, size_t n, mb_buf *out) {
   out->len = 0;
   if (mb_buf_reserve(out, n + 1) < 0) return -1;
   char *o = out->data;
-  for (size_t i = 0; i < n; i++) {
-    if (in[i] == '\r' && i + 1 < n && in[i + 1] == '\n') continue;
-    *o++ = in[i];
+  const char *p = in, *end = in + n;
+  while (p < end) {
+    const char *cr = memchr(p, '\r', (size_t)(end - p));
+    size_t run = (size_t)((cr ? cr : end) - p);
+    memcpy(o, p, run);
+    o += run;
+    p += run;
+    if (!cr) break;
+    if (p + 1 < end && p[1] == '\n') p++; /* drop the CR of a CRLF */
+    else *o++ = *p++;                    /* a lone CR stays */
   }
   out->len = (size_t)(o - out->data);
   return 0;
@@ -177,9 +202,17 @@ static int lf_to_eol(const char *in, size_t n, int crlf, mb_buf *out) {
   if (!crlf) return mb_buf_append(out, in, n);
   if (mb_buf_reserve(out, n * 2) < 0) return -1;
   char *o = out->data + out->len;
-  for (size_t i = 0; i < n; i++) {
-    if (in[i] == '\n') *o++ = '\r';
-    *o++ = in[i];
+  const char *p = in, *end = in + n;
+  while (p < end) {
+    const char *lf = memchr(p, '\n', (size_t)(end - p));
+    size_t run = (size_t)((lf ? lf : end) - p);
+    memcpy(o, p, run);
+    o += run;
+    p += run;
+    if (!lf) break;
+    *o++ = '\r';
+    *o++ = '\n';
+    p++;
   }
   out->len = (size_t)(o - out->data);
   return 0;
@@ -243,6 +276,116 @@ static int encode_transfer(GMimeContentEncoding enc, const char *in, size_t n, m
   return 0;
 }
 
+/* ---- quoted-printable, line by line ----
+ * A "logical line" of quoted-printable text runs to a hard line break; soft
+ * breaks ("=" at the end of a physical line) continue it. Each decodes to one
+ * line of text. Decoding and re-encoding line by line lets the lines the
+ * rewrite did not touch keep their original bytes, and saves encoding them. */
+
+typedef struct qp_line {
+  size_t start, end;   /* raw bytes, with the hard break */
+  size_t content_end;  /* raw bytes before the hard break */
+  size_t dstart, dend; /* the decoded line in the decoded text */
+  int hard_break;
+} qp_line;
+
+/* Splits raw into logical lines. Returns the count, or -1 (out of memory). */
+static long qp_split(const char *raw, size_t n, qp_line **out) {
+  size_t cap = 64, k = 0, p = 0;
+  qp_line *v = malloc(cap * sizeof *v);
+  if (!v) return -1;
+  while (p < n) {
+    size_t start = p;
+    for (;;) { /* physical lines until one does not end in a soft break */
+      const char *nl = memchr(raw + p, '\n', n - p);
+      if (!nl) {
+        p = n;
+        break;
+      }
+      size_t e = (size_t)(nl - raw);
+      size_t c = e;
+      if (c > start && raw[c - 1] == '\r') c--;
+      while (c > p && (raw[c - 1] == ' ' || raw[c - 1] == '\t')) c--; /* transport padding */
+      p = e + 1;
+      if (!(c > 0 && c > start && raw[c - 1] == '=')) break;
+    }
+    if (k == cap) {
+      qp_line *nv = realloc(v, (cap *= 2) * sizeof *v);
+      if (!nv) {
+        free(v);
+        return -1;
+      }
+      v = nv;
+    }
+    qp_line *l = &v[k++];
+    l->start = start;
+    l->end = p;
+    l->hard_break = p > start && raw[p - 1] == '\n';
+    l->content_end = p - (size_t)l->hard_break;
+    if (l->hard_break && l->content_end > start && raw[l->content_end - 1] == '\r') l->content_end--;
+  }
+  *out = v;
+  return (long)k;
+}
+
+/* Decodes each logical line on its own into dec (lines joined with LF).
+ * Returns 0, 1 when a line decodes to text holding a line break itself
+ * (=0A): then the lines cannot be mapped and the caller decodes as a whole,
+ * or -1 on out of memory. */
+static int qp_decode_lines(const char *raw, qp_line *lines, size_t k, mb_buf *dec) {
+  dec->len = 0;
+  for (size_t i = 0; i < k; i++) {
+    qp_line *l = &lines[i];
+    size_t n = l->content_end - l->start;
+    if (mb_buf_reserve(dec, n + 2) < 0) return -1;
+    GMimeEncoding st;
+    g_mime_encoding_init_decode(&st, GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE);
+    l->dstart = dec->len;
+    dec->len += g_mime_encoding_step(&st, raw + l->start, n, dec->data + dec->len);
+    l->dend = dec->len;
+    if (memchr(dec->data + l->dstart, '\n', l->dend - l->dstart)) return 1;
+    if (l->hard_break) dec->data[dec->len++] = '\n';
+  }
+  return 0;
+}
+
+/* Re-encodes html (LF lines) against the original lines: an unchanged line
+ * keeps its raw bytes. Returns 0, 1 when the line structure changed (the
+ * caller encodes as a whole), or -1 on out of memory. */
+static int qp_encode_lines(const char *raw, const qp_line *lines, size_t k, const char *dec, const char *html,
+                           size_t hlen, int crlf, mb_buf *out) {
+  size_t pos = 0, mark = out->len;
+  mb_buf enc;
+  mb_buf_init(&enc);
+  for (size_t i = 0; i < k; i++) {
+    const qp_line *l = &lines[i];
+    const char *nl = l->hard_break ? memchr(html + pos, '\n', hlen - pos) : NULL;
+    if (l->hard_break != (nl != NULL) || (i + 1 == k && !l->hard_break && memchr(html + pos, '\n', hlen - pos))) {
+      out->len = mark;
+      mb_buf_free(&enc);
+      return 1;
+    }
+    size_t end = nl ? (size_t)(nl - html) : hlen;
+    size_t len = end - pos;
+    if (len == l->dend - l->dstart && memcmp(html + pos, dec + l->dstart, len) == 0) {
+      if (mb_buf_append(out, raw + l->start, l->end - l->start) < 0) goto oom;
+    } else if (encode_transfer(GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE, html + pos, len + (nl != NULL), &enc) < 0 ||
+               lf_to_eol(enc.data ? enc.data : "", enc.len, crlf, out) < 0) {
+      goto oom;
+    }
+    pos = end + (nl != NULL);
+  }
+  mb_buf_free(&enc);
+  if (pos != hlen) {
+    out->len = mark;
+    return 1;
+  }
+  return 0;
+oom:
+  mb_buf_free(&enc);
+  return -1;
+}
+
 /* ---- one HTML part ---- */
 
 static int html_write(void *ctx, const char *p, size_t n) { return mb_buf_append(ctx, p, n); }
@@ -263,6 +406,8 @@ static int rewrite_part(job *j, GMimePart *part) {
   GMimeContentEncoding enc = g_mime_part_get_content_encoding(part);
   const char *charset = g_mime_object_get_content_type_parameter(obj, "charset");
   int rc = -1;
+  qp_line *qp = NULL; /* quoted-printable lines, when they map one to one */
+  size_t nqp = 0;
   mb_buf dec, conv, html, tmp, enc_out;
   mb_buf_init(&dec), mb_buf_init(&conv), mb_buf_init(&html), mb_buf_init(&tmp), mb_buf_init(&enc_out);
 
@@ -276,12 +421,21 @@ static int rewrite_part(job *j, GMimePart *part) {
     if (decode_transfer(enc, raw, rawlen, &dec) < 0) goto out;
     text = dec.data ? dec.data : "", tlen = dec.len;
     break;
-  case GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE:
-    if (decode_transfer(enc, raw, rawlen, &tmp) < 0 || crlf_to_lf(tmp.data ? tmp.data : "", tmp.len, &dec) < 0)
-      goto out;
+  case GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE: {
+    long k = qp_split(raw, rawlen, &qp);
+    if (k < 0) goto out;
+    nqp = (size_t)k;
+    int r = qp_decode_lines(raw, qp, nqp, &dec);
+    if (r < 0) goto out;
+    if (r == 1) { /* an encoded line break inside a line: decode as a whole */
+      free(qp), qp = NULL, nqp = 0;
+      if (decode_transfer(enc, raw, rawlen, &tmp) < 0 || crlf_to_lf(tmp.data ? tmp.data : "", tmp.len, &dec) < 0)
+        goto out;
+    }
     text = dec.data ? dec.data : "", tlen = dec.len;
     tail = trailing_eol(text, tlen);
     break;
+  }
   case GMIME_CONTENT_ENCODING_DEFAULT:
   case GMIME_CONTENT_ENCODING_7BIT:
   case GMIME_CONTENT_ENCODING_8BIT:
@@ -339,8 +493,15 @@ static int rewrite_part(job *j, GMimePart *part) {
   mb_buf *nb = &e->data;
   int to_qp = 0;
   switch (enc) {
-  case GMIME_CONTENT_ENCODING_BASE64:
   case GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE:
+    if (qp) {
+      int r = qp_encode_lines(raw, qp, nqp, dec.data ? dec.data : "", html.data ? html.data : "", html.len, j->crlf, nb);
+      if (r < 0) goto out;
+      if (r == 0) break;
+    }
+    /* encode the whole part */
+    __attribute__((fallthrough));
+  case GMIME_CONTENT_ENCODING_BASE64:
     if (encode_transfer(enc, html.data ? html.data : "", html.len, &enc_out) < 0 ||
         lf_to_eol(enc_out.data ? enc_out.data : "", enc_out.len, j->crlf, nb) < 0)
       goto out;
@@ -373,6 +534,7 @@ skip:
   j->res->parts_skipped++;
   rc = 0;
 out:
+  free(qp);
   mb_buf_free(&dec), mb_buf_free(&conv), mb_buf_free(&html), mb_buf_free(&tmp), mb_buf_free(&enc_out);
   return rc;
 }
@@ -571,7 +733,7 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
     goto done;
   }
   res->links.recipient = res->token_recipient;
-  if (!(j.html = mb_html_new()) || mb_links_pixel(&res->links, &j.pixel) < 0 ||
+  if (!(j.html = thread_html()) || mb_links_pixel(&res->links, &j.pixel) < 0 ||
       mb_links_pixel_prefix(&res->links, &j.pixel_prefix) < 0)
     goto done;
 
@@ -591,7 +753,6 @@ done:
   g_object_unref(parser);
   g_mime_parser_options_free(po);
   g_object_unref(stream);
-  mb_html_free(j.html);
   mb_buf_free(&j.pixel);
   mb_buf_free(&j.pixel_prefix);
   edits_free(&j.ed);

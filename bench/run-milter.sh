@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Postfix with and without the mailbeacon milter, side by side in one run:
+# a private Postfix with three smtpd listeners that differ only in
+# smtpd_milters (none; the milter on a Unix socket; the milter over TCP),
+# relaying to smtp-sink. Throughput: smtp-source pushing
+# 50 KB HTML messages (SESSIONS parallel sessions, MESSAGES each run).
+# Added latency: one session sending messages one after another, per-message
+# time p50/p99 with the milter minus without. REPS interleaved repetitions.
+# usage: bash bench/run-milter.sh [path/to/mailbeacon-rewrite]   (as root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rewrite=${1:-build/mailbeacon-rewrite}
+[ -x "$rewrite" ] || { echo "no $rewrite: build first (cmake --build build)" >&2; exit 2; }
+reps=${REPS:-3} messages=${MESSAGES:-2000} sessions=${SESSIONS:-8} lat_n=${LATENCY_MESSAGES:-400}
+. scripts/lib/services.sh
+. scripts/lib/postfix.sh
+MB_RUN=$(mktemp -d /tmp/mb-bench-milter.XXXXXX)
+MB_PF=$MB_RUN/pf
+mpid=
+trap '[ -n "$mpid" ] && kill $mpid 2>/dev/null; mb_postfix_stop; rm -rf "$MB_RUN"' EXIT
+
+python3 bench/gen-mail50k.py "$MB_RUN/mail50k.eml"
+"$rewrite" --keygen "$MB_RUN/keys" >/dev/null
+export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_SPOOL_DIR=$MB_RUN
+plain=$(mb_free_port) milter=$(mb_free_port) tcp=$(mb_free_port) sink=$(mb_free_port) mport=$(mb_free_port)
+chmod 755 "$MB_RUN"
+"$rewrite" --milter "inet:$mport@127.0.0.1" 2> "$MB_RUN/milter-tcp.log" &
+mpid=$!
+"$rewrite" --milter "unix:$MB_RUN/milter.sock" 2> "$MB_RUN/milter.log" &
+mpid="$mpid $!"
+for _ in $(seq 1 100); do [ -S "$MB_RUN/milter.sock" ] && break; sleep 0.05; done
+chgrp postfix "$MB_RUN/milter.sock" # the milter's socket is 0660: Postfix reaches it through its group
+mb_postfix_init "$plain" "$sink"
+mb_postfix_master "127.0.0.1:$milter inet n - n - - smtpd -o smtpd_milters=unix:$MB_RUN/milter.sock" \
+  "127.0.0.1:$tcp inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:$mport"
+mb_postfix_main "milter_default_action = accept" "milter_protocol = 6" "default_process_limit = 100"
+mb_postfix_start
+delivered=0
+drain() { mb_postfix_wait_sent "$delivered" 600; }
+run_source() { # run_source PORT COUNT: prints messages/s
+  local t0 t1
+  t0=$(date +%s.%N)
+  smtp-source -s "$sessions" -m "$2" -F "$MB_RUN/mail50k.eml" -f sam@ourco.example -t dana@acme.example \
+    "127.0.0.1:$1"
+  t1=$(date +%s.%N)
+  delivered=$((delivered + $2))
+  drain
+  python3 -c "print('%.1f' % ($2 / ($t1 - $t0)))"
+}
+if [ -n "${PERF:-}" ]; then
+  mp=$(echo $mpid | awk '{print $2}')
+  perf record -g -o "$MB_RUN/perf.data" -p "$mp" -- sleep 8 >/dev/null 2>&1 &
+  perf_pid=$!
+  sleep 0.5; run_source "$milter" 1000 >/dev/null; wait $perf_pid
+  perf report -i "$MB_RUN/perf.data" --no-children -g none --sort dso,symbol 2>/dev/null | grep -v "^#" | grep -v "^$" | head -40
+  exit 0
+fi
+if [ -n "${PROFILE:-}" ]; then
+  snap() { for p in /proc/[0-9]*; do read -r line < "$p/stat" 2>/dev/null || continue; set -- $line; echo "${p#/proc/} $2 $((${14}+${15}))"; done 2>/dev/null; }
+  for port in $plain $milter; do
+    snap > "$MB_RUN/a"; run_source "$port" 500 >/dev/null; snap > "$MB_RUN/b"
+    echo "== CPU ticks by process, 500 messages to port $port ($([ $port = $plain ] && echo plain || echo milter))"
+    join <(sort "$MB_RUN/a") <(sort "$MB_RUN/b") | awk '{d=$5-$3; if (d>0) c[$2]+=d} END {for (k in c) print c[k], k}' | sort -rn | head -12
+  done
+  exit 0
+fi
+echo "warm-up" >&2
+run_source "$plain" 100 >/dev/null
+run_source "$milter" 100 >/dev/null
+grep -q ": info: [0-9A-F]*: rewritten: message" "$MB_RUN/milter.log" || { echo "the milter rewrote nothing" >&2; exit 1; }
+
+run_source "$tcp" 20 >/dev/null
+declare -a rp rm rt lp lm lt
+for r in $(seq 1 "$reps"); do
+  echo "rep $r/$reps: throughput" >&2
+  rp+=("$(run_source "$plain" "$messages")")
+  rm+=("$(run_source "$milter" "$messages")")
+  rt+=("$(run_source "$tcp" "$messages")")
+  echo "rep $r/$reps: latency" >&2
+  for pair in "plain lp" "milter lm" "tcp lt"; do
+    set -- $pair
+    port=${!1}
+    v=$(python3 bench/latency.py "$port" "$MB_RUN/mail50k.eml" "$lat_n")
+    eval "$2+=('$v')"
+    delivered=$((delivered + lat_n)); drain
+  done
+done
+rewritten=$(cat "$MB_RUN/milter.log" "$MB_RUN/milter-tcp.log" | grep -c ": info: [0-9A-F]*: rewritten: message")
+python3 - "$rewritten" "${rp[*]}" "${rm[*]}" "${rt[*]}" "${lp[*]}" "${lm[*]}" "${lt[*]}" <<'PY'
+import json, statistics, sys
+rewritten = int(sys.argv[1])
+rate = [[float(x) for x in a.split()] for a in sys.argv[2:5]]
+lat = [[json.loads(x) for x in a.replace("} {", "}\n{").split("\n")] for a in sys.argv[5:8]]
+med = statistics.median
+names = ["without milter", "milter, Unix socket", "milter, TCP"]
+print("| | " + " | ".join(names) + " |")
+print("| --- | ---: | ---: | ---: |")
+print("| messages/s (median of %d) | %s |" % (len(rate[0]), " | ".join("%.1f" % med(r) for r in rate)))
+print("| ratio to without | 1.00× | %.2f× | %.2f× |" % (med(rate[1]) / med(rate[0]), med(rate[2]) / med(rate[0])))
+for k in ("p50_ms", "p99_ms"):
+    v = [med([x[k] for x in l]) for l in lat]
+    print("| latency %s (ms) | %.2f | %.2f (+%.2f) | %.2f (+%.2f) |" % (k[:3], v[0], v[1], v[1] - v[0], v[2], v[2] - v[0]))
+print()
+print("runs (messages/s): %s; messages rewritten by the milters: %d" % (rate, rewritten))
+PY
