@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Postfix with and without the mailbeacon milter, side by side in one run:
-# a private Postfix with three smtpd listeners that differ only in
-# smtpd_milters (none; the milter on a Unix socket; the milter over TCP),
-# relaying to smtp-sink. Throughput: smtp-source pushing
+# a private Postfix with four smtpd listeners that differ only in
+# smtpd_milters (none; the milter on a Unix socket; the milter over TCP; and,
+# as the floor any milter pays, the milter with max_message_size = 1K, which
+# receives every message and changes none), relaying to smtp-sink. Throughput: smtp-source pushing
 # 50 KB HTML messages (SESSIONS parallel sessions, MESSAGES each run).
 # Added latency: one session sending messages one after another, per-message
 # time p50/p99 with the milter minus without. REPS interleaved repetitions.
@@ -22,17 +23,21 @@ trap '[ -n "$mpid" ] && kill $mpid 2>/dev/null; mb_postfix_stop; rm -rf "$MB_RUN
 python3 bench/gen-mail50k.py "$MB_RUN/mail50k.eml"
 "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
 export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_SPOOL_DIR=$MB_RUN
-plain=$(mb_free_port) milter=$(mb_free_port) tcp=$(mb_free_port) sink=$(mb_free_port) mport=$(mb_free_port)
+plain=$(mb_free_port) milter=$(mb_free_port) tcp=$(mb_free_port) noop=$(mb_free_port) sink=$(mb_free_port)
+mport=$(mb_free_port)
 chmod 755 "$MB_RUN"
 "$rewrite" --milter "inet:$mport@127.0.0.1" 2> "$MB_RUN/milter-tcp.log" &
 mpid=$!
 "$rewrite" --milter "unix:$MB_RUN/milter.sock" 2> "$MB_RUN/milter.log" &
 mpid="$mpid $!"
-for _ in $(seq 1 100); do [ -S "$MB_RUN/milter.sock" ] && break; sleep 0.05; done
-chgrp postfix "$MB_RUN/milter.sock" # the milter's socket is 0660: Postfix reaches it through its group
+MAILBEACON_MAX_MESSAGE_SIZE=1K "$rewrite" --milter "unix:$MB_RUN/noop.sock" 2> "$MB_RUN/milter-noop.log" &
+mpid="$mpid $!"
+for _ in $(seq 1 100); do [ -S "$MB_RUN/milter.sock" ] && [ -S "$MB_RUN/noop.sock" ] && break; sleep 0.05; done
+chgrp postfix "$MB_RUN/milter.sock" "$MB_RUN/noop.sock" # sockets are 0660: Postfix reaches them through its group
 mb_postfix_init "$plain" "$sink"
 mb_postfix_master "127.0.0.1:$milter inet n - n - - smtpd -o smtpd_milters=unix:$MB_RUN/milter.sock" \
-  "127.0.0.1:$tcp inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:$mport"
+  "127.0.0.1:$tcp inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:$mport" \
+  "127.0.0.1:$noop inet n - n - - smtpd -o smtpd_milters=unix:$MB_RUN/noop.sock"
 mb_postfix_main "milter_default_action = accept" "milter_protocol = 6" "default_process_limit = 100"
 mb_postfix_start
 delivered=0
@@ -70,14 +75,16 @@ run_source "$milter" 100 >/dev/null
 grep -q ": info: [0-9A-F]*: rewritten: message" "$MB_RUN/milter.log" || { echo "the milter rewrote nothing" >&2; exit 1; }
 
 run_source "$tcp" 20 >/dev/null
-declare -a rp rm rt lp lm lt
+run_source "$noop" 20 >/dev/null
+declare -a rp rm rt rn lp lm lt ln
 for r in $(seq 1 "$reps"); do
   echo "rep $r/$reps: throughput" >&2
   rp+=("$(run_source "$plain" "$messages")")
   rm+=("$(run_source "$milter" "$messages")")
   rt+=("$(run_source "$tcp" "$messages")")
+  rn+=("$(run_source "$noop" "$messages")")
   echo "rep $r/$reps: latency" >&2
-  for pair in "plain lp" "milter lm" "tcp lt"; do
+  for pair in "plain lp" "milter lm" "tcp lt" "noop ln"; do
     set -- $pair
     port=${!1}
     v=$(python3 bench/latency.py "$port" "$MB_RUN/mail50k.eml" "$lat_n")
@@ -86,20 +93,20 @@ for r in $(seq 1 "$reps"); do
   done
 done
 rewritten=$(cat "$MB_RUN/milter.log" "$MB_RUN/milter-tcp.log" | grep -c ": info: [0-9A-F]*: rewritten: message")
-python3 - "$rewritten" "${rp[*]}" "${rm[*]}" "${rt[*]}" "${lp[*]}" "${lm[*]}" "${lt[*]}" <<'PY'
+python3 - "$rewritten" "${rp[*]}" "${rm[*]}" "${rt[*]}" "${rn[*]}" "${lp[*]}" "${lm[*]}" "${lt[*]}" "${ln[*]}" <<'PY'
 import json, statistics, sys
 rewritten = int(sys.argv[1])
-rate = [[float(x) for x in a.split()] for a in sys.argv[2:5]]
-lat = [[json.loads(x) for x in a.replace("} {", "}\n{").split("\n")] for a in sys.argv[5:8]]
+rate = [[float(x) for x in a.split()] for a in sys.argv[2:6]]
+lat = [[json.loads(x) for x in a.replace("} {", "}\n{").split("\n")] for a in sys.argv[6:10]]
 med = statistics.median
-names = ["without milter", "milter, Unix socket", "milter, TCP"]
+names = ["without milter", "milter, Unix socket", "milter, TCP", "pass-through milter (floor)"]
 print("| | " + " | ".join(names) + " |")
-print("| --- | ---: | ---: | ---: |")
+print("| --- | ---: | ---: | ---: | ---: |")
 print("| messages/s (median of %d) | %s |" % (len(rate[0]), " | ".join("%.1f" % med(r) for r in rate)))
-print("| ratio to without | 1.00× | %.2f× | %.2f× |" % (med(rate[1]) / med(rate[0]), med(rate[2]) / med(rate[0])))
+print("| ratio to without | 1.00× | " + " | ".join("%.2f×" % (med(r) / med(rate[0])) for r in rate[1:]) + " |")
 for k in ("p50_ms", "p99_ms"):
     v = [med([x[k] for x in l]) for l in lat]
-    print("| latency %s (ms) | %.2f | %.2f (+%.2f) | %.2f (+%.2f) |" % (k[:3], v[0], v[1], v[1] - v[0], v[2], v[2] - v[0]))
+    print("| latency %s (ms) | %.2f | " % (k[:3], v[0]) + " | ".join("%.2f (+%.2f)" % (x, x - v[0]) for x in v[1:]) + " |")
 print()
 print("runs (messages/s): %s; messages rewritten by the milters: %d" % (rate, rewritten))
 PY

@@ -274,12 +274,11 @@ static void copy_uuid(const char *msg, size_t len, uint8_t out[16]) {
   crypto_hash_sha256_update(&st, (const uint8_t *)"mailbeacon-copy", 15);
   int have_id = 0;
   for (size_t i = 0; i < 3; i++) {
-    const char *h = NULL;
-    for (size_t p = 0; p + strlen(names[i]) <= hlen; p++)
-      if (strncasecmp(msg + p, names[i], strlen(names[i])) == 0) {
-        h = msg + p + strlen(names[i]);
-        break;
-      }
+    const char *h = NULL, *name = names[i] + 1; /* without the '\n' */
+    size_t nl = strlen(name);
+    if (hlen >= nl && strncasecmp(msg, name, nl) == 0) h = msg + nl; /* the first header */
+    for (size_t p = 0; !h && p + nl + 1 <= hlen; p++)
+      if (msg[p] == '\n' && strncasecmp(msg + p + 1, name, nl) == 0) h = msg + p + 1 + nl;
     if (!h) continue;
     const char *eol = memchr(h, '\n', (size_t)(msg + hlen - h));
     size_t l = eol ? (size_t)(eol - h) : (size_t)(msg + hlen - h);

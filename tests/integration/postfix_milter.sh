@@ -17,13 +17,16 @@ fail() { echo "FAIL: $*" >&2; mb_postfix_log | tail -40 >&2; cat "$MB_RUN/milter
 "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
 export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_KEY_FILE=$MB_RUN/keys \
   MAILBEACON_NEVER_TRACK=ourco.example MAILBEACON_SPOOL_DIR=$MB_RUN
-smtp_port=$(mb_free_port) sink_port=$(mb_free_port) milter_port=$(mb_free_port)
-"$rewrite" --milter "inet:$milter_port@127.0.0.1" 2> "$MB_RUN/milter.log" &
+smtp_port=$(mb_free_port) sink_port=$(mb_free_port)
+# a Unix socket, as recommended (docs/mta.md); Postfix reaches it through its group
+chmod 755 "$MB_RUN"
+"$rewrite" --milter "unix:$MB_RUN/milter.sock" 2> "$MB_RUN/milter.log" &
 mpid=$!
-for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$milter_port") 2>/dev/null && break; sleep 0.05; done
+for _ in $(seq 1 100); do [ -S "$MB_RUN/milter.sock" ] && break; sleep 0.05; done
+chgrp postfix "$MB_RUN/milter.sock"
 
 mb_postfix_init "$smtp_port" "$sink_port"
-mb_postfix_main "smtpd_milters = inet:127.0.0.1:$milter_port" "non_smtpd_milters = \$smtpd_milters" \
+mb_postfix_main "smtpd_milters = unix:$MB_RUN/milter.sock" "non_smtpd_milters = \$smtpd_milters" \
   "milter_default_action = accept" "milter_protocol = 6"
 mb_postfix_start || fail "postfix did not start"
 
