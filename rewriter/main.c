@@ -10,6 +10,7 @@
  * it cannot parse, Redis down), the message is written out unchanged and the
  * exit status is 0. It exits non-zero only when the output cannot be
  * written, so the MTA keeps the message and tries again. */
+#include "frontend.h"
 #include "log.h"
 #include "milter.h"
 #include "mime.h"
@@ -18,8 +19,6 @@
 #include "mailbeacon/codec.h"
 #include "mailbeacon/config.h"
 #include "mailbeacon/keys.h"
-#include "mailbeacon/sent.h"
-#include "mailbeacon/stream.h"
 #include "mailbeacon/token.h"
 
 #include <errno.h>
@@ -43,18 +42,6 @@ static void usage(FILE *f) {
              "       " PROG " [--config FILE] --explain URL\n"
              "       " PROG " [--config FILE] --print-config\n"
              "Every config key K can be set with the environment variable MAILBEACON_<K>.\n");
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    p += w, n -= (size_t)w;
-  }
-  return 0;
 }
 
 /* Reads stdin into b, up to limit+1 bytes. Returns 1 when all of it was
@@ -86,7 +73,7 @@ static int copy_rest(void) {
       return -1;
     }
     if (r == 0) return 0;
-    if (write_all(1, buf, (size_t)r) < 0) return -1;
+    if (mb_write_all(1, buf, (size_t)r) < 0) return -1;
   }
 }
 
@@ -161,31 +148,6 @@ static int explain(const mb_config *cfg, const char *url) {
   free(target);
   mb_keyring_free(ring);
   return rc == MB_TOKEN_OK ? 0 : 1;
-}
-
-/* Records the sent message in the Redis stream (or the spool). */
-static void record_sent(const mb_config *cfg, const mb_rewrite_result *res) {
-  if (!cfg->redis[0]) return;
-  char err[512];
-  mb_stream *s = mb_stream_new(cfg, "sent.spool", err, sizeof err);
-  if (!s) {
-    fprintf(stderr, PROG ": sent record not written: %s\n", err);
-    return;
-  }
-  mb_sent sent;
-  mb_rewrite_sent(res, &sent);
-  mb_buf store;
-  mb_buf_init(&store);
-  mb_field fields[MB_SENT_FIELDS];
-  if (mb_sent_fields(&sent, &store, fields) < 0) {
-    fprintf(stderr, PROG ": sent record not written: out of memory\n");
-  } else {
-    int r = mb_stream_add(s, fields, MB_SENT_FIELDS, err, sizeof err);
-    if (r == MB_STREAM_SPOOLED) fprintf(stderr, PROG ": %s\n", err);
-    else if (r == MB_STREAM_LOST) fprintf(stderr, PROG ": sent record lost: %s\n", err);
-  }
-  mb_buf_free(&store);
-  mb_stream_free(s);
 }
 
 int main(int argc, char **argv) {
@@ -338,7 +300,9 @@ int main(int argc, char **argv) {
       char uuid[37];
       uuid_unparse_lower(res.message, uuid);
       if (res.rewritten) {
-        record_sent(&cfg, &res);
+        mb_stream *stream = NULL;
+        mb_record_sent(&cfg, &stream, &res, "");
+        mb_stream_free(stream);
         if (verbose)
           fprintf(stderr, PROG ": message %s: %zu links, %u HTML parts rewritten\n", uuid, res.links.n,
                   res.parts_rewritten);
@@ -348,7 +312,7 @@ int main(int argc, char **argv) {
     }
   }
   int rc = 0;
-  if (write_all(1, out ? out : "", out_len) < 0 || (!whole && copy_rest() < 0)) {
+  if (mb_write_all(1, out ? out : "", out_len) < 0 || (!whole && copy_rest() < 0)) {
     fprintf(stderr, PROG ": cannot write the message: %s\n", strerror(errno));
     rc = EX_IOERR;
   }

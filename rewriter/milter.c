@@ -8,9 +8,9 @@
  * so no half-changed message is ever delivered. */
 #include "milter.h"
 
+#include "frontend.h"
 #include "log.h"
 #include "mime.h"
-#include "mailbeacon/sent.h"
 #include "mailbeacon/stream.h"
 
 #include <errno.h>
@@ -282,29 +282,6 @@ done:
 
 /* ---- end of message ---- */
 
-static void record_sent(conn *c, const mb_rewrite_result *res, const char *qid) {
-  if (!g_cfg->redis[0]) return;
-  char err[512];
-  if (!c->stream) c->stream = mb_stream_new(g_cfg, "sent.spool", err, sizeof err);
-  if (!c->stream) {
-    mb_log(LOG_ERR, "%s: sent record not written: %s", qid, err);
-    return;
-  }
-  mb_sent sent;
-  mb_rewrite_sent(res, &sent);
-  mb_buf store;
-  mb_buf_init(&store);
-  mb_field fields[MB_SENT_FIELDS];
-  if (mb_sent_fields(&sent, &store, fields) < 0) {
-    mb_log(LOG_ERR, "%s: sent record not written: out of memory", qid);
-  } else {
-    int r = mb_stream_add(c->stream, fields, MB_SENT_FIELDS, err, sizeof err);
-    if (r == MB_STREAM_SPOOLED) mb_log(LOG_WARNING, "%s: %s", qid, err);
-    else if (r == MB_STREAM_LOST) mb_log(LOG_ERR, "%s: sent record lost: %s", qid, err);
-  }
-  mb_buf_free(&store);
-}
-
 static sfsistat on_eom(SMFICTX *ctx) {
   conn *c = get(ctx);
   const char *qid = queue_id(ctx);
@@ -370,7 +347,7 @@ static sfsistat on_eom(SMFICTX *ctx) {
     atomic_fetch_add(&n_rewritten, 1);
     mb_log(LOG_INFO, "%s: rewritten: message %s, %zu links, %u HTML parts", qid, uuid, res.links.n,
            res.parts_rewritten);
-    record_sent(c, &res, qid);
+    mb_record_sent(g_cfg, &c->stream, &res, qid);
   } else {
     atomic_fetch_add(&n_skipped, 1);
     mb_log(LOG_INFO, "%s: not rewritten: X-Mailbeacon: off (header removed)", qid);

@@ -12,10 +12,10 @@
  * twice. */
 #include "reinject.h"
 
+#include "frontend.h"
 #include "log.h"
 #include "mime.h"
 #include "mailbeacon/codec.h"
-#include "mailbeacon/sent.h"
 #include "mailbeacon/stream.h"
 
 #include <dirent.h>
@@ -40,18 +40,6 @@
 
 #define SMTP_TIMEOUT_S 60
 #define LEDGER_DAYS 7
-
-static int write_all(int fd, const char *p, size_t n) {
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    p += w, n -= (size_t)w;
-  }
-  return 0;
-}
 
 /* ---- sendmail(1) ---- */
 
@@ -81,7 +69,7 @@ static int via_sendmail(const mb_config *cfg, const char *sender, char **rcpts, 
   }
   close(fds[0]);
   void (*old)(int) = signal(SIGPIPE, SIG_IGN);
-  int wrc = write_all(fds[1], msg, len);
+  int wrc = mb_write_all(fds[1], msg, len);
   close(fds[1]);
   signal(SIGPIPE, old);
   int status;
@@ -133,7 +121,7 @@ static int smtp_cmd(smtp *s, int want, const char *fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  if (n < 0 || (size_t)n >= sizeof line || write_all(s->fd, line, (size_t)n) < 0) return -1;
+  if (n < 0 || (size_t)n >= sizeof line || mb_write_all(s->fd, line, (size_t)n) < 0) return -1;
   int code = smtp_reply(s);
   if (code / 100 != want / 100) {
     mb_log(LOG_ERR, "re-injection refused: %.*s -> %s", n > 2 ? n - 2 : n, line, s->last);
@@ -202,7 +190,7 @@ static int via_smtp(const mb_config *cfg, const char *sender, char **rcpts, size
   if (smtp_cmd(&s, 250, "EHLO %s\r\n", host) < 0 || smtp_cmd(&s, 250, "MAIL FROM:<%s>\r\n", sender) < 0) goto done;
   for (size_t i = 0; i < n; i++)
     if (smtp_cmd(&s, 250, "RCPT TO:<%s>\r\n", rcpts[i]) < 0) goto done;
-  if (smtp_cmd(&s, 354, "DATA\r\n") < 0 || smtp_data(msg, len, &data) < 0 || write_all(s.fd, data.data, data.len) < 0)
+  if (smtp_cmd(&s, 354, "DATA\r\n") < 0 || smtp_data(msg, len, &data) < 0 || mb_write_all(s.fd, data.data, data.len) < 0)
     goto done;
   int code = smtp_reply(&s);
   if (code / 100 != 2) {
@@ -297,27 +285,6 @@ static void copy_uuid(const char *msg, size_t len, uint8_t out[16]) {
   out[8] = (uint8_t)((out[8] & 0x3F) | 0x80);
 }
 
-static void record_sent(const mb_config *cfg, mb_stream **stream, const mb_rewrite_result *res) {
-  if (!cfg->redis[0]) return;
-  char err[512];
-  if (!*stream) *stream = mb_stream_new(cfg, "sent.spool", err, sizeof err);
-  if (!*stream) {
-    mb_log(LOG_ERR, "sent record not written: %s", err);
-    return;
-  }
-  mb_sent sent;
-  mb_rewrite_sent(res, &sent);
-  mb_buf store;
-  mb_buf_init(&store);
-  mb_field fields[MB_SENT_FIELDS];
-  if (mb_sent_fields(&sent, &store, fields) == 0) {
-    int r = mb_stream_add(*stream, fields, MB_SENT_FIELDS, err, sizeof err);
-    if (r == MB_STREAM_SPOOLED) mb_log(LOG_WARNING, "%s", err);
-    else if (r == MB_STREAM_LOST) mb_log(LOG_ERR, "sent record lost: %s", err);
-  }
-  mb_buf_free(&store);
-}
-
 static int inject(const mb_config *cfg, const char *sender, char **rcpts, size_t n, const char *msg, size_t len) {
   if (!strcmp(cfg->reinject_via, "smtp")) return via_smtp(cfg, sender, rcpts, n, msg, len);
   return via_sendmail(cfg, sender, rcpts, n, msg, len);
@@ -378,7 +345,7 @@ int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *se
       rc = EX_TEMPFAIL;
     } else {
       if (ledger && ledger_add(path) < 0) mb_log(LOG_WARNING, "cannot record %s: %s", path, strerror(errno));
-      if (res.rewritten) record_sent(cfg, &stream, &res);
+      if (res.rewritten) mb_record_sent(cfg, &stream, &res, "");
       char u[37];
       uuid_unparse_lower(res.message, u);
       if (res.rewritten)
