@@ -42,12 +42,6 @@ static atomic_ulong n_rewritten, n_skipped, n_failed;
  * negotiates the same; callbacks need them to know whether to reply. */
 static atomic_ulong g_proto_flags;
 #define g_proto atomic_load(&g_proto_flags)
-static int g_unix_socket; /* listening on a Unix socket (set before serving) */
-
-/* The answer of a step: none when the MTA was told not to wait for one. */
-static sfsistat step_done(unsigned long no_reply_flag) {
-  return (g_proto & no_reply_flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
-}
 
 typedef struct conn {
   mb_buf msg;      /* the message as the MTA sees it: headers, CRLF, body */
@@ -97,13 +91,10 @@ static sfsistat on_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
   if ((f0 & want_actions) != want_actions) return SMFIS_REJECT; /* the MTA cannot apply our changes */
   *pf0 = want_actions;
   /* Header values exactly as written (leading space kept); no HELO, DATA or
-   * unknown-command callbacks. On a Unix socket, no reply to each connect,
-   * recipient, header and body chunk either: fewer round trips. Not over
-   * TCP: there the MTA's packets would go back to back, and Nagle's algorithm
-   * with delayed ACKs stalls such pairs for ~40 ms. */
+   * unknown-command callbacks. No "no reply" options: over TCP they let the
+   * MTA send small packets back to back, which Nagle's algorithm and delayed
+   * ACKs stall for ~40 ms each message; a reply per step costs microseconds. */
   unsigned long want = SMFIP_HDR_LEADSPC | SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA;
-  if (g_unix_socket)
-    want |= SMFIP_NR_CONN | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY;
   *pf1 = f1 & want;
   *pf2 = *pf3 = 0;
   return SMFIS_CONTINUE;
@@ -112,10 +103,10 @@ static sfsistat on_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 static sfsistat on_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr) {
   (void)host, (void)addr;
   conn *c = calloc(1, sizeof *c);
-  if (!c) return step_done(SMFIP_NR_CONN);
+  if (!c) return SMFIS_CONTINUE;
   mb_buf_init(&c->msg);
   smfi_setpriv(ctx, c);
-  return step_done(SMFIP_NR_CONN);
+  return SMFIS_CONTINUE;
 }
 
 static sfsistat on_envfrom(SMFICTX *ctx, char **argv) {
@@ -136,14 +127,14 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv) {
       char **r = realloc(c->rcpts, n * sizeof *r);
       if (!r) {
         c->too_big = 1; /* cannot keep state: pass the message on unchanged */
-        return step_done(SMFIP_NR_RCPT);
+        return SMFIS_CONTINUE;
       }
       c->rcpts = r, c->rcap = n;
     }
     char *a = dup_addr(argv[0]);
     if (a) c->rcpts[c->nrcpts++] = a;
   }
-  return step_done(SMFIP_NR_RCPT);
+  return SMFIS_CONTINUE;
 }
 
 /* Appends, or marks the message too big to rewrite (memory stays bounded). */
@@ -168,7 +159,7 @@ static sfsistat on_header(SMFICTX *ctx, char *name, char *value) {
     }
     add(c, "\r\n", 2);
   }
-  return step_done(SMFIP_NR_HDR);
+  return SMFIS_CONTINUE;
 }
 
 static sfsistat on_eoh(SMFICTX *ctx) {
@@ -177,13 +168,13 @@ static sfsistat on_eoh(SMFICTX *ctx) {
     add(c, "\r\n", 2);
     c->body_at = c->msg.len;
   }
-  return step_done(SMFIP_NR_EOH);
+  return SMFIS_CONTINUE;
 }
 
 static sfsistat on_body(SMFICTX *ctx, unsigned char *chunk, size_t len) {
   conn *c = get(ctx);
   if (c) add(c, chunk, len);
-  return step_done(SMFIP_NR_BODY);
+  return SMFIS_CONTINUE;
 }
 
 /* ---- header differences ---- */
@@ -452,7 +443,6 @@ int mb_milter_run(const mb_config *cfg, const mb_keyring *ring, const char *sock
   else if (socket_spec[0] == '/') path = socket_spec;
   if (path) chmod(path, 0660);
   else set_nodelay_on_listener();
-  g_unix_socket = path != NULL;
   mb_log(LOG_INFO, "milter listening on %s", socket_spec);
   int rc = smfi_main();
   if (path) unlink(path);
