@@ -35,6 +35,15 @@ static const key_def keys[] = {
     {"sendmail_path", T_STR, STR(sendmail_path), "/usr/sbin/sendmail", 0, 0, NULL},
     {"reinject_smtp", T_STR, STR(reinject_smtp), "127.0.0.1:10026", 0, 0, NULL},
     {"per_recipient", T_BOOL, offsetof(mb_config, per_recipient), sizeof(int), "yes", 0, 1, NULL},
+    {"listen", T_STR, STR(listen), "0.0.0.0:8080", 0, 0, NULL},
+    {"admin_listen", T_STR, STR(admin_listen), "127.0.0.1:9090", 0, 0, NULL},
+    {"trusted_proxies", T_STR, STR(trusted_proxies), "", 0, 0, NULL},
+    {"ip_truncate", T_BOOL, offsetof(mb_config, ip_truncate), sizeof(int), "no", 0, 1, NULL},
+    {"edge_id", T_STR, STR(edge_id), "", 0, 0, NULL},
+    {"http_threads", T_SIZE, offsetof(mb_config, http_threads), sizeof(uint64_t), "0", 0, 256, NULL},
+    {"queue_size", T_SIZE, offsetof(mb_config, queue_size), sizeof(uint64_t), "64M", 1024 * 1024,
+     (uint64_t)4 << 30, NULL},
+    {"spool_fsync", T_BOOL, offsetof(mb_config, spool_fsync), sizeof(int), "yes", 0, 1, NULL},
 };
 #undef STR
 

@@ -13,6 +13,8 @@
 
 struct mb_stream {
   redisContext *redis;
+  int up;                     /* the last exchange with Redis worked */
+  struct timeval next_try;    /* no reconnect before this while down */
   mb_spool *spool;
   char addr[256];
   char stream[128];
@@ -22,6 +24,7 @@ struct mb_stream {
 static void disconnect(mb_stream *s) {
   if (s->redis) redisFree(s->redis);
   s->redis = NULL;
+  s->up = 0;
 }
 
 static int connect_redis(mb_stream *s) {
@@ -56,6 +59,7 @@ static int connect_redis(mb_stream *s) {
   }
   redisSetTimeout(r, cmd);
   s->redis = r;
+  s->up = 1;
   return 0;
 }
 
@@ -94,6 +98,10 @@ static long xadd_group(void *ctx, const mb_field *const *records, const size_t *
 }
 
 mb_stream *mb_stream_new(const mb_config *c, const char *spool_name, char *err, size_t errlen) {
+  return mb_stream_new_fsync(c, spool_name, 1, err, errlen);
+}
+
+mb_stream *mb_stream_new_fsync(const mb_config *c, const char *spool_name, int fsync_each, char *err, size_t errlen) {
   err[0] = '\0';
   if (c->redis[0] == '\0') return NULL;
   mb_stream *s = calloc(1, sizeof *s);
@@ -104,7 +112,7 @@ mb_stream *mb_stream_new(const mb_config *c, const char *spool_name, char *err, 
   snprintf(s->addr, sizeof s->addr, "%s", c->redis);
   snprintf(s->stream, sizeof s->stream, "%s", c->redis_stream);
   /* A missing spool is not fatal while Redis answers; the error is kept for later. */
-  s->spool = mb_spool_open(c->spool_dir, spool_name, 1, s->spool_err, sizeof s->spool_err);
+  s->spool = mb_spool_open(c->spool_dir, spool_name, fsync_each, s->spool_err, sizeof s->spool_err);
   return s;
 }
 
@@ -140,4 +148,50 @@ int mb_stream_add(mb_stream *s, const mb_field *fields, size_t nfields, char *er
   else snprintf(err, errlen, "Redis %s unavailable and spool %s not writable: %s", s->addr, mb_spool_path(s->spool),
                 strerror(errno));
   return MB_STREAM_LOST;
+}
+
+int mb_stream_redis_up(const mb_stream *s) { return s->up; }
+
+int64_t mb_stream_spool_bytes(mb_stream *s) { return s->spool ? mb_spool_pending_bytes(s->spool) : 0; }
+
+/* connect_redis, but at most every retry_ms while Redis is down. */
+static int connect_throttled(mb_stream *s, unsigned retry_ms) {
+  if (s->redis) return 0;
+  struct timeval now;
+  gettimeofday(&now, NULL);
+  if (timercmp(&now, &s->next_try, <)) return -1;
+  if (connect_redis(s) == 0) return 0;
+  struct timeval d = {retry_ms / 1000, (retry_ms % 1000) * 1000};
+  timeradd(&now, &d, &s->next_try);
+  return -1;
+}
+
+long mb_stream_add_batch(mb_stream *s, const mb_field *const *records, const size_t *nfields, size_t n,
+                         unsigned retry_ms, size_t *spooled, char *err, size_t errlen) {
+  err[0] = '\0';
+  *spooled = 0;
+  long stored = 0;
+  if (connect_throttled(s, retry_ms) == 0) {
+    /* older spooled records first, so the stream keeps the order */
+    if (s->spool && mb_spool_pending_bytes(s->spool) > 0) mb_stream_flush_spool(s);
+    if (s->redis && (!s->spool || mb_spool_pending_bytes(s->spool) == 0)) {
+      for (size_t off = 0; off < n && s->redis;) { /* pipelines of REPLAY_BATCH */
+        size_t k = n - off < REPLAY_BATCH ? n - off : REPLAY_BATCH;
+        long got = xadd_group(s, records + off, nfields + off, k);
+        stored += got;
+        off += (size_t)got;
+        if ((size_t)got < k) break;
+      }
+    }
+  }
+  for (size_t i = (size_t)stored; i < n; i++) {
+    if (!s->spool || mb_spool_append(s->spool, records[i], nfields[i]) < 0) {
+      if (!s->spool) snprintf(err, errlen, "Redis %s unavailable and no spool: %s", s->addr, s->spool_err);
+      else snprintf(err, errlen, "Redis %s unavailable and spool %s not writable: %s", s->addr,
+                    mb_spool_path(s->spool), strerror(errno));
+      return -1;
+    }
+    (*spooled)++;
+  }
+  return stored;
 }

@@ -4,8 +4,8 @@
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev   # compilers, libFuzzer, sanitizers
-  libgmime-3.0-dev libsodium-dev uuid-dev libhiredis-dev zlib1g-dev libmilter-dev  # the libraries
-  libcmocka-dev python3 python3-html5lib                       # tests
+  libgmime-3.0-dev libsodium-dev uuid-dev libhiredis-dev zlib1g-dev libmilter-dev libmicrohttpd-dev  # the libraries
+  libcmocka-dev python3 python3-html5lib curl wrk               # tests
   redis-server redis-tools                                      # private Redis for tests and the demo
   postfix swaks                                                 # private Postfix for the MTA tests
 )

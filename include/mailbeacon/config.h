@@ -28,6 +28,15 @@ typedef struct mb_config {
   char sendmail_path[PATH_MAX];
   char reinject_smtp[256]; /* host:port of a listener without the content filter */
   int per_recipient;       /* one copy per recipient, each with its own tokens */
+  /* the tracking server (mailbeacon-server) */
+  char listen[256];          /* public listener host:port */
+  char admin_listen[256];    /* /healthz and /metrics */
+  char trusted_proxies[2048]; /* comma-separated addresses whose X-Forwarded-For is believed */
+  int ip_truncate;           /* store IPv4 /24, IPv6 /48 */
+  char edge_id[64];          /* names this edge in events (default: the host name) */
+  uint64_t http_threads;     /* 0: one per core */
+  uint64_t queue_size;       /* bytes of events held in memory for the writer */
+  int spool_fsync;           /* fdatasync every spool append */
   /* never_track parsed into lower-case entries pointing into never_track_buf */
   size_t never_track_n;
   const char *never_track_list[MB_NEVER_TRACK_MAX];

@@ -15,6 +15,9 @@ typedef struct mb_stream mb_stream;
  * with err set only when neither Redis is configured nor a spool can be
  * opened; with Redis empty ("off"), returns NULL and err[0] == '\0'. */
 mb_stream *mb_stream_new(const mb_config *c, const char *spool_name, char *err, size_t errlen);
+
+/* The same, with the spool's fsync policy chosen (mb_stream_new syncs every append). */
+mb_stream *mb_stream_new_fsync(const mb_config *c, const char *spool_name, int fsync_each, char *err, size_t errlen);
 void mb_stream_free(mb_stream *s);
 
 enum { MB_STREAM_STORED = 0, MB_STREAM_SPOOLED = 1, MB_STREAM_LOST = -1 };
@@ -23,7 +26,21 @@ enum { MB_STREAM_STORED = 0, MB_STREAM_SPOOLED = 1, MB_STREAM_LOST = -1 };
  * (on disk, to be replayed) or MB_STREAM_LOST (neither worked; err says why). */
 int mb_stream_add(mb_stream *s, const mb_field *fields, size_t nfields, char *err, size_t errlen);
 
+/* Adds n records in order, pipelined: Redis takes what it can, the rest
+ * goes to the spool (after anything already spooled, which is replayed
+ * first). While Redis is down, reconnects are tried at most every
+ * retry_ms. Returns how many records went to Redis, or -1 when some could
+ * be stored nowhere (err says why); *spooled gets how many were spooled. */
+long mb_stream_add_batch(mb_stream *s, const mb_field *const *records, const size_t *nfields, size_t n,
+                         unsigned retry_ms, size_t *spooled, char *err, size_t errlen);
+
 /* Replays the spool into Redis now if Redis answers. Returns records replayed or -1. */
 long mb_stream_flush_spool(mb_stream *s);
+
+/* 1 while the last exchange with Redis worked. */
+int mb_stream_redis_up(const mb_stream *s);
+
+/* Bytes waiting in the spool (0 without one). */
+int64_t mb_stream_spool_bytes(mb_stream *s);
 
 #endif

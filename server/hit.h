@@ -1,0 +1,48 @@
+/* The tracking URL of a request, and the event it becomes. Pure functions:
+ * no I/O, no allocation, thread-safe (fuzzed by tests/fuzz/fuzz_hit.c). */
+#ifndef MAILBEACON_HIT_H
+#define MAILBEACON_HIT_H
+
+#include "mailbeacon/token.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parses a request path (already %-decoded by the HTTP library):
+ * "/o/<token>.gif" (open) or "/c/<token>" (click), the token not checked
+ * here (a bad one still gets the GIF). Returns 0 with the kind and the
+ * token slice of path, or -1 when it is no tracking path. */
+int mb_hit_parse_path(const char *path, size_t n, mb_kind *kind, const char **token, size_t *token_len);
+
+/* A click target that may be redirected to: http:// or https:// with a
+ * host, at most MB_URL_MAX bytes, no control characters (CR, LF, NUL, ...),
+ * no spaces. Returns 0 or -1. */
+int mb_hit_check_target(const char *url, size_t n);
+
+/* The target as a Location header value: bytes outside printable ASCII
+ * %-encoded. out holds 3*n+1 bytes; returns the length (NUL-terminated). */
+size_t mb_hit_location(const char *url, size_t n, char *out);
+
+#define MB_EVENT_UA_MAX 256
+#define MB_EVENT_LINE_MAX (200 + 2 * MB_EVENT_UA_MAX + 2 * MB_URL_MAX + 128)
+
+typedef struct mb_event {
+  char id[33];         /* 32 hex digits, unique across edges */
+  mb_kind kind;
+  const uint8_t *message; /* 16 bytes */
+  uint16_t recipient, link;
+  int64_t time_us;
+  const char *ip;      /* text */
+  const char *method;  /* GET or HEAD */
+  const char *edge;
+  const char *ua;      /* may be NULL */
+  size_t ua_len;
+  const char *url;     /* clicks; NULL for opens */
+  size_t url_len;
+} mb_event;
+
+/* Writes the event as one line of the stream format (docs/events.md),
+ * ending in '\n', to out (MB_EVENT_LINE_MAX bytes). Returns its length. */
+size_t mb_event_line(const mb_event *e, char *out);
+
+#endif

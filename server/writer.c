@@ -1,0 +1,118 @@
+#include "writer.h"
+
+#include "metrics.h"
+#include "mailbeacon/spool.h"
+#include "mailbeacon/stream.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POP_MAX (1 << 20)
+#define RETRY_MS 500
+#define MAX_ENTRIES (POP_MAX / 32)
+
+struct mb_writer {
+  pthread_t thread;
+  mb_queue *q;
+  mb_stream *stream;
+};
+
+static void *run(void *arg) {
+  mb_writer *w = arg;
+  char *buf = malloc(POP_MAX);
+  mb_field *fields = malloc(MAX_ENTRIES * 4 * sizeof *fields);
+  const mb_field **recs = malloc(MAX_ENTRIES * sizeof *recs);
+  size_t *nf = malloc(MAX_ENTRIES * sizeof *nf);
+  char (*counts)[12] = malloc(MAX_ENTRIES * sizeof *counts);
+  if (!buf || !fields || !recs || !nf || !counts) {
+    fprintf(stderr, "mailbeacon-server: writer: out of memory\n");
+    abort();
+  }
+  for (;;) {
+    int closed = 0;
+    size_t n = mb_queue_pop(w->q, buf, POP_MAX, 50, &closed);
+    if (n == 0) {
+      if (closed) break;
+      size_t spooled;
+      char err[512];
+      if (mb_stream_spool_bytes(w->stream) > 0) /* replays when Redis is back */
+        mb_stream_add_batch(w->stream, NULL, NULL, 0, RETRY_MS, &spooled, err, sizeof err);
+      atomic_store(&mb_stats.redis_up, mb_stream_redis_up(w->stream));
+      atomic_store(&mb_stats.spool_bytes, mb_stream_spool_bytes(w->stream));
+      continue;
+    }
+    /* pack: entries of up to MB_WRITER_PACK lines */
+    size_t entries = 0, events = 0;
+    for (const char *p = buf, *end = buf + n; p < end && entries < MAX_ENTRIES;) {
+      const char *start = p;
+      size_t k = 0;
+      while (p < end && k < MB_WRITER_PACK) {
+        p = (const char *)memchr(p, '\n', (size_t)(end - p)) + 1;
+        k++;
+      }
+      mb_field *f = &fields[entries * 4];
+      int cl = snprintf(counts[entries], sizeof counts[entries], "%zu", k);
+      f[0] = (mb_field){"type", 4, "hits", 4};
+      f[1] = (mb_field){"v", 1, "1", 1};
+      f[2] = (mb_field){"n", 1, counts[entries], (size_t)cl};
+      f[3] = (mb_field){"d", 1, start, (size_t)(p - start)};
+      recs[entries] = f;
+      nf[entries] = 4;
+      entries++;
+      events += k;
+    }
+    size_t spooled = 0;
+    char err[512];
+    long stored = mb_stream_add_batch(w->stream, recs, nf, entries, RETRY_MS, &spooled, err, sizeof err);
+    if (stored < 0) {
+      fprintf(stderr, "mailbeacon-server: %s\n", err);
+      atomic_fetch_add(&mb_stats.events_lost, events); /* neither Redis nor disk: nothing else to do */
+      stored = 0;
+    }
+    /* events per entry are known; count them for what went where */
+    size_t ev_stored = 0;
+    for (size_t i = 0; i < (size_t)stored; i++) ev_stored += (size_t)atol(counts[i]);
+    atomic_fetch_add(&mb_stats.events_stored, ev_stored);
+    atomic_fetch_add(&mb_stats.events_spooled, events - ev_stored);
+    if (spooled) atomic_fetch_add(&mb_stats.redis_errors, 1);
+    atomic_store(&mb_stats.redis_up, mb_stream_redis_up(w->stream));
+    atomic_store(&mb_stats.spool_bytes, mb_stream_spool_bytes(w->stream));
+  }
+  free(buf), free(fields), free(recs), free(nf), free(counts);
+  return NULL;
+}
+
+mb_writer *mb_writer_start(const mb_config *cfg, mb_queue *q, char *err, size_t errlen) {
+  mb_writer *w = calloc(1, sizeof *w);
+  if (!w) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  w->q = q;
+  if (!cfg->redis[0]) {
+    snprintf(err, errlen, "redis is not set (config file or MAILBEACON_REDIS): the server records hits in Redis");
+    free(w);
+    return NULL;
+  }
+  w->stream = mb_stream_new_fsync(cfg, "events.spool", cfg->spool_fsync, err, errlen);
+  if (!w->stream) {
+    free(w);
+    return NULL;
+  }
+  if (pthread_create(&w->thread, NULL, run, w) != 0) {
+    snprintf(err, errlen, "cannot start the writer thread");
+    mb_stream_free(w->stream);
+    free(w);
+    return NULL;
+  }
+  return w;
+}
+
+void mb_writer_join(mb_writer *w) {
+  if (!w) return;
+  pthread_join(w->thread, NULL);
+  mb_stream_free(w->stream);
+  free(w);
+}

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# mailbeacon-server with a private Redis: hits become events with the right
+# fields, bad tokens are answered but never recorded or redirected, limits
+# and methods, many keep-alive connections, idle connections, and the
+# events of a load all in the stream when it stops.
+# usage: server_hits.sh MAILBEACON_SERVER MAILBEACON_REWRITE DATA_DIR
+set -euo pipefail
+server=$1 rewrite=$2 data=$3
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../scripts/lib/services.sh"
+MB_RUN=$(mktemp -d /tmp/mb-server.XXXXXX)
+rport=$(mb_free_port) port=$(mb_free_port) aport=$(mb_free_port)
+spid=
+trap '[ -n "$spid" ] && kill -9 $spid 2>/dev/null; mb_redis_stop $rport; rm -rf "$MB_RUN"' EXIT
+passed=0
+ok() { passed=$((passed + 1)); }
+fail() { echo "FAIL: $*" >&2; tail -20 "$MB_RUN/server.log" >&2 || true; exit 1; }
+check() { python3 "$here/server_check.py" "$@"; }
+ulimit -n 8192 2>/dev/null || true
+
+mb_redis_start "$rport"
+"$rewrite" --keygen "$MB_RUN/oldkeys" >/dev/null   # a key the server will not know
+"$rewrite" --keygen "$MB_RUN/keys" >/dev/null
+export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_KEY_FILE=$MB_RUN/keys \
+  MAILBEACON_REDIS=127.0.0.1:$rport MAILBEACON_SPOOL_DIR=$MB_RUN/spool MAILBEACON_REDIS_STREAM=mb:hits \
+  MAILBEACON_LISTEN=127.0.0.1:$port MAILBEACON_ADMIN_LISTEN=127.0.0.1:$aport MAILBEACON_EDGE_ID=edge-test
+start_server() {
+  "$server" >> "$MB_RUN/server.log" 2>&1 &
+  spid=$!
+  for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$aport/healthz" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  fail "server did not start"
+}
+stop_server() {
+  kill -TERM $spid
+  wait $spid || fail "server exit status $?"
+  spid=
+}
+start_server
+base=http://127.0.0.1:$port
+events() { check events "$rport" mb:hits; }
+nevents() { events | wc -l; }
+
+# tracked URLs from a real rewrite (without Redis for the sent record)
+MAILBEACON_REDIS= "$rewrite" --recipient dana@acme.example < "$data/12-mixed-related-alternative-pdf.eml" \
+  > "$MB_RUN/out.eml"
+python3 - "$MB_RUN/out.eml" > "$MB_RUN/urls" <<'PY'
+import email, re, sys
+m = email.message_from_binary_file(open(sys.argv[1], "rb"))
+for p in m.walk():
+    if p.get_content_type() == "text/html":
+        html = p.get_payload(decode=True).decode()
+        for u in re.findall(r'https://t\.mailbeacon\.test(/[oc]/[^"]+)"', html):
+            print(u.replace("&amp;", "&"))
+PY
+[ "$(wc -l < "$MB_RUN/urls")" = 4 ] || fail "expected 3 links and a pixel"
+pixel=$(grep '^/o/' "$MB_RUN/urls")
+click=$(grep '^/c/' "$MB_RUN/urls" | head -1)
+msg=$("$rewrite" --explain "https://t.mailbeacon.test$pixel" | python3 -c 'import json,sys; print(json.load(sys.stdin)["message"])')
+
+# 1. the pixel and a redirect, GET and HEAD
+hdr=$(curl -s -D - -o "$MB_RUN/gif" "$base$pixel")
+grep -q "200 OK" <<< "$hdr" && grep -qi "^Content-Type: image/gif" <<< "$hdr" || fail "pixel headers: $hdr"
+grep -qi "^Cache-Control: no-store, no-cache, must-revalidate, private, max-age=0" <<< "$hdr" || fail "pixel cache"
+grep -qi "^Pragma: no-cache" <<< "$hdr" && grep -qi "^Expires: 0" <<< "$hdr" || fail "pixel pragma/expires"
+[ "$(stat -c %s "$MB_RUN/gif")" = 43 ] && [ "$(head -c 6 "$MB_RUN/gif")" = GIF89a ] || fail "not the 43-byte GIF"
+hdr=$(curl -s -D - -o /dev/null "$base$click")
+grep -q "302 Found" <<< "$hdr" && grep -qi "^Location: https://example.com/pricing" <<< "$hdr" || fail "redirect: $hdr"
+grep -qi "^Referrer-Policy: no-referrer" <<< "$hdr" && grep -qi "^Cache-Control: no-store" <<< "$hdr" || fail "redirect headers"
+[ "$(curl -s -I -o /dev/null -w '%{http_code}' "$base$pixel")" = 200 ] || fail "HEAD pixel"
+ok
+
+# 2. N hits over keep-alive -> exactly N events with the right fields
+n=300
+res=$(check hits "$port" "$MB_RUN/urls" $n)
+[ "$res" = '{"200": 75, "302": 225}' ] || fail "statuses $res"
+for _ in $(seq 1 100); do [ "$(nevents)" -ge $((n + 3)) ] && break; sleep 0.05; done
+events > "$MB_RUN/ev.json"
+python3 - "$MB_RUN/ev.json" "$msg" $((n + 3)) <<'PY' || fail "event fields"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+assert len(ev) == int(sys.argv[3]), (len(ev), sys.argv[3])
+assert len({e["id"] for e in ev}) == len(ev), "duplicate event ids"
+for e in ev:
+    assert e["message"] == sys.argv[2] and e["recipient"] == 1 and e["edge"] == "edge-test", e
+    assert e["ip"] == "127.0.0.1" and e["method"] in ("GET", "HEAD"), e
+    if e["kind"] == "o":
+        assert e["link"] == 0 and e["url"] == "", e
+    else:
+        assert e["kind"] == "c" and 1 <= e["link"] <= 3 and e["url"].startswith("https://example.com/"), e
+assert sum(e["ua"] == "mailbeacon-test/1.0" for e in ev) == int(sys.argv[3]) - 3
+PY
+ok
+
+# 3. bad tokens: pixel still served, click 404, nothing recorded, no redirect
+before=$(nevents)
+tok=${pixel:3:48} ctok=${click:3:48} cq=${click#*\?}
+flip() { local t=$1; local c=${t:20:1}; [ "$c" = A ] && c=B || c=A; echo "${t:0:20}$c${t:21}"; }
+old=$(MAILBEACON_KEY_FILE=$MB_RUN/oldkeys "$rewrite" < "$data/01-single-html-7bit.eml" | grep -o '/o/[^"]*' | head -1)
+for p in "/o/$(flip "$tok").gif" "/o/${tok:0:40}.gif" "/o/${tok}AAAA.gif" "/o/${tok:0:47}+.gif" "$old" \
+         "/o/$(printf 'A%.0s' $(seq 1 300)).gif"; do
+  [ "$(curl -s -o "$MB_RUN/g2" -w '%{http_code}' "$base$p")" = 200 ] || fail "bad pixel $p not answered 200"
+  cmp -s "$MB_RUN/gif" "$MB_RUN/g2" || fail "bad pixel $p: not the GIF"
+done
+for p in "/c/$(flip "$ctok")?$cq" "/c/${ctok:0:47}?$cq" "/c/$ctok?u=https://evil.example/" "/c/$ctok" \
+         "/c/$ctok?u=" "/c/$tok?$cq"; do
+  hdr=$(curl -s -D - -o /dev/null "$base$p")
+  grep -q "404 Not Found" <<< "$hdr" || fail "bad click $p: $(head -1 <<< "$hdr")"
+  ! grep -qi "^Location:" <<< "$hdr" || fail "bad click $p redirected"
+done
+# correctly signed, but for a target that must not be redirected to
+m=$(echo -n "$msg" | tr -d '-')
+for target in $'https://example.com/a\r\nSet-Cookie: x=1' 'javascript:alert(1)' 'ftp://example.com/' \
+              'https://example.com/ a' $'https://example.com/\x01'; do
+  t=$(check token "$MB_RUN/keys" c "$m" 1 1 "$target")
+  q=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$target")
+  hdr=$(curl -s -D - -o /dev/null "$base/c/$t?u=$q")
+  grep -q "404 Not Found" <<< "$hdr" || fail "smuggled target $(printf %q "$target"): $(head -1 <<< "$hdr")"
+done
+sleep 0.3
+[ "$(nevents)" = "$before" ] || fail "a bad token was recorded"
+ok
+
+# 4. methods, unknown paths, limits
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$base$pixel")" = 405 ] || fail "POST not 405"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$base$click")" = 405 ] || fail "DELETE not 405"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$base/")" = 404 ] || fail "/ not 404"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$base/healthz")" = 404 ] || fail "admin path on the public port"
+big=$(head -c 70000 /dev/zero | tr '\0' a)
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $big" "$base$pixel")
+[ "$code" = 431 ] || fail "huge header answered $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$base/c/$ctok?u=https://example.com/$big")
+[ "$code" = 414 ] || fail "huge URL answered $code"
+ok
+
+# 5. admin: health and metrics
+curl -s "http://127.0.0.1:$aport/healthz" | python3 -c '
+import json, sys; h = json.load(sys.stdin)
+assert h["redis"] == "up" and h["queue_events"] == 0 and h["spool_bytes"] == 0 and h["version"], h' || fail healthz
+curl -s "http://127.0.0.1:$aport/metrics" > "$MB_RUN/metrics"
+grep -q '^mailbeacon_hits_total{kind="open",result="invalid"} 6$' "$MB_RUN/metrics" || fail "metrics: invalid opens"
+grep -q '^mailbeacon_request_duration_seconds_bucket{le="+Inf"} ' "$MB_RUN/metrics" || fail "metrics: histogram"
+ok
+
+# 6. 128, 256 and 1000 keep-alive connections all get answers (libmicrohttpd's
+#    128-ready-sockets stall), every answered hit recorded
+for c in 128 256 1000; do
+  before=$(nevents)
+  wrk -t2 -c$c -d2s "$base$pixel" > "$MB_RUN/wrk.$c" 2>&1 || fail "wrk -c$c"
+  done_n=$(awk '/requests in/ {print $1}' "$MB_RUN/wrk.$c")
+  ! grep -q "Non-2xx" "$MB_RUN/wrk.$c" || fail "-c$c: errors $(cat "$MB_RUN/wrk.$c")"
+  [ "$done_n" -gt $((c * 5)) ] || fail "-c$c: only $done_n requests: $(cat "$MB_RUN/wrk.$c")"
+  for _ in $(seq 1 200); do [ "$(nevents)" -ge $((before + done_n)) ] && break; sleep 0.05; done
+  got=$(( $(nevents) - before ))
+  [ "$got" -ge "$done_n" ] || fail "-c$c: $done_n answered, $got recorded"
+done
+ok
+
+# 7. idle connections that never finish their headers do not block others
+python3 - "$port" <<'PY' &
+import socket, sys, time
+socks = []
+for i in range(200):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(b"GET /o/")
+    socks.append(s)
+time.sleep(4)
+PY
+slow=$!
+sleep 0.5
+[ "$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$base$pixel")" = 200 ] || fail "blocked by idle connections"
+wait $slow || true
+ok
+
+# 8. SIGTERM: stops accepting, drains the queue, exits 0 with nothing lost
+stop_server
+grep -q "stopped: .* 0 lost" "$MB_RUN/server.log" || fail "shutdown summary"
+ok
+echo "server_hits: $passed passed, 0 failed"
