@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # The main job, as far as the parts exist today: installs what is missing,
-# builds, starts a private Redis on a free loopback port, creates a key,
-# rewrites a sample message as the MTA would, shows its tracked links and
-# pixel (decoded with --explain) and the "sent" record in the Redis stream,
-# then stops Redis and removes its temp dir.
+# builds, starts a private Redis and the tracking server on free loopback
+# ports, creates a key, rewrites a sample message as the MTA would, shows its
+# tracked links and pixel (decoded with --explain), opens the pixel and
+# clicks the links as the recipient would, and shows what landed in the Redis
+# stream (the "sent" record and the hits); then stops everything and removes
+# its temp dir.
 # usage: bash scripts/demo.sh [MESSAGE.eml]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target mailbeacon-rewrite >/dev/null
+cmake --build build -j"$(nproc)" --target mailbeacon-rewrite mailbeacon-server >/dev/null
 rewrite=$PWD/build/mailbeacon-rewrite
+server=$PWD/build/mailbeacon-server
 sample=${1:-tests/data/12-mixed-related-alternative-pdf.eml}
 
 . scripts/lib/services.sh
 MB_RUN=$(mktemp -d /tmp/mailbeacon-demo.XXXXXX)
-port=$(mb_free_port)
-trap 'mb_redis_stop $port; rm -rf "$MB_RUN"' EXIT
+port=$(mb_free_port) http=$(mb_free_port) admin=$(mb_free_port)
+spid=
+trap '[ -n "$spid" ] && kill $spid 2>/dev/null; mb_redis_stop $port; rm -rf "$MB_RUN"' EXIT
 mb_redis_start "$port"
 mkdir -p "$MB_RUN/spool"
 "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
@@ -26,7 +30,12 @@ key_file = $MB_RUN/keys
 never_track = ourco.example
 redis = 127.0.0.1:$port
 spool_dir = $MB_RUN/spool
+listen = 127.0.0.1:$http
+admin_listen = 127.0.0.1:$admin
 CONF
+"$server" --config "$MB_RUN/mailbeacon.conf" 2> "$MB_RUN/server.log" &
+spid=$!
+for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$admin/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
 
 echo "== rewriting $sample (as Postfix would pipe it)"
 "$rewrite" --config "$MB_RUN/mailbeacon.conf" --verbose < "$sample" > "$MB_RUN/out.eml"
@@ -50,7 +59,20 @@ while read -r url; do
 done < "$MB_RUN/urls"
 
 echo
-echo "== the sent record in the Redis stream mailbeacon:events"
+echo "== the recipient opens the message and clicks each link (served by mailbeacon-server)"
+while read -r url; do
+  local_url=http://127.0.0.1:$http${url#https://t.mailbeacon.test}
+  curl -s -o /dev/null -A "Mozilla/5.0 (demo recipient)" \
+    -w "   %{http_code} %{content_type}%{redirect_url}  <- ${url:26:40}...\n" "$local_url"
+done < "$MB_RUN/urls"
+sleep 0.3
+echo
+echo "== the Redis stream mailbeacon:events: the sent record, then the hits"
 redis-cli -p "$port" --raw XRANGE mailbeacon:events - + | sed 's/^/   /'
 echo
-echo "done: the tracking server, batcher and alerts are the next issues."
+echo "== mailbeacon-server /healthz"
+echo "   $(curl -s "http://127.0.0.1:$admin/healthz")"
+kill -TERM $spid && wait $spid && spid=
+echo "   $(tail -1 "$MB_RUN/server.log")"
+echo
+echo "done: the batcher to PostgreSQL and the rep's alerts are the next issues."
