@@ -1,10 +1,10 @@
 -- wrk script for bench/run-server.sh: every request asks for a different open
 -- pixel, cycling through the tokens of a file (one 48-char token a line).
--- usage: wrk ... -s bench/rotate.lua http://HOST:PORT -- TOKENFILE [RESULTFILE]
+-- usage: [ROTATE_RESULT=FILE] wrk ... -s bench/rotate.lua http://HOST:PORT -- TOKENFILE
 -- Each thread starts at its own offset; request() counts what it sent, so
 -- done() can report sent (responses + requests in flight when wrk stopped).
--- done() appends one line "requests=N sent=S p99_us=P rps=R errors=E non2xx=X"
--- to RESULTFILE when given.
+-- done() prints one line "requests=N sent=S p99_us=P rps=R errors=E non2xx=X
+-- timeouts=T" and appends it to $ROTATE_RESULT when set.
 local threads = {}
 local counter = 0
 
@@ -13,7 +13,8 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-local reqs, n, sent = {}, 0, 0
+local reqs, n = {}, 0
+sent = 0 -- global: done() reads it with thread:get
 
 function init(args)
   local f = assert(io.open(args[1], "r"))
@@ -39,6 +40,8 @@ end
 function done(summary, latency, requests)
   local s = 0
   for _, t in ipairs(threads) do s = s + (t:get("sent") or 0) end
+  -- wrk calls request() once in thread 1 to check it, before any connection
+  if s > 0 then s = s - 1 end
   local e = summary.errors
   local errs = e.connect + e.read + e.write + e.timeout
   local secs = summary.duration / 1e6

@@ -13,6 +13,7 @@
 
 struct mb_stream {
   redisContext *redis;
+  char last_id[64];           /* id of the last entry Redis confirmed */
   int up;                     /* the last exchange with Redis worked */
   struct timeval next_try;    /* no reconnect before this while down */
   mb_spool *spool;
@@ -63,38 +64,164 @@ static int connect_redis(mb_stream *s) {
   return 0;
 }
 
-/* Pipelines XADDs for a group of records; returns how many Redis stored (a prefix). */
-static long xadd_group(void *ctx, const mb_field *const *records, const size_t *nfields, size_t n) {
-  mb_stream *s = ctx;
+/* A spooled record that Redis may hold already (it was sent, but the reply
+ * was lost with the connection) starts with this pseudo-field, whose value
+ * is the id of the last entry Redis had confirmed; it is never sent to
+ * Redis. On replay the entries after that id are searched for the record
+ * first, so it is not added twice. */
+static const char uncertain_name[] = "\001uncertain";
+#define UNCERTAIN_LEN (sizeof uncertain_name - 1)
+#define TAIL_MAX 5000
+
+static int is_marker(const mb_field *f) {
+  return f->name_len == UNCERTAIN_LEN && memcmp(f->name, uncertain_name, UNCERTAIN_LEN) == 0;
+}
+
+/* FNV-1a over a record's fields (lengths included). */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  const unsigned char *c = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 1099511628211ULL;
+  return h;
+}
+
+static uint64_t record_hash(const mb_field *f, size_t n) {
+  uint64_t h = 14695981039346656037ULL;
+  for (size_t i = 0; i < n; i++) {
+    if (is_marker(&f[i])) continue;
+    h = fnv(h, &f[i].name_len, sizeof f[i].name_len);
+    h = fnv(h, f[i].name, f[i].name_len);
+    h = fnv(h, &f[i].value_len, sizeof f[i].value_len);
+    h = fnv(h, f[i].value, f[i].value_len);
+  }
+  return h;
+}
+
+/* Hashes of the entries after entry id `after` (all of the stream's last
+ * entries when after is empty), at most count, into out; -1 on error. */
+static long tail_hashes(mb_stream *s, const char *after, size_t count, uint64_t *out) {
+  redisReply *r;
+  char cnt[24], from[80];
+  snprintf(cnt, sizeof cnt, "%zu", count); /* hiredis 0.14 formats no %zu */
+  snprintf(from, sizeof from, "(%s", after);
+  if (after[0]) r = redisCommand(s->redis, "XRANGE %s %s + COUNT %s", s->stream, from, cnt);
+  else r = redisCommand(s->redis, "XREVRANGE %s + - COUNT %s", s->stream, cnt);
+  if (!r) {
+    disconnect(s);
+    return -1;
+  }
+  long n = 0;
+  if (r->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i < r->elements && (size_t)n < count; i++) {
+      redisReply *e = r->element[i];
+      if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[1]->type != REDIS_REPLY_ARRAY) continue;
+      redisReply *kv = e->element[1];
+      mb_field f[128];
+      size_t nf = 0;
+      for (size_t k = 0; k + 1 < kv->elements && nf < 128; k += 2, nf++) {
+        f[nf].name = kv->element[k]->str, f[nf].name_len = kv->element[k]->len;
+        f[nf].value = kv->element[k + 1]->str, f[nf].value_len = kv->element[k + 1]->len;
+      }
+      out[n++] = record_hash(f, nf);
+    }
+  }
+  freeReplyObject(r);
+  return n;
+}
+
+/* Pipelines XADDs for a group of records; returns how many Redis holds (a
+ * prefix; a record found already there counts). *uncertain_from is where
+ * the records start whose fate is unknown (sent, reply lost); n when none. */
+static long xadd_group_ex(mb_stream *s, const mb_field *const *records, const size_t *nfields, size_t n,
+                          size_t *uncertain_from) {
   const char *argv[3 + 2 * 128];
   size_t argvlen[3 + 2 * 128];
+  *uncertain_from = n;
+  /* records marked uncertain: skip those the stream's tail already holds */
+  char *present = calloc(n ? n : 1, 1);
+  if (!present) return 0;
+  size_t nunc = 0;
+  char after[64] = "";
   for (size_t i = 0; i < n; i++) {
-    size_t nf = nfields[i] > 128 ? 128 : nfields[i];
+    if (!nfields[i] || !is_marker(&records[i][0])) continue;
+    if (!nunc && records[i][0].value_len < sizeof after) { /* the marker holds the last confirmed id */
+      memcpy(after, records[i][0].value, records[i][0].value_len);
+      after[records[i][0].value_len] = '\0';
+    }
+    nunc++;
+  }
+  if (nunc) {
+    size_t want = nunc * 2 + 200 > TAIL_MAX ? TAIL_MAX : nunc * 2 + 200;
+    uint64_t *tail = malloc(want * sizeof *tail);
+    long got = tail ? tail_hashes(s, after, want, tail) : -1;
+    if (got < 0) {
+      free(tail), free(present);
+      return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+      if (!nfields[i] || !is_marker(&records[i][0])) continue;
+      uint64_t h = record_hash(records[i], nfields[i]);
+      for (long k = 0; k < got && !present[i]; k++) present[i] = tail[k] == h;
+    }
+    free(tail);
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (present[i]) continue;
+    size_t a = 3;
     argv[0] = "XADD", argvlen[0] = 4;
     argv[1] = s->stream, argvlen[1] = strlen(s->stream);
     argv[2] = "*", argvlen[2] = 1;
-    for (size_t f = 0; f < nf; f++) {
-      argv[3 + 2 * f] = records[i][f].name, argvlen[3 + 2 * f] = records[i][f].name_len;
-      argv[4 + 2 * f] = records[i][f].value, argvlen[4 + 2 * f] = records[i][f].value_len;
+    for (size_t f = 0; f < nfields[i] && a + 2 <= 3 + 2 * 128; f++) {
+      if (is_marker(&records[i][f])) continue;
+      argv[a] = records[i][f].name, argvlen[a++] = records[i][f].name_len;
+      argv[a] = records[i][f].value, argvlen[a++] = records[i][f].value_len;
     }
-    if (redisAppendCommandArgv(s->redis, (int)(3 + 2 * nf), argv, argvlen) != REDIS_OK) {
+    if (redisAppendCommandArgv(s->redis, (int)a, argv, argvlen) != REDIS_OK) {
       disconnect(s);
-      return 0;
+      free(present);
+      return 0; /* nothing was sent yet: hiredis writes on the first read */
     }
   }
   long stored = 0;
   int failed = 0;
   for (size_t i = 0; i < n; i++) {
+    if (present[i]) {
+      if (!failed) stored++;
+      continue;
+    }
     redisReply *reply = NULL;
     if (redisGetReply(s->redis, (void **)&reply) != REDIS_OK) {
       disconnect(s);
+      *uncertain_from = (size_t)stored;
+      free(present);
       return stored;
     }
-    if (reply->type == REDIS_REPLY_STRING && !failed) stored++;
-    else failed = 1;
+    if (reply->type == REDIS_REPLY_STRING && !failed) {
+      stored++;
+      if (reply->len < sizeof s->last_id) memcpy(s->last_id, reply->str, reply->len + 1);
+    } else if (!failed) {
+      failed = 1; /* an error reply: later records were still applied by Redis */
+      *uncertain_from = (size_t)stored + 1;
+    }
     freeReplyObject(reply);
   }
+  free(present);
   return stored;
+}
+
+/* mb_spool_fn for replays. */
+static long xadd_group(void *ctx, const mb_field *const *records, const size_t *nfields, size_t n) {
+  size_t unc;
+  return xadd_group_ex(ctx, records, nfields, n, &unc);
+}
+
+/* Spools one record; with uncertain set, behind the marker pseudo-field. */
+static int spool_record(mb_stream *s, const mb_field *fields, size_t n, int uncertain) {
+  if (!uncertain) return mb_spool_append(s->spool, fields, n);
+  mb_field f[129];
+  if (n > 128) return -1;
+  f[0] = (mb_field){uncertain_name, UNCERTAIN_LEN, s->last_id, strlen(s->last_id)};
+  memcpy(f + 1, fields, n * sizeof *fields);
+  return mb_spool_append(s->spool, f, n + 1);
 }
 
 mb_stream *mb_stream_new(const mb_config *c, const char *spool_name, char *err, size_t errlen) {
@@ -131,16 +258,19 @@ long mb_stream_flush_spool(mb_stream *s) {
 
 int mb_stream_add(mb_stream *s, const mb_field *fields, size_t nfields, char *err, size_t errlen) {
   err[0] = '\0';
+  int uncertain = 0;
   if (connect_redis(s) == 0) {
     /* Older spooled records go first so the stream keeps their order. */
     if (!s->spool || mb_spool_pending_bytes(s->spool) == 0 || mb_stream_flush_spool(s) >= 0) {
       if (s->spool == NULL || mb_spool_pending_bytes(s->spool) == 0) {
         const mb_field *rec = fields;
-        if (s->redis && xadd_group(s, &rec, &nfields, 1) == 1) return MB_STREAM_STORED;
+        size_t unc;
+        if (s->redis && xadd_group_ex(s, &rec, &nfields, 1, &unc) == 1) return MB_STREAM_STORED;
+        uncertain = unc == 0;
       }
     }
   }
-  if (s->spool && mb_spool_append(s->spool, fields, nfields) == 0) {
+  if (s->spool && spool_record(s, fields, nfields, uncertain) == 0) {
     snprintf(err, errlen, "Redis %s unavailable; record spooled to %s", s->addr, mb_spool_path(s->spool));
     return MB_STREAM_SPOOLED;
   }
@@ -171,21 +301,25 @@ long mb_stream_add_batch(mb_stream *s, const mb_field *const *records, const siz
   err[0] = '\0';
   *spooled = 0;
   long stored = 0;
+  size_t uncertain_from = n;
   if (connect_throttled(s, retry_ms) == 0) {
     /* older spooled records first, so the stream keeps the order */
     if (s->spool && mb_spool_pending_bytes(s->spool) > 0) mb_stream_flush_spool(s);
     if (s->redis && (!s->spool || mb_spool_pending_bytes(s->spool) == 0)) {
       for (size_t off = 0; off < n && s->redis;) { /* pipelines of REPLAY_BATCH */
-        size_t k = n - off < REPLAY_BATCH ? n - off : REPLAY_BATCH;
-        long got = xadd_group(s, records + off, nfields + off, k);
+        size_t k = n - off < REPLAY_BATCH ? n - off : REPLAY_BATCH, unc;
+        long got = xadd_group_ex(s, records + off, nfields + off, k, &unc);
         stored += got;
+        if ((size_t)got < k) {
+          uncertain_from = off + unc;
+          break;
+        }
         off += (size_t)got;
-        if ((size_t)got < k) break;
       }
     }
   }
   for (size_t i = (size_t)stored; i < n; i++) {
-    if (!s->spool || mb_spool_append(s->spool, records[i], nfields[i]) < 0) {
+    if (!s->spool || spool_record(s, records[i], nfields[i], i >= uncertain_from) < 0) {
       if (!s->spool) snprintf(err, errlen, "Redis %s unavailable and no spool: %s", s->addr, s->spool_err);
       else snprintf(err, errlen, "Redis %s unavailable and spool %s not writable: %s", s->addr,
                     mb_spool_path(s->spool), strerror(errno));

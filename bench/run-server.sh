@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# mailbeacon-server against the classic pixel server (nginx empty_gif with a
+# buffered access_log), side by side in one run on this machine: wrk with
+# bench/rotate.lua (every request a different valid open token, TOKENS of
+# them), same wrk settings for both (-t1 -c64 and -t2 -c256), DURATION
+# seconds a run, REPS interleaved repetitions. Prints req/s and p99 latency,
+# the ratios mailbeacon/nginx, and checks after every mailbeacon run that the
+# Redis stream holds exactly the events of the hits the server answered (sum
+# of n over the run's type=hits entries == the server's
+# mailbeacon_events_total{to="redis"} increase == wrk's completed requests;
+# requests wrk sent but had no answer to when it stopped are reported apart).
+# usage: bash bench/run-server.sh [build/mailbeacon-server [build/mailbeacon-rewrite]]   (as root)
+# env: REPS (3) DURATION (10) TOKENS (1000) NGINX_WORKERS (auto) MAILBEACON_HTTP_THREADS (0 = cores)
+#      KEEP=1 keeps the temp dir (logs, tokens, raw results)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+server=${1:-build/mailbeacon-server}
+rewrite=${2:-build/mailbeacon-rewrite}
+reps=${REPS:-3} duration=${DURATION:-10} ntok=${TOKENS:-1000}
+workers=${NGINX_WORKERS:-auto} threads=${MAILBEACON_HTTP_THREADS:-0}
+stream=mailbeacon:events
+for b in "$server" "$rewrite"; do
+  [ -x "$b" ] || { echo "no $b: build first (cmake -S . -B build && cmake --build build)" >&2; exit 2; }
+done
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
+
+# show CMD...: prints the exact command; run CMD...: prints it, then runs it
+# (background processes are started without run, so that $! is their own pid)
+show() { printf '+' >&2; printf ' %q' "$@" >&2; printf '\n' >&2; }
+run() { show "$@"; "$@"; }
+
+missing=
+command -v nginx >/dev/null || missing="$missing nginx"
+command -v wrk >/dev/null || missing="$missing wrk"
+command -v redis-server >/dev/null || missing="$missing redis-server"
+command -v curl >/dev/null || missing="$missing curl"
+if [ -n "$missing" ]; then
+  run apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive run apt-get install -y -qq $missing >/dev/null
+fi
+export PATH=$PATH:/usr/sbin
+
+. scripts/lib/services.sh
+MB_RUN=$(mktemp -d /tmp/mb-bench-server.XXXXXX)
+spid='' npid='' rport=''
+cleanup() {
+  set +e
+  if [ -n "$spid" ]; then
+    kill -TERM "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+    st=$?; [ "$st" = 0 ] || echo "mailbeacon-server exited $st on SIGTERM; log: $MB_RUN/server.log" >&2
+  fi
+  if [ -n "$npid" ]; then
+    kill -QUIT "$npid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$npid" 2>/dev/null || break; sleep 0.05; done
+    kill -TERM "$npid" 2>/dev/null
+    wait "$npid" 2>/dev/null
+  fi
+  [ -n "$rport" ] && mb_redis_stop "$rport"
+  if [ -n "${KEEP:-}" ]; then echo "kept $MB_RUN" >&2; else rm -rf "$MB_RUN"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Redis without persistence (the services.sh instance fsyncs every write)
+rport=$(mb_free_port)
+mkdir -p "$MB_RUN/redis"
+rcmd=(redis-server --port "$rport" --bind 127.0.0.1 --dir "$MB_RUN/redis" --save '' --appendonly no
+  --daemonize no --logfile "$MB_RUN/redis/redis.log")
+show "${rcmd[@]}"
+"${rcmd[@]}" &
+echo $! > "$MB_RUN/redis/pid"
+for _ in $(seq 1 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.05; done
+redis-cli -p "$rport" ping >/dev/null || { cat "$MB_RUN/redis/redis.log" >&2; exit 1; }
+
+# keys and TOKENS valid open tokens (signed by the test suite's independent implementation)
+run "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
+echo "+ python3 (tests/integration/server_check.py token()) $MB_RUN/keys $ntok > $MB_RUN/tokens" >&2
+python3 - "$MB_RUN/keys" "$ntok" > "$MB_RUN/tokens" <<'PY'
+import runpy, sys
+keyfile, n = sys.argv[1], int(sys.argv[2])
+sys.argv = ["server_check.py", "-"]  # the module dispatches on argv[1] when loaded
+token = runpy.run_path("tests/integration/server_check.py")["token"]
+for i in range(n):  # n/10 messages with 10 recipients each
+    print(token(keyfile, "o", "%032x" % (0x6d620000 << 96 | i // 10), i % 10, 0))
+PY
+
+# mailbeacon-server
+sport=$(mb_free_port) aport=$(mb_free_port)
+export MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_REDIS=127.0.0.1:$rport MAILBEACON_REDIS_STREAM=$stream \
+  MAILBEACON_SPOOL_DIR=$MB_RUN/spool MAILBEACON_LISTEN=127.0.0.1:$sport MAILBEACON_ADMIN_LISTEN=127.0.0.1:$aport \
+  MAILBEACON_HTTP_THREADS=$threads MAILBEACON_EDGE_ID=bench
+mkdir -p "$MB_RUN/spool"
+env | grep '^MAILBEACON_' | sed 's/^/+ export /' >&2
+show "$server"
+"$server" 2> "$MB_RUN/server.log" &
+spid=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$aport/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+curl -fs "http://127.0.0.1:$aport/healthz" >/dev/null || { cat "$MB_RUN/server.log" >&2; exit 1; }
+
+# nginx
+nport=$(mb_free_port)
+mkdir -p "$MB_RUN/nginx"
+sed -e "s|@PREFIX@|$MB_RUN/nginx|g" -e "s|@PORT@|$nport|g" -e "s|@WORKERS@|$workers|g" \
+  bench/nginx-pixel.conf.in > "$MB_RUN/nginx/nginx.conf"
+show nginx -p "$MB_RUN/nginx" -c "$MB_RUN/nginx/nginx.conf"
+nginx -p "$MB_RUN/nginx" -c "$MB_RUN/nginx/nginx.conf" 2> "$MB_RUN/nginx/stderr" &
+npid=$!
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$nport/" 2>/dev/null && break; sleep 0.05; done
+sleep 0.3
+nworkers=$(pgrep -P "$npid" | wc -l)
+[ "$nworkers" -gt 0 ] || { echo "nginx has no worker process" >&2; cat "$MB_RUN/nginx/stderr" "$MB_RUN/nginx/error.log" >&2; exit 1; }
+
+# both answer a token with the 43-byte GIF
+tok=$(head -1 "$MB_RUN/tokens")
+for port in "$sport" "$nport"; do
+  got=$(curl -s -o "$MB_RUN/gif" -w '%{http_code} %{content_type} %{size_download}' "http://127.0.0.1:$port/o/$tok.gif")
+  [ "$got" = "200 image/gif 43" ] || { echo "port $port answered '$got' to a valid open token" >&2; exit 1; }
+done
+
+healthz() { curl -fs "http://127.0.0.1:$aport/healthz"; }
+metric() { # metric NAME_WITH_LABELS: prints its value
+  curl -fs "http://127.0.0.1:$aport/metrics" | awk -v k="$1" '$1 == k {print $2}'
+}
+drained() { # waits until the server's queue and spool are empty (at most 120 s)
+  local h
+  for _ in $(seq 1 1200); do
+    h=$(healthz) || h=
+    if [[ $h == *'"queue_events":0,'* && $h == *'"spool_bytes":0,'* ]]; then return 0; fi
+    sleep 0.1
+  done
+  echo "the server did not drain in 120 s: $h" >&2
+  return 1
+}
+# sum of n over the stream's type=hits entries, read in chunks inside Redis; prints "events entries others"
+stream_count() {
+  redis-cli -p "$rport" --raw EVAL "
+    local total, entries, others, start = 0, 0, 0, '-'
+    while true do
+      local r = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 5000)
+      for _, e in ipairs(r) do
+        local f, typ, n = e[2], nil, 0
+        for j = 1, #f, 2 do
+          if f[j] == 'type' then typ = f[j + 1] elseif f[j] == 'n' then n = tonumber(f[j + 1]) end
+        end
+        if typ == 'hits' then total, entries = total + n, entries + 1 else others = others + 1 end
+      end
+      if #r < 5000 then break end
+      start = '(' .. r[#r][1]
+    end
+    return {total, entries, others}" 1 "$stream" | paste -sd' '
+}
+
+# one_run NAME PORT THREADS CONNS REP: one wrk run; appends a line to $MB_RUN/results
+one_run() {
+  local name=$1 port=$2 t=$3 c=$4 rep=$5 out m0 m1 lost0 lost1 cnt
+  out=$MB_RUN/wrk.$name.t$t.c$c.$rep
+  rm -f "$out.res"
+  if [ "$name" = mailbeacon ]; then
+    redis-cli -p "$rport" DEL "$stream" >/dev/null
+    m0=$(metric 'mailbeacon_events_total{to="redis"}') lost0=$(metric 'mailbeacon_events_total{to="lost"}')
+  fi
+  local cmd=(timeout $((duration + 30)) wrk -t"$t" -c"$c" -d"${duration}s" --latency
+    -s bench/rotate.lua "http://127.0.0.1:$port" -- "$MB_RUN/tokens")
+  { printf '+ ROTATE_RESULT=%q' "$out.res"; printf ' %q' "${cmd[@]}"; printf '\n'; } >&2
+  ROTATE_RESULT=$out.res "${cmd[@]}" > "$out" 2>&1 ||
+    { echo "wrk failed:" >&2; cat "$out" >&2; exit 1; }
+  # requests= sent= p99_us= rps= errors= non2xx= timeouts=
+  local res
+  res=$(cat "$out.res")
+  local line="$name t$t c$c rep$rep $res"
+  if [ "$name" = mailbeacon ]; then
+    drained
+    m1=$(metric 'mailbeacon_events_total{to="redis"}') lost1=$(metric 'mailbeacon_events_total{to="lost"}')
+    cnt=$(stream_count)
+    line="$line metric=$((m1 - m0)) stream=${cnt%% *} entries=$(echo "$cnt" | cut -d' ' -f2) others=${cnt##* } lost=$((lost1 - lost0))"
+  fi
+  echo "$line" | tee -a "$MB_RUN/results" >&2
+}
+
+cores=$(nproc)
+echo "machine: $cores cores; nginx $(nginx -v 2>&1 | sed 's/.*\///') with $nworkers worker(s) (worker_processes $workers);" \
+  "mailbeacon-server MAILBEACON_HTTP_THREADS=$threads; wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'); redis $(redis-server --version | awk '{print $3}')" >&2
+echo "warm-up (2 s each, not counted)" >&2
+for p in "$nport" "$sport"; do
+  show timeout 30 wrk -t2 -c256 -d2s -s bench/rotate.lua "http://127.0.0.1:$p" -- "$MB_RUN/tokens"
+  timeout 30 wrk -t2 -c256 -d2s -s bench/rotate.lua "http://127.0.0.1:$p" -- "$MB_RUN/tokens" > /dev/null 2>&1
+done
+drained
+
+for rep in $(seq 1 "$reps"); do
+  for tc in "1 64" "2 256"; do
+    # shellcheck disable=SC2086
+    set -- $tc
+    if [ $((rep % 2)) = 1 ]; then order="nginx mailbeacon"; else order="mailbeacon nginx"; fi
+    for name in $order; do
+      if [ "$name" = nginx ]; then one_run nginx "$nport" "$1" "$2" "$rep"; else one_run mailbeacon "$sport" "$1" "$2" "$rep"; fi
+    done
+  done
+done
+
+python3 - "$MB_RUN/results" "$duration" "$reps" "$nworkers" "$cores" <<'PY'
+import statistics, sys
+path, duration, reps, nworkers, cores = sys.argv[1:]
+rows = []
+for line in open(path):
+    f = line.split()
+    d = {"name": f[0], "conf": f[1] + " " + f[2], "rep": f[3]}
+    for kv in f[4:]:
+        k, v = kv.split("=")
+        d[k] = float(v)
+    rows.append(d)
+med = statistics.median
+print(f"\n## mailbeacon-server vs nginx empty_gif ({cores} cores, wrk on the same box, "
+      f"medians of {reps} interleaved {duration} s runs)\n")
+print("| wrk | nginx req/s | mailbeacon req/s | req/s ratio (mb/nginx) | nginx p99 | mailbeacon p99 | p99 ratio (mb/nginx) |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
+ok = True
+for conf in ("t1 c64", "t2 c256"):
+    n = {r["rep"]: r for r in rows if r["conf"] == conf and r["name"] == "nginx"}
+    m = {r["rep"]: r for r in rows if r["conf"] == conf and r["name"] == "mailbeacon"}
+    reps_ = sorted(set(n) & set(m))
+    rr = med([m[k]["rps"] / n[k]["rps"] for k in reps_])
+    pr = med([m[k]["p99_us"] / max(n[k]["p99_us"], 1) for k in reps_])
+    label = "-" + conf.replace(" ", " -")
+    print(f"| {label} | {med([n[k]['rps'] for k in reps_]):,.0f} | {med([m[k]['rps'] for k in reps_]):,.0f} | "
+          f"{rr:.2f} | {med([n[k]['p99_us'] for k in reps_]) / 1000:.2f} ms | "
+          f"{med([m[k]['p99_us'] for k in reps_]) / 1000:.2f} ms | {pr:.2f} |")
+print(f"\nnginx: {int(nworkers)} worker process(es), access_log buffer=64k flush=1s; req/s ratio and p99 ratio are "
+      "medians of the per-repetition ratios.\n")
+print("| run | wrk completed | wrk sent | errors (non-2xx, timeouts) | metric to=redis | stream events (entries) | lost | check |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+for r in rows:
+    if r["name"] != "mailbeacon":
+        if r["errors"] or r["non2xx"]:
+            print(f"| nginx {r['conf']} {r['rep']} | {r['requests']:.0f} | {r['sent']:.0f} | {r['errors']:.0f} ({r['non2xx']:.0f}, {r['timeouts']:.0f}) | | | | nginx errors |")
+            ok = False
+        continue
+    exact = r["stream"] == r["metric"] == r["requests"]
+    if exact and not r["errors"] and not r["non2xx"]:
+        check = "exact: stream = metric = wrk completed"
+    elif r["requests"] <= r["stream"] == r["metric"] == r["sent"] and not r["non2xx"]:
+        check = (f"exact: stream = metric = wrk sent = completed + {r['stream'] - r['requests']:.0f} "
+                 "in flight when wrk stopped")
+    elif r["requests"] <= r["stream"] == r["metric"] <= r["sent"] and not r["non2xx"]:
+        check = (f"stream = metric = completed + {r['stream'] - r['requests']:.0f}, "
+                 f"{r['sent'] - r['stream']:.0f} sent requests not recorded (in flight at stop)")
+    else:
+        check = "MISMATCH"
+        ok = False
+    if r["others"] or r["lost"]:
+        check += f"; {r['others']:.0f} non-hits entries, {r['lost']:.0f} lost"
+        ok = False
+    print(f"| mailbeacon {r['conf']} {r['rep']} | {r['requests']:.0f} | {r['sent']:.0f} | "
+          f"{r['errors']:.0f} ({r['non2xx']:.0f}, {r['timeouts']:.0f}) | {r['metric']:.0f} | "
+          f"{r['stream']:.0f} ({r['entries']:.0f}) | {r['lost']:.0f} | {check} |")
+sys.exit(0 if ok else 1)
+PY

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# mailbeacon-server under load, with faults:
+#   1. Redis killed (SIGKILL) in the middle of a load of many thousand hits,
+#      then restarted from its append-only file: every answered hit ends up
+#      in the stream, none twice (events spooled meanwhile are replayed);
+#   2. SIGTERM in the middle of a load: the server stops accepting, drains,
+#      exits 0, and every hit it answered is in the stream, none twice.
+# usage: server_faults.sh MAILBEACON_SERVER MAILBEACON_REWRITE
+set -euo pipefail
+server=$1 rewrite=$2
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../scripts/lib/services.sh"
+MB_RUN=$(mktemp -d /tmp/mb-faults.XXXXXX)
+rport=$(mb_free_port) port=$(mb_free_port) aport=$(mb_free_port)
+spid=
+trap '[ -n "$spid" ] && kill -9 $spid 2>/dev/null; mb_redis_stop $rport; rm -rf "$MB_RUN"' EXIT
+fail() { echo "FAIL: $*" >&2; tail -20 "$MB_RUN/server.log" >&2 || true; exit 1; }
+ulimit -n 8192 2>/dev/null || true
+
+mb_redis_start "$rport"
+"$rewrite" --keygen "$MB_RUN/keys" >/dev/null
+export MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_REDIS=127.0.0.1:$rport MAILBEACON_SPOOL_DIR=$MB_RUN/spool \
+  MAILBEACON_REDIS_STREAM=mb:faults MAILBEACON_LISTEN=127.0.0.1:$port MAILBEACON_ADMIN_LISTEN=127.0.0.1:$aport
+start_server() {
+  "$server" >> "$MB_RUN/server.log" 2>&1 &
+  spid=$!
+  for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$aport/healthz" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  fail "server did not start"
+}
+# a rotation of 64 pixels (different messages and recipients): wrk requests them in turn
+for i in $(seq 1 64); do
+  printf '/o/%s.gif\n' "$(python3 "$here/server_check.py" token "$MB_RUN/keys" o "$(printf '%032x' $((i * 7919)))" $i 0)"
+done > "$MB_RUN/paths"
+cat > "$MB_RUN/rotate.lua" <<LUA
+local paths, i = {}, 0
+for line in io.lines("$MB_RUN/paths") do paths[#paths + 1] = line end
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i % #paths) + 1])
+end
+LUA
+metric() { curl -s "http://127.0.0.1:$aport/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
+drained() { # wait until the queue and the spool are empty
+  for _ in $(seq 1 600); do
+    h=$(curl -s "http://127.0.0.1:$aport/healthz")
+    grep -q '"redis":"up","queue_events":0,"queue_bytes":0,"spool_bytes":0' <<< "$h" && return 0
+    sleep 0.1
+  done
+  fail "not drained: $h"
+}
+count() { # events in the stream, and how many event ids appear twice
+  python3 "$here/server_check.py" events "$rport" mb:faults > "$MB_RUN/ev.json"
+  python3 -c '
+import json, sys
+ids = [json.loads(l)["id"] for l in open(sys.argv[1])]
+print(len(ids), len(ids) - len(set(ids)))' "$MB_RUN/ev.json"
+}
+answered() { # requests wrk completed
+  awk '/requests in/ {print $1}' "$1"
+}
+
+# 1. Redis killed during the load, restarted from its AOF
+start_server
+wrk -t2 -c64 -d6s -s "$MB_RUN/rotate.lua" "http://127.0.0.1:$port" > "$MB_RUN/wrk1" 2>&1 &
+wpid=$!
+sleep 1.5
+kill -9 "$(cat "$MB_RUN/redis/pid")"
+rm -f "$MB_RUN/redis/pid"
+sleep 2
+[ "$(metric mailbeacon_redis_up)" = 0 ] || fail "Redis down not noticed"
+mb_redis_start "$rport"
+wait $wpid || fail "wrk"
+! grep -q "Non-2xx\|Socket errors" "$MB_RUN/wrk1" || fail "errors while Redis was down: $(cat "$MB_RUN/wrk1")"
+drained
+done1=$(answered "$MB_RUN/wrk1")
+valid=$(metric 'mailbeacon_hits_total{kind="open",result="valid"}')
+spooled=$(metric 'mailbeacon_events_total{to="spool"}')
+read -r n dup <<< "$(count)"
+echo "Redis killed: wrk completed $done1, server answered $valid, $spooled spooled, stream holds $n ($dup twice)"
+[ "$spooled" -gt 0 ] || fail "nothing was spooled while Redis was down"
+[ "$dup" = 0 ] || fail "$dup events twice"
+[ "$n" = "$valid" ] || fail "stream holds $n events, the server answered $valid"
+[ "$n" -ge "$done1" ] || fail "stream holds $n events, wrk completed $done1"
+
+# 2. SIGTERM during the load
+wrk -t2 -c64 -d4s -s "$MB_RUN/rotate.lua" "http://127.0.0.1:$port" > "$MB_RUN/wrk2" 2>&1 &
+wpid=$!
+sleep 1.5
+valid_before=$valid
+kill -TERM $spid
+wait $spid || fail "server exit status after SIGTERM"
+spid=
+wait $wpid || true
+grep -q "stopped: .* 0 lost" "$MB_RUN/server.log" || fail "shutdown summary: $(tail -1 "$MB_RUN/server.log")"
+stored=$(sed -n 's/.*stopped: \([0-9]*\) events to Redis, \([0-9]*\) to the spool.*/\1 \2/p' "$MB_RUN/server.log" | tail -1)
+read -r n2 dup2 <<< "$(count)"
+done2=$(answered "$MB_RUN/wrk2")
+echo "SIGTERM: wrk completed $done2 (before the stop), stream holds $((n2 - n)) more ($dup2 twice); server: $stored"
+[ "$dup2" = 0 ] || fail "$dup2 events twice"
+[ $((n2 - n)) -ge "$done2" ] || fail "answered $done2 hits, only $((n2 - n)) in the stream"
+[ -z "$(ls -A "$MB_RUN/spool" | grep -v events.spool)" ] || true
+echo "server_faults: 2 passed, 0 failed"
