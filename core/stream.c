@@ -264,7 +264,7 @@ int mb_stream_add(mb_stream *s, const mb_field *fields, size_t nfields, char *er
     if (!s->spool || mb_spool_pending_bytes(s->spool) == 0 || mb_stream_flush_spool(s) >= 0) {
       if (s->spool == NULL || mb_spool_pending_bytes(s->spool) == 0) {
         const mb_field *rec = fields;
-        size_t unc;
+        size_t unc = 1;
         if (s->redis && xadd_group_ex(s, &rec, &nfields, 1, &unc) == 1) return MB_STREAM_STORED;
         uncertain = unc == 0;
       }

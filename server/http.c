@@ -435,7 +435,7 @@ mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *q
   /* A thread pool, never a single epoll thread: libmicrohttpd 0.9.75 stalls a
    * thread that gets exactly 128 ready sockets in one epoll_wait. */
   if (threads < 2) threads = 2;
-  h->pub = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, h,
+  h->pub = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, h,
                             MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&pub, MHD_OPTION_THREAD_POOL_SIZE, threads,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000, MHD_OPTION_CONNECTION_TIMEOUT,
                             (unsigned)15, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),

@@ -8,7 +8,7 @@
 #include "queue.h"
 #include "mailbeacon/config.h"
 
-#define MB_WRITER_PACK 64
+#define MB_WRITER_PACK 256
 
 typedef struct mb_writer mb_writer;
 
