@@ -37,8 +37,19 @@ stop_server() {
 }
 start_server
 base=http://127.0.0.1:$port
-events() { check events "$rport" mb:hits; }
-nevents() { events | wc -l; }
+stream=mb:hits
+events() { check events "$rport" "$stream"; }
+# events in the stream: the sum of the entries' n, counted inside Redis
+nevents() {
+  redis-cli -p "$rport" EVAL "local t, s = 0, '-'
+    while true do
+      local r = redis.call('XRANGE', KEYS[1], s, '+', 'COUNT', 1000)
+      if #r == 0 then return t end
+      for _, e in ipairs(r) do local f = e[2]
+        for i = 1, #f, 2 do if f[i] == 'n' then t = t + tonumber(f[i + 1]) end end end
+      s = '(' .. r[#r][1]
+    end" 1 "$stream"
+}
 
 # tracked URLs from a real rewrite (without Redis for the sent record)
 MAILBEACON_REDIS= "$rewrite" --recipient dana@acme.example < "$data/12-mixed-related-alternative-pdf.eml" \
@@ -171,8 +182,49 @@ sleep 0.5
 wait $slow || true
 ok
 
-# 8. SIGTERM: stops accepting, drains the queue, exits 0 with nothing lost
+# 8. SIGHUP reloads the keys: a key added with --keygen verifies without a restart
+"$rewrite" --keygen "$MB_RUN/keys" >/dev/null
+new=$(MAILBEACON_REDIS= "$rewrite" < "$data/01-single-html-7bit.eml" | grep -o '/o/[^"]*' | head -1)
+"$rewrite" --explain "https://t.mailbeacon.test$new" | grep -q '"key":2' || fail "the new key does not sign"
+before=$(nevents)
+curl -s -o /dev/null "$base$new"
+sleep 0.3
+[ "$(nevents)" = "$before" ] || fail "a token of a key not loaded yet was recorded"
+kill -HUP $spid
+for _ in $(seq 1 100); do grep -q "SIGHUP: 2 keys loaded, key 2 signs" "$MB_RUN/server.log" && break; sleep 0.05; done
+curl -s -o /dev/null "$base$new"
+curl -s -o /dev/null "$base$pixel" # and the old key still verifies
+for _ in $(seq 1 100); do [ "$(nevents)" = $((before + 2)) ] && break; sleep 0.05; done
+[ "$(nevents)" = $((before + 2)) ] || fail "after SIGHUP: $(( $(nevents) - before )) of 2 hits recorded"
+ok
+
+# 9. SIGTERM: stops accepting, drains the queue, exits 0 with nothing lost
 stop_server
 grep -q "stopped: .* 0 lost" "$MB_RUN/server.log" || fail "shutdown summary"
+ok
+
+# 10. the client address: X-Forwarded-For only from a trusted proxy; truncation
+xff() { # xff EXPECTED_IP [curl args]: one hit, the recorded IP must be EXPECTED_IP
+  local want=$1; shift
+  local n0; n0=$(nevents)
+  curl -s -o /dev/null "$@" "$base$pixel"
+  for _ in $(seq 1 100); do [ "$(nevents)" -gt "$n0" ] && break; sleep 0.05; done
+  got=$(events | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["ip"])')
+  [ "$got" = "$want" ] || fail "client ip $got, want $want ($*)"
+}
+export MAILBEACON_REDIS_STREAM=mb:xff # a small stream of its own
+stream=mb:xff
+start_server # no trusted proxies
+xff 127.0.0.1 -H "X-Forwarded-For: 198.51.100.7"
+stop_server
+MAILBEACON_TRUSTED_PROXIES="127.0.0.0/8, 10.0.0.1" start_server
+xff 198.51.100.7 -H "X-Forwarded-For: 198.51.100.7"
+xff 198.51.100.7 -H "X-Forwarded-For: 203.0.113.9, 198.51.100.7, 10.0.0.1" # the rightmost untrusted
+xff 2001:db8::5 -H "X-Forwarded-For: 2001:db8::5"
+stop_server
+MAILBEACON_TRUSTED_PROXIES=127.0.0.1 MAILBEACON_IP_TRUNCATE=yes start_server
+xff 198.51.100.0 -H "X-Forwarded-For: 198.51.100.7"
+xff 2001:db8:1:: -H "X-Forwarded-For: 2001:db8:1:2:3::5"
+stop_server
 ok
 echo "server_hits: $passed passed, 0 failed"
