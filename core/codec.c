@@ -62,12 +62,22 @@ int mb_b64url_decode(uint8_t *dst, size_t cap, const char *src, size_t len) {
 
 static const char hexdigits[] = "0123456789ABCDEF";
 
+static int pct_plain(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+         c == '_' || c == '~' || c == ':' || c == '/';
+}
+
+size_t mb_pct_encoded_len(const char *src, size_t n) {
+  size_t len = 0;
+  for (size_t i = 0; i < n; i++) len += pct_plain((unsigned char)src[i]) ? 1 : 3;
+  return len;
+}
+
 size_t mb_pct_encode(char *dst, const char *src, size_t n) {
   char *d = dst;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)src[i];
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~' || c == ':' || c == '/') {
+    if (pct_plain(c)) {
       *d++ = (char)c;
     } else {
       *d++ = '%';

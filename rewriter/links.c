@@ -62,8 +62,8 @@ size_t mb_links_rewrite(void *ctx, const char *href, size_t n, char *out, size_t
   if (n > sizeof url) return 0;
   size_t ul = mb_link_target(href, n, url);
   if (!mb_link_trackable(l, url, ul) || l->n >= 65535) return 0;
-  size_t need = l->base_len + 3 + MB_TOKEN_LEN + 3 + 3 * ul;
-  if (need > cap) return 0;
+  size_t need = l->base_len + 3 + MB_TOKEN_LEN + 3 + mb_pct_encoded_len(url, ul);
+  if (need > cap || need > MB_TRACKING_URL_MAX) return 0; /* left as it is, still working */
   if (l->n == l->cap) {
     size_t ncap = l->cap ? l->cap * 2 : 64;
     size_t *no = realloc(l->off, ncap * sizeof *no);

@@ -23,6 +23,9 @@ int mb_b64url_decode(uint8_t *dst, size_t cap, const char *src, size_t len);
  * 3*n), dst must hold 3*n bytes. */
 size_t mb_pct_encode(char *dst, const char *src, size_t n);
 
+/* The length mb_pct_encode would write for src. */
+size_t mb_pct_encoded_len(const char *src, size_t n);
+
 /* Decodes %XX escapes of src into dst (capacity >= n). '+' is kept literally.
  * Returns the decoded length or -1 on a malformed escape. */
 int mb_pct_decode(char *dst, const char *src, size_t n);

@@ -23,6 +23,9 @@
 #define MB_TOKEN_RAW (MB_TOKEN_HEADER + MB_TOKEN_MAC)
 #define MB_TOKEN_LEN 48 /* base64url characters */
 #define MB_URL_MAX 8192 /* longest click target accepted */
+/* Longest tracking URL the rewriter writes (base, token and the %-encoded
+ * target): the server's request buffer is sized for it. */
+#define MB_TRACKING_URL_MAX 8192
 
 typedef enum mb_kind { MB_KIND_OPEN = 1, MB_KIND_CLICK = 2 } mb_kind;
 

@@ -432,6 +432,26 @@ static void identity_and_size_limit(void **state) {
   mb_buf_free(&in);
 }
 
+/* A link whose tracking URL would pass MB_TRACKING_URL_MAX stays as it is
+ * (the server's request buffer is sized for that limit); others are tracked. */
+static void long_tracking_url_left_alone(void **state) {
+  (void)state;
+  mb_buf msg;
+  mb_buf_init(&msg);
+  mb_buf_puts(&msg, "From: a@ourco.example\r\nTo: b@acme.example\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+                    "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+                    "<p><a href=3D\"https://example.com/?q=");
+  for (int i = 0; i < 1500; i++) mb_buf_puts(&msg, "=C3=A9=\r\n"); /* 3000 bytes of UTF-8: 9000 encoded */
+  mb_buf_puts(&msg, "\">long</a> <a href=3D\"https://example.com/short\">short</a></p>\r\n");
+  mb_rewrite_result res;
+  assert_int_equal(rewrite(msg.data, msg.len, &res), 0);
+  assert_true(res.rewritten);
+  assert_int_equal(res.links.n, 1);
+  assert_memory_equal(res.links.list[0].url, "https://example.com/short", 25);
+  mb_rewrite_result_free(&res);
+  mb_buf_free(&msg);
+}
+
 static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static int setup(void **state) {
@@ -462,6 +482,7 @@ static int teardown(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(corpus), cmocka_unit_test(expectations),
-                                     cmocka_unit_test(identity_and_size_limit)};
+                                     cmocka_unit_test(identity_and_size_limit),
+                                     cmocka_unit_test(long_tracking_url_left_alone)};
   return cmocka_run_group_tests(tests, setup, teardown);
 }
