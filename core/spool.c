@@ -22,6 +22,7 @@ static const char record_magic[4] = {'M', 'B', 'R', '1'};
 
 struct mb_spool {
   int fd;
+  _Atomic long long skipped; /* unreadable bytes skipped by replays */
   int fsync_each;
   pthread_mutex_t lock;
   char path[PATH_MAX];
@@ -109,6 +110,8 @@ void mb_spool_close(mb_spool *s) {
 }
 
 const char *mb_spool_path(const mb_spool *s) { return s->path; }
+
+int64_t mb_spool_skipped_bytes(const mb_spool *s) { return s->skipped; }
 
 int mb_spool_append(mb_spool *s, const mb_field *fields, size_t nfields) {
   if (nfields == 0 || nfields > MAX_FIELDS / 2) {
@@ -253,8 +256,7 @@ long mb_spool_replay(mb_spool *s, size_t max_batch, mb_spool_fn fn, void *ctx) {
     }
     if (n == 0) {
       /* A torn or corrupt tail: nothing after it can be trusted. Skip it. */
-      fprintf(stderr, "mailbeacon: %s: skipping %zu unreadable bytes at offset %lld\n", s->path, len - off,
-              (long long)(consumed + (int64_t)off));
+      s->skipped += (long long)(len - off);
       off = len;
       break;
     }

@@ -284,6 +284,8 @@ int mb_stream_redis_up(const mb_stream *s) { return s->up; }
 
 int64_t mb_stream_spool_bytes(mb_stream *s) { return s->spool ? mb_spool_pending_bytes(s->spool) : 0; }
 
+int64_t mb_stream_spool_skipped(const mb_stream *s) { return s->spool ? mb_spool_skipped_bytes(s->spool) : 0; }
+
 /* connect_redis, but at most every retry_ms while Redis is down. */
 static int connect_throttled(mb_stream *s, unsigned retry_ms) {
   if (s->redis) return 0;

@@ -36,7 +36,11 @@ void mb_record_sent(const mb_config *cfg, mb_stream **stream, const mb_rewrite_r
   if (mb_sent_fields(&sent, &store, fields) < 0) {
     mb_log(LOG_ERR, "%s%ssent record not written: out of memory", tag, sep);
   } else {
+    int64_t skipped = mb_stream_spool_skipped(*stream);
     int r = mb_stream_add(*stream, fields, MB_SENT_FIELDS, err, sizeof err);
+    if (mb_stream_spool_skipped(*stream) > skipped)
+      mb_log(LOG_WARNING, "%s%ssent.spool: skipped %lld unreadable bytes (a torn record)", tag, sep,
+             (long long)(mb_stream_spool_skipped(*stream) - skipped));
     if (r == MB_STREAM_SPOOLED) mb_log(LOG_WARNING, "%s%s%s", tag, sep, err);
     else if (r == MB_STREAM_LOST) mb_log(LOG_ERR, "%s%ssent record lost: %s", tag, sep, err);
   }

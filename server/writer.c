@@ -18,7 +18,18 @@ struct mb_writer {
   pthread_t thread;
   mb_queue *q;
   mb_stream *stream;
+  long long skipped_reported;
 };
+
+/* Says so when a replay had to skip unreadable spool bytes (a torn tail). */
+static void report_skipped(mb_writer *w) {
+  long long now = mb_stream_spool_skipped(w->stream);
+  if (now > w->skipped_reported) {
+    fprintf(stderr, "mailbeacon-server: events.spool: skipped %lld unreadable bytes (a torn record)\n",
+            now - w->skipped_reported);
+    w->skipped_reported = now;
+  }
+}
 
 static void *run(void *arg) {
   mb_writer *w = arg;
@@ -42,6 +53,7 @@ static void *run(void *arg) {
         mb_stream_add_batch(w->stream, NULL, NULL, 0, RETRY_MS, &spooled, err, sizeof err);
       atomic_store(&mb_stats.redis_up, mb_stream_redis_up(w->stream));
       atomic_store(&mb_stats.spool_bytes, mb_stream_spool_bytes(w->stream));
+      report_skipped(w);
       continue;
     }
     /* pack: entries of up to MB_WRITER_PACK lines */
@@ -87,6 +99,7 @@ static void *run(void *arg) {
     if (spooled) atomic_fetch_add(&mb_stats.redis_errors, 1);
     atomic_store(&mb_stats.redis_up, mb_stream_redis_up(w->stream));
     atomic_store(&mb_stats.spool_bytes, mb_stream_spool_bytes(w->stream));
+    report_skipped(w);
   }
   free(buf), free(fields), free(recs), free(nf), free(counts);
   return NULL;

@@ -47,4 +47,8 @@ int64_t mb_spool_pending_bytes(mb_spool *s);
 /* The spool file's path. */
 const char *mb_spool_path(const mb_spool *s);
 
+/* Bytes replays skipped because they could not be read (a torn tail):
+ * the caller reports them; the core does not log. */
+int64_t mb_spool_skipped_bytes(const mb_spool *s);
+
 #endif

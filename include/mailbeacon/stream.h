@@ -43,4 +43,7 @@ int mb_stream_redis_up(const mb_stream *s);
 /* Bytes waiting in the spool (0 without one). */
 int64_t mb_stream_spool_bytes(mb_stream *s);
 
+/* Bytes of the spool that replays had to skip as unreadable (0 without one). */
+int64_t mb_stream_spool_skipped(const mb_stream *s);
+
 #endif
