@@ -325,7 +325,7 @@ long mb_stream_add_batch(mb_stream *s, const mb_field *const *records, const siz
       if (!s->spool) snprintf(err, errlen, "Redis %s unavailable and no spool: %s", s->addr, s->spool_err);
       else snprintf(err, errlen, "Redis %s unavailable and spool %s not writable: %s", s->addr,
                     mb_spool_path(s->spool), strerror(errno));
-      return -1;
+      break;
     }
     (*spooled)++;
   }

@@ -86,16 +86,20 @@ static void *run(void *arg) {
     size_t spooled = 0;
     char err[512];
     long stored = mb_stream_add_batch(w->stream, recs, nf, entries, RETRY_MS, &spooled, err, sizeof err);
-    if (stored < 0) {
-      fprintf(stderr, "mailbeacon-server: %s\n", err);
-      atomic_fetch_add(&mb_stats.events_lost, events); /* neither Redis nor disk: nothing else to do */
-      stored = 0;
+    /* what went where, in events: entries [0, stored) to Redis, the next
+     * `spooled` to disk, any after that nowhere (neither worked) */
+    size_t ev_stored = 0, ev_spooled = 0;
+    for (size_t i = 0; i < entries; i++) {
+      size_t k = (size_t)atol(counts[i]);
+      if (i < (size_t)stored) ev_stored += k;
+      else if (i < (size_t)stored + spooled) ev_spooled += k;
     }
-    /* events per entry are known; count them for what went where */
-    size_t ev_stored = 0;
-    for (size_t i = 0; i < (size_t)stored; i++) ev_stored += (size_t)atol(counts[i]);
     atomic_fetch_add(&mb_stats.events_stored, ev_stored);
-    atomic_fetch_add(&mb_stats.events_spooled, events - ev_stored);
+    atomic_fetch_add(&mb_stats.events_spooled, ev_spooled);
+    if (ev_stored + ev_spooled < events) {
+      fprintf(stderr, "mailbeacon-server: %s\n", err);
+      atomic_fetch_add(&mb_stats.events_lost, events - ev_stored - ev_spooled);
+    }
     if (spooled) atomic_fetch_add(&mb_stats.redis_errors, 1);
     atomic_store(&mb_stats.redis_up, mb_stream_redis_up(w->stream));
     atomic_store(&mb_stats.spool_bytes, mb_stream_spool_bytes(w->stream));

@@ -29,8 +29,9 @@ int mb_stream_add(mb_stream *s, const mb_field *fields, size_t nfields, char *er
 /* Adds n records in order, pipelined: Redis takes what it can, the rest
  * goes to the spool (after anything already spooled, which is replayed
  * first). While Redis is down, reconnects are tried at most every
- * retry_ms. Returns how many records went to Redis, or -1 when some could
- * be stored nowhere (err says why); *spooled gets how many were spooled. */
+ * retry_ms. Returns how many records went to Redis (the first ones);
+ * *spooled gets how many of the rest were spooled. Records neither stored
+ * nor spooled (n - returned - *spooled) are lost, and err says why. */
 long mb_stream_add_batch(mb_stream *s, const mb_field *const *records, const size_t *nfields, size_t n,
                          unsigned retry_ms, size_t *spooled, char *err, size_t errlen);
 
