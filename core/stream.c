@@ -28,11 +28,9 @@ static void disconnect(mb_stream *s) {
   s->up = 0;
 }
 
-static int connect_redis(mb_stream *s) {
-  if (s->redis) return 0;
-  struct timeval ct = {0, CONNECT_TIMEOUT_MS * 1000};
-  struct timeval cmd = {COMMAND_TIMEOUT_MS / 1000, (COMMAND_TIMEOUT_MS % 1000) * 1000};
-  const char *a = s->addr;
+redisContext *mb_redis_connect(const char *a, unsigned connect_ms, unsigned command_ms) {
+  struct timeval ct = {connect_ms / 1000, (connect_ms % 1000) * 1000};
+  struct timeval cmd = {command_ms / 1000, (command_ms % 1000) * 1000};
   redisContext *r;
   if (strncmp(a, "unix:", 5) == 0 || a[0] == '/') {
     r = redisConnectUnixWithTimeout(a[0] == '/' ? a : a + 5, ct);
@@ -53,13 +51,19 @@ static int connect_redis(mb_stream *s) {
     }
     r = redisConnectWithTimeout(h, port, ct);
   }
-  if (!r) return -1;
+  if (!r) return NULL;
   if (r->err) {
     redisFree(r);
-    return -1;
+    return NULL;
   }
   redisSetTimeout(r, cmd);
-  s->redis = r;
+  return r;
+}
+
+static int connect_redis(mb_stream *s) {
+  if (s->redis) return 0;
+  s->redis = mb_redis_connect(s->addr, CONNECT_TIMEOUT_MS, COMMAND_TIMEOUT_MS);
+  if (!s->redis) return -1;
   s->up = 1;
   return 0;
 }

@@ -7,6 +7,7 @@ packages=(
   libgmime-3.0-dev libsodium-dev uuid-dev libhiredis-dev zlib1g-dev libmilter-dev libmicrohttpd-dev  # the libraries
   libcmocka-dev python3 python3-html5lib curl wrk               # tests
   redis-server redis-tools                                      # private Redis for tests and the demo
+  postgresql-15 postgresql-client-15 libpq-dev                  # private PostgreSQL for the batcher
   postfix swaks                                                 # private Postfix for the MTA tests
 )
 missing=()

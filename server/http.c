@@ -273,6 +273,61 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 /* ---- admin ---- */
 
+static void batcher_metrics(mb_buf *b) {
+  mb_buf_printf(b,
+                "# HELP mailbeacon_batcher_batches_total Transactions committed by the batcher.\n"
+                "# TYPE mailbeacon_batcher_batches_total counter\n"
+                "mailbeacon_batcher_batches_total %lu\n"
+                "# HELP mailbeacon_batcher_batch_events Events in the last batch; _sum/_count give the mean.\n"
+                "# TYPE mailbeacon_batcher_batch_events gauge\n"
+                "mailbeacon_batcher_batch_events %lu\n"
+                "mailbeacon_batcher_batch_events_sum %lu\n"
+                "mailbeacon_batcher_batch_events_count %lu\n"
+                "# HELP mailbeacon_batcher_rows_total Event rows by outcome: loaded, duplicate (already there), rejected.\n"
+                "# TYPE mailbeacon_batcher_rows_total counter\n"
+                "mailbeacon_batcher_rows_total{result=\"loaded\"} %lu\n"
+                "mailbeacon_batcher_rows_total{result=\"duplicate\"} %lu\n"
+                "mailbeacon_batcher_rows_total{result=\"rejected\"} %lu\n"
+                "# HELP mailbeacon_batcher_sent_total Sent records loaded.\n"
+                "# TYPE mailbeacon_batcher_sent_total counter\n"
+                "mailbeacon_batcher_sent_total %lu\n"
+                "# HELP mailbeacon_batcher_rows_per_second Event rows loaded per second, last second.\n"
+                "# TYPE mailbeacon_batcher_rows_per_second gauge\n"
+                "mailbeacon_batcher_rows_per_second %lu\n"
+                "# HELP mailbeacon_batcher_lag_seconds Age of the oldest stream entry not loaded and acknowledged yet.\n"
+                "# TYPE mailbeacon_batcher_lag_seconds gauge\n"
+                "mailbeacon_batcher_lag_seconds %.3f\n"
+                "# HELP mailbeacon_batcher_reclaimed_total Entries taken over from a stopped batcher.\n"
+                "# TYPE mailbeacon_batcher_reclaimed_total counter\n"
+                "mailbeacon_batcher_reclaimed_total %lu\n"
+                "# HELP mailbeacon_batcher_errors_total Errors by system.\n"
+                "# TYPE mailbeacon_batcher_errors_total counter\n"
+                "mailbeacon_batcher_errors_total{system=\"postgres\"} %lu\n"
+                "mailbeacon_batcher_errors_total{system=\"redis\"} %lu\n"
+                "# HELP mailbeacon_batcher_postgres_up 1 while the batcher is connected to PostgreSQL.\n"
+                "# TYPE mailbeacon_batcher_postgres_up gauge\n"
+                "mailbeacon_batcher_postgres_up %d\n"
+                "# HELP mailbeacon_batcher_load_delay_seconds Time from a hit at the edge to its row committed.\n"
+                "# TYPE mailbeacon_batcher_load_delay_seconds histogram\n",
+                atomic_load(&mb_stats.batches), atomic_load(&mb_stats.last_batch_events),
+                atomic_load(&mb_stats.batch_events_sum), atomic_load(&mb_stats.batches),
+                atomic_load(&mb_stats.rows_loaded), atomic_load(&mb_stats.rows_duplicate),
+                atomic_load(&mb_stats.rows_rejected), atomic_load(&mb_stats.sent_loaded),
+                atomic_load(&mb_stats.rows_per_second), atomic_load(&mb_stats.stream_lag_ms) / 1e3,
+                atomic_load(&mb_stats.entries_reclaimed), atomic_load(&mb_stats.pg_errors),
+                atomic_load(&mb_stats.batcher_redis_errors), atomic_load(&mb_stats.pg_up));
+  unsigned long cum = 0;
+  for (int i = 0; i < MB_LOAD_LAG_BUCKETS; i++) {
+    cum += atomic_load(&mb_stats.load_lag_bucket[i]);
+    if (i < MB_LOAD_LAG_BUCKETS - 1)
+      mb_buf_printf(b, "mailbeacon_batcher_load_delay_seconds_bucket{le=\"%g\"} %lu\n", mb_load_lag_bounds_ms[i] / 1e3, cum);
+    else
+      mb_buf_printf(b, "mailbeacon_batcher_load_delay_seconds_bucket{le=\"+Inf\"} %lu\n", cum);
+  }
+  mb_buf_printf(b, "mailbeacon_batcher_load_delay_seconds_sum %g\nmailbeacon_batcher_load_delay_seconds_count %lu\n",
+                atomic_load(&mb_stats.load_lag_sum_us) / 1e6, atomic_load(&mb_stats.load_lag_count));
+}
+
 static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                 const char *version, const char *upload_data, size_t *upload_data_size,
                                 void **con_cls) {
@@ -283,8 +338,8 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const ch
     return MHD_YES;
   }
   if (strcmp(method, MHD_HTTP_METHOD_GET) != 0) return MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, h->r_405);
-  size_t lines, bytes;
-  mb_queue_depth(h->queue, &lines, &bytes);
+  size_t lines = 0, bytes = 0;
+  if (h->queue) mb_queue_depth(h->queue, &lines, &bytes);
   long long spool = atomic_load(&mb_stats.spool_bytes) + (h->spool ? mb_spool_pending_bytes(h->spool) : 0);
   mb_buf b;
   mb_buf_init(&b);
@@ -295,6 +350,10 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const ch
                       "\"spool_bytes\":%lld,\"version\":\"" VERSION "\",\"edge\":",
                   atomic_load(&mb_stats.redis_up) ? "up" : "down", lines, bytes, spool);
     mb_buf_json_str(&b, h->edge, strlen(h->edge));
+    if (atomic_load(&mb_stats.batcher_on))
+      mb_buf_printf(&b, ",\"batcher\":{\"postgres\":\"%s\",\"redis\":\"%s\",\"lag_seconds\":%.3f,\"rows_loaded\":%lu}",
+                    atomic_load(&mb_stats.pg_up) ? "up" : "down", atomic_load(&mb_stats.batcher_redis_up) ? "up" : "down",
+                    atomic_load(&mb_stats.stream_lag_ms) / 1e3, atomic_load(&mb_stats.rows_loaded));
     mb_buf_puts(&b, "}\n");
   } else if (!strcmp(url, "/metrics")) {
     type = "text/plain; version=0.0.4";
@@ -346,6 +405,7 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const ch
     }
     mb_buf_printf(&b, "mailbeacon_request_duration_seconds_sum %g\nmailbeacon_request_duration_seconds_count %lu\n",
                   atomic_load(&mb_stats.lat_sum_us) / 1e6, atomic_load(&mb_stats.lat_count));
+    if (atomic_load(&mb_stats.batcher_on)) batcher_metrics(&b);
   } else {
     mb_buf_free(&b);
     return MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, h->r_404);
@@ -433,19 +493,19 @@ mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *q
   MHD_add_response_header(h->r_405, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 
   struct sockaddr_storage pub, adm;
-  if (parse_listen(cfg->listen, &pub, err, errlen) < 0 || parse_listen(cfg->admin_listen, &adm, err, errlen) < 0)
+  if ((queue && parse_listen(cfg->listen, &pub, err, errlen) < 0) || parse_listen(cfg->admin_listen, &adm, err, errlen) < 0)
     goto fail;
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   unsigned threads = cfg->http_threads ? (unsigned)cfg->http_threads : (unsigned)(cores > 0 ? cores : 1);
   /* A thread pool, never a single epoll thread: libmicrohttpd 0.9.75 stalls a
    * thread that gets exactly 128 ready sockets in one epoll_wait. */
   if (threads < 2) threads = 2;
-  h->pub = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, h,
+  if (queue) h->pub = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, h,
                             MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&pub, MHD_OPTION_THREAD_POOL_SIZE, threads,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000, MHD_OPTION_CONNECTION_TIMEOUT,
                             (unsigned)15, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(MB_HTTP_MEMORY_LIMIT),
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
-  if (!h->pub) {
+  if (queue && !h->pub) {
     snprintf(err, errlen, "cannot listen on %s (listen)", cfg->listen);
     goto fail;
   }
@@ -465,6 +525,7 @@ fail:
 }
 
 unsigned mb_http_port(const mb_http *h, int admin) {
+  if (!admin && !h->pub) return 0;
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(admin ? h->admin : h->pub, MHD_DAEMON_INFO_BIND_PORT);
   return di ? di->port : 0;
 }

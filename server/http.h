@@ -11,7 +11,8 @@
 typedef struct mb_http mb_http;
 
 /* Starts both listeners (cfg->listen, cfg->admin_listen); events go to
- * queue, or to spool when the queue is full. NULL with err set. */
+ * queue, or to spool when the queue is full. With queue NULL (a batcher
+ * without an edge) only the admin listener starts. NULL with err set. */
 mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *queue, mb_spool *spool, char *err,
                        size_t errlen);
 

@@ -7,6 +7,10 @@
 #define MB_LAT_BUCKETS 9
 extern const unsigned mb_lat_bounds_us[MB_LAT_BUCKETS]; /* upper bounds; the last is +Inf */
 
+/* Time from a hit at the edge to its row committed in PostgreSQL. */
+#define MB_LOAD_LAG_BUCKETS 10
+extern const unsigned mb_load_lag_bounds_ms[MB_LOAD_LAG_BUCKETS]; /* the last is +Inf */
+
 typedef struct mb_metrics {
   atomic_ulong opens_valid, opens_invalid, clicks_valid, clicks_invalid;
   atomic_ulong not_found, bad_method;
@@ -15,6 +19,15 @@ typedef struct mb_metrics {
   atomic_ulong lat_bucket[MB_LAT_BUCKETS], lat_count, lat_sum_us;
   atomic_int redis_up;
   atomic_llong spool_bytes;
+  /* the batcher (stream -> PostgreSQL) */
+  atomic_int batcher_on, pg_up, batcher_redis_up;
+  atomic_ulong batches, batch_events_sum, last_batch_events;
+  atomic_ulong rows_loaded, rows_duplicate, rows_rejected, sent_loaded, entries_reclaimed;
+  atomic_ulong pg_errors, batcher_redis_errors;
+  atomic_llong stream_lag_ms;   /* age of the oldest entry not yet loaded and acknowledged */
+  atomic_ulong rows_per_second; /* over the last few seconds */
+  atomic_ulong load_lag_bucket[MB_LOAD_LAG_BUCKETS], load_lag_count;
+  atomic_ullong load_lag_sum_us;
 } mb_metrics;
 
 extern mb_metrics mb_stats;

@@ -11,6 +11,11 @@
 
 typedef struct mb_stream mb_stream;
 
+/* Connects to Redis at addr ("host:port", "[v6]:port", "unix:/path" or
+ * "/path") with the given connect and command timeouts. NULL on failure. */
+struct redisContext;
+struct redisContext *mb_redis_connect(const char *addr, unsigned connect_ms, unsigned command_ms);
+
 /* Uses c->redis, c->redis_stream and c->spool_dir/spool_name. Returns NULL
  * with err set only when neither Redis is configured nor a spool can be
  * opened; with Redis empty ("off"), returns NULL and err[0] == '\0'. */

@@ -41,3 +41,45 @@ mb_redis_stop() {
   done
   rm -f "$MB_RUN/redis/pid"
 }
+
+# PostgreSQL 15 from Debian: the server binaries are not on PATH.
+MB_PG_BIN=${MB_PG_BIN:-/usr/lib/postgresql/15/bin}
+
+# Runs a command as the user PostgreSQL runs as: postgres refuses root.
+mb_pg_as() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# mb_pg_start PORT: starts a private PostgreSQL in $MB_RUN/pg (created with
+# initdb on first use, trust auth on loopback only, socket in $MB_RUN/pg),
+# database "mailbeacon". Prints nothing; the conninfo is from mb_pg_conninfo.
+mb_pg_start() {
+  local port=$1 d=$MB_RUN/pg
+  if [ ! -s "$d/data/PG_VERSION" ]; then
+    mkdir -p "$d"
+    chmod 711 "$MB_RUN"
+    [ "$(id -u)" = 0 ] && chown postgres "$d"
+    mb_pg_as "$MB_PG_BIN/initdb" -D "$d/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >"$d/initdb.log" 2>&1 ||
+      { cat "$d/initdb.log" >&2; return 1; }
+  fi
+  mb_pg_as "$MB_PG_BIN/pg_ctl" -D "$d/data" -l "$d/pg.log" -w -t 60 \
+    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$d -c max_connections=50" \
+    start >/dev/null || { echo "postgres did not start; log:" >&2; cat "$d/pg.log" >&2; return 1; }
+  echo "$port" > "$d/port"
+  psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = 'mailbeacon'" | grep -q 1 ||
+    psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "CREATE DATABASE mailbeacon" >/dev/null
+}
+
+# mb_pg_conninfo PORT: the libpq connection string of the private instance.
+mb_pg_conninfo() { echo "host=127.0.0.1 port=$1 user=postgres dbname=mailbeacon"; }
+
+# mb_psql PORT ARGS...: psql on the private database, unaligned, no psqlrc.
+mb_psql() { local port=$1; shift; psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d mailbeacon "$@"; }
+
+# mb_pg_stop [MODE]: stops it (fast by default; "immediate" is a crash).
+mb_pg_stop() {
+  local d=$MB_RUN/pg
+  [ -s "$d/data/postmaster.pid" ] || return 0
+  mb_pg_as "$MB_PG_BIN/pg_ctl" -D "$d/data" -m "${1:-fast}" -w -t 60 stop >/dev/null 2>&1 || true
+}

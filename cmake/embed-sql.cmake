@@ -1,0 +1,22 @@
+# Writes OUT, a C file holding every sql/NNN_name.sql given in FILES (a
+# '|'-separated list, already sorted) as mb_migrations[]: version, name and text.
+# Run with cmake -P at build time, so the binary carries its migrations.
+set(body "/* Generated from the sql/ files by cmake/embed-sql.cmake. Do not edit. */\n#include \"migrations.h\"\n\n")
+set(table "")
+set(i 0)
+string(REPLACE "|" ";" FILES "${FILES}")
+foreach(f ${FILES})
+  get_filename_component(name ${f} NAME)
+  if(NOT name MATCHES "^([0-9][0-9][0-9])_[a-z0-9_]+\\.sql$")
+    message(FATAL_ERROR "${f}: migrations are named NNN_name.sql")
+  endif()
+  math(EXPR version "1${CMAKE_MATCH_1} - 1000")
+  file(READ ${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
+  string(APPEND body "static const char sql_${i}[] = {${hex}0};\n")
+  string(APPEND table "    {${version}, \"${name}\", sql_${i}, sizeof sql_${i} - 1},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND body "\nconst mb_migration mb_migrations[] = {\n${table}};\nconst unsigned mb_nmigrations = ${i};\n")
+file(WRITE ${OUT}.tmp "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})

@@ -1,0 +1,199 @@
+#include "events.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NFIELDS 11
+
+void mb_evconv_init(mb_evconv *c) {
+  c->sec = INT64_MIN;
+  c->date[0] = '\0';
+}
+
+static int all_hex(const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f') || (p[i] >= 'A' && p[i] <= 'F'))) return 0;
+  return 1;
+}
+
+static int is_uuid(const char *p, size_t n) {
+  if (n != 36 || p[8] != '-' || p[13] != '-' || p[18] != '-' || p[23] != '-') return 0;
+  return all_hex(p, 8) && all_hex(p + 9, 4) && all_hex(p + 14, 4) && all_hex(p + 19, 4) && all_hex(p + 24, 12);
+}
+
+/* Unsigned decimal of 1..digits digits, at most max. */
+static int number(const char *p, size_t n, size_t digits, uint64_t max, uint64_t *out) {
+  if (n == 0 || n > digits) return 0;
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] < '0' || p[i] > '9') return 0;
+    v = v * 10 + (uint64_t)(p[i] - '0');
+  }
+  if (v > max) return 0;
+  *out = v;
+  return 1;
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t n) {
+  unsigned char c = p[0];
+  if (c < 0x80) return 1;
+  size_t len;
+  unsigned min;
+  unsigned cp;
+  if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f, min = 0x80;
+  else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f, min = 0x800;
+  else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07, min = 0x10000;
+  else return 0;
+  if (n < len) return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((p[i] & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (p[i] & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return len;
+}
+
+/* Copies an escaped text field (\t \n \r \\ as the edge writes them) into
+ * the row. Backslashes must start one of those escapes (any other would
+ * mean something else to COPY); raw control bytes become spaces; bytes
+ * that are not UTF-8 become U+FFFD, or %XX when url is set. */
+static int text_field(mb_buf *out, const char *f, size_t n, int url, const char **why) {
+  const unsigned char *p = (const unsigned char *)f;
+  for (size_t i = 0; i < n;) {
+    unsigned char c = p[i];
+    if (c == '\\') {
+      if (i + 1 >= n || !strchr("tnr\\", p[i + 1]) || p[i + 1] == '\0') {
+        *why = "bad escape in a text field";
+        return -1;
+      }
+      if (mb_buf_append(out, p + i, 2) < 0) goto oom;
+      i += 2;
+      continue;
+    }
+    if (c < 0x20 || c == 0x7f) {
+      if (mb_buf_append(out, " ", 1) < 0) goto oom;
+      i++;
+      continue;
+    }
+    size_t l = utf8_len(p + i, n - i);
+    if (l) {
+      if (mb_buf_append(out, p + i, l) < 0) goto oom;
+      i += l;
+      continue;
+    }
+    if (url) {
+      static const char hx[] = "0123456789ABCDEF";
+      char e[3] = {'%', hx[c >> 4], hx[c & 15]};
+      if (mb_buf_append(out, e, 3) < 0) goto oom;
+    } else if (mb_buf_append(out, "\xef\xbf\xbd", 3) < 0) {
+      goto oom;
+    }
+    i++;
+  }
+  return 0;
+oom:
+  *why = "out of memory";
+  return -1;
+}
+
+int mb_utf8_clean(mb_buf *out, const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < n;) {
+    if (p[i] < 0x20 && p[i] != '\t' && p[i] != '\n') {
+      if (mb_buf_append(out, " ", 1) < 0) return -1;
+      i++;
+      continue;
+    }
+    size_t l = utf8_len(p + i, n - i);
+    if (mb_buf_append(out, l ? (const char *)p + i : "\xef\xbf\xbd", l ? l : 3) < 0) return -1;
+    i += l ? l : 1;
+  }
+  return 0;
+}
+
+int mb_event_copy_row(mb_evconv *c, const char *line, size_t len, mb_buf *out, int64_t *us, const char **why) {
+  const char *f[NFIELDS];
+  size_t fl[NFIELDS];
+  size_t nf = 0, start = 0;
+  for (size_t i = 0; i <= len; i++) {
+    if (i == len || line[i] == '\t') {
+      if (nf == NFIELDS) {
+        *why = "more than 11 fields";
+        return -1;
+      }
+      f[nf] = line + start;
+      fl[nf++] = i - start;
+      start = i + 1;
+    }
+  }
+  if (nf != NFIELDS) {
+    *why = "fewer than 11 fields";
+    return -1;
+  }
+  if (fl[0] != 32 || !all_hex(f[0], 32)) return *why = "event id is not 32 hex digits", -1;
+  const char *kind;
+  if (fl[1] == 1 && f[1][0] == 'o') kind = "open";
+  else if (fl[1] == 1 && f[1][0] == 'c') kind = "click";
+  else return *why = "kind is not o or c", -1;
+  if (!is_uuid(f[2], fl[2])) return *why = "message is not a UUID", -1;
+  uint64_t rcpt, link, t;
+  if (!number(f[3], fl[3], 10, INT32_MAX, &rcpt)) return *why = "bad recipient index", -1;
+  if (!number(f[4], fl[4], 10, INT32_MAX, &link)) return *why = "bad link index", -1;
+  /* 2000-01-01 .. 9999-12-31 */
+  if (!number(f[5], fl[5], 18, 253402300799999999ULL, &t) || t < 946684800000000ULL)
+    return *why = "bad time", -1;
+  char ip[INET6_ADDRSTRLEN];
+  int have_ip = 0;
+  if (!(fl[6] == 0 || (fl[6] == 1 && f[6][0] == '-'))) {
+    unsigned char a[16];
+    if (fl[6] >= sizeof ip) return *why = "bad client IP", -1;
+    memcpy(ip, f[6], fl[6]);
+    ip[fl[6]] = '\0';
+    if (inet_pton(AF_INET, ip, a) != 1 && inet_pton(AF_INET6, ip, a) != 1) return *why = "bad client IP", -1;
+    have_ip = 1;
+  }
+  if (fl[7] == 0 || fl[7] > 16) return *why = "bad method", -1;
+  for (size_t i = 0; i < fl[7]; i++)
+    if (f[7][i] < 'A' || f[7][i] > 'Z') return *why = "bad method", -1;
+
+  int64_t sec = (int64_t)(t / 1000000);
+  if (sec != c->sec) {
+    time_t tt = (time_t)sec;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(c->date, sizeof c->date, "%Y-%m-%d %H:%M:%S", &tm);
+    c->sec = sec;
+  }
+  size_t mark = out->len;
+  char num[64];
+  int k = snprintf(num, sizeof num, "\t%s\t", kind);
+  if (mb_buf_reserve(out, 256 + fl[9] * 3 + fl[10] * 3 + fl[8] * 3) < 0 || mb_buf_append(out, f[0], 32) < 0 ||
+      mb_buf_append(out, num, (size_t)k) < 0 || mb_buf_append(out, f[2], 36) < 0)
+    goto oom;
+  k = snprintf(num, sizeof num, "\t%llu\t%llu\t%s.%06u+00\t", (unsigned long long)rcpt, (unsigned long long)link,
+               c->date, (unsigned)(t % 1000000));
+  if (mb_buf_append(out, num, (size_t)k) < 0) goto oom;
+  if ((have_ip ? mb_buf_append(out, ip, fl[6]) : mb_buf_append(out, "\\N", 2)) < 0 ||
+      mb_buf_append(out, "\t", 1) < 0 || mb_buf_append(out, f[7], fl[7]) < 0 || mb_buf_append(out, "\t", 1) < 0)
+    goto oom;
+  if (text_field(out, f[8], fl[8], 0, why) < 0 || mb_buf_append(out, "\t", 1) < 0 ||
+      text_field(out, f[9], fl[9], 0, why) < 0 || mb_buf_append(out, "\t", 1) < 0)
+    goto fail;
+  if (fl[10] == 0) {
+    if (mb_buf_append(out, "\\N", 2) < 0) goto oom;
+  } else if (text_field(out, f[10], fl[10], 1, why) < 0) {
+    goto fail;
+  }
+  if (mb_buf_append(out, "\n", 1) < 0) goto oom;
+  *us = (int64_t)t;
+  return 0;
+oom:
+  *why = "out of memory";
+fail:
+  out->len = mark;
+  return -1;
+}

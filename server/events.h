@@ -1,0 +1,34 @@
+/* One hit event line of a type=hits stream entry (docs/events.md) turned
+ * into one row of PostgreSQL's COPY text format for mailbeacon.events,
+ * columns MB_EVENT_COLUMNS. Every field is checked, because one bad row
+ * would fail the whole COPY: a line that does not hold a valid event is
+ * refused with a reason. Text fields are made valid UTF-8 (bytes that are
+ * not become U+FFFD, or %XX in the URL). */
+#ifndef MAILBEACON_EVENTS_H
+#define MAILBEACON_EVENTS_H
+
+#include "mailbeacon/codec.h"
+
+#include <stdint.h>
+
+#define MB_EVENT_COLUMNS "event_id, kind, message, recipient_idx, link_idx, occurred_at, ip, method, edge, user_agent, url"
+
+typedef struct mb_evconv {
+  int64_t sec;   /* second the cached date text is for */
+  char date[24]; /* "YYYY-MM-DD HH:MM:SS" of sec, UTC */
+} mb_evconv;
+
+void mb_evconv_init(mb_evconv *c);
+
+/* Appends the COPY row (ending in '\n') for line (without its '\n') to out
+ * and sets *us to the event's time (µs since the epoch). Returns 0; or -1
+ * with *why set to a static reason and out unchanged (also when memory
+ * runs out: *why says so). */
+int mb_event_copy_row(mb_evconv *c, const char *line, size_t len, mb_buf *out, int64_t *us, const char **why);
+
+/* Appends p[0..n) as valid UTF-8 without control bytes: a byte that does
+ * not start a valid sequence becomes U+FFFD, NUL and other C0 controls
+ * except tab and newline become a space. 0 or -1 (out of memory). */
+int mb_utf8_clean(mb_buf *out, const char *p, size_t n);
+
+#endif
