@@ -698,6 +698,7 @@ static void *run(void *arg) {
         continue;
       }
     }
+    if (!b->db) pg_ready(b); /* connected before work comes: health, maintenance */
     if (b->rc) collect(b);
     flush(b);
     if (b->rc) tick(b);

@@ -1,0 +1,40 @@
+/* libFuzzer: the batcher's reading of a hit event line (server/events.c).
+ * A row it makes must be one COPY text line of exactly 11 columns with no
+ * backslash sequence other than \t \n \r \\ \N, and valid UTF-8. */
+#include "events.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  mb_evconv c;
+  mb_evconv_init(&c);
+  mb_buf out;
+  mb_buf_init(&out);
+  int64_t us;
+  const char *why = NULL;
+  if (mb_event_copy_row(&c, (const char *)data, size, &out, &us, &why) == 0) {
+    if (out.len == 0 || out.data[out.len - 1] != '\n') abort();
+    size_t tabs = 0;
+    for (size_t i = 0; i + 1 < out.len; i++) {
+      unsigned char ch = (unsigned char)out.data[i];
+      if (ch == '\n' || ch == '\r' || ch == 0) abort();
+      if (ch == '\t') tabs++;
+      if (ch == '\\') {
+        if (!strchr("tnr\\N", out.data[i + 1]) || out.data[i + 1] == 0) abort();
+        i++;
+      }
+    }
+    if (tabs != 10) abort();
+    mb_buf clean;
+    mb_buf_init(&clean);
+    if (mb_utf8_clean(&clean, out.data, out.len) == 0 && (clean.len != out.len || memcmp(clean.data, out.data, out.len)))
+      abort(); /* the row was not valid UTF-8 already */
+    mb_buf_free(&clean);
+    if (us < 946684800000000LL) abort();
+  } else if (!why || out.len) {
+    abort();
+  }
+  mb_buf_free(&out);
+  return 0;
+}
