@@ -150,7 +150,7 @@ int mb_event_copy_row(mb_evconv *c, const char *line, size_t len, mb_buf *out, i
   int have_ip = 0;
   if (!(fl[6] == 0 || (fl[6] == 1 && f[6][0] == '-'))) {
     unsigned char a[16];
-    if (fl[6] >= sizeof ip) return *why = "bad client IP", -1;
+    if (fl[6] >= sizeof ip || memchr(f[6], '\0', fl[6])) return *why = "bad client IP", -1;
     memcpy(ip, f[6], fl[6]);
     ip[fl[6]] = '\0';
     if (inet_pton(AF_INET, ip, a) != 1 && inet_pton(AF_INET6, ip, a) != 1) return *why = "bad client IP", -1;

@@ -111,6 +111,22 @@ static void test_refused(void **state) {
   }
 }
 
+/* Found by fuzz_events: a NUL after a valid address. */
+static void test_nul_in_ip(void **state) {
+  (void)state;
+  static const char line[] = "0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t"
+                             "1795785109113521\t127.0.0.1\0\tGET\te\t\t";
+  mb_buf out;
+  mb_buf_init(&out);
+  mb_evconv c;
+  mb_evconv_init(&c);
+  int64_t us;
+  const char *why = NULL;
+  assert_int_equal(mb_event_copy_row(&c, line, sizeof line - 1, &out, &us, &why), -1);
+  assert_string_equal(why, "bad client IP");
+  mb_buf_free(&out);
+}
+
 static void test_utf8_clean(void **state) {
   (void)state;
   mb_buf b;
@@ -128,7 +144,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_click_from_hit_line), cmocka_unit_test(test_open_has_null_url_and_ip),
       cmocka_unit_test(test_text_made_utf8),      cmocka_unit_test(test_refused),
-      cmocka_unit_test(test_utf8_clean),
+      cmocka_unit_test(test_nul_in_ip),           cmocka_unit_test(test_utf8_clean),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
