@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The main job, as far as the parts exist today: installs what is missing,
-# builds, starts a private Redis and the tracking server on free loopback
-# ports, creates a key, rewrites a sample message as the MTA would, shows its
-# tracked links and pixel (decoded with --explain), opens the pixel and
-# clicks the links as the recipient would, and shows what landed in the Redis
-# stream (the "sent" record and the hits); then stops everything and removes
-# its temp dir.
+# builds, starts a private Redis and PostgreSQL on free loopback ports,
+# creates a key and the schema, starts the tracking edge, rewrites a sample
+# message as the MTA would, shows its tracked links and pixel (decoded with
+# --explain), opens the pixel and clicks the links as the recipient would,
+# shows what landed in the Redis stream (the "sent" record and the hits),
+# then starts the batcher and shows the rows and engagement views it loaded
+# into PostgreSQL; then stops everything and removes its temp dir.
 # usage: bash scripts/demo.sh [MESSAGE.eml]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,10 +19,11 @@ sample=${1:-tests/data/12-mixed-related-alternative-pdf.eml}
 
 . scripts/lib/services.sh
 MB_RUN=$(mktemp -d /tmp/mailbeacon-demo.XXXXXX)
-port=$(mb_free_port) http=$(mb_free_port) admin=$(mb_free_port)
-spid=
-trap '[ -n "$spid" ] && kill $spid 2>/dev/null; mb_redis_stop $port; rm -rf "$MB_RUN"' EXIT
+port=$(mb_free_port) http=$(mb_free_port) admin=$(mb_free_port) pg=$(mb_free_port) badmin=$(mb_free_port)
+spid= bpid=
+trap '[ -n "$spid" ] && kill $spid 2>/dev/null; [ -n "$bpid" ] && kill $bpid 2>/dev/null; mb_redis_stop $port; mb_pg_stop; rm -rf "$MB_RUN"' EXIT
 mb_redis_start "$port"
+mb_pg_start "$pg"
 mkdir -p "$MB_RUN/spool"
 "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
 cat > "$MB_RUN/mailbeacon.conf" <<CONF
@@ -32,8 +34,14 @@ redis = 127.0.0.1:$port
 spool_dir = $MB_RUN/spool
 listen = 127.0.0.1:$http
 admin_listen = 127.0.0.1:$admin
+postgres = $(mb_pg_conninfo "$pg")
+batch_wait_ms = 50
 CONF
-"$server" --config "$MB_RUN/mailbeacon.conf" 2> "$MB_RUN/server.log" &
+echo "== mailbeacon-server migrate (creates the PostgreSQL schema)"
+"$server" --config "$MB_RUN/mailbeacon.conf" migrate | sed 's/^/   /'
+echo
+# the edge alone first, so that the stream can be shown before the batcher empties it
+"$server" --config "$MB_RUN/mailbeacon.conf" --role edge 2> "$MB_RUN/server.log" &
 spid=$!
 for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$admin/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
 
@@ -74,5 +82,34 @@ echo "== mailbeacon-server /healthz"
 echo "   $(curl -s "http://127.0.0.1:$admin/healthz")"
 kill -TERM $spid && wait $spid && spid=
 echo "   $(tail -1 "$MB_RUN/server.log")"
+
 echo
-echo "done: the batcher to PostgreSQL and the rep's alerts are the next issues."
+echo "== the batcher (mailbeacon-server --role batcher) loads the stream into PostgreSQL"
+MAILBEACON_ADMIN_LISTEN=127.0.0.1:$badmin "$server" --config "$MB_RUN/mailbeacon.conf" --role batcher \
+  2> "$MB_RUN/batcher.log" &
+bpid=$!
+want=$(wc -l < "$MB_RUN/urls")
+for _ in $(seq 1 200); do
+  [ "$(mb_psql "$pg" -tAc 'SELECT count(*) FROM mailbeacon.events')" -ge "$want" ] && break
+  sleep 0.05
+done
+echo "   stream entries left: $(redis-cli -p "$port" XLEN mailbeacon:events)"
+echo "-- mailbeacon.events"
+mb_psql "$pg" -c "SELECT kind, recipient_idx AS rcpt, link_idx AS link, occurred_at, ip, url
+                    FROM mailbeacon.events ORDER BY occurred_at" | sed 's/^/   /'
+echo "-- mailbeacon.message_engagement (per message)"
+mb_psql "$pg" -x -c "SELECT message, rep, subject, sent_at, recipients, opens, unique_opens, first_open, clicks,
+                            unique_clicks FROM mailbeacon.message_engagement" | sed 's/^/   /'
+echo "-- mailbeacon.link_clicks"
+mb_psql "$pg" -c "SELECT link_idx, url, clicks, unique_clicks FROM mailbeacon.link_clicks ORDER BY link_idx" |
+  sed 's/^/   /'
+echo "-- mailbeacon.rep_daily"
+mb_psql "$pg" -c "SELECT * FROM mailbeacon.rep_daily" | sed 's/^/   /'
+echo "-- mailbeacon.recipient_timeline"
+mb_psql "$pg" -c "SELECT address, occurred_at, kind, url FROM mailbeacon.recipient_timeline ORDER BY occurred_at" |
+  sed 's/^/   /'
+echo "   batcher /healthz: $(curl -s "http://127.0.0.1:$badmin/healthz")"
+kill -TERM $bpid && wait $bpid && bpid=
+echo "   $(tail -1 "$MB_RUN/batcher.log")"
+echo
+echo "done: the rep's alerts are the next issue."

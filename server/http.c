@@ -346,10 +346,14 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const ch
   const char *type;
   if (!strcmp(url, "/healthz")) {
     type = "application/json";
-    mb_buf_printf(&b, "{\"status\":\"ok\",\"redis\":\"%s\",\"queue_events\":%zu,\"queue_bytes\":%zu,"
-                      "\"spool_bytes\":%lld,\"version\":\"" VERSION "\",\"edge\":",
-                  atomic_load(&mb_stats.redis_up) ? "up" : "down", lines, bytes, spool);
-    mb_buf_json_str(&b, h->edge, strlen(h->edge));
+    if (h->queue) { /* an edge */
+      mb_buf_printf(&b, "{\"status\":\"ok\",\"redis\":\"%s\",\"queue_events\":%zu,\"queue_bytes\":%zu,"
+                        "\"spool_bytes\":%lld,\"version\":\"" VERSION "\",\"edge\":",
+                    atomic_load(&mb_stats.redis_up) ? "up" : "down", lines, bytes, spool);
+      mb_buf_json_str(&b, h->edge, strlen(h->edge));
+    } else {
+      mb_buf_puts(&b, "{\"status\":\"ok\",\"version\":\"" VERSION "\"");
+    }
     if (atomic_load(&mb_stats.batcher_on))
       mb_buf_printf(&b, ",\"batcher\":{\"postgres\":\"%s\",\"redis\":\"%s\",\"lag_seconds\":%.3f,\"rows_loaded\":%lu}",
                     atomic_load(&mb_stats.pg_up) ? "up" : "down", atomic_load(&mb_stats.batcher_redis_up) ? "up" : "down",
