@@ -618,11 +618,18 @@ static int identify(job *j, GMimeMessage *m, const mb_identity *id) {
     g_ptr_array_unref(from);
   }
   GPtrArray *rc = g_ptr_array_new_with_free_func(g_free);
-  if (id && id->nrecipients) {
+  if (id && id->nrecipients && !id->copy_for) {
     for (size_t i = 0; i < id->nrecipients; i++) g_ptr_array_add(rc, g_strdup(id->recipients[i]));
   } else {
     add_addresses(g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_TO), rc);
     add_addresses(g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_CC), rc);
+    /* per-recipient copies: the envelope recipients not in To or Cc (Bcc)
+     * follow, in envelope order, so that every copy numbers them alike */
+    for (size_t i = 0; id && id->copy_for && i < id->nrecipients; i++) {
+      int dup = 0;
+      for (guint k = 0; k < rc->len && !dup; k++) dup = g_ascii_strcasecmp(rc->pdata[k], id->recipients[i]) == 0;
+      if (!dup) g_ptr_array_add(rc, g_strdup(id->recipients[i]));
+    }
   }
   r->token_recipient = rc->len == 1 ? 1 : 0;
   if (id && id->copy_for) {

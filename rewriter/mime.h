@@ -20,9 +20,11 @@ typedef struct mb_identity {
   const char *const *recipients;
   size_t nrecipients;
   const uint8_t *message; /* message UUID to use; NULL: a new random one */
-  /* A copy for one recipient (per-recipient re-injection): its tokens carry
-   * this recipient's index in the list (added to the list when absent), and
-   * only this recipient is checked against never_track. */
+  /* A copy for one recipient (per-recipient re-injection): the list is then
+   * To and Cc, followed by the envelope recipients above (all of them, the
+   * same for every copy) that are in neither (Bcc); its tokens carry this
+   * recipient's index in it (added when absent), and only this recipient is
+   * checked against never_track. */
   const char *copy_for;
 } mb_identity;
 

@@ -329,11 +329,8 @@ int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *se
     const char *out = msg;
     size_t out_len = len;
     if (rewrite) {
-      mb_identity id = {.sender = sender, .message = per_copy ? uuid : NULL, .copy_for = per_copy ? rcpts[i] : NULL};
-      if (!per_copy) {
-        id.recipients = (const char *const *)rcpts;
-        id.nrecipients = n;
-      }
+      mb_identity id = {.sender = sender, .recipients = (const char *const *)rcpts, .nrecipients = n,
+                        .message = per_copy ? uuid : NULL, .copy_for = per_copy ? rcpts[i] : NULL};
       if (mb_rewrite_message(cfg, ring, &id, msg, len, &res) == 0) {
         out = res.out.data;
         out_len = res.out.len;

@@ -422,6 +422,25 @@ static void identity_and_size_limit(void **state) {
   assert_int_equal(res.token_recipient, 1);
   mb_rewrite_result_free(&res);
 
+  /* per-recipient copies: To, Cc, then the Bcc recipients of the envelope,
+   * numbered alike in every copy */
+  mb_rewrite_result first;
+  assert_int_equal(rewrite(in.data, in.len, &first), 0);
+  const char *env[] = {first.recipients[2], "bcc1@x.example", first.recipients[0], "bcc2@y.example"};
+  for (int k = 0; k < 4; k++) {
+    mb_identity pc = {.sender = "rep@ourco.example", .recipients = env, .nrecipients = 4, .message = fixed_uuid,
+                      .copy_for = env[k]};
+    assert_int_equal(mb_rewrite_message(&cfg, ring, &pc, in.data, in.len, &res), 0);
+    assert_int_equal(res.nrecipients, 5);
+    for (int i = 0; i < 3; i++) assert_string_equal(res.recipients[i], first.recipients[i]);
+    assert_string_equal(res.recipients[3], "bcc1@x.example");
+    assert_string_equal(res.recipients[4], "bcc2@y.example");
+    static const int want[] = {3, 4, 1, 5};
+    assert_int_equal(res.token_recipient, want[k]);
+    mb_rewrite_result_free(&res);
+  }
+  mb_rewrite_result_free(&first);
+
   /* over the limit: untouched */
   mb_config small = cfg;
   small.max_message_size = in.len - 1;
