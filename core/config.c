@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { T_STR, T_URL, T_LIST, T_SIZE, T_BOOL, T_CHOICE } key_type;
+typedef enum { T_STR, T_URL, T_LIST, T_SIZE, T_NUM, T_BOOL, T_CHOICE } key_type;
 
 typedef struct key_def {
   const char *name;
@@ -17,7 +17,7 @@ typedef struct key_def {
   size_t offset;
   size_t size; /* for strings: capacity */
   const char *def;
-  uint64_t min, max;   /* for sizes */
+  uint64_t min, max;   /* for sizes and numbers */
   const char *choices; /* for T_CHOICE: '|'-separated */
 } key_def;
 
@@ -40,19 +40,19 @@ static const key_def keys[] = {
     {"trusted_proxies", T_STR, STR(trusted_proxies), "", 0, 0, NULL},
     {"ip_truncate", T_BOOL, offsetof(mb_config, ip_truncate), sizeof(int), "no", 0, 1, NULL},
     {"edge_id", T_STR, STR(edge_id), "", 0, 0, NULL},
-    {"http_threads", T_SIZE, offsetof(mb_config, http_threads), sizeof(uint64_t), "0", 0, 256, NULL},
+    {"http_threads", T_NUM, offsetof(mb_config, http_threads), sizeof(uint64_t), "0", 0, 256, NULL},
     {"queue_size", T_SIZE, offsetof(mb_config, queue_size), sizeof(uint64_t), "64M", 1024 * 1024,
      (uint64_t)4 << 30, NULL},
     {"spool_fsync", T_BOOL, offsetof(mb_config, spool_fsync), sizeof(int), "yes", 0, 1, NULL},
     {"postgres", T_STR, STR(postgres), "", 0, 0, NULL},
-    {"batch_size", T_SIZE, offsetof(mb_config, batch_size), sizeof(uint64_t), "5000", 1, 1000000, NULL},
-    {"batch_wait_ms", T_SIZE, offsetof(mb_config, batch_wait_ms), sizeof(uint64_t), "200", 1, 60000, NULL},
+    {"batch_size", T_NUM, offsetof(mb_config, batch_size), sizeof(uint64_t), "5000", 1, 1000000, NULL},
+    {"batch_wait_ms", T_NUM, offsetof(mb_config, batch_wait_ms), sizeof(uint64_t), "200", 1, 60000, NULL},
     {"batcher_group", T_STR, STR(batcher_group), "mailbeacon-batchers", 0, 0, NULL},
-    {"reclaim_idle_ms", T_SIZE, offsetof(mb_config, reclaim_idle_ms), sizeof(uint64_t), "30000", 1000,
+    {"reclaim_idle_ms", T_NUM, offsetof(mb_config, reclaim_idle_ms), sizeof(uint64_t), "30000", 1000,
      86400000, NULL},
-    {"partitions_ahead", T_SIZE, offsetof(mb_config, partitions_ahead), sizeof(uint64_t), "3", 1, 120, NULL},
-    {"retention_days", T_SIZE, offsetof(mb_config, retention_days), sizeof(uint64_t), "0", 0, 100000, NULL},
-    {"ip_retention_days", T_SIZE, offsetof(mb_config, ip_retention_days), sizeof(uint64_t), "0", 0, 100000, NULL},
+    {"partitions_ahead", T_NUM, offsetof(mb_config, partitions_ahead), sizeof(uint64_t), "3", 1, 120, NULL},
+    {"retention_days", T_NUM, offsetof(mb_config, retention_days), sizeof(uint64_t), "0", 0, 100000, NULL},
+    {"ip_retention_days", T_NUM, offsetof(mb_config, ip_retention_days), sizeof(uint64_t), "0", 0, 100000, NULL},
 };
 #undef STR
 
@@ -137,6 +137,21 @@ int mb_config_set(mb_config *c, const char *key, const char *value, const char *
     if (parse_size(value, &v) < 0 || v < k->min || v > k->max) {
       snprintf(err, errlen, "%s: key '%s': '%s' is not a size between %llu and %llu bytes (suffix K, M or G allowed)",
                origin, key, value, (unsigned long long)k->min, (unsigned long long)k->max);
+      return -1;
+    }
+    memcpy(field, &v, sizeof v);
+    return 0;
+  }
+  case T_NUM: {
+    uint64_t v = 0;
+    int ok = *value != '\0';
+    for (const char *p = value; ok && *p; p++) {
+      ok = *p >= '0' && *p <= '9' && v <= (UINT64_MAX - 9) / 10;
+      v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (!ok || v < k->min || v > k->max) {
+      snprintf(err, errlen, "%s: key '%s': '%s' is not a whole number from %llu to %llu", origin, key, value,
+               (unsigned long long)k->min, (unsigned long long)k->max);
       return -1;
     }
     memcpy(field, &v, sizeof v);
@@ -307,7 +322,7 @@ int mb_config_dump(const mb_config *c, mb_buf *out) {
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
     const char *field = (const char *)c + keys[i].offset;
     int rc;
-    if (keys[i].type == T_SIZE) {
+    if (keys[i].type == T_SIZE || keys[i].type == T_NUM) {
       uint64_t v;
       memcpy(&v, field, sizeof v);
       rc = mb_buf_printf(out, "%s = %llu\n", keys[i].name, (unsigned long long)v);

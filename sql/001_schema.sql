@@ -16,6 +16,7 @@ CREATE TABLE mailbeacon.messages (
 );
 CREATE INDEX messages_rep_sent_at ON mailbeacon.messages (rep, sent_at);
 CREATE INDEX messages_sent_at ON mailbeacon.messages (sent_at);
+CREATE INDEX messages_message_id ON mailbeacon.messages (message_id);
 
 CREATE TABLE mailbeacon.recipients (
   message uuid NOT NULL REFERENCES mailbeacon.messages ON DELETE CASCADE,
@@ -65,6 +66,11 @@ CREATE TABLE mailbeacon.rejected (
   PRIMARY KEY (stream_id, part)
 );
 
+-- Creating or dropping a partition locks mailbeacon.events exclusively, so
+-- it waits for running queries and everything waits for it: these functions
+-- give up after lock_timeout (5 s; the caller retries) rather than stall
+-- loading behind a long report.
+
 -- The month partition of events that holds instant `at` (months in UTC),
 -- created when missing. Returns its name. Safe to call concurrently.
 CREATE FUNCTION mailbeacon.ensure_partition(at timestamptz) RETURNS text
@@ -74,6 +80,7 @@ DECLARE
   name text := 'events_' || to_char(first, 'YYYY_MM');
 BEGIN
   IF to_regclass('mailbeacon.' || name) IS NULL THEN
+    PERFORM set_config('lock_timeout', '5s', true);
     PERFORM pg_advisory_xact_lock(hashtext('mailbeacon.events partitions'));
     IF to_regclass('mailbeacon.' || name) IS NULL THEN
       EXECUTE format('CREATE TABLE mailbeacon.%I PARTITION OF mailbeacon.events FOR VALUES FROM (%L) TO (%L)',
@@ -83,16 +90,20 @@ BEGIN
   RETURN name;
 END $$;
 
--- The partitions for the month of `at` and the `ahead` months after it.
+-- The partitions for the month of `at` and the `ahead` months after it
+-- (months in UTC, whatever the session's TimeZone).
 CREATE FUNCTION mailbeacon.ensure_partitions(at timestamptz DEFAULT now(), ahead integer DEFAULT 3)
 RETURNS SETOF text LANGUAGE sql AS $$
-  SELECT mailbeacon.ensure_partition(at + make_interval(months => m)) FROM generate_series(0, ahead) AS m
+  SELECT mailbeacon.ensure_partition((date_trunc('month', at AT TIME ZONE 'UTC') + make_interval(months => m))
+                                     AT TIME ZONE 'UTC')
+    FROM generate_series(0, ahead) AS m
 $$;
 
 -- Retention, as of `at`:
 --  * keep_days > 0: drops every events partition whose whole month ended more
 --    than keep_days before `at`, and deletes messages sent before that
---    (their recipients and links go with them);
+--    (their recipients and links go with them) and rejected entries kept
+--    since before that;
 --  * ip_days > 0: truncates the IPs of events older than ip_days to /24
 --    (IPv4) or /48 (IPv6).
 -- Returns one line per action taken.
@@ -103,6 +114,9 @@ DECLARE
   n bigint;
   cutoff timestamptz;
 BEGIN
+  PERFORM set_config('lock_timeout', '5s', true);
+  -- one run at a time (several batchers each run it every hour)
+  PERFORM pg_advisory_xact_lock(hashtext('mailbeacon.events partitions'));
   IF keep_days > 0 THEN
     cutoff := at - make_interval(days => keep_days);
     FOR part IN
@@ -116,7 +130,7 @@ BEGIN
        ORDER BY c.relname
     LOOP
       IF (part.first + interval '1 month') AT TIME ZONE 'UTC' <= cutoff THEN
-        EXECUTE format('DROP TABLE mailbeacon.%I', part.relname);
+        EXECUTE format('DROP TABLE IF EXISTS mailbeacon.%I', part.relname);
         RETURN NEXT 'dropped partition ' || part.relname;
       END IF;
     END LOOP;
@@ -124,6 +138,11 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n > 0 THEN
       RETURN NEXT 'deleted ' || n || ' messages sent before ' || cutoff;
+    END IF;
+    DELETE FROM mailbeacon.rejected WHERE rejected_at < cutoff;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+      RETURN NEXT 'deleted ' || n || ' rejected entries kept since before ' || cutoff;
     END IF;
   END IF;
   IF ip_days > 0 THEN

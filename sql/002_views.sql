@@ -41,8 +41,9 @@ SELECT m.message, m.message_id, m.rep, m.subject, m.sent_at,
      WHERE ev.message = m.message
   ) e ON true;
 
--- Per rep and day (UTC, by sent_at): messages sent, and the share of them
--- opened / clicked at least once (all hits, and people only).
+-- Per rep and day (UTC, by sent_at): messages sent, and how many of them
+-- (and what share) were opened / clicked at least once (all hits, and
+-- people only). Sum the counts, not the percentages, to roll days up.
 CREATE VIEW mailbeacon.rep_daily AS
 SELECT rep,
        (sent_at AT TIME ZONE 'UTC')::date AS day,
@@ -52,7 +53,9 @@ SELECT rep,
        round(100.0 * count(*) FILTER (WHERE opens > 0) / count(*), 1) AS opened_pct,
        count(*) FILTER (WHERE clicks > 0) AS clicked,
        round(100.0 * count(*) FILTER (WHERE clicks > 0) / count(*), 1) AS clicked_pct,
+       count(*) FILTER (WHERE human_opens > 0) AS human_opened,
        round(100.0 * count(*) FILTER (WHERE human_opens > 0) / count(*), 1) AS human_opened_pct,
+       count(*) FILTER (WHERE human_clicks > 0) AS human_clicked,
        round(100.0 * count(*) FILTER (WHERE human_clicks > 0) / count(*), 1) AS human_clicked_pct
   FROM mailbeacon.message_engagement
  GROUP BY rep, (sent_at AT TIME ZONE 'UTC')::date;
@@ -63,6 +66,7 @@ SELECT l.message, l.idx AS link_idx, l.url, m.rep, m.subject, m.sent_at,
        count(ev.event_id) AS clicks,
        count(DISTINCT ev.recipient_idx) AS unique_clicks,
        count(ev.event_id) FILTER (WHERE ev.class = 'human') AS human_clicks,
+       count(DISTINCT ev.recipient_idx) FILTER (WHERE ev.class = 'human') AS human_unique_clicks,
        min(ev.occurred_at) AS first_click,
        max(ev.occurred_at) AS last_click
   FROM mailbeacon.links l

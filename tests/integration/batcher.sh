@@ -177,6 +177,9 @@ expect "SELECT tableoid::regclass, occurred_at FROM mailbeacon.events WHERE occu
   "mailbeacon.events_2030_12 2030-12-31 23:59:59.999999+00
 mailbeacon.events_2031_01 2031-01-01 00:00:00+00"
 expect "SELECT count(*) FROM pg_tables WHERE schemaname = 'mailbeacon' AND tablename = to_char(now() + interval '3 months', '\"events_\"YYYY_MM')" 1
+# months are UTC whatever the session's time zone (Los Angeles: still November at 03:00 UTC on 1 December)
+expect "SET timezone = 'America/Los_Angeles'; SELECT string_agg(p, ',') FROM mailbeacon.ensure_partitions('2027-12-01 03:00+00', 3) AS p" \
+  "events_2027_12,events_2028_01,events_2028_02,events_2028_03"
 echo "ok partitions: month boundary, created on demand and ahead"
 
 kill -TERM $spid
@@ -204,8 +207,11 @@ expect "SELECT count(*) FROM mailbeacon.messages" 2
 MAILBEACON_RETENTION_DAYS=400 MAILBEACON_IP_RETENTION_DAYS=2 "$server" maintain > "$MB_RUN/maint2" || fail "maintain 2"
 [ ! -s "$MB_RUN/maint2" ] || fail "second maintain did something: $(cat "$MB_RUN/maint2")"
 # as of a later day, the partitions of months wholly past it go, newer ones stay
+sql "SELECT mailbeacon.ensure_partition('2031-02-10')" >/dev/null
 sql "SELECT mailbeacon.apply_retention(30, 0, '2031-03-05')" > "$MB_RUN/ret"
 grep -q "dropped partition events_2031_01" "$MB_RUN/ret" || fail "retention at 2031-03-05: $(cat "$MB_RUN/ret")"
+grep -q "deleted 4 rejected entries" "$MB_RUN/ret" || fail "rejected entries kept: $(cat "$MB_RUN/ret")"
+expect "SELECT count(*) FROM pg_tables WHERE schemaname = 'mailbeacon' AND tablename = 'events_2031_02'" 1
 expect "SELECT count(*) FROM pg_tables WHERE schemaname = 'mailbeacon' AND tablename ~ '^events_' AND tablename < 'events_2031_02'" 0
 expect "SELECT count(*) FROM mailbeacon.messages" 0
 echo "ok retention: old partitions dropped, old IPs truncated, a second run does nothing"

@@ -55,12 +55,28 @@ static void errors_name_file_line_key(void **state) {
       {"redis = \"unterminated\n", "test.conf:1: key 'redis': unterminated"},
       {"= value\n", "test.conf:1: expected 'key = value'"},
       {"never_track = @x\n", "test.conf:1: never_track"},
+      {"retention_days = 1K\n", "test.conf:1: key 'retention_days': '1K' is not a whole number from 0 to 100000"},
+      {"batch_size = 0\n", "test.conf:1: key 'batch_size': '0' is not a whole number from 1 to 1000000"},
+      {"batch_wait_ms = \n", "test.conf:1: key 'batch_wait_ms'"},
+      {"reclaim_idle_ms = 99999999999999999999999\n", "test.conf:1: key 'reclaim_idle_ms'"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     err[0] = '\0';
     assert_int_equal(parse(&c, cases[i].text, err, sizeof err), -1);
     if (!strstr(err, cases[i].want)) fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].want);
   }
+}
+
+static void numbers(void **state) {
+  (void)state;
+  mb_config c;
+  char err[512] = "";
+  assert_int_equal(parse(&c, "retention_days = 30\nbatch_size = 20000\npostgres = \"host=db dbname=mb\"\n", err, sizeof err), 0);
+  assert_int_equal(c.retention_days, 30);
+  assert_int_equal(c.batch_size, 20000);
+  assert_string_equal(c.postgres, "host=db dbname=mb");
+  assert_int_equal(c.batch_wait_ms, 200); /* defaults */
+  assert_string_equal(c.batcher_group, "mailbeacon-batchers");
 }
 
 static void environment_wins(void **state) {
@@ -92,7 +108,7 @@ static void environment_wins(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(defaults_and_file), cmocka_unit_test(errors_name_file_line_key),
+  const struct CMUnitTest tests[] = {cmocka_unit_test(defaults_and_file), cmocka_unit_test(errors_name_file_line_key), cmocka_unit_test(numbers),
                                      cmocka_unit_test(environment_wins)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
