@@ -339,6 +339,36 @@ static long reclaim(mb_batcher *b) {
   return n;
 }
 
+/* Removes from the group the consumers that hold nothing and were idle
+ * for ten times reclaim_idle_ms: batchers gone (every start adds a
+ * consumer name; their pending entries were taken over by reclaim). A live
+ * batcher reads every batch_wait_ms; were it removed anyway, its next read
+ * would add it again. */
+static void forget_dead_consumers(mb_batcher *b) {
+  const char *argv[] = {"XINFO", "CONSUMERS", b->cfg->redis_stream, b->cfg->batcher_group};
+  redisReply *r = cmd_argv(b, 4, argv, NULL);
+  if (!r) return;
+  for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+    const redisReply *c = r->element[i];
+    const char *name = NULL;
+    long long pending = -1, idle = -1;
+    for (size_t k = 0; c->type == REDIS_REPLY_ARRAY && k + 1 < c->elements; k += 2) {
+      const redisReply *key = c->element[k], *v = c->element[k + 1];
+      if (key->type != REDIS_REPLY_STRING) continue;
+      if (!strcmp(key->str, "name") && v->type == REDIS_REPLY_STRING) name = v->str;
+      else if (!strcmp(key->str, "pending") && v->type == REDIS_REPLY_INTEGER) pending = v->integer;
+      else if (!strcmp(key->str, "idle") && v->type == REDIS_REPLY_INTEGER) idle = v->integer;
+    }
+    if (!name || strcmp(name, b->name) == 0 || pending != 0 || idle < 10LL * (long long)b->cfg->reclaim_idle_ms)
+      continue;
+    const char *del[] = {"XGROUP", "DELCONSUMER", b->cfg->redis_stream, b->cfg->batcher_group, name};
+    redisReply *d = cmd_argv(b, 5, del, NULL);
+    if (!d) break;
+    freeReplyObject(d);
+  }
+  freeReplyObject(r);
+}
+
 static void update_lag(mb_batcher *b) {
   const char *argv[] = {"XRANGE", b->cfg->redis_stream, "-", "+", "COUNT", "1"};
   redisReply *r = cmd_argv(b, 6, argv, NULL);
@@ -693,7 +723,8 @@ static void *run(void *arg) {
     int64_t t = now_ms();
     if (t >= b->next_reclaim) {
       b->next_reclaim = t + (int64_t)(b->cfg->reclaim_idle_ms / 2);
-      if (reclaim(b) > 0) {
+      forget_dead_consumers(b);
+      if (b->rc && reclaim(b) > 0) {
         flush(b);
         continue;
       }

@@ -19,8 +19,9 @@ void mb_pg_error(char *err, size_t errlen, const char *what, PGconn *db, const P
 static void quiet(void *arg, const char *message) { (void)arg, (void)message; }
 
 PGconn *mb_pg_connect(const char *conninfo, char *err, size_t errlen) {
-  const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-  const char *vals[] = {"5", "mailbeacon-server", conninfo, NULL};
+  /* defaults first, the connection string next, then what must hold: everything sent is UTF-8 */
+  const char *keys[] = {"connect_timeout", "application_name", "dbname", "client_encoding", NULL};
+  const char *vals[] = {"5", "mailbeacon-server", conninfo, "UTF8", NULL};
   PGconn *db = PQconnectdbParams(keys, vals, 1);
   if (!db) {
     snprintf(err, errlen, "PostgreSQL: out of memory");
@@ -101,8 +102,26 @@ int mb_pg_pending(PGconn *db, char *err, size_t errlen) {
   return pending;
 }
 
+/* The events' text is UTF-8: a database in another encoding would refuse
+ * some of it (and fail whole batches), so it is refused up front. */
+static int utf8_database(PGconn *db, char *err, size_t errlen) {
+  PGresult *r = PQexec(db, "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()");
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+    mb_pg_error(err, errlen, "reading the database encoding", db, r);
+    PQclear(r);
+    return -1;
+  }
+  int ok = strcmp(PQgetvalue(r, 0, 0), "UTF8") == 0;
+  if (!ok)
+    snprintf(err, errlen, "the database's encoding is %s, not UTF8: create it with CREATE DATABASE … ENCODING 'UTF8' "
+             "TEMPLATE template0", PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return ok ? 0 : -1;
+}
+
 int mb_pg_migrate(PGconn *db, FILE *log, char *err, size_t errlen) {
   int done = 0;
+  if (utf8_database(db, err, errlen) < 0) return -1;
   for (unsigned i = 0; i < mb_nmigrations; i++) {
     const mb_migration *m = &mb_migrations[i];
     if (exec(db, "BEGIN", "BEGIN", err, errlen) < 0) return -1;

@@ -61,7 +61,12 @@ sql "DELETE FROM mailbeacon.schema_migrations WHERE version = 1" >/dev/null
 mb_psql "$pport" -q -c "INSERT INTO mailbeacon.schema_migrations SELECT 1, '001_schema.sql', '$(sha256sum "$here/../../sql/001_schema.sql" | cut -c1-64)'" ||
   fail "restoring the record"
 "$server" migrate > "$MB_RUN/m4" || fail "migrate after restoring: $(cat "$MB_RUN/m4")"
-echo "ok migrations: applied once, idempotent, changed text refused"
+# a database that is not UTF-8 would refuse some events' text: refused up front
+sql "CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0" >/dev/null
+MAILBEACON_POSTGRES="$(mb_pg_conninfo "$pport" | sed 's/dbname=mailbeacon/dbname=latin/')" "$server" migrate \
+  > "$MB_RUN/m5" 2>&1 && fail "migrate accepted a LATIN1 database"
+grep -q "encoding is LATIN1, not UTF8" "$MB_RUN/m5" || fail "LATIN1 database: $(cat "$MB_RUN/m5")"
+echo "ok migrations: applied once, idempotent, changed text refused, non-UTF-8 database refused"
 
 # --- end to end
 "$server" >> "$MB_RUN/server.log" 2>&1 &

@@ -142,6 +142,9 @@ d2=$(($(metric "$bport2" 'mailbeacon_batcher_rows_total{result="loaded"}') - bef
 [ "$d1" -gt 0 ] && [ "$d2" -gt 0 ] || fail "both batchers should have loaded rows: $d1 and $d2"
 echo "   (batcher 1 loaded $d1 rows, batcher 2 $d2)"
 
+# the consumer of the batcher killed in 1 was forgotten (idle for 10 x reclaim_idle_ms, nothing pending)
+consumers=$(redis-cli -p "$rport" XINFO CONSUMERS mb:bf mailbeacon-batchers | grep -c '^name$' || true)
+[ "$consumers" = 2 ] || fail "$consumers consumers in the group, not the 2 live batchers"
 for p in $b1 $b2 $epid; do kill -TERM "$p"; wait "$p" || fail "exit status $? after SIGTERM"; done
 b1= b2= epid=
 echo "batcher_faults: all passed"
