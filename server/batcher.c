@@ -231,6 +231,11 @@ static int is(const redisReply *v, const char *s) {
   return v && v->type == REDIS_REPLY_STRING && strcmp(v->str, s) == 0;
 }
 
+/* A type=sent v=1 entry (loaded by load_sent). */
+static int is_sent(const redisReply *fields) {
+  return is(field(fields, "type"), "sent") && is(field(fields, "v"), "1");
+}
+
 static size_t entry_events(const redisReply *fields) {
   if (!is(field(fields, "type"), "hits")) return 1;
   const redisReply *n = field(fields, "n");
@@ -442,13 +447,13 @@ static int build(mb_batcher *b) {
     const entry *e = &b->entries[i];
     if (!e->fields) continue; /* deleted from the stream: nothing to load */
     const redisReply *type = field(e->fields, "type");
-    if (is(type, "sent")) continue; /* loaded by load_sent */
+    if (is_sent(e->fields)) continue; /* loaded by load_sent */
     const redisReply *d = field(e->fields, "d");
     if (!is(type, "hits") || !is(field(e->fields, "v"), "1") || !d || d->type != REDIS_REPLY_STRING) {
       mb_buf j;
       mb_buf_init(&j);
       entry_json(&j, e->fields);
-      int rc = add_rejected(b, e->id, 0, j.data ? j.data : "", j.len, "not a type=hits v=1 or type=sent entry");
+      int rc = add_rejected(b, e->id, 0, j.data ? j.data : "", j.len, "not a type=hits v=1 or type=sent v=1 entry");
       mb_buf_free(&j);
       if (rc < 0) return -1;
       continue;
@@ -617,7 +622,7 @@ static int load(mb_batcher *b) {
   unsigned long sent = 0;
   for (size_t i = 0; i < b->nentries; i++) {
     const entry *e = &b->entries[i];
-    if (!is(field(e->fields, "type"), "sent")) continue;
+    if (!is_sent(e->fields)) continue;
     static const char *names[] = {"message", "message_id", "rep", "subject", "sent_at", "recipients", "links"};
     mb_buf clean[7];
     const char *params[8] = {e->id};

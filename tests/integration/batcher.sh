@@ -165,7 +165,7 @@ expect "SELECT count(*) FROM mailbeacon.events WHERE event_id = '000000000000000
 expect "SELECT part, reason FROM mailbeacon.rejected ORDER BY stream_id, part" \
   "2 fewer than 11 fields
 3 bad time
-0 not a type=hits v=1 or type=sent entry
+0 not a type=hits v=1 or type=sent v=1 entry
 0 invalid input syntax for type json"
 expect "SELECT entry FROM mailbeacon.rejected WHERE part = 2" "not an event"
 for _ in $(seq 1 100); do [ "$(redis-cli -p "$rport" XLEN mailbeacon:events)" = 0 ] && break; sleep 0.05; done
