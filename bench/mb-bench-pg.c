@@ -1,0 +1,303 @@
+/* mb-bench-pg: the driver of bench/run-batcher.sh (not a test).
+ *
+ *   mb-bench-pg preload HOST:PORT STREAM EVENTS SEED BASE_US
+ *       XADDs events 0..EVENTS-1 to STREAM as type=hits entries of 256
+ *       events each (the last one fewer), as the edge writes them,
+ *       pipelined.
+ *   mb-bench-pg copy CONNINFO EVENTS SEED BASE_US BATCH
+ *       The same events as rows (made with the batcher's own line-to-row
+ *       conversion, before the clock starts), COPYed into mailbeacon.events
+ *       BATCH rows per COPY, each COPY its own transaction: no staging, no
+ *       stream, nothing to acknowledge.
+ *   mb-bench-pg insert CONNINFO EVENTS SEED BASE_US
+ *       The same events, one prepared INSERT per event, each its own
+ *       transaction (autocommit): the per-event design.
+ *   mb-bench-pg drain HOST:PORT STREAM TIMEOUT_S
+ *       Polls XLEN STREAM every 2 ms until it is 0 (the batcher XDELs the
+ *       entries only after their rows are committed and acknowledged).
+ *
+ * Event i is a function of (SEED, BASE_US, i) only, so every command sees the
+ * same events: id "%016x time %08x seed %08x i" (the edge's layout), time
+ * BASE_US + 50 µs * i, 3 opens for 1 click, 10,000 messages, 5 recipients,
+ * 8 links, a random IPv4 address, one of a few real-looking User-Agents.
+ * Every command prints one line of key=value pairs on stdout. */
+#include "events.h"
+
+#include "mailbeacon/codec.h"
+
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ENTRY_EVENTS 256
+#define PIPELINE 32
+#define STEP_US 50
+
+static const char *const user_agents[] = {
+    "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+    "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)",
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "
+     "Safari/537.36 Edg/124.0.0.0"),
+    "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+};
+
+static const char *const paths[] = {"pricing", "case-studies/acme-logistics", "docs/getting-started", "blog/q3-update",
+                                    "contact", "webinar/register", "product/tour", "careers"};
+
+static void die(const char *fmt, const char *what) {
+  fprintf(stderr, "mb-bench-pg: ");
+  fprintf(stderr, fmt, what);
+  fputc('\n', stderr);
+  exit(1);
+}
+
+static uint64_t mix(uint64_t x) { /* splitmix64's finaliser */
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long long wall_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static unsigned long long number(const char *s, const char *what) {
+  char *end;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (!*s || *end) die("%s is not a number", what);
+  return v;
+}
+
+/* Event i as a stream line (docs/events.md), without its '\n'. Returns its length. */
+static int event_line(char *out, size_t cap, uint64_t seed, uint64_t base_us, uint64_t i) {
+  uint64_t r = mix(seed * 0x100000001b3ULL ^ i), r2 = mix(r);
+  uint64_t t = base_us + STEP_US * i;
+  int click = r % 4 == 0;
+  unsigned msg = (unsigned)((r >> 8) % 10000), rcpt = 1 + (unsigned)((r >> 24) % 5);
+  unsigned link = click ? 1 + (unsigned)((r >> 32) % 8) : 0;
+  uint64_t m = mix(msg);
+  char url[128] = "";
+  if (click)
+    snprintf(url, sizeof url, "https://example.com/%s?utm_source=mail&utm_campaign=q3-%u", paths[link - 1], msg % 50);
+  int n = snprintf(out, cap, "%016llx%08x%08x\t%c\t%08x-%04x-4%03x-8%03x-%012llx\t%u\t%u\t%llu\t%u.%u.%u.%u\tGET\tedge-1\t%s\t%s",
+                   (unsigned long long)t, (unsigned)(mix(seed) & 0xffffffffu), (unsigned)i, click ? 'c' : 'o',
+                   (unsigned)(m >> 32), (unsigned)(m >> 16) & 0xffff, (unsigned)m & 0xfff, (unsigned)(m >> 20) & 0xfff,
+                   (unsigned long long)(mix(m) & 0xffffffffffffULL), rcpt, link, (unsigned long long)t,
+                   1 + (unsigned)(r2 % 223), (unsigned)(r2 >> 8) & 0xff, (unsigned)(r2 >> 16) & 0xff,
+                   (unsigned)(r2 >> 24) & 0xff, user_agents[(r2 >> 32) % (sizeof user_agents / sizeof *user_agents)], url);
+  if (n < 0 || (size_t)n >= cap) die("%s", "event line too long");
+  return n;
+}
+
+/* Appends the COPY row of event i, made by the batcher's own conversion. */
+static void event_row(mb_evconv *conv, mb_buf *out, uint64_t seed, uint64_t base_us, uint64_t i) {
+  char line[1024];
+  int n = event_line(line, sizeof line, seed, base_us, i);
+  int64_t us;
+  const char *why;
+  if (mb_event_copy_row(conv, line, (size_t)n, out, &us, &why) < 0) die("event refused: %s", why);
+}
+
+static redisContext *redis(const char *hostport) {
+  char host[256];
+  snprintf(host, sizeof host, "%s", hostport);
+  char *colon = strrchr(host, ':');
+  if (!colon) die("%s: want HOST:PORT", hostport);
+  *colon = '\0';
+  redisContext *c = redisConnect(host, atoi(colon + 1));
+  if (!c || c->err) die("Redis %s: cannot connect", hostport);
+  return c;
+}
+
+static void reply_ok(redisContext *c) {
+  redisReply *r = NULL;
+  if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) die("Redis: %s", c->errstr);
+  if (r->type == REDIS_REPLY_ERROR) die("Redis: %s", r->str);
+  freeReplyObject(r);
+}
+
+static int preload(char **argv) {
+  redisContext *c = redis(argv[0]);
+  const char *stream = argv[1];
+  uint64_t n = number(argv[2], "EVENTS"), seed = number(argv[3], "SEED"), base = number(argv[4], "BASE_US");
+  mb_buf d;
+  mb_buf_init(&d);
+  char line[1024], cnt[16];
+  unsigned long entries = 0, inflight = 0;
+  size_t bytes = 0;
+  double t0 = now_s();
+  for (uint64_t i = 0; i < n;) {
+    uint64_t k = n - i < ENTRY_EVENTS ? n - i : ENTRY_EVENTS;
+    d.len = 0;
+    for (uint64_t j = 0; j < k; j++, i++) {
+      int len = event_line(line, sizeof line - 1, seed, base, i);
+      line[len++] = '\n';
+      if (mb_buf_append(&d, line, (size_t)len) < 0) die("%s", "out of memory");
+    }
+    snprintf(cnt, sizeof cnt, "%llu", (unsigned long long)k);
+    const char *av[] = {"XADD", stream, "*", "type", "hits", "v", "1", "n", cnt, "d", d.data};
+    size_t lens[] = {4, strlen(stream), 1, 4, 4, 1, 1, 1, strlen(cnt), 1, d.len};
+    if (redisAppendCommandArgv(c, 11, av, lens) != REDIS_OK) die("Redis: %s", c->errstr);
+    entries++;
+    bytes += d.len;
+    if (++inflight == PIPELINE) {
+      reply_ok(c);
+      inflight--;
+    }
+  }
+  while (inflight--) reply_ok(c);
+  double s = now_s() - t0;
+  printf("events=%llu entries=%lu bytes=%zu seconds=%.3f\n", (unsigned long long)n, entries, bytes, s);
+  mb_buf_free(&d);
+  redisFree(c);
+  return 0;
+}
+
+static PGconn *pg(const char *conninfo) {
+  PGconn *db = PQconnectdb(conninfo);
+  if (PQstatus(db) != CONNECTION_OK) die("PostgreSQL: %s", PQerrorMessage(db));
+  return db;
+}
+
+static void pg_check(PGconn *db, PGresult *r, ExecStatusType want, const char *what) {
+  if (PQresultStatus(r) != want) {
+    fprintf(stderr, "mb-bench-pg: %s: %s", what, PQerrorMessage(db));
+    exit(1);
+  }
+  PQclear(r);
+}
+
+static int copy(char **argv) {
+  PGconn *db = pg(argv[0]);
+  uint64_t n = number(argv[1], "EVENTS"), seed = number(argv[2], "SEED"), base = number(argv[3], "BASE_US");
+  uint64_t batch = number(argv[4], "BATCH");
+  if (!batch) die("%s", "BATCH must be > 0");
+  size_t nb = (size_t)((n + batch - 1) / batch);
+  mb_buf *rows = calloc(nb ? nb : 1, sizeof *rows);
+  if (!rows) die("%s", "out of memory");
+  mb_evconv conv;
+  mb_evconv_init(&conv);
+  size_t bytes = 0;
+  for (uint64_t i = 0; i < n; i++) {
+    mb_buf *b = &rows[i / batch];
+    if (!b->data) mb_buf_init(b);
+    event_row(&conv, b, seed, base, i);
+  }
+  for (size_t k = 0; k < nb; k++) bytes += rows[k].len;
+  double t0 = now_s();
+  for (size_t k = 0; k < nb; k++) {
+    pg_check(db, PQexec(db, "COPY mailbeacon.events (" MB_EVENT_COLUMNS ") FROM STDIN"), PGRES_COPY_IN, "COPY");
+    if (PQputCopyData(db, rows[k].data, (int)rows[k].len) != 1 || PQputCopyEnd(db, NULL) != 1)
+      die("COPY: %s", PQerrorMessage(db));
+    pg_check(db, PQgetResult(db), PGRES_COMMAND_OK, "COPY");
+    for (PGresult *x; (x = PQgetResult(db));) PQclear(x);
+  }
+  double s = now_s() - t0;
+  printf("rows=%llu batches=%zu bytes=%zu seconds=%.3f rows_per_s=%.0f\n", (unsigned long long)n, nb, bytes, s,
+         (double)n / s);
+  for (size_t k = 0; k < nb; k++) mb_buf_free(&rows[k]);
+  free(rows);
+  PQfinish(db);
+  return 0;
+}
+
+/* Splits a COPY text row (no escapes in our events) into parameters; \N is NULL. */
+static void row_params(char *row, const char *params[11]) {
+  for (int k = 0; k < 11; k++) {
+    char *end = strpbrk(row, k == 10 ? "\n" : "\t");
+    if (!end) die("%s", "short COPY row");
+    *end = '\0';
+    params[k] = strcmp(row, "\\N") == 0 ? NULL : row;
+    row = end + 1;
+  }
+}
+
+static int insert(char **argv) {
+  PGconn *db = pg(argv[0]);
+  uint64_t n = number(argv[1], "EVENTS"), seed = number(argv[2], "SEED"), base = number(argv[3], "BASE_US");
+  pg_check(db,
+           PQprepare(db, "ins",
+                     "INSERT INTO mailbeacon.events (" MB_EVENT_COLUMNS ") "
+                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     11, NULL),
+           PGRES_COMMAND_OK, "PREPARE");
+  /* every row made before the clock starts, as for copy */
+  mb_buf rows;
+  mb_buf_init(&rows);
+  size_t *off = malloc((n ? n : 1) * sizeof *off);
+  if (!off) die("%s", "out of memory");
+  mb_evconv conv;
+  mb_evconv_init(&conv);
+  for (uint64_t i = 0; i < n; i++) {
+    off[i] = rows.len;
+    event_row(&conv, &rows, seed, base, i);
+  }
+  double t0 = now_s();
+  for (uint64_t i = 0; i < n; i++) {
+    const char *params[11];
+    row_params(rows.data + off[i], params);
+    pg_check(db, PQexecPrepared(db, "ins", 11, params, NULL, NULL, 0), PGRES_COMMAND_OK, "INSERT");
+  }
+  double s = now_s() - t0;
+  printf("rows=%llu seconds=%.3f rows_per_s=%.0f\n", (unsigned long long)n, s, (double)n / s);
+  free(off);
+  mb_buf_free(&rows);
+  PQfinish(db);
+  return 0;
+}
+
+static long long xlen(redisContext *c, const char *stream) {
+  redisReply *r = redisCommand(c, "XLEN %s", stream);
+  if (!r || r->type != REDIS_REPLY_INTEGER) die("Redis: XLEN: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+  long long v = r->integer;
+  freeReplyObject(r);
+  return v;
+}
+
+static int drain(char **argv) {
+  redisContext *c = redis(argv[0]);
+  const char *stream = argv[1];
+  double timeout = (double)number(argv[2], "TIMEOUT_S"), t0 = now_s();
+  long long start = xlen(c, stream), first_ns = 0, len = start;
+  struct timespec pause = {0, 2000000};
+  while (len > 0) {
+    if (now_s() - t0 > timeout) {
+      printf("timeout=1 start_entries=%lld left_entries=%lld\n", start, len);
+      return 1;
+    }
+    nanosleep(&pause, NULL);
+    len = xlen(c, stream);
+    if (!first_ns && len < start) first_ns = wall_ns();
+  }
+  long long done = wall_ns();
+  printf("start_entries=%lld first_ns=%lld done_ns=%lld\n", start, first_ns ? first_ns : done, done);
+  redisFree(c);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 7 && !strcmp(argv[1], "preload")) return preload(argv + 2);
+  if (argc == 7 && !strcmp(argv[1], "copy")) return copy(argv + 2);
+  if (argc == 6 && !strcmp(argv[1], "insert")) return insert(argv + 2);
+  if (argc == 5 && !strcmp(argv[1], "drain")) return drain(argv + 2);
+  fprintf(stderr, "usage: mb-bench-pg preload HOST:PORT STREAM EVENTS SEED BASE_US\n"
+                  "       mb-bench-pg copy CONNINFO EVENTS SEED BASE_US BATCH\n"
+                  "       mb-bench-pg insert CONNINFO EVENTS SEED BASE_US\n"
+                  "       mb-bench-pg drain HOST:PORT STREAM TIMEOUT_S\n");
+  return 2;
+}
