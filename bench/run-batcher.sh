@@ -190,6 +190,7 @@ run_driver() { # run_driver copy|insert REP
 echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB; PostgreSQL $(psql -V | awk '{print $3}');" \
   "Redis $(redis-server --version | awk '{print $3}'); wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')" >&2
 : > "$MB_RUN/results"
+cores=$(nproc)
 orders=("batcher copy insert" "insert copy batcher" "copy batcher insert" "batcher insert copy" "insert batcher copy" "copy insert batcher")
 for rep in $(seq 1 "$reps"); do
   for m in ${orders[$(( (rep - 1) % 6 ))]}; do
@@ -298,7 +299,6 @@ one_load() {
   fi
 }
 
-cores=$(nproc)
 echo "warm-up (3 s, not counted)" >&2
 show timeout 30 wrk -t1 -c"$e2e_conns" -d3s -s bench/rotate.lua "http://127.0.0.1:$sport" -- "$MB_RUN/tokens"
 timeout 30 wrk -t1 -c"$e2e_conns" -d3s -s bench/rotate.lua "http://127.0.0.1:$sport" -- "$MB_RUN/tokens" >/dev/null 2>&1

@@ -69,6 +69,8 @@ struct mb_batcher {
   int batch_months[MAX_MONTHS];
   size_t nbatch_months;
   mb_evconv conv;
+  int built;            /* rows and rejected lines of the batch in hand are made */
+  int built_failed;     /* ran out of memory making them */
   /* committed but not yet acknowledged ids */
   char (*unacked)[48];
   size_t nunacked, capunacked;
@@ -438,44 +440,52 @@ static void entry_json(mb_buf *out, const redisReply *f) {
   mb_buf_puts(out, "}");
 }
 
-/* Builds the COPY rows and the rejected list from the batch. 0 or -1 (memory). */
-static int build(mb_batcher *b) {
+static void build_reset(mb_batcher *b) {
   b->rows.len = 0;
   b->nrows = b->nrej = b->nbatch_months = 0;
   b->rej_text.len = 0;
-  for (size_t i = 0; i < b->nentries; i++) {
-    const entry *e = &b->entries[i];
-    if (!e->fields) continue; /* deleted from the stream: nothing to load */
-    const redisReply *type = field(e->fields, "type");
-    if (is_sent(e->fields)) continue; /* loaded by load_sent */
-    const redisReply *d = field(e->fields, "d");
-    if (!is(type, "hits") || !is(field(e->fields, "v"), "1") || !d || d->type != REDIS_REPLY_STRING) {
-      mb_buf j;
-      mb_buf_init(&j);
-      entry_json(&j, e->fields);
-      int rc = add_rejected(b, e->id, 0, j.data ? j.data : "", j.len, "not a type=hits v=1 or type=sent v=1 entry");
-      mb_buf_free(&j);
-      if (rc < 0) return -1;
-      continue;
+}
+
+/* Adds entry i's COPY rows (or rejected lines) to the batch. 0 or -1 (memory). */
+static int build_entry(mb_batcher *b, size_t i) {
+  const entry *e = &b->entries[i];
+  if (!e->fields) return 0; /* deleted from the stream: nothing to load */
+  if (is_sent(e->fields)) return 0; /* loaded by load_sent */
+  const redisReply *d = field(e->fields, "d");
+  if (!is(field(e->fields, "type"), "hits") || !is(field(e->fields, "v"), "1") || !d || d->type != REDIS_REPLY_STRING) {
+    mb_buf j;
+    mb_buf_init(&j);
+    entry_json(&j, e->fields);
+    int rc = add_rejected(b, e->id, 0, j.data ? j.data : "", j.len, "not a type=hits v=1 or type=sent v=1 entry");
+    mb_buf_free(&j);
+    return rc;
+  }
+  const char *p = d->str, *end = d->str + d->len;
+  int part = 0;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+    part++;
+    int64_t us;
+    const char *why;
+    if (mb_event_copy_row(&b->conv, p, len, &b->rows, &us, &why) == 0) {
+      if (add_time(b, us) < 0) return -1;
+      note_month(b);
+    } else if (add_rejected(b, e->id, part, p, len, why) < 0) {
+      return -1;
     }
-    const char *p = d->str, *end = d->str + d->len;
-    int part = 0;
-    while (p < end) {
-      const char *nl = memchr(p, '\n', (size_t)(end - p));
-      size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-      part++;
-      int64_t us;
-      const char *why;
-      if (mb_event_copy_row(&b->conv, p, len, &b->rows, &us, &why) == 0) {
-        if (add_time(b, us) < 0) return -1;
-        note_month(b);
-      } else if (add_rejected(b, e->id, part, p, len, why) < 0) {
-        return -1;
-      }
-      p += len + 1;
-    }
+    p += len + 1;
   }
   return 0;
+}
+
+static int months_known(const mb_batcher *b) {
+  for (size_t i = 0; i < b->nbatch_months; i++) {
+    int known = 0;
+    for (size_t j = 0; j < b->nmonths && !known; j++) known = b->months[j] == b->batch_months[i];
+    if (!known) return 0;
+  }
+  return 1;
 }
 
 /* ---- PostgreSQL ---- */
@@ -570,36 +580,93 @@ static int partitions(mb_batcher *b) {
   return 0;
 }
 
-/* COPY of the rows into table. Returns 0, 1 when a row is there already
- * (unique violation; transaction rolled back), or -1. */
-static int copy_rows(mb_batcher *b, const char *table) {
+static int copy_start(mb_batcher *b, const char *table) {
   char sql[256];
   snprintf(sql, sizeof sql, "COPY %s (" MB_EVENT_COLUMNS ") FROM STDIN", table);
   PGresult *r = PQexec(b->db, sql);
   if (PQresultStatus(r) != PGRES_COPY_IN) return pg_failed(b, "COPY", r);
   PQclear(r);
-  if (PQputCopyData(b->db, b->rows.data, (int)b->rows.len) != 1 || PQputCopyEnd(b->db, NULL) != 1)
-    return pg_failed(b, "COPY", NULL);
-  r = PQgetResult(b->db);
+  return 0;
+}
+
+static int copy_send(mb_batcher *b, const char *p, size_t n) {
+  if (n && PQputCopyData(b->db, p, (int)n) != 1) return pg_failed(b, "COPY", NULL);
+  return 0;
+}
+
+/* Ends the COPY (with errmsg: aborts it). Returns 0, 1 when a row is there
+ * already (unique violation; transaction rolled back), or -1. */
+static int copy_end(mb_batcher *b, const char *errmsg) {
+  if (PQputCopyEnd(b->db, errmsg) != 1) return pg_failed(b, "COPY", NULL);
+  PGresult *r = PQgetResult(b->db);
   int st = PQresultStatus(r);
   const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
   int dup = st == PGRES_FATAL_ERROR && code && strcmp(code, "23505") == 0;
   for (PGresult *x; (x = PQgetResult(b->db));) PQclear(x);
-  if (dup) {
+  if (dup || errmsg) {
     PQclear(r);
     PQclear(PQexec(b->db, "ROLLBACK"));
-    return 1;
+    return dup ? 1 : -1;
   }
   if (st != PGRES_COMMAND_OK) return pg_failed(b, "COPY", r);
   PQclear(r);
   return 0;
 }
 
+/* COPY of the rows built into table: as copy_end. */
+static int copy_rows(mb_batcher *b, const char *table) {
+  if (copy_start(b, table) < 0 || copy_send(b, b->rows.data, b->rows.len) < 0) return -1;
+  return copy_end(b, NULL);
+}
+
+#define STREAM_CHUNK (256 * 1024)
+
+/* The first attempt at a batch: the COPY starts right away and each
+ * entry's rows are sent as soon as they are made, so that PostgreSQL works
+ * while the batcher converts. A row for a month whose partition is not
+ * known stops the stream: the COPY is abandoned (the rest is still built)
+ * and the caller loads the built batch the ordinary way. Returns as
+ * copy_end, or 2 when abandoned for a partition. */
+static int build_streaming(mb_batcher *b) {
+  build_reset(b);
+  if (copy_start(b, "mailbeacon.events") < 0) return -1;
+  size_t sent = 0;
+  int streaming = 1;
+  for (size_t i = 0; i < b->nentries; i++) {
+    if (build_entry(b, i) < 0) {
+      if (streaming) copy_end(b, "out of memory");
+      problem(b, "out of memory building a batch of %zu entries", b->nentries);
+      b->built_failed = 1;
+      return -1;
+    }
+    if (streaming && !months_known(b)) streaming = 0;
+    if (streaming && b->rows.len - sent >= STREAM_CHUNK) {
+      if (copy_send(b, b->rows.data + sent, b->rows.len - sent) < 0) return -1;
+      sent = b->rows.len;
+    }
+  }
+  b->built = 1;
+  if (!streaming) {
+    copy_end(b, "a partition is missing");
+    return 2;
+  }
+  if (copy_send(b, b->rows.data + sent, b->rows.len - sent) < 0) return -1;
+  return copy_end(b, NULL);
+}
+
 /* Loads the batch in one transaction. Returns 0 when committed, -1 not. */
 static int load(mb_batcher *b) {
-  if (partitions(b) < 0) return -1;
   unsigned long dups = 0;
-  for (int staged = 0;; staged = 1) {
+  int staged = 0;
+  if (!b->built) { /* first attempt: convert while PostgreSQL copies */
+    if (pg_ok(b, PQexec(b->db, "BEGIN"), "BEGIN") < 0) return -1;
+    int rc = build_streaming(b);
+    if (rc < 0) return -1;
+    if (rc == 0) goto copied;
+    staged = rc == 1; /* 1: some events are stored already; 2: a partition first */
+  }
+  if (partitions(b) < 0) return -1;
+  for (;; staged = 1) {
     if (pg_ok(b, PQexec(b->db, "BEGIN"), "BEGIN") < 0) return -1;
     if (b->nrows && !staged) {
       int rc = copy_rows(b, "mailbeacon.events");
@@ -618,6 +685,7 @@ static int load(mb_batcher *b) {
     }
     break;
   }
+copied:
   /* sent records */
   unsigned long sent = 0;
   for (size_t i = 0; i < b->nentries; i++) {
@@ -676,13 +744,14 @@ static int load(mb_batcher *b) {
  * acknowledges it. */
 static void flush(mb_batcher *b) {
   if (!b->nentries) return;
-  if (build(b) < 0) {
-    problem(b, "out of memory building a batch of %zu entries", b->nentries);
-    batch_clear(b); /* left pending: reclaimed later */
-    pause_ms(b, 1000);
-    return;
-  }
+  b->built = 0;
   for (;;) {
+    if (b->built_failed) {
+      b->built_failed = 0;
+      batch_clear(b); /* left pending: reclaimed later */
+      pause_ms(b, 1000);
+      return;
+    }
     if (pg_ready(b) == 0 && load(b) == 0) break;
     if (atomic_load(&b->stop)) {
       fprintf(stderr, PROG "stopping with %zu entries not loaded: they stay pending in the stream for the next batcher\n",

@@ -61,43 +61,60 @@ static size_t utf8_len(const unsigned char *p, size_t n) {
  * the row. Backslashes must start one of those escapes (any other would
  * mean something else to COPY); raw control bytes become spaces; bytes
  * that are not UTF-8 become U+FFFD, or %XX when url is set. */
-static int text_field(mb_buf *out, const char *f, size_t n, int url, const char **why) {
+static char *text_field(char *d, const char *f, size_t n, int url, const char **why) {
   const unsigned char *p = (const unsigned char *)f;
-  for (size_t i = 0; i < n;) {
+  size_t i = 0;
+  while (i < n) {
+    size_t j = i; /* a run of printable ASCII other than backslash: copied as is */
+    while (j < n && p[j] >= 0x20 && p[j] < 0x7f && p[j] != '\\') j++;
+    memcpy(d, p + i, j - i);
+    d += j - i;
+    i = j;
+    if (i == n) break;
     unsigned char c = p[i];
     if (c == '\\') {
-      if (i + 1 >= n || !strchr("tnr\\", p[i + 1]) || p[i + 1] == '\0') {
+      if (i + 1 >= n || (p[i + 1] != 't' && p[i + 1] != 'n' && p[i + 1] != 'r' && p[i + 1] != '\\')) {
         *why = "bad escape in a text field";
-        return -1;
+        return NULL;
       }
-      if (mb_buf_append(out, p + i, 2) < 0) goto oom;
+      *d++ = '\\';
+      *d++ = (char)p[i + 1];
       i += 2;
-      continue;
-    }
-    if (c < 0x20 || c == 0x7f) {
-      if (mb_buf_append(out, " ", 1) < 0) goto oom;
+    } else if (c < 0x20 || c == 0x7f) {
+      *d++ = ' ';
       i++;
-      continue;
+    } else {
+      size_t l = utf8_len(p + i, n - i);
+      if (l) {
+        memcpy(d, p + i, l);
+        d += l;
+        i += l;
+      } else if (url) {
+        static const char hx[] = "0123456789ABCDEF";
+        *d++ = '%';
+        *d++ = hx[c >> 4];
+        *d++ = hx[c & 15];
+        i++;
+      } else {
+        memcpy(d, "\xef\xbf\xbd", 3);
+        d += 3;
+        i++;
+      }
     }
-    size_t l = utf8_len(p + i, n - i);
-    if (l) {
-      if (mb_buf_append(out, p + i, l) < 0) goto oom;
-      i += l;
-      continue;
-    }
-    if (url) {
-      static const char hx[] = "0123456789ABCDEF";
-      char e[3] = {'%', hx[c >> 4], hx[c & 15]};
-      if (mb_buf_append(out, e, 3) < 0) goto oom;
-    } else if (mb_buf_append(out, "\xef\xbf\xbd", 3) < 0) {
-      goto oom;
-    }
-    i++;
   }
-  return 0;
-oom:
-  *why = "out of memory";
-  return -1;
+  return d;
+}
+
+/* Writes v in decimal; returns the end. */
+static char *put_u64(char *d, uint64_t v) {
+  char tmp[20];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n) *d++ = tmp[--n];
+  return d;
 }
 
 int mb_utf8_clean(mb_buf *out, const char *s, size_t n) {
@@ -168,32 +185,55 @@ int mb_event_copy_row(mb_evconv *c, const char *line, size_t len, mb_buf *out, i
     strftime(c->date, sizeof c->date, "%Y-%m-%d %H:%M:%S", &tm);
     c->sec = sec;
   }
-  size_t mark = out->len;
-  char num[64];
-  int k = snprintf(num, sizeof num, "\t%s\t", kind);
-  if (mb_buf_reserve(out, 256 + fl[9] * 3 + fl[10] * 3 + fl[8] * 3) < 0 || mb_buf_append(out, f[0], 32) < 0 ||
-      mb_buf_append(out, num, (size_t)k) < 0 || mb_buf_append(out, f[2], 36) < 0)
-    goto oom;
-  k = snprintf(num, sizeof num, "\t%llu\t%llu\t%s.%06u+00\t", (unsigned long long)rcpt, (unsigned long long)link,
-               c->date, (unsigned)(t % 1000000));
-  if (mb_buf_append(out, num, (size_t)k) < 0) goto oom;
-  if ((have_ip ? mb_buf_append(out, ip, fl[6]) : mb_buf_append(out, "\\N", 2)) < 0 ||
-      mb_buf_append(out, "\t", 1) < 0 || mb_buf_append(out, f[7], fl[7]) < 0 || mb_buf_append(out, "\t", 1) < 0)
-    goto oom;
-  if (text_field(out, f[8], fl[8], 0, why) < 0 || mb_buf_append(out, "\t", 1) < 0 ||
-      text_field(out, f[9], fl[9], 0, why) < 0 || mb_buf_append(out, "\t", 1) < 0)
-    goto fail;
-  if (fl[10] == 0) {
-    if (mb_buf_append(out, "\\N", 2) < 0) goto oom;
-  } else if (text_field(out, f[10], fl[10], 1, why) < 0) {
-    goto fail;
+  /* fixed fields at most about 200 bytes; the text fields at most triple
+   * (U+FFFD or %XX for one byte) */
+  if (mb_buf_reserve(out, 256 + 3 * (fl[8] + fl[9] + fl[10])) < 0) return *why = "out of memory", -1;
+  char *d = out->data + out->len;
+  memcpy(d, f[0], 32);
+  d += 32;
+  *d++ = '\t';
+  size_t kl = strlen(kind);
+  memcpy(d, kind, kl);
+  d += kl;
+  *d++ = '\t';
+  memcpy(d, f[2], 36);
+  d += 36;
+  *d++ = '\t';
+  d = put_u64(d, rcpt);
+  *d++ = '\t';
+  d = put_u64(d, link);
+  *d++ = '\t';
+  memcpy(d, c->date, 19);
+  d += 19;
+  *d++ = '.';
+  unsigned frac = (unsigned)(t % 1000000);
+  for (int k = 5; k >= 0; k--, frac /= 10) d[k] = (char)('0' + frac % 10);
+  d += 6;
+  memcpy(d, "+00\t", 4);
+  d += 4;
+  if (have_ip) {
+    memcpy(d, ip, fl[6]);
+    d += fl[6];
+  } else {
+    *d++ = '\\';
+    *d++ = 'N';
   }
-  if (mb_buf_append(out, "\n", 1) < 0) goto oom;
+  *d++ = '\t';
+  memcpy(d, f[7], fl[7]);
+  d += fl[7];
+  *d++ = '\t';
+  if (!(d = text_field(d, f[8], fl[8], 0, why))) return -1;
+  *d++ = '\t';
+  if (!(d = text_field(d, f[9], fl[9], 0, why))) return -1;
+  *d++ = '\t';
+  if (fl[10] == 0) {
+    *d++ = '\\';
+    *d++ = 'N';
+  } else if (!(d = text_field(d, f[10], fl[10], 1, why))) {
+    return -1;
+  }
+  *d++ = '\n';
+  out->len = (size_t)(d - out->data);
   *us = (int64_t)t;
   return 0;
-oom:
-  *why = "out of memory";
-fail:
-  out->len = mark;
-  return -1;
 }
