@@ -619,7 +619,7 @@ static int copy_rows(mb_batcher *b, const char *table) {
   return copy_end(b, NULL);
 }
 
-#define STREAM_CHUNK (256 * 1024)
+#define STREAM_CHUNK (64 * 1024)
 
 /* The first attempt at a batch: the COPY starts right away and each
  * entry's rows are sent as soon as they are made, so that PostgreSQL works
