@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <uuid/uuid.h>
 
 int mb_hit_parse_path(const char *path, size_t n, mb_kind *kind, const char **token, size_t *token_len) {
   if (n < 3 || path[0] != '/' || path[2] != '/') return -1;
@@ -65,12 +64,61 @@ static size_t esc(char *out, const char *s, size_t n) {
   return o;
 }
 
+static const char hexd[] = "0123456789abcdef";
+
+static char *put_hex(char *d, uint64_t v, int digits) {
+  for (int i = digits - 1; i >= 0; i--, v >>= 4) d[i] = hexd[v & 15];
+  return d + digits;
+}
+
+static char *put_dec(char *d, uint64_t v) {
+  char tmp[20];
+  int n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n) *d++ = tmp[--n];
+  return d;
+}
+
+static char *put_str(char *d, const char *s) {
+  size_t n = strlen(s);
+  memcpy(d, s, n);
+  return d + n;
+}
+
+void mb_event_id(char id[33], int64_t time_us, uint32_t edge_rand, uint32_t counter) {
+  char *d = put_hex(id, (uint64_t)time_us, 16);
+  d = put_hex(d, edge_rand, 8);
+  d = put_hex(d, counter, 8);
+  *d = '\0';
+}
+
 size_t mb_event_line(const mb_event *e, char *out) {
-  char uuid[37];
-  uuid_unparse_lower(e->message, uuid);
-  int n = snprintf(out, 200 + 64, "%s\t%c\t%s\t%u\t%u\t%lld\t%s\t%s\t", e->id, e->kind == MB_KIND_OPEN ? 'o' : 'c',
-                   uuid, e->recipient, e->link, (long long)e->time_us, e->ip, e->method);
-  size_t o = n > 0 ? (size_t)n : 0;
+  /* formatted by hand: this runs for every hit */
+  char *d = put_str(out, e->id);
+  *d++ = '\t';
+  *d++ = e->kind == MB_KIND_OPEN ? 'o' : 'c';
+  *d++ = '\t';
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) *d++ = '-';
+    *d++ = hexd[e->message[i] >> 4];
+    *d++ = hexd[e->message[i] & 15];
+  }
+  *d++ = '\t';
+  d = put_dec(d, e->recipient);
+  *d++ = '\t';
+  d = put_dec(d, e->link);
+  *d++ = '\t';
+  if (e->time_us < 0) *d++ = '-';
+  d = put_dec(d, e->time_us < 0 ? 0 - (uint64_t)e->time_us : (uint64_t)e->time_us);
+  *d++ = '\t';
+  d = put_str(d, e->ip);
+  *d++ = '\t';
+  d = put_str(d, e->method);
+  *d++ = '\t';
+  size_t o = (size_t)(d - out);
   o += esc(out + o, e->edge, strnlen(e->edge, 63));
   out[o++] = '\t';
   if (e->ua) o += esc(out + o, e->ua, e->ua_len > MB_EVENT_UA_MAX ? MB_EVENT_UA_MAX : e->ua_len);

@@ -41,6 +41,10 @@ typedef struct mb_event {
   size_t url_len;
 } mb_event;
 
+/* The event id: 32 hex digits of the time (µs), the edge's random number
+ * and its counter. */
+void mb_event_id(char id[33], int64_t time_us, uint32_t edge_rand, uint32_t counter);
+
 /* Writes the event as one line of the stream format (docs/events.md),
  * ending in '\n', to out (MB_EVENT_LINE_MAX bytes). Returns its length. */
 size_t mb_event_line(const mb_event *e, char *out);

@@ -183,7 +183,7 @@ static void record(mb_http *h, struct MHD_Connection *conn, const char *method, 
                 .url = url,
                 .url_len = url_len};
   unsigned c = atomic_fetch_add_explicit(&h->counter, 1, memory_order_relaxed);
-  snprintf(e.id, sizeof e.id, "%016llx%08x%08x", (unsigned long long)t, h->edge_rand, c);
+  mb_event_id(e.id, t, h->edge_rand, c);
   char line[MB_EVENT_LINE_MAX];
   size_t n = mb_event_line(&e, line);
   if (mb_queue_push(h->queue, line, n) == 0) {

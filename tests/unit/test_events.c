@@ -46,6 +46,15 @@ static void test_click_from_hit_line(void **state) {
   assert_true(us == 1795785109113521);
 }
 
+static void test_event_id(void **state) {
+  (void)state;
+  char id[33];
+  mb_event_id(id, 1795785109113521, 0xab13af5bu, 1);
+  assert_string_equal(id, "00066141cd858ab1ab13af5b00000001");
+  mb_event_id(id, 0, 0xffffffffu, 0xfffffffeu);
+  assert_string_equal(id, "0000000000000000fffffffffffffffe");
+}
+
 static void test_open_has_null_url_and_ip(void **state) {
   (void)state;
   int64_t us;
@@ -142,7 +151,7 @@ static void test_utf8_clean(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_click_from_hit_line), cmocka_unit_test(test_open_has_null_url_and_ip),
+      cmocka_unit_test(test_click_from_hit_line), cmocka_unit_test(test_event_id), cmocka_unit_test(test_open_has_null_url_and_ip),
       cmocka_unit_test(test_text_made_utf8),      cmocka_unit_test(test_refused),
       cmocka_unit_test(test_nul_in_ip),           cmocka_unit_test(test_utf8_clean),
   };
