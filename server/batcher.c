@@ -685,7 +685,7 @@ static int load(mb_batcher *b) {
     }
     break;
   }
-copied:
+copied:;
   /* sent records */
   unsigned long sent = 0;
   for (size_t i = 0; i < b->nentries; i++) {
