@@ -227,3 +227,14 @@ int mb_buf_json_str(mb_buf *b, const char *s, size_t n) {
   }
   return mb_buf_append(b, "\"", 1);
 }
+
+char *mb_put_dec(char *d, uint64_t v) {
+  char tmp[20];
+  int n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n) *d++ = tmp[--n];
+  return d;
+}

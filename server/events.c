@@ -105,18 +105,6 @@ static char *text_field(char *d, const char *f, size_t n, int url, const char **
   return d;
 }
 
-/* Writes v in decimal; returns the end. */
-static char *put_u64(char *d, uint64_t v) {
-  char tmp[20];
-  size_t n = 0;
-  do {
-    tmp[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  while (n) *d++ = tmp[--n];
-  return d;
-}
-
 int mb_utf8_clean(mb_buf *out, const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s;
   for (size_t i = 0; i < n;) {
@@ -199,9 +187,9 @@ int mb_event_copy_row(mb_evconv *c, const char *line, size_t len, mb_buf *out, i
   memcpy(d, f[2], 36);
   d += 36;
   *d++ = '\t';
-  d = put_u64(d, rcpt);
+  d = mb_put_dec(d, rcpt);
   *d++ = '\t';
-  d = put_u64(d, link);
+  d = mb_put_dec(d, link);
   *d++ = '\t';
   memcpy(d, c->date, 19);
   d += 19;

@@ -1,5 +1,7 @@
 #include "hit.h"
 
+#include "mailbeacon/codec.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -71,17 +73,6 @@ static char *put_hex(char *d, uint64_t v, int digits) {
   return d + digits;
 }
 
-static char *put_dec(char *d, uint64_t v) {
-  char tmp[20];
-  int n = 0;
-  do {
-    tmp[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  while (n) *d++ = tmp[--n];
-  return d;
-}
-
 static char *put_str(char *d, const char *s) {
   size_t n = strlen(s);
   memcpy(d, s, n);
@@ -107,12 +98,12 @@ size_t mb_event_line(const mb_event *e, char *out) {
     *d++ = hexd[e->message[i] & 15];
   }
   *d++ = '\t';
-  d = put_dec(d, e->recipient);
+  d = mb_put_dec(d, e->recipient);
   *d++ = '\t';
-  d = put_dec(d, e->link);
+  d = mb_put_dec(d, e->link);
   *d++ = '\t';
   if (e->time_us < 0) *d++ = '-';
-  d = put_dec(d, e->time_us < 0 ? 0 - (uint64_t)e->time_us : (uint64_t)e->time_us);
+  d = mb_put_dec(d, e->time_us < 0 ? 0 - (uint64_t)e->time_us : (uint64_t)e->time_us);
   *d++ = '\t';
   d = put_str(d, e->ip);
   *d++ = '\t';

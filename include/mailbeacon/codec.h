@@ -34,6 +34,9 @@ int mb_pct_decode(char *dst, const char *src, size_t n);
 void mb_hex_encode(char *dst, const uint8_t *src, size_t n);
 int mb_hex_decode(uint8_t *dst, size_t cap, const char *src, size_t len);
 
+/* Writes v in decimal at d (at most 20 bytes, no NUL); returns the end. */
+char *mb_put_dec(char *d, uint64_t v);
+
 /* A growable byte buffer. Functions that may reallocate say so: all the
  * append functions do. They return 0, or -1 when memory runs out (the
  * buffer is then unchanged). */

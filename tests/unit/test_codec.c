@@ -71,8 +71,22 @@ static void hex(void **state) {
   assert_int_equal(mb_hex_decode(out, sizeof out, "012", 3), -1);
 }
 
+static void put_dec(void **state) {
+  (void)state;
+  static const struct {
+    uint64_t v;
+    const char *s;
+  } cases[] = {{0, "0"}, {9, "9"}, {10, "10"}, {4294967296ULL, "4294967296"}, {UINT64_MAX, "18446744073709551615"}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char buf[24];
+    char *end = mb_put_dec(buf, cases[i].v);
+    *end = '\0';
+    assert_string_equal(buf, cases[i].s);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(b64url_roundtrip), cmocka_unit_test(b64url_known),
-                                     cmocka_unit_test(pct), cmocka_unit_test(json), cmocka_unit_test(hex)};
+                                     cmocka_unit_test(pct), cmocka_unit_test(json), cmocka_unit_test(hex), cmocka_unit_test(put_dec)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
