@@ -54,19 +54,13 @@ start_batcher() { # start_batcher VAR ADMIN_PORT LOG: a batcher process, its pid
 for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$eport/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
 start_batcher b1 "$bport1" b1
 
+# 64 pixels (different messages and recipients) that wrk requests in turn (bench/rotate.lua)
 for i in $(seq 1 64); do
-  printf '/o/%s.gif\n' "$(python3 "$here/server_check.py" token "$MB_RUN/keys" o "$(printf '%032x' $((i * 7919)))" $i 0)"
-done > "$MB_RUN/paths"
-cat > "$MB_RUN/rotate.lua" <<LUA
-local paths, i = {}, 0
-for line in io.lines("$MB_RUN/paths") do paths[#paths + 1] = line end
-request = function()
-  i = i + 1
-  return wrk.format("GET", paths[(i % #paths) + 1])
-end
-LUA
+  python3 "$here/server_check.py" token "$MB_RUN/keys" o "$(printf '%032x' $((i * 7919)))" $i 0
+done > "$MB_RUN/tokens"
+rotate="$here/../../bench/rotate.lua"
 load() { # load SECONDS: wrk in the background
-  wrk -t1 -c16 -d"$1"s -s "$MB_RUN/rotate.lua" "http://127.0.0.1:$port" > "$MB_RUN/wrk.out" 2>&1 &
+  wrk -t1 -c16 -d"$1"s -s "$rotate" "http://127.0.0.1:$port" -- "$MB_RUN/tokens" > "$MB_RUN/wrk.out" 2>&1 &
   wpid=$!
 }
 recorded() { # events the edge recorded (to Redis or its spool)

@@ -27,18 +27,11 @@ start_server() {
   for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$aport/healthz" >/dev/null 2>&1 && return 0; sleep 0.05; done
   fail "server did not start"
 }
-# a rotation of 64 pixels (different messages and recipients): wrk requests them in turn
+# 64 pixels (different messages and recipients) that wrk requests in turn (bench/rotate.lua)
 for i in $(seq 1 64); do
-  printf '/o/%s.gif\n' "$(python3 "$here/server_check.py" token "$MB_RUN/keys" o "$(printf '%032x' $((i * 7919)))" $i 0)"
-done > "$MB_RUN/paths"
-cat > "$MB_RUN/rotate.lua" <<LUA
-local paths, i = {}, 0
-for line in io.lines("$MB_RUN/paths") do paths[#paths + 1] = line end
-request = function()
-  i = i + 1
-  return wrk.format("GET", paths[(i % #paths) + 1])
-end
-LUA
+  python3 "$here/server_check.py" token "$MB_RUN/keys" o "$(printf '%032x' $((i * 7919)))" $i 0
+done > "$MB_RUN/tokens"
+rotate="$here/../../bench/rotate.lua"
 metric() { curl -s "http://127.0.0.1:$aport/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 drained() { # wait until the queue and the spool are empty
   for _ in $(seq 1 600); do
@@ -61,7 +54,7 @@ answered() { # requests wrk completed
 
 # 1. Redis killed during the load, restarted from its AOF
 start_server
-wrk -t2 -c64 -d6s -s "$MB_RUN/rotate.lua" "http://127.0.0.1:$port" > "$MB_RUN/wrk1" 2>&1 &
+wrk -t2 -c64 -d6s -s "$rotate" "http://127.0.0.1:$port" -- "$MB_RUN/tokens" > "$MB_RUN/wrk1" 2>&1 &
 wpid=$!
 sleep 1.5
 kill -9 "$(cat "$MB_RUN/redis/pid")"
@@ -83,7 +76,7 @@ echo "Redis killed: wrk completed $done1, server answered $valid, $spooled spool
 [ "$n" -ge "$done1" ] || fail "stream holds $n events, wrk completed $done1"
 
 # 2. SIGTERM during the load
-wrk -t2 -c64 -d4s -s "$MB_RUN/rotate.lua" "http://127.0.0.1:$port" > "$MB_RUN/wrk2" 2>&1 &
+wrk -t2 -c64 -d4s -s "$rotate" "http://127.0.0.1:$port" -- "$MB_RUN/tokens" > "$MB_RUN/wrk2" 2>&1 &
 wpid=$!
 sleep 1.5
 valid_before=$valid
