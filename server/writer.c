@@ -49,7 +49,8 @@ static void *run(void *arg) {
       if (closed) break;
       size_t spooled;
       char err[512];
-      if (mb_stream_spool_bytes(w->stream) > 0) /* replays when Redis is back */
+      /* replays when Redis is back; connects at start, so /healthz tells before the first hit */
+      if (mb_stream_spool_bytes(w->stream) > 0 || !mb_stream_redis_up(w->stream))
         mb_stream_add_batch(w->stream, NULL, NULL, 0, RETRY_MS, &spooled, err, sizeof err);
       atomic_store(&mb_stats.redis_up, mb_stream_redis_up(w->stream));
       atomic_store(&mb_stats.spool_bytes, mb_stream_spool_bytes(w->stream));
