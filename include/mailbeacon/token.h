@@ -24,8 +24,11 @@
 #define MB_TOKEN_LEN 48 /* base64url characters */
 #define MB_URL_MAX 8192 /* longest click target accepted */
 /* Longest tracking URL the rewriter writes (base, token and the %-encoded
- * target): the server's request buffer is sized for it. */
-#define MB_TRACKING_URL_MAX 8192
+ * target). The server's per-connection buffer (24 KB) must hold the
+ * request line, the browser's headers, the 302's Location (the target
+ * again) and libmicrohttpd's bookkeeping: 6 KB each leaves room for 4 KB
+ * of headers and cookies (tests/integration/server_hits.sh). */
+#define MB_TRACKING_URL_MAX 6144
 
 typedef enum mb_kind { MB_KIND_OPEN = 1, MB_KIND_CLICK = 2 } mb_kind;
 

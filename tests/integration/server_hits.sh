@@ -141,6 +141,19 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $big" "$base$pixel")
 [ "$code" = 431 ] || fail "huge header answered $code"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$base/c/$ctok?u=https://example.com/$big")
 [ "$code" = 414 ] || fail "huge URL answered $code"
+# the longest tracking URL the rewriter writes (6 KB with its base), with 4 KB of a browser's headers and cookie
+long_target=https://example.com/$(head -c 6037 /dev/zero | tr '\0' b)
+t=$(check token "$MB_RUN/keys" c "$m" 1 1 "$long_target")
+q=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$long_target")
+[ $((${#MAILBEACON_BASE_URL} + 3 + ${#t} + 3 + ${#q})) -le 6144 ] || fail "test URL over 6 KB"
+code=$(curl -s -o /dev/null -w '%{http_code}' -A "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36" \
+  -H 'Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7' \
+  -H 'Accept-Language: en-GB,en;q=0.9,de;q=0.8' -H 'Accept-Encoding: gzip, deflate, br, zstd' \
+  -H 'sec-ch-ua: "Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24"' -H 'sec-ch-ua-mobile: ?0' \
+  -H 'sec-ch-ua-platform: "Windows"' -H 'Sec-Fetch-Site: cross-site' -H 'Sec-Fetch-Mode: navigate' \
+  -H 'Sec-Fetch-User: ?1' -H 'Sec-Fetch-Dest: document' -H 'Upgrade-Insecure-Requests: 1' \
+  -H "Cookie: session=$(head -c 3300 /dev/zero | tr '\0' c)" "$base/c/$t?u=$q" || true)
+[ "$code" = 302 ] || fail "the longest tracking URL with browser headers answered $code"
 ok
 
 # 5. admin: health and metrics

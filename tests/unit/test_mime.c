@@ -452,7 +452,7 @@ static void identity_and_size_limit(void **state) {
 }
 
 /* A link whose tracking URL would pass MB_TRACKING_URL_MAX stays as it is
- * (the server's request buffer is sized for that limit); others are tracked. */
+ * (the server's connection buffer is sized for that limit); others are tracked. */
 static void long_tracking_url_left_alone(void **state) {
   (void)state;
   mb_buf msg;
