@@ -189,21 +189,25 @@ static void ack(mb_batcher *b) {
   argv[2] = b->cfg->redis_stream;
   redisAppendCommandArgv(b->rc, (int)(n + 2), argv + 1, NULL);
   free(argv);
-  int ok = 1;
+  int nogroup = 0;
   for (int i = 0; i < 2; i++) {
     redisReply *r = NULL;
-    if (redisGetReply(b->rc, (void **)&r) != REDIS_OK || !r) {
+    if (redisGetReply(b->rc, (void **)&r) != REDIS_OK || !r) { /* kept: acknowledged once Redis is back */
       problem(b, "Redis: XACK: %s", b->rc->errstr[0] ? b->rc->errstr : "no reply");
       redis_drop(b);
       return;
     }
     if (r->type == REDIS_REPLY_ERROR) {
       problem(b, "Redis: %s: %s", i ? "XDEL" : "XACK", r->str);
-      ok = 0;
+      nogroup |= strncmp(r->str, "NOGROUP", 7) == 0;
     }
     freeReplyObject(r);
   }
-  if (ok) b->nunacked = 0;
+  /* Redis answered. Entries it refused to acknowledge stay pending and come
+   * back through reclaim, where their rows are found loaded already: waiting
+   * here for an answer that will not change would stop loading. */
+  b->nunacked = 0;
+  if (nogroup) redis_drop(b); /* the group is gone (Redis lost its data): reconnecting creates it */
 }
 
 static int remember_unacked(mb_batcher *b, const char *id) {
@@ -790,7 +794,7 @@ static void *run(void *arg) {
       continue;
     }
     ack(b);
-    if (b->nunacked) { /* Redis refuses acknowledgements: do not take more */
+    if (b->nunacked) { /* Redis went away while acknowledging: do not take more */
       pause_ms(b, 200);
       continue;
     }

@@ -172,6 +172,15 @@ for _ in $(seq 1 100); do [ "$(redis-cli -p "$rport" XLEN mailbeacon:events)" = 
 [ "$(redis-cli -p "$rport" XLEN mailbeacon:events)" = 0 ] || fail "entries left in the stream"
 echo "ok rejected lines and entries kept in mailbeacon.rejected, the stream emptied"
 
+# --- the stream and its group lost (a Redis without persistence restarted): the batcher makes
+# the group again, from the start of the stream, and loads what comes
+redis-cli -p "$rport" DEL mailbeacon:events >/dev/null
+sleep 0.3
+xadd type hits v 1 n 1 d "$(line 000000000000000000000000000000f0 "$now_us")
+"
+wait_rows "SELECT count(*) FROM mailbeacon.events WHERE event_id = '000000000000000000000000000000f0'" 1
+echo "ok stream and group lost: made again, loading goes on"
+
 # --- partitions on both sides of a month boundary (far ahead: created on demand)
 t1=$(date -u -d '2030-12-31 23:59:59' +%s)999999 t2=$(date -u -d '2031-01-01 00:00:00' +%s)000000
 xadd type hits v 1 n 2 d "$(line 000000000000000000000000000000f1 "$t1")
