@@ -89,16 +89,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Redis without persistence (as bench/run-server.sh: the stream is not what is measured)
+# Redis without persistence (scripts/lib/services.sh: the stream is not what is measured)
 rport=$(mb_free_port)
-mkdir -p "$MB_RUN/redis"
-rcmd=(redis-server --port "$rport" --bind 127.0.0.1 --dir "$MB_RUN/redis" --save '' --appendonly no
-  --daemonize no --logfile "$MB_RUN/redis/redis.log")
-show "${rcmd[@]}"
-"${rcmd[@]}" &
-echo $! > "$MB_RUN/redis/pid"
-for _ in $(seq 1 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.05; done
-redis-cli -p "$rport" ping >/dev/null || { cat "$MB_RUN/redis/redis.log" >&2; exit 1; }
+run mb_redis_start "$rport" no
 
 # PostgreSQL 15, private, default settings (synchronous_commit on)
 pport=$(mb_free_port)

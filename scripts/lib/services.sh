@@ -13,12 +13,15 @@ s.close()
 PY
 }
 
-# mb_redis_start PORT: starts redis-server (append-only file on) in $MB_RUN/redis.
+# mb_redis_start PORT [no]: starts redis-server in $MB_RUN/redis, with its
+# append-only file fsynced on every write; "no" runs it without persistence
+# (benchmarks, where the stream is not what is measured).
 mb_redis_start() {
-  local port=$1
+  local port=$1 aof=(--appendonly yes --appendfsync always)
+  [ "${2:-}" = no ] && aof=(--appendonly no)
   mkdir -p "$MB_RUN/redis"
   redis-server --port "$port" --bind 127.0.0.1 --dir "$MB_RUN/redis" --save '' \
-    --appendonly yes --appendfsync always --daemonize no \
+    "${aof[@]}" --daemonize no \
     --logfile "$MB_RUN/redis/redis.log" --pidfile "$MB_RUN/redis/redis.pid" &
   echo $! > "$MB_RUN/redis/pid"
   for _ in $(seq 1 100); do
