@@ -29,26 +29,37 @@ void mb_b64url_encode(char *dst, const uint8_t *src, size_t n) {
   }
 }
 
-static int b64url_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
+/* 1 + the 6-bit value of each base64url character; 0 for every other byte */
+static const uint8_t b64url_plus1[256] = {
+    ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,  ['H'] = 8,  ['I'] = 9,
+    ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18,
+    ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24, ['Y'] = 25, ['Z'] = 26, ['a'] = 27,
+    ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36,
+    ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45,
+    ['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54,
+    ['2'] = 55, ['3'] = 56, ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63,
+    ['_'] = 64};
 
 int mb_b64url_decode(uint8_t *dst, size_t cap, const char *src, size_t len) {
   if (len % 4 == 1) return -1;
   size_t out = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
   if (out > cap) return -1;
-  size_t o = 0;
+  const unsigned char *s = (const unsigned char *)src;
+  size_t i = 0, o = 0;
+  for (; i + 4 <= len; i += 4, o += 3) { /* four characters, three bytes */
+    unsigned a = b64url_plus1[s[i]], b = b64url_plus1[s[i + 1]], c = b64url_plus1[s[i + 2]], d = b64url_plus1[s[i + 3]];
+    if (!a || !b || !c || !d) return -1;
+    uint32_t v = (uint32_t)(a - 1) << 18 | (uint32_t)(b - 1) << 12 | (uint32_t)(c - 1) << 6 | (d - 1);
+    dst[o] = (uint8_t)(v >> 16);
+    dst[o + 1] = (uint8_t)(v >> 8);
+    dst[o + 2] = (uint8_t)v;
+  }
   uint32_t acc = 0;
   int bits = 0;
-  for (size_t i = 0; i < len; i++) {
-    int v = b64url_value((unsigned char)src[i]);
-    if (v < 0) return -1;
-    acc = acc << 6 | (uint32_t)v;
+  for (; i < len; i++) {
+    unsigned v = b64url_plus1[s[i]];
+    if (!v) return -1;
+    acc = acc << 6 | (v - 1);
     bits += 6;
     if (bits >= 8) {
       bits -= 8;

@@ -23,24 +23,37 @@
 #include <unistd.h>
 
 #define VERSION "0.1.0"
-/* Per-connection buffer of libmicrohttpd: the request line, the headers
- * and the answer's headers (a redirect's Location is the target again)
- * must fit; a tracking URL is at most MB_TRACKING_URL_MAX. Kept small on
- * purpose: libmicrohttpd clears all of it after every request on a
- * kept-alive connection (measured: 64 KB cost 16 % of the server's time;
- * 16 KB was too small for a 6 KB redirect: libmicrohttpd then closes the
- * connection without an answer). */
-#define MB_HTTP_MEMORY_LIMIT (24 * 1024)
 
 const unsigned mb_lat_bounds_us[MB_LAT_BUCKETS] = {50, 100, 250, 500, 1000, 2500, 5000, 10000, ~0u};
 mb_metrics mb_stats;
+static mb_hit_counters hit_sets[MB_HIT_SETS];
+static atomic_uint hit_sets_taken;
+
+mb_hit_counters *mb_hits_mine(void) {
+  static _Thread_local mb_hit_counters *mine;
+  if (!mine) { /* more threads than sets share them: still exact, only slower */
+    unsigned i = atomic_fetch_add(&hit_sets_taken, 1) % MB_HIT_SETS;
+    mine = &hit_sets[i];
+    mine->index = i;
+  }
+  return mine;
+}
+
+unsigned long mb_hits_sum(size_t offset) {
+  unsigned long sum = 0;
+  for (int i = 0; i < MB_HIT_SETS; i++) sum += atomic_load_explicit((atomic_ulong *)((char *)&hit_sets[i] + offset), memory_order_relaxed);
+  return sum;
+}
+
+#define COUNT(field) atomic_fetch_add_explicit(&mb_hits_mine()->field, 1, memory_order_relaxed)
 
 void mb_metrics_observe_latency(unsigned long us) {
+  mb_hit_counters *m = mb_hits_mine();
   int b = 0;
   while (b < MB_LAT_BUCKETS - 1 && us > mb_lat_bounds_us[b]) b++;
-  atomic_fetch_add_explicit(&mb_stats.lat_bucket[b], 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&mb_stats.lat_count, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&mb_stats.lat_sum_us, us, memory_order_relaxed);
+  atomic_fetch_add_explicit(&m->lat_bucket[b], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&m->lat_count, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&m->lat_sum_us, us, memory_order_relaxed);
 }
 
 /* A 1x1 transparent GIF (43 bytes). */
@@ -66,7 +79,6 @@ struct mb_http {
   struct MHD_Response *r_gif, *r_404, *r_405;
   char edge[64];
   uint32_t edge_rand;
-  atomic_uint counter;
   cidr proxies[64];
   size_t nproxies;
 };
@@ -185,18 +197,19 @@ static void record(mb_http *h, struct MHD_Connection *conn, const char *method, 
                 .ua_len = ua ? strnlen(ua, MB_EVENT_UA_MAX) : 0,
                 .url = url,
                 .url_len = url_len};
-  unsigned c = atomic_fetch_add_explicit(&h->counter, 1, memory_order_relaxed);
+  mb_hit_counters *m = mb_hits_mine();
+  unsigned c = m->index << 24 | (atomic_fetch_add_explicit(&m->events, 1, memory_order_relaxed) & 0xFFFFFFu);
   mb_event_id(e.id, t, h->edge_rand, c);
   char line[MB_EVENT_LINE_MAX];
   size_t n = mb_event_line(&e, line);
   if (mb_queue_push(h->queue, line, n) == 0) {
-    atomic_fetch_add_explicit(&mb_stats.events_queued, 1, memory_order_relaxed);
+    COUNT(events_queued);
     return;
   }
   /* the queue is full (or shutting down): straight to the spool */
   char one[] = "1";
   mb_field f[4] = {{"type", 4, "hits", 4}, {"v", 1, "1", 1}, {"n", 1, one, 1}, {"d", 1, line, n}};
-  if (h->spool && mb_spool_append(h->spool, f, 4) == 0) atomic_fetch_add(&mb_stats.events_spooled_direct, 1);
+  if (h->spool && mb_spool_append(h->spool, f, 4) == 0) COUNT(events_spooled_direct);
   else atomic_fetch_add(&mb_stats.events_lost, 1);
 }
 
@@ -240,24 +253,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   }
   int head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
   if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0) {
-    atomic_fetch_add(&mb_stats.bad_method, 1);
+    COUNT(bad_method);
     return answer(conn, MHD_HTTP_METHOD_NOT_ALLOWED, h->r_405, t0);
   }
   mb_kind kind;
   const char *tok;
   size_t tok_len;
   if (mb_hit_parse_path(url, strlen(url), &kind, &tok, &tok_len) < 0) {
-    atomic_fetch_add(&mb_stats.not_found, 1);
+    COUNT(not_found);
     return answer(conn, MHD_HTTP_NOT_FOUND, h->r_404, t0);
   }
   const mb_keyring *ring = atomic_load_explicit(&h->ring, memory_order_acquire);
   mb_token t;
   if (kind == MB_KIND_OPEN) {
     if (mb_token_verify(ring, tok, tok_len, MB_KIND_OPEN, NULL, 0, &t) == MB_TOKEN_OK) {
-      atomic_fetch_add_explicit(&mb_stats.opens_valid, 1, memory_order_relaxed);
+      COUNT(opens_valid);
       record(h, conn, method, &t, NULL, 0);
     } else {
-      atomic_fetch_add_explicit(&mb_stats.opens_invalid, 1, memory_order_relaxed);
+      COUNT(opens_invalid);
     }
     return answer(conn, MHD_HTTP_OK, h->r_gif, t0); /* never a broken image */
   }
@@ -266,11 +279,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   if (MHD_lookup_connection_value_n(conn, MHD_GET_ARGUMENT_KIND, "u", 1, &u, &ulen) == MHD_YES && u &&
       mb_hit_check_target(u, ulen) == 0 &&
       mb_token_verify(ring, tok, tok_len, MB_KIND_CLICK, u, ulen, &t) == MB_TOKEN_OK) {
-    atomic_fetch_add_explicit(&mb_stats.clicks_valid, 1, memory_order_relaxed);
+    COUNT(clicks_valid);
     record(h, conn, method, &t, u, ulen);
     return redirect(conn, u, ulen, t0);
   }
-  atomic_fetch_add_explicit(&mb_stats.clicks_invalid, 1, memory_order_relaxed);
+  COUNT(clicks_invalid);
   return answer(conn, MHD_HTTP_NOT_FOUND, h->r_404, t0); /* no open redirect */
 }
 
@@ -395,23 +408,23 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const ch
                   "mailbeacon_redis_up %d\n"
                   "# HELP mailbeacon_request_duration_seconds Time from request headers read to answer queued.\n"
                   "# TYPE mailbeacon_request_duration_seconds histogram\n",
-                  atomic_load(&mb_stats.opens_valid), atomic_load(&mb_stats.opens_invalid),
-                  atomic_load(&mb_stats.clicks_valid), atomic_load(&mb_stats.clicks_invalid),
-                  atomic_load(&mb_stats.not_found), atomic_load(&mb_stats.bad_method),
-                  atomic_load(&mb_stats.events_queued), atomic_load(&mb_stats.events_stored),
-                  atomic_load(&mb_stats.events_spooled) + atomic_load(&mb_stats.events_spooled_direct),
+                  mb_hits_total(opens_valid), mb_hits_total(opens_invalid),
+                  mb_hits_total(clicks_valid), mb_hits_total(clicks_invalid),
+                  mb_hits_total(not_found), mb_hits_total(bad_method),
+                  mb_hits_total(events_queued), atomic_load(&mb_stats.events_stored),
+                  atomic_load(&mb_stats.events_spooled) + mb_hits_total(events_spooled_direct),
                   atomic_load(&mb_stats.events_lost), lines, spool, atomic_load(&mb_stats.redis_errors),
                   atomic_load(&mb_stats.redis_up));
     unsigned long cum = 0;
     for (int i = 0; i < MB_LAT_BUCKETS; i++) {
-      cum += atomic_load(&mb_stats.lat_bucket[i]);
+      cum += mb_hits_total(lat_bucket[i]);
       if (i < MB_LAT_BUCKETS - 1)
         mb_buf_printf(&b, "mailbeacon_request_duration_seconds_bucket{le=\"%g\"} %lu\n", mb_lat_bounds_us[i] / 1e6, cum);
       else
         mb_buf_printf(&b, "mailbeacon_request_duration_seconds_bucket{le=\"+Inf\"} %lu\n", cum);
     }
     mb_buf_printf(&b, "mailbeacon_request_duration_seconds_sum %g\nmailbeacon_request_duration_seconds_count %lu\n",
-                  atomic_load(&mb_stats.lat_sum_us) / 1e6, atomic_load(&mb_stats.lat_count));
+                  mb_hits_total(lat_sum_us) / 1e6, mb_hits_total(lat_count));
     if (atomic_load(&mb_stats.batcher_on)) batcher_metrics(&b);
   } else {
     mb_buf_free(&b);
@@ -458,6 +471,32 @@ static void log_mhd(void *cls, const char *fmt, va_list ap) {
   vfprintf(stderr, fmt, ap);
 }
 
+static struct MHD_Response *fixed(const void *body, size_t n, const char *type);
+
+struct MHD_Response *mb_http_gif_response(void) {
+  struct MHD_Response *r = fixed(gif, sizeof gif, "image/gif");
+  if (r) {
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store, no-cache, must-revalidate, private, max-age=0");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_PRAGMA, "no-cache");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_EXPIRES, "0");
+  }
+  return r;
+}
+
+struct MHD_Daemon *mb_http_start_public(const struct sockaddr *addr, unsigned threads, MHD_AccessHandlerCallback handler,
+                                        void *cls) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (!threads) threads = (unsigned)(cores > 0 ? cores : 1);
+  /* A thread pool, never a single epoll thread: libmicrohttpd 0.9.75 stalls a
+   * thread that gets exactly 128 ready sockets in one epoll_wait. */
+  if (threads < 2) threads = 2;
+  return MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                          handler, cls, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_SOCK_ADDR, addr,
+                          MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000,
+                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)15, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                          (size_t)(MB_HTTP_MEMORY_LIMIT), MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
+}
+
 static struct MHD_Response *fixed(const void *body, size_t n, const char *type) {
   struct MHD_Response *r = MHD_create_response_from_buffer(n, (void *)body, MHD_RESPMEM_PERSISTENT);
   if (r) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
@@ -488,30 +527,17 @@ mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *q
     }
     h->nproxies++;
   }
-  h->r_gif = fixed(gif, sizeof gif, "image/gif");
+  h->r_gif = mb_http_gif_response();
   h->r_404 = fixed(not_found_page, sizeof not_found_page - 1, "text/html; charset=utf-8");
   h->r_405 = fixed("Method Not Allowed\n", 19, "text/plain");
   if (!h->r_gif || !h->r_404 || !h->r_405) goto oom;
-  MHD_add_response_header(h->r_gif, MHD_HTTP_HEADER_CACHE_CONTROL,
-                          "no-store, no-cache, must-revalidate, private, max-age=0");
-  MHD_add_response_header(h->r_gif, MHD_HTTP_HEADER_PRAGMA, "no-cache");
-  MHD_add_response_header(h->r_gif, MHD_HTTP_HEADER_EXPIRES, "0");
   MHD_add_response_header(h->r_404, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   MHD_add_response_header(h->r_405, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 
   struct sockaddr_storage pub, adm;
   if ((queue && parse_listen(cfg->listen, &pub, err, errlen) < 0) || parse_listen(cfg->admin_listen, &adm, err, errlen) < 0)
     goto fail;
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  unsigned threads = cfg->http_threads ? (unsigned)cfg->http_threads : (unsigned)(cores > 0 ? cores : 1);
-  /* A thread pool, never a single epoll thread: libmicrohttpd 0.9.75 stalls a
-   * thread that gets exactly 128 ready sockets in one epoll_wait. */
-  if (threads < 2) threads = 2;
-  if (queue) h->pub = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, h,
-                            MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&pub, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)15, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(MB_HTTP_MEMORY_LIMIT),
-                            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
+  if (queue) h->pub = mb_http_start_public((struct sockaddr *)&pub, (unsigned)cfg->http_threads, on_request, h);
   if (queue && !h->pub) {
     snprintf(err, errlen, "cannot listen on %s (listen)", cfg->listen);
     goto fail;

@@ -247,7 +247,7 @@ int main(int argc, char **argv) {
   mb_writer_join(writer);
   fprintf(stderr, PROG ": stopped: %lu events to Redis, %lu to the spool, %lu lost\n",
           atomic_load(&mb_stats.events_stored),
-          atomic_load(&mb_stats.events_spooled) + atomic_load(&mb_stats.events_spooled_direct),
+          atomic_load(&mb_stats.events_spooled) + mb_hits_total(events_spooled_direct),
           atomic_load(&mb_stats.events_lost));
   if (batcher) {
     mb_batcher_stop(batcher);

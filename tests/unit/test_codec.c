@@ -33,6 +33,35 @@ static void b64url_known(void **state) {
   assert_int_equal(mb_b64url_decode(out, sizeof out, "AA=A", 4), -1);
 }
 
+/* every byte value at every place of a whole group and of a tail: only the
+ * 64 characters of the alphabet decode, each to its own value */
+static void b64url_every_byte(void **state) {
+  (void)state;
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  uint8_t out[8];
+  for (int pos = 0; pos < 7; pos++)
+    for (int c = 0; c < 256; c++) {
+      char text[8] = "AAAAAAA"; /* 4 + 3: a group and a tail of two bytes */
+      text[pos] = (char)c;
+      const char *at = c ? strchr(alphabet, c) : NULL;
+      int r = mb_b64url_decode(out, sizeof out, text, 7);
+      if (!at) {
+        assert_int_equal(r, -1);
+        continue;
+      }
+      unsigned v = (unsigned)(at - alphabet);
+      if (pos == 6 && (v & 3)) { /* the last character's two low bits are padding */
+        assert_int_equal(r, -1);
+        continue;
+      }
+      assert_int_equal(r, 5);
+      /* the value sits at bits [6 * (3 - pos % 4), +6) of its group */
+      uint32_t g = pos < 4 ? (uint32_t)out[0] << 16 | (uint32_t)out[1] << 8 | out[2]
+                           : (uint32_t)out[3] << 16 | (uint32_t)out[4] << 8;
+      assert_int_equal(g, v << (6 * (3 - pos % 4)));
+    }
+}
+
 static void pct(void **state) {
   (void)state;
   const char *url = "https://ex.com/a b?x=1&y=\xc3\xa9#f+g";
@@ -87,6 +116,7 @@ static void put_dec(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(b64url_roundtrip), cmocka_unit_test(b64url_known),
+                                     cmocka_unit_test(b64url_every_byte),
                                      cmocka_unit_test(pct), cmocka_unit_test(json), cmocka_unit_test(hex), cmocka_unit_test(put_dec)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
