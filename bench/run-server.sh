@@ -9,17 +9,21 @@
 # of n over the run's type=hits entries == the server's
 # mailbeacon_events_total{to="redis"} increase == wrk's completed requests;
 # requests wrk sent but had no answer to when it stopped are reported apart).
-# usage: bash bench/run-server.sh [build/mailbeacon-server [build/mailbeacon-rewrite]]   (as root)
+# A third column, the floor, is libmicrohttpd started as the server starts it
+# and answering the same persistent pixel, doing nothing else
+# (build/bench/mb-bench-mhd-floor): how far any libmicrohttpd edge can go here.
+# usage: bash bench/run-server.sh [build/mailbeacon-server [build/mailbeacon-rewrite [build/bench/mb-bench-mhd-floor]]]   (as root)
 # env: REPS (3) DURATION (10) TOKENS (1000) NGINX_WORKERS (auto) MAILBEACON_HTTP_THREADS (0 = cores)
 #      KEEP=1 keeps the temp dir (logs, tokens, raw results)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 server=${1:-build/mailbeacon-server}
 rewrite=${2:-build/mailbeacon-rewrite}
+floor=${3:-build/bench/mb-bench-mhd-floor}
 reps=${REPS:-3} duration=${DURATION:-10} ntok=${TOKENS:-1000}
 workers=${NGINX_WORKERS:-auto} threads=${MAILBEACON_HTTP_THREADS:-0}
 stream=mailbeacon:events
-for b in "$server" "$rewrite"; do
+for b in "$server" "$rewrite" "$floor"; do
   [ -x "$b" ] || { echo "no $b: build first (cmake -S . -B build && cmake --build build)" >&2; exit 2; }
 done
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
@@ -43,13 +47,14 @@ export PATH=$PATH:/usr/sbin
 
 . scripts/lib/services.sh
 MB_RUN=$(mktemp -d /tmp/mb-bench-server.XXXXXX)
-spid='' npid='' rport=''
+spid='' npid='' fpid='' rport=''
 cleanup() {
   set +e
   if [ -n "$spid" ]; then
     kill -TERM "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
     st=$?; [ "$st" = 0 ] || echo "mailbeacon-server exited $st on SIGTERM; log: $MB_RUN/server.log" >&2
   fi
+  if [ -n "$fpid" ]; then kill -TERM "$fpid" 2>/dev/null; wait "$fpid" 2>/dev/null; fi
   if [ -n "$npid" ]; then
     kill -QUIT "$npid" 2>/dev/null
     for _ in $(seq 1 100); do kill -0 "$npid" 2>/dev/null || break; sleep 0.05; done
@@ -104,9 +109,16 @@ sleep 0.3
 nworkers=$(pgrep -P "$npid" | wc -l)
 [ "$nworkers" -gt 0 ] || { echo "nginx has no worker process" >&2; cat "$MB_RUN/nginx/stderr" "$MB_RUN/nginx/error.log" >&2; exit 1; }
 
-# both answer a token with the 43-byte GIF
+# the floor: libmicrohttpd as the server runs it, answering the pixel, nothing else
+fport=$(mb_free_port)
+show "$floor" "127.0.0.1:$fport" "$threads"
+"$floor" "127.0.0.1:$fport" "$threads" 2> "$MB_RUN/floor.log" &
+fpid=$!
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$fport/" 2>/dev/null && break; sleep 0.05; done
+
+# all three answer a token with the 43-byte GIF
 tok=$(head -1 "$MB_RUN/tokens")
-for port in "$sport" "$nport"; do
+for port in "$sport" "$nport" "$fport"; do
   got=$(curl -s -o "$MB_RUN/gif" -w '%{http_code} %{content_type} %{size_download}' "http://127.0.0.1:$port/o/$tok.gif")
   [ "$got" = "200 image/gif 43" ] || { echo "port $port answered '$got' to a valid open token" >&2; exit 1; }
 done
@@ -175,7 +187,7 @@ cores=$(nproc)
 echo "machine: $cores cores; nginx $(nginx -v 2>&1 | sed 's/.*\///') with $nworkers worker(s) (worker_processes $workers);" \
   "mailbeacon-server MAILBEACON_HTTP_THREADS=$threads; wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'); redis $(redis-server --version | awk '{print $3}')" >&2
 echo "warm-up (2 s each, not counted)" >&2
-for p in "$nport" "$sport"; do
+for p in "$nport" "$sport" "$fport"; do
   show timeout 30 wrk -t2 -c256 -d2s -s bench/rotate.lua "http://127.0.0.1:$p" -- "$MB_RUN/tokens"
   timeout 30 wrk -t2 -c256 -d2s -s bench/rotate.lua "http://127.0.0.1:$p" -- "$MB_RUN/tokens" > /dev/null 2>&1
 done
@@ -185,9 +197,13 @@ for rep in $(seq 1 "$reps"); do
   for tc in "1 64" "2 256"; do
     # shellcheck disable=SC2086
     set -- $tc
-    if [ $((rep % 2)) = 1 ]; then order="nginx mailbeacon"; else order="mailbeacon nginx"; fi
+    if [ $((rep % 2)) = 1 ]; then order="nginx mailbeacon floor"; else order="floor mailbeacon nginx"; fi
     for name in $order; do
-      if [ "$name" = nginx ]; then one_run nginx "$nport" "$1" "$2" "$rep"; else one_run mailbeacon "$sport" "$1" "$2" "$rep"; fi
+      case $name in
+        nginx) one_run nginx "$nport" "$1" "$2" "$rep" ;;
+        floor) one_run floor "$fport" "$1" "$2" "$rep" ;;
+        *) one_run mailbeacon "$sport" "$1" "$2" "$rep" ;;
+      esac
     done
   done
 done
@@ -206,27 +222,32 @@ for line in open(path):
 med = statistics.median
 print(f"\n## mailbeacon-server vs nginx empty_gif ({cores} cores, wrk on the same box, "
       f"medians of {reps} interleaved {duration} s runs)\n")
-print("| wrk | nginx req/s | mailbeacon req/s | req/s ratio (mb/nginx) | nginx p99 | mailbeacon p99 | p99 ratio (mb/nginx) |")
-print("| --- | --- | --- | --- | --- | --- | --- |")
+print("| wrk | nginx req/s | mailbeacon req/s | req/s ratio (mb/nginx) | nginx p99 | mailbeacon p99 | p99 ratio (mb/nginx) "
+      "| floor req/s | floor/nginx | mb/floor |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 ok = True
 for conf in ("t1 c64", "t2 c256"):
     n = {r["rep"]: r for r in rows if r["conf"] == conf and r["name"] == "nginx"}
     m = {r["rep"]: r for r in rows if r["conf"] == conf and r["name"] == "mailbeacon"}
-    reps_ = sorted(set(n) & set(m))
+    fl = {r["rep"]: r for r in rows if r["conf"] == conf and r["name"] == "floor"}
+    reps_ = sorted(set(n) & set(m) & set(fl))
     rr = med([m[k]["rps"] / n[k]["rps"] for k in reps_])
     pr = med([m[k]["p99_us"] / max(n[k]["p99_us"], 1) for k in reps_])
     label = "-" + conf.replace(" ", " -")
     print(f"| {label} | {med([n[k]['rps'] for k in reps_]):,.0f} | {med([m[k]['rps'] for k in reps_]):,.0f} | "
           f"{rr:.2f} | {med([n[k]['p99_us'] for k in reps_]) / 1000:.2f} ms | "
-          f"{med([m[k]['p99_us'] for k in reps_]) / 1000:.2f} ms | {pr:.2f} |")
-print(f"\nnginx: {int(nworkers)} worker process(es), access_log buffer=64k flush=1s; req/s ratio and p99 ratio are "
+          f"{med([m[k]['p99_us'] for k in reps_]) / 1000:.2f} ms | {pr:.2f} | "
+          f"{med([fl[k]['rps'] for k in reps_]):,.0f} | {med([fl[k]['rps'] / n[k]['rps'] for k in reps_]):.2f} | "
+          f"{med([m[k]['rps'] / fl[k]['rps'] for k in reps_]):.2f} |")
+print(f"\nnginx: {int(nworkers)} worker process(es), access_log buffer=64k flush=1s; floor: libmicrohttpd as the "
+      "server runs it answering the same pixel with nothing else (bench/mb-bench-mhd-floor.c); ratios are "
       "medians of the per-repetition ratios.\n")
 print("| run | wrk completed | wrk sent | errors (non-2xx, timeouts) | metric to=redis | stream events (entries) | lost | check |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for r in rows:
     if r["name"] != "mailbeacon":
         if r["errors"] or r["non2xx"]:
-            print(f"| nginx {r['conf']} {r['rep']} | {r['requests']:.0f} | {r['sent']:.0f} | {r['errors']:.0f} ({r['non2xx']:.0f}, {r['timeouts']:.0f}) | | | | nginx errors |")
+            print(f"| {r['name']} {r['conf']} {r['rep']} | {r['requests']:.0f} | {r['sent']:.0f} | {r['errors']:.0f} ({r['non2xx']:.0f}, {r['timeouts']:.0f}) | | | | errors |")
             ok = False
         continue
     exact = r["stream"] == r["metric"] == r["requests"]

@@ -1,0 +1,66 @@
+/* The floor of bench/run-server.sh: libmicrohttpd started exactly as
+ * mailbeacon-server starts its public listener (mb_http_start_public) and
+ * answering every request with the server's persistent pixel response, with
+ * nothing else: no token check, no event, no queue, no Redis. What the
+ * server does per hit costs on top of this. Not a test, not a product.
+ * usage: mb-bench-mhd-floor HOST:PORT [THREADS]   (runs until SIGTERM/SIGINT) */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct MHD_Response *gif;
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+  (void)cls, (void)url, (void)method, (void)version, (void)upload_data;
+  if (*con_cls == NULL) { /* the server's two-call pattern: keep-alive stays on */
+    *con_cls = (void *)1;
+    return MHD_YES;
+  }
+  *upload_data_size = 0;
+  return MHD_queue_response(conn, MHD_HTTP_OK, gif);
+}
+
+int main(int argc, char **argv) {
+  const char *colon = argc > 1 ? strrchr(argv[1], ':') : NULL;
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  if (!colon || (size_t)(colon - argv[1]) >= 64) {
+    fprintf(stderr, "usage: mb-bench-mhd-floor HOST:PORT [THREADS]\n");
+    return 2;
+  }
+  char host[64];
+  memcpy(host, argv[1], (size_t)(colon - argv[1]));
+  host[colon - argv[1]] = '\0';
+  if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+    fprintf(stderr, "mb-bench-mhd-floor: '%s' is not an IPv4 address\n", host);
+    return 2;
+  }
+  a.sin_port = htons((uint16_t)atoi(colon + 1));
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, NULL); /* before libmicrohttpd's threads start */
+  gif = mb_http_gif_response();
+  struct MHD_Daemon *d = gif ? mb_http_start_public((struct sockaddr *)&a, argc > 2 ? (unsigned)atoi(argv[2]) : 0,
+                                                    on_request, NULL)
+                             : NULL;
+  if (!d) {
+    fprintf(stderr, "mb-bench-mhd-floor: cannot listen on %s\n", argv[1]);
+    return 1;
+  }
+  int sig;
+  sigwait(&set, &sig);
+  MHD_stop_daemon(d);
+  MHD_destroy_response(gif);
+  return 0;
+}
