@@ -1,15 +1,17 @@
 /* The floor of bench/run-server.sh: libmicrohttpd started exactly as
- * mailbeacon-server starts its public listener (mb_http_start_public) and
+ * mailbeacon-server starts its public listener (mb_listener_start) and
  * answering every request with the server's persistent pixel response, with
  * nothing else: no token check, no event, no queue, no Redis. What the
  * server does per hit costs on top of this. Not a test, not a product.
  * usage: mb-bench-mhd-floor HOST:PORT [THREADS]   (runs until SIGTERM/SIGINT) */
 #include "http.h"
+#include "listener.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,12 @@
 #include <unistd.h>
 
 static struct MHD_Response *gif;
+
+static void log_mhd(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  fprintf(stderr, "mb-bench-mhd-floor: libmicrohttpd: ");
+  vfprintf(stderr, fmt, ap);
+}
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
@@ -51,16 +59,17 @@ int main(int argc, char **argv) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, NULL); /* before libmicrohttpd's threads start */
   gif = mb_http_gif_response();
-  struct MHD_Daemon *d = gif ? mb_http_start_public((struct sockaddr *)&a, argc > 2 ? (unsigned)atoi(argv[2]) : 0,
-                                                    on_request, NULL)
-                             : NULL;
-  if (!d) {
-    fprintf(stderr, "mb-bench-mhd-floor: cannot listen on %s\n", argv[1]);
+  char err[256] = "out of memory";
+  mb_listener *l = gif ? mb_listener_start((struct sockaddr *)&a, sizeof a, argc > 2 ? (unsigned)atoi(argv[2]) : 0,
+                                           on_request, NULL, log_mhd, err, sizeof err)
+                       : NULL;
+  if (!l) {
+    fprintf(stderr, "mb-bench-mhd-floor: cannot listen on %s: %s\n", argv[1], err);
     return 1;
   }
   int sig;
   sigwait(&set, &sig);
-  MHD_stop_daemon(d);
+  mb_listener_stop(l);
   MHD_destroy_response(gif);
   return 0;
 }

@@ -8,6 +8,7 @@
 #include "http.h"
 
 #include "hit.h"
+#include "listener.h"
 #include "metrics.h"
 #include "mailbeacon/codec.h"
 
@@ -71,7 +72,8 @@ typedef struct cidr {
 } cidr;
 
 struct mb_http {
-  struct MHD_Daemon *pub, *admin;
+  mb_listener *pub;
+  struct MHD_Daemon *admin;
   const mb_config *cfg;
   _Atomic(const mb_keyring *) ring;
   mb_queue *queue;
@@ -483,20 +485,6 @@ struct MHD_Response *mb_http_gif_response(void) {
   return r;
 }
 
-struct MHD_Daemon *mb_http_start_public(const struct sockaddr *addr, unsigned threads, MHD_AccessHandlerCallback handler,
-                                        void *cls) {
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  if (!threads) threads = (unsigned)(cores > 0 ? cores : 1);
-  /* A thread pool, never a single epoll thread: libmicrohttpd 0.9.75 stalls a
-   * thread that gets exactly 128 ready sockets in one epoll_wait. */
-  if (threads < 2) threads = 2;
-  return MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                          handler, cls, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_SOCK_ADDR, addr,
-                          MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000,
-                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)15, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                          (size_t)(MB_HTTP_MEMORY_LIMIT), MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
-}
-
 static struct MHD_Response *fixed(const void *body, size_t n, const char *type) {
   struct MHD_Response *r = MHD_create_response_from_buffer(n, (void *)body, MHD_RESPMEM_PERSISTENT);
   if (r) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
@@ -537,10 +525,15 @@ mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *q
   struct sockaddr_storage pub, adm;
   if ((queue && parse_listen(cfg->listen, &pub, err, errlen) < 0) || parse_listen(cfg->admin_listen, &adm, err, errlen) < 0)
     goto fail;
-  if (queue) h->pub = mb_http_start_public((struct sockaddr *)&pub, (unsigned)cfg->http_threads, on_request, h);
-  if (queue && !h->pub) {
-    snprintf(err, errlen, "cannot listen on %s (listen)", cfg->listen);
-    goto fail;
+  if (queue) {
+    char why[256];
+    socklen_t len = pub.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    h->pub = mb_listener_start((struct sockaddr *)&pub, len, (unsigned)cfg->http_threads, on_request, h, log_mhd, why,
+                               sizeof why);
+    if (!h->pub) {
+      snprintf(err, errlen, "cannot listen on %s (listen): %s", cfg->listen, why);
+      goto fail;
+    }
   }
   h->admin = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_admin, h,
                               MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_SOCK_ADDR,
@@ -558,8 +551,8 @@ fail:
 }
 
 unsigned mb_http_port(const mb_http *h, int admin) {
-  if (!admin && !h->pub) return 0;
-  const union MHD_DaemonInfo *di = MHD_get_daemon_info(admin ? h->admin : h->pub, MHD_DAEMON_INFO_BIND_PORT);
+  if (!admin) return mb_listener_port(h->pub);
+  const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->admin, MHD_DAEMON_INFO_BIND_PORT);
   return di ? di->port : 0;
 }
 
@@ -567,11 +560,7 @@ void mb_http_set_ring(mb_http *h, const mb_keyring *ring) { atomic_store_explici
 
 void mb_http_stop(mb_http *h) {
   if (!h) return;
-  if (h->pub) {
-    MHD_socket s = MHD_quiesce_daemon(h->pub); /* stop accepting first */
-    if (s != MHD_INVALID_SOCKET) close(s);
-    MHD_stop_daemon(h->pub);
-  }
+  mb_listener_stop(h->pub); /* stops accepting first */
   if (h->admin) MHD_stop_daemon(h->admin);
   if (h->r_gif) MHD_destroy_response(h->r_gif);
   if (h->r_404) MHD_destroy_response(h->r_404);

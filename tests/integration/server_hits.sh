@@ -165,14 +165,17 @@ grep -q '^mailbeacon_hits_total{kind="open",result="invalid"} 6$' "$MB_RUN/metri
 grep -q '^mailbeacon_request_duration_seconds_bucket{le="+Inf"} ' "$MB_RUN/metrics" || fail "metrics: histogram"
 ok
 
-# 6. 128, 256 and 1000 keep-alive connections all get answers (libmicrohttpd's
-#    128-ready-sockets stall), every answered hit recorded
+# 6. 128, 256 and 1000 keep-alive connections all get answers, every answered
+#    hit recorded. libmicrohttpd's own epoll loop stalls a thread that gets
+#    exactly 128 ready sockets at once (a few hundred answers a second instead
+#    of tens of thousands; server/listener.h): at least 10,000 answers in 2 s
+#    tells a stalled listener from a slow one (a build with sanitizers too).
 for c in 128 256 1000; do
   before=$(nevents)
   wrk -t2 -c$c -d2s "$base$pixel" > "$MB_RUN/wrk.$c" 2>&1 || fail "wrk -c$c"
   done_n=$(awk '/requests in/ {print $1}' "$MB_RUN/wrk.$c")
   ! grep -q "Non-2xx" "$MB_RUN/wrk.$c" || fail "-c$c: errors $(cat "$MB_RUN/wrk.$c")"
-  [ "$done_n" -gt $((c * 5)) ] || fail "-c$c: only $done_n requests: $(cat "$MB_RUN/wrk.$c")"
+  [ "$done_n" -ge 10000 ] || fail "-c$c: only $done_n requests in 2 s (stalled?): $(cat "$MB_RUN/wrk.$c")"
   for _ in $(seq 1 200); do [ "$(nevents)" -ge $((before + done_n)) ] && break; sleep 0.05; done
   got=$(( $(nevents) - before ))
   [ "$got" -ge "$done_n" ] || fail "-c$c: $done_n answered, $got recorded"
