@@ -38,10 +38,9 @@ static const mb_keyring *g_ring;
 /* outcome counters, logged at shutdown */
 static atomic_ulong n_rewritten, n_skipped, n_failed;
 
-/* Protocol flags negotiated with the MTA. Every connection from one MTA
- * negotiates the same; callbacks need them to know whether to reply. */
-static atomic_ulong g_proto_flags;
-#define g_proto atomic_load(&g_proto_flags)
+/* Listening on a Unix socket: ask the MTA not to wait for a reply to each
+ * step before end of message (see on_negotiate). */
+static bool g_local;
 
 typedef struct conn {
   mb_buf msg;      /* the message as the MTA sees it: headers, CRLF, body */
@@ -52,7 +51,22 @@ typedef struct conn {
   char **rcpts;    /* envelope recipients */
   size_t nrcpts, rcap;
   mb_stream *stream; /* for sent records, opened on first use */
+  unsigned long proto; /* protocol flags negotiated on this connection */
 } conn;
+
+/* What a step's callback returns: nothing when the MTA does not wait for it. */
+static sfsistat next(const conn *c, unsigned long no_reply_flag) {
+  return c && (c->proto & no_reply_flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+static conn *new_conn(SMFICTX *ctx) {
+  conn *c = calloc(1, sizeof *c);
+  if (c) {
+    mb_buf_init(&c->msg);
+    smfi_setpriv(ctx, c);
+  }
+  return c;
+}
 
 static char *dup_addr(const char *a) {
   /* "<x@y>" -> "x@y" */
@@ -86,37 +100,42 @@ static const char *queue_id(SMFICTX *ctx) {
 
 static sfsistat on_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2, unsigned long f3,
                              unsigned long *pf0, unsigned long *pf1, unsigned long *pf2, unsigned long *pf3) {
-  (void)ctx, (void)f2, (void)f3;
+  (void)f2, (void)f3;
   unsigned long want_actions = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY;
   if ((f0 & want_actions) != want_actions) return SMFIS_REJECT; /* the MTA cannot apply our changes */
   *pf0 = want_actions;
   /* Header values exactly as written (leading space kept); no HELO, DATA or
-   * unknown-command callbacks. No "no reply" options: over TCP they let the
-   * MTA send small packets back to back, which Nagle's algorithm and delayed
-   * ACKs stall for ~40 ms each message; a reply per step costs microseconds. */
+   * unknown-command callbacks. On a Unix socket, no reply to connect, MAIL,
+   * RCPT, each header, end of headers and body chunks either: the MTA
+   * streams them and waits once, at end of message (a round trip per header
+   * saved). Not over TCP: there the MTA's small packets back to back meet
+   * Nagle's algorithm and delayed ACKs, ~40 ms each message. */
   unsigned long want = SMFIP_HDR_LEADSPC | SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA;
+  /* the connection's state is made here: it keeps what was agreed; without
+   * it, every step gets its reply */
+  conn *c = new_conn(ctx);
+  if (g_local && c) want |= SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY;
   *pf1 = f1 & want;
+  if (c) c->proto = *pf1;
   *pf2 = *pf3 = 0;
   return SMFIS_CONTINUE;
 }
 
 static sfsistat on_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr) {
   (void)host, (void)addr;
-  conn *c = calloc(1, sizeof *c);
-  if (!c) return SMFIS_CONTINUE;
-  mb_buf_init(&c->msg);
-  smfi_setpriv(ctx, c);
-  return SMFIS_CONTINUE;
+  conn *c = get(ctx);
+  if (!c) c = new_conn(ctx); /* an MTA that did not negotiate */
+  return next(c, SMFIP_NR_CONN);
 }
 
 static sfsistat on_envfrom(SMFICTX *ctx, char **argv) {
   conn *c = get(ctx);
-  if (!c) return SMFIS_ACCEPT;
+  if (!c) return next(c, SMFIP_NR_MAIL); /* end of message accepts it unchanged */
   reset_message(c);
   c->sender = dup_addr(argv[0]);
   const char *auth = smfi_getsymval(ctx, "{auth_authen}");
   if (auth && *auth) c->auth = strdup(auth);
-  return SMFIS_CONTINUE;
+  return next(c, SMFIP_NR_MAIL);
 }
 
 static sfsistat on_envrcpt(SMFICTX *ctx, char **argv) {
@@ -127,14 +146,14 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv) {
       char **r = realloc(c->rcpts, n * sizeof *r);
       if (!r) {
         c->too_big = 1; /* cannot keep state: pass the message on unchanged */
-        return SMFIS_CONTINUE;
+        return next(c, SMFIP_NR_RCPT);
       }
       c->rcpts = r, c->rcap = n;
     }
     char *a = dup_addr(argv[0]);
     if (a) c->rcpts[c->nrcpts++] = a;
   }
-  return SMFIS_CONTINUE;
+  return next(c, SMFIP_NR_RCPT);
 }
 
 /* Appends, or marks the message too big to rewrite (memory stays bounded). */
@@ -151,7 +170,7 @@ static sfsistat on_header(SMFICTX *ctx, char *name, char *value) {
   if (c) {
     add(c, name, strlen(name));
     add(c, ":", 1);
-    if (!(g_proto & SMFIP_HDR_LEADSPC)) add(c, " ", 1);
+    if (!(c->proto & SMFIP_HDR_LEADSPC)) add(c, " ", 1);
     /* folded lines may arrive with bare LF: the message is CRLF throughout */
     for (const char *p = value; *p; p++) {
       if (*p == '\n' && (p == value || p[-1] != '\r')) add(c, "\r", 1);
@@ -159,7 +178,7 @@ static sfsistat on_header(SMFICTX *ctx, char *name, char *value) {
     }
     add(c, "\r\n", 2);
   }
-  return SMFIS_CONTINUE;
+  return next(c, SMFIP_NR_HDR);
 }
 
 static sfsistat on_eoh(SMFICTX *ctx) {
@@ -168,13 +187,13 @@ static sfsistat on_eoh(SMFICTX *ctx) {
     add(c, "\r\n", 2);
     c->body_at = c->msg.len;
   }
-  return SMFIS_CONTINUE;
+  return next(c, SMFIP_NR_EOH);
 }
 
 static sfsistat on_body(SMFICTX *ctx, unsigned char *chunk, size_t len) {
   conn *c = get(ctx);
   if (c) add(c, chunk, len);
-  return SMFIS_CONTINUE;
+  return next(c, SMFIP_NR_BODY);
 }
 
 /* ---- header differences ---- */
@@ -235,10 +254,10 @@ static char *cstr(const char *p, size_t n) {
 }
 
 /* Value for libmilter: without SMFIP_HDR_LEADSPC the MTA adds the space. */
-static char *milter_value(const field *f) {
+static char *milter_value(const field *f, unsigned long proto) {
   const char *v = f->value;
   size_t n = f->value_len;
-  if (!(g_proto & SMFIP_HDR_LEADSPC) && n && *v == ' ') v++, n--;
+  if (!(proto & SMFIP_HDR_LEADSPC) && n && *v == ' ') v++, n--;
   return cstr(v, n);
 }
 
@@ -247,6 +266,8 @@ static char *milter_value(const field *f) {
 static int apply_header_changes(SMFICTX *ctx, const char *oh, size_t olen, const char *nh, size_t nlen) {
   enum { MAXF = 1024 };
   field *of = malloc(MAXF * sizeof *of), *nf = malloc(MAXF * sizeof *nf);
+  const conn *c = get(ctx);
+  unsigned long proto = c ? c->proto : 0;
   int rc = -1;
   if (!of || !nf) goto done;
   size_t on = split_fields(oh, olen, of, MAXF), nn = split_fields(nh, nlen, nf, MAXF);
@@ -257,7 +278,7 @@ static int apply_header_changes(SMFICTX *ctx, const char *oh, size_t olen, const
     if (i < on && j < nn && same(&of[i], &nf[j])) {
       i++, j++;
     } else if (i < on && j < nn && same_name(&of[i], &nf[j])) { /* value changed */
-      char *name = cstr(of[i].name, of[i].name_len), *value = milter_value(&nf[j]);
+      char *name = cstr(of[i].name, of[i].name_len), *value = milter_value(&nf[j], proto);
       rc = name && value && smfi_chgheader(ctx, name, occurrence(of, i), value) == MI_SUCCESS ? 0 : -1;
       free(name), free(value);
       i++, j++;
@@ -267,7 +288,7 @@ static int apply_header_changes(SMFICTX *ctx, const char *oh, size_t olen, const
       free(name);
       i++;
     } else if (j < nn) { /* added */
-      char *name = cstr(nf[j].name, nf[j].name_len), *value = milter_value(&nf[j]);
+      char *name = cstr(nf[j].name, nf[j].name_len), *value = milter_value(&nf[j], proto);
       rc = name && value && smfi_addheader(ctx, name, value) == MI_SUCCESS ? 0 : -1;
       free(name), free(value);
       j++;
@@ -375,14 +396,6 @@ static sfsistat on_close(SMFICTX *ctx) {
   return SMFIS_CONTINUE;
 }
 
-/* Keeps the negotiated protocol flags for the other callbacks. */
-static sfsistat on_negotiate_record(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
-                                    unsigned long f3, unsigned long *pf0, unsigned long *pf1, unsigned long *pf2,
-                                    unsigned long *pf3) {
-  sfsistat r = on_negotiate(ctx, f0, f1, f2, f3, pf0, pf1, pf2, pf3);
-  if (r == SMFIS_CONTINUE) atomic_store(&g_proto_flags, *pf1);
-  return r;
-}
 
 /* libmilter writes each reply packet (SMFIR_REPLBODY chunks, header
  * changes, the final verdict) with its own write. Over TCP, Nagle's
@@ -423,8 +436,13 @@ int mb_milter_run(const mb_config *cfg, const mb_keyring *ring, const char *sock
       .xxfi_eom = on_eom,
       .xxfi_abort = on_abort,
       .xxfi_close = on_close,
-      .xxfi_negotiate = on_negotiate_record,
+      .xxfi_negotiate = on_negotiate,
   };
+  const char *path = NULL;
+  if (!strncmp(socket_spec, "unix:", 5)) path = socket_spec + 5;
+  else if (!strncmp(socket_spec, "local:", 6)) path = socket_spec + 6;
+  else if (socket_spec[0] == '/') path = socket_spec;
+  g_local = path != NULL;
   if (smfi_setconn((char *)socket_spec) != MI_SUCCESS) {
     mb_log(LOG_ERR, "bad milter socket '%s' (use unix:/path or inet:PORT@HOST)", socket_spec);
     return -1;
@@ -437,10 +455,6 @@ int mb_milter_run(const mb_config *cfg, const mb_keyring *ring, const char *sock
     mb_log(LOG_ERR, "cannot open milter socket '%s': %s", socket_spec, strerror(errno));
     return -1;
   }
-  const char *path = NULL;
-  if (!strncmp(socket_spec, "unix:", 5)) path = socket_spec + 5;
-  else if (!strncmp(socket_spec, "local:", 6)) path = socket_spec + 6;
-  else if (socket_spec[0] == '/') path = socket_spec;
   if (path) chmod(path, 0660);
   else set_nodelay_on_listener();
   mb_log(LOG_INFO, "milter listening on %s", socket_spec);

@@ -32,12 +32,14 @@ wait_stopped $pid || fail "milter did not stop on SIGTERM"
 wait $pid || fail "milter exited non-zero"
 grep -q "milter stopped: .* rewritten" "$MB_RUN/milter.log" || fail "no shutdown summary"
 
-# 2. Unix socket: created, then removed on SIGTERM
+# 2. Unix socket: created, the protocol test again (no replies before end of
+#    message there), then removed on SIGTERM
 sock=$MB_RUN/milter.sock
 "$rewrite" --milter "unix:$sock" 2> "$MB_RUN/milter.log" &
 pid=$!
 for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.05; done
 [ -S "$sock" ] || fail "socket not created"
+python3 "$here/milter_protocol.py" "$sock" "$MB_RUN/keys" "$rewrite" "$data" || fail "protocol test (Unix socket)"
 kill -TERM $pid
 wait_stopped $pid || fail "milter did not stop on SIGTERM"
 wait $pid || fail "milter exited non-zero"

@@ -2,7 +2,7 @@
 """Speaks the milter protocol (version 6) to a running mailbeacon-rewrite
 --milter, as an MTA would, and checks what it asks the MTA to change.
 
-usage: milter_protocol.py PORT KEYFILE REWRITE_BINARY DATA_DIR
+usage: milter_protocol.py PORT|SOCKET_PATH KEYFILE REWRITE_BINARY DATA_DIR
 
 Checks:
   - a body over 64 KB sent in 65,535-octet chunks comes back, through
@@ -13,7 +13,9 @@ Checks:
     Content-Transfer-Encoding header before the body;
   - "X-Mailbeacon: off" is deleted and the body left alone;
   - signed mail and mail to internal recipients are accepted unchanged;
-  - several messages on one connection, and the rep taken from {auth_authen}.
+  - several messages on one connection, and the rep taken from {auth_authen};
+  - on a Unix socket the milter asks for no replies before end of message
+    (connect, MAIL, RCPT, headers, end of headers, body), over TCP it does not.
 Ends with "N passed, M failed".
 """
 import base64
@@ -26,7 +28,9 @@ import subprocess
 import sys
 import urllib.parse
 
-PORT, KEYFILE, REWRITE, DATA = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+WHERE, KEYFILE, REWRITE, DATA = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+LOCAL = "/" in WHERE  # a Unix socket's path, else a TCP port on 127.0.0.1
+NR_ALL = 0x1000 | 0x4000 | 0x8000 | 0x80 | 0x40000 | 0x80000  # NR_CONN, MAIL, RCPT, HDR, EOH, BODY
 BASE = "https://t.mailbeacon.test"
 passed = failed = 0
 
@@ -66,7 +70,12 @@ def verify(token, url):
 
 class Milter:
     def __init__(self):
-        self.s = socket.create_connection(("127.0.0.1", PORT), timeout=30)
+        if LOCAL:
+            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.s.settimeout(30)
+            self.s.connect(WHERE)
+        else:
+            self.s = socket.create_connection(("127.0.0.1", int(WHERE)), timeout=30)
         self.buf = b""
         # offer every action and every protocol option; keep what the milter picks
         self.send(b"O", struct.pack(">III", 6, 0x1FF, 0x1FFFFF))
@@ -99,8 +108,7 @@ class Milter:
         if auth:
             self.send(b"D", b"M" + b"{auth_authen}\x00" + auth.encode() + b"\x00")
         self.send(b"M", b"<" + sender.encode() + b">\x00")
-        cmd, _ = self.recv()
-        assert cmd == b"c", cmd
+        self.maybe_reply(0x4000)  # SMFIP_NR_MAIL
         for r in rcpts:
             self.send(b"R", b"<" + r.encode() + b">\x00")
             self.maybe_reply(0x8000)  # SMFIP_NR_RCPT
@@ -178,6 +186,10 @@ def decoded_html(msg):
 
 m = Milter()
 check("negotiated leading space", m.proto & 0x100000)
+if LOCAL:
+    check("Unix socket: no replies before end of message", m.proto & NR_ALL == NR_ALL, hex(m.proto))
+else:
+    check("TCP: a reply to every step", m.proto & NR_ALL == 0, hex(m.proto))
 
 # 1. a body over 64 KB, several chunks each way
 raw = load("22-qp-64k-boundary-link.eml")
