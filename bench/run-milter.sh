@@ -7,6 +7,9 @@
 # 50 KB HTML messages (SESSIONS parallel sessions, MESSAGES each run).
 # Added latency: one session sending messages one after another, per-message
 # time p50/p99 with the milter minus without. REPS interleaved repetitions.
+# Cost: the whole machine's busy CPU time (/proc/stat) from the start of a
+# throughput run until Postfix has delivered it all, per message: what a
+# message costs Postfix, the sink, the source and the milter together.
 # usage: bash bench/run-milter.sh [path/to/mailbeacon-rewrite]   (as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,15 +45,18 @@ mb_postfix_main "milter_default_action = accept" "milter_protocol = 6" "default_
 mb_postfix_start
 delivered=0
 drain() { mb_postfix_wait_sent "$delivered" 600; }
-run_source() { # run_source PORT COUNT: prints messages/s
-  local t0 t1
+busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; } # jiffies, all cores
+run_source() { # run_source PORT COUNT: prints "messages/s busy-CPU-ms-per-message"
+  local t0 t1 b0 b1
+  b0=$(busy)
   t0=$(date +%s.%N)
   smtp-source -s "$sessions" -m "$2" -F "$MB_RUN/mail50k.eml" -f sam@ourco.example -t dana@acme.example \
     "127.0.0.1:$1"
   t1=$(date +%s.%N)
   delivered=$((delivered + $2))
   drain
-  python3 -c "print('%.1f' % ($2 / ($t1 - $t0)))"
+  b1=$(busy)
+  python3 -c "import os; print('%.1f:%.3f' % ($2 / ($t1 - $t0), ($b1 - $b0) * 1000.0 / os.sysconf('SC_CLK_TCK') / $2))"
 }
 if [ -n "${PERF:-}" ]; then
   mp=$(echo $mpid | awk '{print $2}')
@@ -58,15 +64,6 @@ if [ -n "${PERF:-}" ]; then
   perf_pid=$!
   sleep 0.5; run_source "$milter" 1000 >/dev/null; wait $perf_pid
   perf report -i "$MB_RUN/perf.data" --no-children -g none --sort dso,symbol 2>/dev/null | grep -v "^#" | grep -v "^$" | head -40
-  exit 0
-fi
-if [ -n "${PROFILE:-}" ]; then
-  snap() { for p in /proc/[0-9]*; do read -r line < "$p/stat" 2>/dev/null || continue; set -- $line; echo "${p#/proc/} $2 $((${14}+${15}))"; done 2>/dev/null; }
-  for port in $plain $milter; do
-    snap > "$MB_RUN/a"; run_source "$port" 500 >/dev/null; snap > "$MB_RUN/b"
-    echo "== CPU ticks by process, 500 messages to port $port ($([ $port = $plain ] && echo plain || echo milter))"
-    join <(sort "$MB_RUN/a") <(sort "$MB_RUN/b") | awk '{d=$5-$3; if (d>0) c[$2]+=d} END {for (k in c) print c[k], k}' | sort -rn | head -12
-  done
   exit 0
 fi
 echo "warm-up" >&2
@@ -96,7 +93,8 @@ rewritten=$(cat "$MB_RUN/milter.log" "$MB_RUN/milter-tcp.log" | grep -c ": info:
 python3 - "$rewritten" "${rp[*]}" "${rm[*]}" "${rt[*]}" "${rn[*]}" "${lp[*]}" "${lm[*]}" "${lt[*]}" "${ln[*]}" <<'PY'
 import json, statistics, sys
 rewritten = int(sys.argv[1])
-rate = [[float(x) for x in a.split()] for a in sys.argv[2:6]]
+rate = [[float(x.split(":")[0]) for x in a.split()] for a in sys.argv[2:6]]
+cpu = [[float(x.split(":")[1]) for x in a.split()] for a in sys.argv[2:6]]
 lat = [[json.loads(x) for x in a.replace("} {", "}\n{").split("\n")] for a in sys.argv[6:10]]
 med = statistics.median
 names = ["without milter", "milter, Unix socket", "milter, TCP", "pass-through milter (floor)"]
@@ -104,9 +102,11 @@ print("| | " + " | ".join(names) + " |")
 print("| --- | ---: | ---: | ---: | ---: |")
 print("| messages/s (median of %d) | %s |" % (len(rate[0]), " | ".join("%.1f" % med(r) for r in rate)))
 print("| ratio to without | 1.00× | " + " | ".join("%.2f×" % (med(r) / med(rate[0])) for r in rate[1:]) + " |")
+print("| busy CPU per message, whole machine (ms) | %s |" % " | ".join("%.2f" % med(c) for c in cpu))
+print("| CPU ratio (without / with) | 1.00× | " + " | ".join("%.2f×" % (med(cpu[0]) / med(c)) for c in cpu[1:]) + " |")
 for k in ("p50_ms", "p99_ms"):
     v = [med([x[k] for x in l]) for l in lat]
     print("| latency %s (ms) | %.2f | " % (k[:3], v[0]) + " | ".join("%.2f (+%.2f)" % (x, x - v[0]) for x in v[1:]) + " |")
 print()
-print("runs (messages/s): %s; messages rewritten by the milters: %d" % (rate, rewritten))
+print("runs (messages/s): %s; CPU ms per message: %s; messages rewritten by the milters: %d" % (rate, cpu, rewritten))
 PY
