@@ -243,4 +243,17 @@ xff 198.51.100.0 -H "X-Forwarded-For: 198.51.100.7"
 xff 2001:db8:1:: -H "X-Forwarded-For: 2001:db8:1:2:3::5"
 stop_server
 ok
+
+# 11. the listener: a port in use is an error at start, not a silent second
+#     server; an IPv6 address listens (where the loopback has ::1)
+start_server
+if "$server" > "$MB_RUN/second.log" 2>&1; then fail "a second server started on a port in use"; fi
+grep -q "cannot listen on 127.0.0.1:$port (listen)" "$MB_RUN/second.log" || fail "second server: $(cat "$MB_RUN/second.log")"
+stop_server
+if ip -6 addr show dev lo 2>/dev/null | grep -q "inet6 ::1/"; then
+  MAILBEACON_LISTEN="[::1]:$port" start_server
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://[::1]:$port$pixel")" = 200 ] || fail "no answer on [::1]:$port"
+  stop_server
+fi
+ok
 echo "server_hits: $passed passed, 0 failed"
