@@ -662,6 +662,10 @@ static int build_streaming(mb_batcher *b) {
 static int load(mb_batcher *b) {
   unsigned long dups = 0;
   int staged = 0;
+  /* events already past IP retention are truncated as they load:
+   * apply_retention reads only the days since its last run */
+  if (b->cfg->ip_retention_days)
+    b->conv.ip_truncate_before_us = now_us() - (int64_t)b->cfg->ip_retention_days * 86400 * 1000000;
   if (!b->built) { /* first attempt: convert while PostgreSQL copies */
     if (pg_ok(b, PQexec(b->db, "BEGIN"), "BEGIN") < 0) return -1;
     int rc = build_streaming(b);

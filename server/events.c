@@ -11,6 +11,7 @@
 void mb_evconv_init(mb_evconv *c) {
   c->sec = INT64_MIN;
   c->date[0] = '\0';
+  c->ip_truncate_before_us = INT64_MIN;
 }
 
 static int all_hex(const char *p, size_t n) {
@@ -152,14 +153,21 @@ int mb_event_copy_row(mb_evconv *c, const char *line, size_t len, mb_buf *out, i
   if (!number(f[5], fl[5], 18, 253402300799999999ULL, &t) || t < 946684800000000ULL)
     return *why = "bad time", -1;
   char ip[INET6_ADDRSTRLEN];
-  int have_ip = 0;
+  size_t ip_len = 0;
   if (!(fl[6] == 0 || (fl[6] == 1 && f[6][0] == '-'))) {
     unsigned char a[16];
     if (fl[6] >= sizeof ip || memchr(f[6], '\0', fl[6])) return *why = "bad client IP", -1;
     memcpy(ip, f[6], fl[6]);
     ip[fl[6]] = '\0';
-    if (inet_pton(AF_INET, ip, a) != 1 && inet_pton(AF_INET6, ip, a) != 1) return *why = "bad client IP", -1;
-    have_ip = 1;
+    int family = inet_pton(AF_INET, ip, a) == 1 ? AF_INET : inet_pton(AF_INET6, ip, a) == 1 ? AF_INET6 : 0;
+    if (!family) return *why = "bad client IP", -1;
+    ip_len = fl[6];
+    if ((int64_t)t < c->ip_truncate_before_us) { /* already past IP retention: /24 or /48, as apply_retention */
+      if (family == AF_INET) a[3] = 0;
+      else memset(a + 6, 0, 10);
+      if (!inet_ntop(family, a, ip, sizeof ip)) return *why = "bad client IP", -1;
+      ip_len = strlen(ip);
+    }
   }
   if (fl[7] == 0 || fl[7] > 16) return *why = "bad method", -1;
   for (size_t i = 0; i < fl[7]; i++)
@@ -199,9 +207,9 @@ int mb_event_copy_row(mb_evconv *c, const char *line, size_t len, mb_buf *out, i
   d += 6;
   memcpy(d, "+00\t", 4);
   d += 4;
-  if (have_ip) {
-    memcpy(d, ip, fl[6]);
-    d += fl[6];
+  if (ip_len) {
+    memcpy(d, ip, ip_len);
+    d += ip_len;
   } else {
     *d++ = '\\';
     *d++ = 'N';

@@ -16,6 +16,11 @@
 typedef struct mb_evconv {
   int64_t sec;   /* second the cached date text is for */
   char date[24]; /* "YYYY-MM-DD HH:MM:SS" of sec, UTC */
+  /* Events older than this (µs since the epoch) get their IP truncated to
+   * /24 or /48 as they are converted: they arrive already past
+   * ip_retention_days, behind the window apply_retention reads.
+   * INT64_MIN (mb_evconv_init): never. */
+  int64_t ip_truncate_before_us;
 } mb_evconv;
 
 void mb_evconv_init(mb_evconv *c);

@@ -229,4 +229,35 @@ expect "SELECT count(*) FROM pg_tables WHERE schemaname = 'mailbeacon' AND table
 expect "SELECT count(*) FROM pg_tables WHERE schemaname = 'mailbeacon' AND tablename ~ '^events_' AND tablename < 'events_2031_02'" 0
 expect "SELECT count(*) FROM mailbeacon.messages" 0
 echo "ok retention: old partitions dropped, old IPs truncated, a second run does nothing"
+
+# --- IP retention reads only the days since its last run; the batcher
+#     truncates events that arrive already past it
+expect "SELECT ip_truncated_before BETWEEN now() - interval '2 days 1 hour' AND now() - interval '2 days'
+          FROM mailbeacon.retention_state" t
+sql "SELECT mailbeacon.ensure_partitions(now() - interval '10 days', 1)" >/dev/null
+mb_psql "$pport" -q -c "INSERT INTO mailbeacon.events (event_id, kind, message, recipient_idx, link_idx, occurred_at, ip, method, edge, user_agent)
+  VALUES ('00000000000000000000000000000201', 'open', '$msg', 1, 0, now() - interval '10 days', '203.0.113.9', 'GET', 'e', '')" ||
+  fail "inserting an old event"
+MAILBEACON_IP_RETENTION_DAYS=2 "$server" maintain > "$MB_RUN/maint3" || fail "maintain 3"
+[ ! -s "$MB_RUN/maint3" ] || fail "maintain read behind its window: $(cat "$MB_RUN/maint3")"
+expect "SELECT host(ip) FROM mailbeacon.events WHERE event_id = '00000000-0000-0000-0000-000000000201'" 203.0.113.9
+sql "UPDATE mailbeacon.retention_state SET ip_truncated_before = '-infinity'" >/dev/null # read everything once
+MAILBEACON_IP_RETENTION_DAYS=2 "$server" maintain > "$MB_RUN/maint4" || fail "maintain 4"
+grep -q "truncated the IPs of 1 events" "$MB_RUN/maint4" || fail "maintain after reset: $(cat "$MB_RUN/maint4")"
+expect "SELECT host(ip) FROM mailbeacon.events WHERE event_id = '00000000-0000-0000-0000-000000000201'" 203.0.113.0
+# a batcher with ip_retention_days: an event 10 days old loads truncated, one from now as it came
+MAILBEACON_IP_RETENTION_DAYS=2 "$server" --role batcher >> "$MB_RUN/server.log" 2>&1 &
+spid=$!
+old_us=$(( ($(date +%s) - 10 * 86400) * 1000000 ))
+xadd type hits v 1 n 2 d "$(printf '00000000000000000000000000000202\to\t%s\t1\t0\t%s\t2001:db8:1:2::9\tGET\te\tua\t' "$msg" "$old_us")
+$(line 00000000000000000000000000000203 $(($(date +%s) * 1000000)))
+"
+wait_rows "SELECT count(*) FROM mailbeacon.events WHERE event_id::text LIKE '00000000-0000-0000-0000-00000000020_' AND event_id::text > '00000000-0000-0000-0000-000000000201'" 2
+expect "SELECT host(ip) FROM mailbeacon.events WHERE event_id IN ('00000000-0000-0000-0000-000000000202', '00000000-0000-0000-0000-000000000203') ORDER BY event_id" \
+  "2001:db8:1::
+198.51.100.7"
+kill -TERM $spid
+wait $spid || fail "batcher exit status $?"
+spid=
+echo "ok IP retention window: behind it untouched until reset; late events truncated as they load"
 echo "batcher: all passed"

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 static const uint8_t msg[16] = {0x66, 0x5c, 0xe0, 0x21, 0x29, 0x13, 0x4a, 0xec,
@@ -136,6 +137,37 @@ static void test_nul_in_ip(void **state) {
   mb_buf_free(&out);
 }
 
+/* Events older than ip_truncate_before_us load with /24 or /48 addresses. */
+static void test_ip_truncated_when_old(void **state) {
+  (void)state;
+  mb_evconv c;
+  mb_evconv_init(&c);
+  c.ip_truncate_before_us = 1795785109113521;
+  static const struct {
+    int64_t t;
+    const char *ip, *want;
+  } cases[] = {
+      {1795785109113520, "203.0.113.7", "203.0.113.0"},      /* older: truncated */
+      {1795785109113520, "2001:db8:1:2::9", "2001:db8:1::"}, /* /48 */
+      {1795785109113520, "-", "\\N"},                        /* no address stays none */
+      {1795785109113521, "203.0.113.7", "203.0.113.7"},      /* not older: as it came */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char line[256], want[64];
+    snprintf(line, sizeof line, "00066141cd858ab13af5bf1e00000001\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t1\t0\t%lld\t%s\tGET\te\tua\t",
+             (long long)cases[i].t, cases[i].ip);
+    mb_buf out;
+    mb_buf_init(&out);
+    int64_t us;
+    const char *why;
+    assert_int_equal(mb_event_copy_row(&c, line, strlen(line), &out, &us, &why), 0);
+    mb_buf_append(&out, "", 1);
+    snprintf(want, sizeof want, "+00\t%s\tGET\t", cases[i].want);
+    if (!strstr(out.data, want)) fail_msg("case %zu: %s", i, out.data);
+    mb_buf_free(&out);
+  }
+}
+
 static void test_utf8_clean(void **state) {
   (void)state;
   mb_buf b;
@@ -154,6 +186,7 @@ int main(void) {
       cmocka_unit_test(test_click_from_hit_line), cmocka_unit_test(test_event_id), cmocka_unit_test(test_open_has_null_url_and_ip),
       cmocka_unit_test(test_text_made_utf8),      cmocka_unit_test(test_refused),
       cmocka_unit_test(test_nul_in_ip),           cmocka_unit_test(test_utf8_clean),
+      cmocka_unit_test(test_ip_truncated_when_old),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
