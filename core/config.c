@@ -53,6 +53,7 @@ static const key_def keys[] = {
     {"partitions_ahead", T_NUM, offsetof(mb_config, partitions_ahead), sizeof(uint64_t), "3", 1, 120, NULL},
     {"retention_days", T_NUM, offsetof(mb_config, retention_days), sizeof(uint64_t), "0", 0, 100000, NULL},
     {"ip_retention_days", T_NUM, offsetof(mb_config, ip_retention_days), sizeof(uint64_t), "0", 0, 100000, NULL},
+    {"log_file", T_STR, STR(log_file), "", 0, 0, NULL},
 };
 #undef STR
 

@@ -9,7 +9,7 @@
  * set, or --role batcher) loads the stream into PostgreSQL; the admin
  * listener serves both. Then waits for signals: SIGTERM/SIGINT stop
  * accepting, drain the queue to Redis or the spool, finish the batch in
- * hand, and exit 0; SIGHUP reloads the key ring.
+ * hand, and exit 0; SIGHUP reloads the key ring and reopens log_file.
  * migrate: applies the schema migrations (sql/NNN_name.sql, built in).
  * maintain: creates partitions ahead and applies retention, once (the
  * batcher also does it every hour). */
@@ -26,6 +26,7 @@
 #include "mailbeacon/spool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -74,6 +75,32 @@ static int pg_command(const mb_config *cfg, int migrate) {
   return 0;
 }
 
+/* With log_file set, the log (standard error, libmicrohttpd's messages
+ * included) is appended to it: opened at start, opened again on SIGHUP so
+ * that logrotate can move the old file away. The new file replaces file
+ * descriptor 2 in one step (dup2); a file that cannot be opened leaves the
+ * log where it was. */
+static int open_log(const mb_config *cfg, char *err, size_t n) {
+  if (!cfg->log_file[0]) return 0;
+  int fd = open(cfg->log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    snprintf(err, n, "cannot open log_file %s: %s", cfg->log_file, strerror(errno));
+    return -1;
+  }
+  int rc = dup2(fd, STDERR_FILENO) < 0 ? -1 : 0;
+  if (rc < 0) snprintf(err, n, "cannot use log_file %s: %s", cfg->log_file, strerror(errno));
+  close(fd);
+  return rc;
+}
+
+/* SIGHUP's part common to every role: the log file. */
+static void reopen_log(const mb_config *cfg) {
+  char err[PATH_MAX + 64];
+  if (!cfg->log_file[0]) return;
+  if (open_log(cfg, err, sizeof err) < 0) fprintf(stderr, PROG ": SIGHUP: %s; still logging here\n", err);
+  else fprintf(stderr, PROG ": SIGHUP: log reopened\n");
+}
+
 /* The batcher's consumer name: unique per process. */
 static void consumer_name(const mb_config *cfg, char *out, size_t n) {
   char host[128] = "host";
@@ -113,7 +140,9 @@ static int serve_batcher(const mb_config *cfg) {
           cfg->redis_stream, cfg->redis, cfg->batcher_group, cfg->admin_listen, mb_http_port(http, 1));
   for (;;) {
     int sig;
-    if (sigwait(&sigs, &sig) == 0 && sig != SIGHUP) break;
+    if (sigwait(&sigs, &sig) != 0) continue;
+    if (sig != SIGHUP) break;
+    reopen_log(cfg);
   }
   fprintf(stderr, PROG ": stopping the batcher\n");
   mb_batcher_stop(b);
@@ -156,6 +185,10 @@ int main(int argc, char **argv) {
     return EX_CONFIG;
   }
   if (strcmp(command, "serve")) return pg_command(&cfg, !strcmp(command, "migrate"));
+  if (open_log(&cfg, err, sizeof err) < 0) {
+    fprintf(stderr, PROG ": %s\n", err);
+    return EX_CANTCREAT;
+  }
   /* The batcher runs when PostgreSQL is configured (always with --role batcher). */
   int batching = batcher_role && (cfg.postgres[0] || !edge);
   if (batching && (!cfg.postgres[0] || !cfg.redis[0])) {
@@ -225,6 +258,7 @@ int main(int argc, char **argv) {
     int sig;
     if (sigwait(&sigs, &sig) != 0) continue;
     if (sig == SIGHUP) {
+      reopen_log(&cfg);
       mb_keyring *fresh = mb_keyring_load(cfg.key_file, err, sizeof err);
       if (!fresh) {
         fprintf(stderr, PROG ": SIGHUP: keys not reloaded: %s\n", err);

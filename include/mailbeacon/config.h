@@ -46,6 +46,7 @@ typedef struct mb_config {
   uint64_t partitions_ahead; /* months of events partitions created ahead */
   uint64_t retention_days;   /* events partitions and messages older than this are dropped; 0 = keep */
   uint64_t ip_retention_days; /* IPs of events older than this are truncated; 0 = never */
+  char log_file[PATH_MAX];     /* mailbeacon-server: append its log here (reopened on SIGHUP); empty = standard error */
   /* never_track parsed into lower-case entries pointing into never_track_buf */
   size_t never_track_n;
   const char *never_track_list[MB_NEVER_TRACK_MAX];

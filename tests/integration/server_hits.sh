@@ -256,4 +256,19 @@ if ip -6 addr show dev lo 2>/dev/null | grep -q "inet6 ::1/"; then
   stop_server
 fi
 ok
+
+# 12. log_file: the log goes there; after logrotate moves it, SIGHUP opens a
+#     new one and the old one gets nothing more
+MAILBEACON_LOG_FILE=$MB_RUN/edge.log start_server
+grep -q "listening on 127.0.0.1:$port" "$MB_RUN/edge.log" || fail "log_file: no start line in it"
+mv "$MB_RUN/edge.log" "$MB_RUN/edge.log.1"
+kill -HUP $spid
+for _ in $(seq 1 100); do grep -qs "SIGHUP: log reopened" "$MB_RUN/edge.log" && break; sleep 0.05; done
+grep -qs "SIGHUP: log reopened" "$MB_RUN/edge.log" || fail "log_file: not reopened on SIGHUP"
+stop_server
+grep -q "stopped: .* 0 lost" "$MB_RUN/edge.log" || fail "log_file: the shutdown summary went elsewhere"
+! grep -q "SIGHUP\|stopped:" "$MB_RUN/edge.log.1" || fail "log_file: the moved file still written"
+if MAILBEACON_LOG_FILE=$MB_RUN/no/such/dir/edge.log "$server" 2> "$MB_RUN/nolog"; then fail "started with a log_file it cannot open"; fi
+grep -q "cannot open log_file" "$MB_RUN/nolog" || fail "log_file error: $(cat "$MB_RUN/nolog")"
+ok
 echo "server_hits: $passed passed, 0 failed"
