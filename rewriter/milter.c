@@ -130,7 +130,7 @@ static sfsistat on_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr) {
 
 static sfsistat on_envfrom(SMFICTX *ctx, char **argv) {
   conn *c = get(ctx);
-  if (!c) return next(c, SMFIP_NR_MAIL); /* end of message accepts it unchanged */
+  if (!c) return SMFIS_ACCEPT; /* no state, so no no-reply steps were agreed: pass it on unchanged */
   reset_message(c);
   c->sender = dup_addr(argv[0]);
   const char *auth = smfi_getsymval(ctx, "{auth_authen}");
@@ -395,7 +395,6 @@ static sfsistat on_close(SMFICTX *ctx) {
   }
   return SMFIS_CONTINUE;
 }
-
 
 /* libmilter writes each reply packet (SMFIR_REPLBODY chunks, header
  * changes, the final verdict) with its own write. Over TCP, Nagle's

@@ -32,13 +32,13 @@ static atomic_uint hit_sets_taken;
 
 mb_hit_counters *mb_hits_mine(void) {
   static _Thread_local mb_hit_counters *mine;
-  if (!mine) { /* more threads than sets share them: still exact, only slower */
-    unsigned i = atomic_fetch_add(&hit_sets_taken, 1) % MB_HIT_SETS;
-    mine = &hit_sets[i];
-    mine->index = i;
-  }
+  if (!mine) /* more threads than sets share them: still exact, only slower */
+    mine = &hit_sets[atomic_fetch_add(&hit_sets_taken, 1) % MB_HIT_SETS];
   return mine;
 }
+
+/* which set it is, 0..MB_HIT_SETS-1 */
+static unsigned set_number(const mb_hit_counters *m) { return (unsigned)(m - hit_sets); }
 
 unsigned long mb_hits_sum(size_t offset) {
   unsigned long sum = 0;
@@ -200,7 +200,7 @@ static void record(mb_http *h, struct MHD_Connection *conn, const char *method, 
                 .url = url,
                 .url_len = url_len};
   mb_hit_counters *m = mb_hits_mine();
-  unsigned c = m->index << 24 | (atomic_fetch_add_explicit(&m->events, 1, memory_order_relaxed) & 0xFFFFFFu);
+  unsigned c = set_number(m) << 24 | (atomic_fetch_add_explicit(&m->events, 1, memory_order_relaxed) & 0xFFFFFFu);
   mb_event_id(e.id, t, h->edge_rand, c);
   char line[MB_EVENT_LINE_MAX];
   size_t n = mb_event_line(&e, line);

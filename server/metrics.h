@@ -22,8 +22,7 @@ typedef struct mb_hit_counters {
   atomic_ulong not_found, bad_method;
   atomic_ulong events_queued, events_spooled_direct;
   atomic_ulong lat_bucket[MB_LAT_BUCKETS], lat_count, lat_sum_us;
-  atomic_uint events; /* this set's part of the event ids */
-  unsigned index;     /* which set: the high byte of this thread's event id counter */
+  atomic_uint events; /* this set's part of the event ids; the set's number is their high byte */
 } mb_hit_counters;
 
 #define MB_HIT_SETS 64
