@@ -138,9 +138,9 @@ run_batcher() { # run_batcher REP: appends "batcher ..." to results
   reset_events
   aport=$(mb_free_port)
   pg0=$(cpu_of "$pg_pid") rd0=$(cpu_of "$(cat "$MB_RUN/redis/pid")")
-  echo "+ MAILBEACON_ADMIN_LISTEN=127.0.0.1:$aport $server --role batcher &" >&2
+  echo "+ MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:$aport $server --role batcher &" >&2
   t0=$(date +%s%N)
-  MAILBEACON_ADMIN_LISTEN=127.0.0.1:$aport "$server" --role batcher 2> "$MB_RUN/batcher.$1.log" &
+  MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:$aport "$server" --role batcher 2> "$MB_RUN/batcher.$1.log" &
   bpid=$!
   show "$driver" drain "127.0.0.1:$rport" "$stream" 600
   out=$("$driver" drain "127.0.0.1:$rport" "$stream" 600) || { echo "$out" >&2; cat "$MB_RUN/batcher.$1.log" >&2; exit 1; }

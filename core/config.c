@@ -37,6 +37,7 @@ static const key_def keys[] = {
     {"per_recipient", T_BOOL, offsetof(mb_config, per_recipient), sizeof(int), "yes", 0, 1, NULL},
     {"listen", T_STR, STR(listen), "0.0.0.0:8080", 0, 0, NULL},
     {"admin_listen", T_STR, STR(admin_listen), "127.0.0.1:9090", 0, 0, NULL},
+    {"batcher_admin_listen", T_STR, STR(batcher_admin_listen), "127.0.0.1:9091", 0, 0, NULL},
     {"trusted_proxies", T_STR, STR(trusted_proxies), "", 0, 0, NULL},
     {"ip_truncate", T_BOOL, offsetof(mb_config, ip_truncate), sizeof(int), "no", 0, 1, NULL},
     {"edge_id", T_STR, STR(edge_id), "", 0, 0, NULL},

@@ -401,10 +401,13 @@ static sfsistat on_close(SMFICTX *ctx) {
  * algorithm holds each small write until the previous one is acknowledged,
  * and the MTA delays that ACK by ~40 ms: every message would wait. libmilter
  * does not expose its sockets, so find the listening TCP socket it opened
- * and set TCP_NODELAY there; Linux passes it on to accepted connections. */
-static void set_nodelay_on_listener(void) {
+ * and set TCP_NODELAY there (Linux passes it on to accepted connections).
+ * Returns the port it is bound to, which is the one to report when the
+ * socket was given as inet:0@HOST (any free port). */
+static unsigned tcp_listener_setup(void) {
   DIR *d = opendir("/proc/self/fd");
-  if (!d) return;
+  if (!d) return 0;
+  unsigned port = 0;
   struct dirent *e;
   while ((e = readdir(d))) {
     int fd = atoi(e->d_name);
@@ -415,8 +418,22 @@ static void set_nodelay_on_listener(void) {
     l = sizeof domain;
     if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) < 0 || (domain != AF_INET && domain != AF_INET6)) continue;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+      port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                            : ((struct sockaddr_in *)&ss)->sin_port);
   }
   closedir(d);
+  return port;
+}
+
+/* "inet:PORT@HOST" with the bound port in place of PORT. */
+static void bound_spec(const char *spec, unsigned port, char *out, size_t n) {
+  const char *at = strchr(spec, '@');
+  const char *colon = strchr(spec, ':');
+  if (port && colon && at && at > colon) snprintf(out, n, "%.*s%u%s", (int)(colon + 1 - spec), spec, port, at);
+  else snprintf(out, n, "%s", spec);
 }
 
 int mb_milter_run(const mb_config *cfg, const mb_keyring *ring, const char *socket_spec) {
@@ -454,9 +471,10 @@ int mb_milter_run(const mb_config *cfg, const mb_keyring *ring, const char *sock
     mb_log(LOG_ERR, "cannot open milter socket '%s': %s", socket_spec, strerror(errno));
     return -1;
   }
+  char shown[512];
   if (path) chmod(path, 0660);
-  else set_nodelay_on_listener();
-  mb_log(LOG_INFO, "milter listening on %s", socket_spec);
+  bound_spec(socket_spec, path ? 0 : tcp_listener_setup(), shown, sizeof shown);
+  mb_log(LOG_INFO, "milter listening on %s", shown);
   int rc = smfi_main();
   if (path) unlink(path);
   mb_log(LOG_INFO, "milter stopped: %lu rewritten, %lu passed unchanged, %lu failed (accepted or tempfailed)",

@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
@@ -130,7 +131,29 @@ static int smtp_cmd(smtp *s, int want, const char *fmt, ...) {
   return 0;
 }
 
+/* hostport: "host:port", "[v6]:port", or "unix:/path" (a listener on a
+ * UNIX-domain socket). Returns the connected socket, or -1 (errno set). */
 static int smtp_connect(const char *hostport) {
+  if (!strncmp(hostport, "unix:", 5)) {
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    if (strlen(hostport + 5) >= sizeof un.sun_path) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    strcpy(un.sun_path, hostport + 5);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {SMTP_TIMEOUT_S, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&un, sizeof un) < 0) {
+      int e = errno;
+      close(fd);
+      errno = e;
+      return -1;
+    }
+    return fd;
+  }
   char host[256], port[16] = "25";
   snprintf(host, sizeof host, "%s", hostport);
   char *colon = strrchr(host, ':');

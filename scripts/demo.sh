@@ -85,7 +85,7 @@ echo "   $(tail -1 "$MB_RUN/server.log")"
 
 echo
 echo "== the batcher (mailbeacon-server --role batcher) loads the stream into PostgreSQL"
-MAILBEACON_ADMIN_LISTEN=127.0.0.1:$badmin "$server" --config "$MB_RUN/mailbeacon.conf" --role batcher \
+MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:$badmin "$server" --config "$MB_RUN/mailbeacon.conf" --role batcher \
   2> "$MB_RUN/batcher.log" &
 bpid=$!
 want=$(wc -l < "$MB_RUN/urls")

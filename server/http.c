@@ -522,8 +522,11 @@ mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *q
   MHD_add_response_header(h->r_404, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   MHD_add_response_header(h->r_405, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 
+  /* an edge (alone or with a batcher) answers on admin_listen, a batcher alone on its own port */
+  const char *admin_key = queue ? "admin_listen" : "batcher_admin_listen";
+  const char *admin_addr = queue ? cfg->admin_listen : cfg->batcher_admin_listen;
   struct sockaddr_storage pub, adm;
-  if ((queue && parse_listen(cfg->listen, &pub, err, errlen) < 0) || parse_listen(cfg->admin_listen, &adm, err, errlen) < 0)
+  if ((queue && parse_listen(cfg->listen, &pub, err, errlen) < 0) || parse_listen(admin_addr, &adm, err, errlen) < 0)
     goto fail;
   if (queue) {
     char why[256];
@@ -539,7 +542,7 @@ mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *q
                               MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_SOCK_ADDR,
                               (struct sockaddr *)&adm, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)15, MHD_OPTION_END);
   if (!h->admin) {
-    snprintf(err, errlen, "cannot listen on %s (admin_listen)", cfg->admin_listen);
+    snprintf(err, errlen, "cannot listen on %s (%s)", admin_addr, admin_key);
     goto fail;
   }
   return h;

@@ -137,7 +137,7 @@ static int serve_batcher(const mb_config *cfg) {
     return EX_UNAVAILABLE;
   }
   fprintf(stderr, PROG ": batcher %s: stream %s on %s, group %s -> PostgreSQL; admin on %s (port %u)\n", name,
-          cfg->redis_stream, cfg->redis, cfg->batcher_group, cfg->admin_listen, mb_http_port(http, 1));
+          cfg->redis_stream, cfg->redis, cfg->batcher_group, cfg->batcher_admin_listen, mb_http_port(http, 1));
   for (;;) {
     int sig;
     if (sigwait(&sigs, &sig) != 0) continue;

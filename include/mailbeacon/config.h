@@ -30,7 +30,8 @@ typedef struct mb_config {
   int per_recipient;       /* one copy per recipient, each with its own tokens */
   /* the tracking server (mailbeacon-server) */
   char listen[256];          /* public listener host:port */
-  char admin_listen[256];    /* /healthz and /metrics */
+  char admin_listen[256];    /* /healthz and /metrics of the roles all and edge */
+  char batcher_admin_listen[256]; /* the same for --role batcher (its own port: both roles run from one config) */
   char trusted_proxies[2048]; /* comma-separated addresses whose X-Forwarded-For is believed */
   int ip_truncate;           /* store IPv4 /24, IPv6 /48 */
   char edge_id[64];          /* names this edge in events (default: the host name) */

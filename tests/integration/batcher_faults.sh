@@ -46,7 +46,7 @@ export MAILBEACON_POSTGRES="$(mb_pg_conninfo "$pport")" MAILBEACON_REDIS=127.0.0
 MAILBEACON_LISTEN=127.0.0.1:$port MAILBEACON_ADMIN_LISTEN=127.0.0.1:$eport "$server" --role edge > "$MB_RUN/edge.log" 2>&1 &
 epid=$!
 start_batcher() { # start_batcher VAR ADMIN_PORT LOG: a batcher process, its pid in VAR
-  MAILBEACON_ADMIN_LISTEN=127.0.0.1:$2 "$server" --role batcher >> "$MB_RUN/$3.log" 2>&1 &
+  MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:$2 "$server" --role batcher >> "$MB_RUN/$3.log" 2>&1 &
   printf -v "$1" '%s' $!
   for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$2/healthz" | grep -q '"postgres":"up"' && return 0; sleep 0.05; done
   fail "batcher $3 did not start"
