@@ -47,8 +47,14 @@ static const char *const user_agents[] = {
     "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
 };
 
-static const char *const paths[] = {"pricing", "case-studies/acme-logistics", "docs/getting-started", "blog/q3-update",
-                                    "contact", "webinar/register", "product/tour", "careers"};
+static const char *const paths[] = {"pricing",
+                                    "case-studies/acme-logistics",
+                                    "docs/getting-started",
+                                    "blog/q3-update",
+                                    "contact",
+                                    "webinar/register",
+                                    "product/tour",
+                                    "careers"};
 
 static void die(const char *fmt, const char *what) {
   fprintf(stderr, "mb-bench-pg: ");
@@ -94,12 +100,13 @@ static int event_line(char *out, size_t cap, uint64_t seed, uint64_t base_us, ui
   char url[128] = "";
   if (click)
     snprintf(url, sizeof url, "https://example.com/%s?utm_source=mail&utm_campaign=q3-%u", paths[link - 1], msg % 50);
-  int n = snprintf(out, cap, "%016llx%08x%08x\t%c\t%08x-%04x-4%03x-8%03x-%012llx\t%u\t%u\t%llu\t%u.%u.%u.%u\tGET\tedge-1\t%s\t%s",
-                   (unsigned long long)t, (unsigned)(mix(seed) & 0xffffffffu), (unsigned)i, click ? 'c' : 'o',
-                   (unsigned)(m >> 32), (unsigned)(m >> 16) & 0xffff, (unsigned)m & 0xfff, (unsigned)(m >> 20) & 0xfff,
-                   (unsigned long long)(mix(m) & 0xffffffffffffULL), rcpt, link, (unsigned long long)t,
-                   1 + (unsigned)(r2 % 223), (unsigned)(r2 >> 8) & 0xff, (unsigned)(r2 >> 16) & 0xff,
-                   (unsigned)(r2 >> 24) & 0xff, user_agents[(r2 >> 32) % (sizeof user_agents / sizeof *user_agents)], url);
+  int n = snprintf(
+      out, cap, "%016llx%08x%08x\t%c\t%08x-%04x-4%03x-8%03x-%012llx\t%u\t%u\t%llu\t%u.%u.%u.%u\tGET\tedge-1\t%s\t%s",
+      (unsigned long long)t, (unsigned)(mix(seed) & 0xffffffffu), (unsigned)i, click ? 'c' : 'o', (unsigned)(m >> 32),
+      (unsigned)(m >> 16) & 0xffff, (unsigned)m & 0xfff, (unsigned)(m >> 20) & 0xfff,
+      (unsigned long long)(mix(m) & 0xffffffffffffULL), rcpt, link, (unsigned long long)t, 1 + (unsigned)(r2 % 223),
+      (unsigned)(r2 >> 8) & 0xff, (unsigned)(r2 >> 16) & 0xff, (unsigned)(r2 >> 24) & 0xff,
+      user_agents[(r2 >> 32) % (sizeof user_agents / sizeof *user_agents)], url);
   if (n < 0 || (size_t)n >= cap) die("%s", "event line too long");
   return n;
 }
@@ -263,7 +270,8 @@ static int insert(char **argv) {
 
 static long long xlen(redisContext *c, const char *stream) {
   redisReply *r = redisCommand(c, "XLEN %s", stream);
-  if (!r || r->type != REDIS_REPLY_INTEGER) die("Redis: XLEN: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+  if (!r || r->type != REDIS_REPLY_INTEGER)
+    die("Redis: XLEN: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
   long long v = r->integer;
   freeReplyObject(r);
   return v;

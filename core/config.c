@@ -42,15 +42,14 @@ static const key_def keys[] = {
     {"ip_truncate", T_BOOL, offsetof(mb_config, ip_truncate), sizeof(int), "no", 0, 1, NULL},
     {"edge_id", T_STR, STR(edge_id), "", 0, 0, NULL},
     {"http_threads", T_NUM, offsetof(mb_config, http_threads), sizeof(uint64_t), "0", 0, 256, NULL},
-    {"queue_size", T_SIZE, offsetof(mb_config, queue_size), sizeof(uint64_t), "64M", 1024 * 1024,
-     (uint64_t)4 << 30, NULL},
+    {"queue_size", T_SIZE, offsetof(mb_config, queue_size), sizeof(uint64_t), "64M", 1024 * 1024, (uint64_t)4 << 30,
+     NULL},
     {"spool_fsync", T_BOOL, offsetof(mb_config, spool_fsync), sizeof(int), "yes", 0, 1, NULL},
     {"postgres", T_STR, STR(postgres), "", 0, 0, NULL},
     {"batch_size", T_NUM, offsetof(mb_config, batch_size), sizeof(uint64_t), "5000", 1, 1000000, NULL},
     {"batch_wait_ms", T_NUM, offsetof(mb_config, batch_wait_ms), sizeof(uint64_t), "200", 1, 60000, NULL},
     {"batcher_group", T_STR, STR(batcher_group), "mailbeacon-batchers", 0, 0, NULL},
-    {"reclaim_idle_ms", T_NUM, offsetof(mb_config, reclaim_idle_ms), sizeof(uint64_t), "30000", 1000,
-     86400000, NULL},
+    {"reclaim_idle_ms", T_NUM, offsetof(mb_config, reclaim_idle_ms), sizeof(uint64_t), "30000", 1000, 86400000, NULL},
     {"partitions_ahead", T_NUM, offsetof(mb_config, partitions_ahead), sizeof(uint64_t), "3", 1, 120, NULL},
     {"retention_days", T_NUM, offsetof(mb_config, retention_days), sizeof(uint64_t), "0", 0, 100000, NULL},
     {"ip_retention_days", T_NUM, offsetof(mb_config, ip_retention_days), sizeof(uint64_t), "0", 0, 100000, NULL},
@@ -163,7 +162,8 @@ int mb_config_set(mb_config *c, const char *key, const char *value, const char *
     int v;
     if (!strcasecmp(value, "yes") || !strcasecmp(value, "true") || !strcasecmp(value, "on") || !strcmp(value, "1"))
       v = 1;
-    else if (!strcasecmp(value, "no") || !strcasecmp(value, "false") || !strcasecmp(value, "off") || !strcmp(value, "0"))
+    else if (!strcasecmp(value, "no") || !strcasecmp(value, "false") || !strcasecmp(value, "off") ||
+             !strcmp(value, "0"))
       v = 0;
     else {
       snprintf(err, errlen, "%s: key '%s': '%s' is not yes or no", origin, key, value);

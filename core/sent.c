@@ -3,8 +3,8 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
-static const char *const names[MB_SENT_FIELDS] = {"type",       "v",       "message", "message_id", "rep",
-                                                   "recipients", "token_recipient", "subject", "sent_at", "links"};
+static const char *const names[MB_SENT_FIELDS] = {
+    "type", "v", "message", "message_id", "rep", "recipients", "token_recipient", "subject", "sent_at", "links"};
 
 int mb_sent_fields(const mb_sent *s, mb_buf *store, mb_field fields[MB_SENT_FIELDS]) {
   size_t start[MB_SENT_FIELDS + 1];

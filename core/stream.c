@@ -13,9 +13,9 @@
 
 struct mb_stream {
   redisContext *redis;
-  char last_id[64];           /* id of the last entry Redis confirmed */
-  int up;                     /* the last exchange with Redis worked */
-  struct timeval next_try;    /* no reconnect before this while down */
+  char last_id[64];        /* id of the last entry Redis confirmed */
+  int up;                  /* the last exchange with Redis worked */
+  struct timeval next_try; /* no reconnect before this while down */
   mb_spool *spool;
   char addr[256];
   char stream[128];
@@ -279,8 +279,9 @@ int mb_stream_add(mb_stream *s, const mb_field *fields, size_t nfields, char *er
     return MB_STREAM_SPOOLED;
   }
   if (!s->spool) snprintf(err, errlen, "Redis %s unavailable and no spool: %s", s->addr, s->spool_err);
-  else snprintf(err, errlen, "Redis %s unavailable and spool %s not writable: %s", s->addr, mb_spool_path(s->spool),
-                strerror(errno));
+  else
+    snprintf(err, errlen, "Redis %s unavailable and spool %s not writable: %s", s->addr, mb_spool_path(s->spool),
+             strerror(errno));
   return MB_STREAM_LOST;
 }
 
@@ -327,8 +328,9 @@ long mb_stream_add_batch(mb_stream *s, const mb_field *const *records, const siz
   for (size_t i = (size_t)stored; i < n; i++) {
     if (!s->spool || spool_record(s, records[i], nfields[i], i >= uncertain_from) < 0) {
       if (!s->spool) snprintf(err, errlen, "Redis %s unavailable and no spool: %s", s->addr, s->spool_err);
-      else snprintf(err, errlen, "Redis %s unavailable and spool %s not writable: %s", s->addr,
-                    mb_spool_path(s->spool), strerror(errno));
+      else
+        snprintf(err, errlen, "Redis %s unavailable and spool %s not writable: %s", s->addr, mb_spool_path(s->spool),
+                 strerror(errno));
       break;
     }
     (*spooled)++;

@@ -39,8 +39,7 @@ static void compute_mac(const mb_key *k, const uint8_t h[MB_TOKEN_HEADER], const
   sodium_memzero(&st, sizeof st);
 }
 
-int mb_token_encode(const mb_keyring *ring, mb_token *t, const char *url, size_t url_len,
-                    char out[MB_TOKEN_LEN]) {
+int mb_token_encode(const mb_keyring *ring, mb_token *t, const char *url, size_t url_len, char out[MB_TOKEN_LEN]) {
   if (url_len > MB_URL_MAX) return MB_TOKEN_EURL;
   uint8_t raw[MB_TOKEN_RAW], mac[crypto_auth_hmacsha256_BYTES];
   t->version = MB_TOKEN_VERSION;
@@ -71,8 +70,8 @@ int mb_token_decode(const char *text, size_t len, mb_token *t) {
   return decode_raw(text, len, raw, t);
 }
 
-int mb_token_verify(const mb_keyring *ring, const char *text, size_t len, mb_kind kind, const char *url,
-                    size_t url_len, mb_token *t) {
+int mb_token_verify(const mb_keyring *ring, const char *text, size_t len, mb_kind kind, const char *url, size_t url_len,
+                    mb_token *t) {
   uint8_t raw[MB_TOKEN_RAW], mac[crypto_auth_hmacsha256_BYTES];
   int rc = decode_raw(text, len, raw, t);
   if (rc != MB_TOKEN_OK) return rc;

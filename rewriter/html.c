@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define TAG_MAX (64 * 1024)  /* longest tag kept whole across chunk boundaries */
+#define TAG_MAX (64 * 1024)   /* longest tag kept whole across chunk boundaries */
 #define VALUE_MAX (16 * 1024) /* longest href/src value examined */
 #define NAME_MAX_LEN 24
 #define STACK_MAX 512 /* open elements tracked inside SVG/MathML */
@@ -85,7 +85,7 @@ typedef struct open_el {
 typedef struct attr {
   char name[NAME_MAX_LEN];
   size_t name_len;
-  size_t start; /* including the whitespace before the name */
+  size_t start;        /* including the whitespace before the name */
   size_t vstart, vend; /* value bytes, quotes included */
   int has_value, quoted;
 } attr;
@@ -101,9 +101,9 @@ struct mb_html {
   mb_buf hold;
 
   /* the current tag */
-  int tag_track;        /* its bytes are kept: it may be rewritten */
-  const char *tag_seg;  /* start of its bytes in this chunk */
-  size_t tbuf_len;      /* its bytes from earlier chunks, in tbuf */
+  int tag_track;       /* its bytes are kept: it may be rewritten */
+  const char *tag_seg; /* start of its bytes in this chunk */
+  size_t tbuf_len;     /* its bytes from earlier chunks, in tbuf */
   char *tbuf;
   int is_end, self_closing, giveup;
   char tname[NAME_MAX_LEN];
@@ -129,8 +129,8 @@ struct mb_html {
   size_t depth, overflow;
 
   /* pixel placement */
-  int last_is_pixel;   /* the last markup seen was our pixel */
-  int pixel_at_body;   /* ... as seen at the last </body> */
+  int last_is_pixel; /* the last markup seen was our pixel */
+  int pixel_at_body; /* ... as seen at the last </body> */
 
   mb_html_result res;
   char norm[VALUE_MAX * 3];
@@ -355,37 +355,35 @@ static int in_list(const char *n, size_t l, const char *const *list, size_t coun
 /* Start tags that end foreign content (the breakout list of "the rules for
  * parsing tokens in foreign content"). */
 static int breaks_out(const mb_html *h) {
-  static const char *const list[] = {"b",       "big",   "blockquote", "body", "br",     "center", "code", "dd",
-                                     "div",     "dl",    "dt",         "em",   "embed",  "h1",     "h2",   "h3",
-                                     "h4",      "h5",    "h6",         "head", "hr",     "i",      "img",  "li",
-                                     "listing", "menu",  "meta",       "nobr", "ol",     "p",      "pre",  "ruby",
-                                     "s",       "small", "span",       "strong", "strike", "sub",  "sup",  "table",
-                                     "tt",      "u",     "ul",         "var"};
+  static const char *const list[] = {
+      "b",     "big",   "blockquote", "body",   "br",   "center", "code",  "dd", "div",  "dl",   "dt",
+      "em",    "embed", "h1",         "h2",     "h3",   "h4",     "h5",    "h6", "head", "hr",   "i",
+      "img",   "li",    "listing",    "menu",   "meta", "nobr",   "ol",    "p",  "pre",  "ruby", "s",
+      "small", "span",  "strong",     "strike", "sub",  "sup",    "table", "tt", "u",    "ul",   "var"};
   if (h->tname_len > NAME_MAX_LEN) return 0;
   return IN_LIST(h->tname, h->tname_len, list) || (tname_is(h, "font") && h->font_breakout);
 }
 
 /* HTML elements that are not pushed: void elements. */
 static int is_void(const char *n, size_t l) {
-  static const char *const list[] = {"area", "base",  "basefont", "bgsound", "br",    "col",   "embed",
-                                     "frame", "hr",   "img",      "input",   "keygen", "link", "meta",
-                                     "param", "source", "track",  "wbr"};
+  static const char *const list[] = {"area", "base",  "basefont", "bgsound", "br",   "col",   "embed",  "frame", "hr",
+                                     "img",  "input", "keygen",   "link",    "meta", "param", "source", "track", "wbr"};
   return IN_LIST(n, l, list);
 }
 
 /* The "special" category, where an unmatched end tag stops looking. */
 static int is_special(const open_el *e) {
   static const char *const html[] = {
-      "address", "applet",   "area",    "article",  "aside",    "base",     "basefont", "bgsound", "blockquote",
-      "body",    "br",       "button",  "caption",  "center",   "col",      "colgroup", "dd",      "details",
-      "dir",     "div",      "dl",      "dt",       "embed",    "fieldset", "figcaption", "figure", "footer",
-      "form",    "frame",    "frameset", "h1",      "h2",       "h3",       "h4",       "h5",      "h6",
-      "head",    "header",   "hgroup",  "hr",       "html",     "iframe",   "img",      "input",   "keygen",
-      "li",      "link",     "listing", "main",     "marquee",  "menu",     "meta",     "nav",     "noembed",
-      "noframes", "noscript", "object", "ol",       "p",        "param",    "plaintext", "pre",    "script",
-      "search",  "section",  "select",  "source",   "style",    "summary",  "table",    "tbody",   "td",
-      "template", "textarea", "tfoot",  "th",       "thead",    "title",    "tr",       "track",   "ul",
-      "wbr",     "xmp"};
+      "address",  "applet",   "area",     "article", "aside",   "base",     "basefont",   "bgsound", "blockquote",
+      "body",     "br",       "button",   "caption", "center",  "col",      "colgroup",   "dd",      "details",
+      "dir",      "div",      "dl",       "dt",      "embed",   "fieldset", "figcaption", "figure",  "footer",
+      "form",     "frame",    "frameset", "h1",      "h2",      "h3",       "h4",         "h5",      "h6",
+      "head",     "header",   "hgroup",   "hr",      "html",    "iframe",   "img",        "input",   "keygen",
+      "li",       "link",     "listing",  "main",    "marquee", "menu",     "meta",       "nav",     "noembed",
+      "noframes", "noscript", "object",   "ol",      "p",       "param",    "plaintext",  "pre",     "script",
+      "search",   "section",  "select",   "source",  "style",   "summary",  "table",      "tbody",   "td",
+      "template", "textarea", "tfoot",    "th",      "thead",   "title",    "tr",         "track",   "ul",
+      "wbr",      "xmp"};
   static const char *const math[] = {"mi", "mo", "mn", "ms", "mtext", "annotation-xml"};
   static const char *const svg[] = {"foreignobject", "desc", "title"};
   if (e->len > NAME_MAX_LEN) return 0;
@@ -405,13 +403,11 @@ static void push(mb_html *h, enum ns ns) {
   memcpy(e->name, h->tname, l > NAME_MAX_LEN ? NAME_MAX_LEN : l);
   e->ns = (unsigned char)ns;
   e->ip = IP_NONE;
-  if (ns == NS_SVG && (tname_is(h, "foreignobject") || tname_is(h, "desc") || tname_is(h, "title")))
-    e->ip = IP_HTML;
-  else if (ns == NS_MATH && (tname_is(h, "mi") || tname_is(h, "mo") || tname_is(h, "mn") || tname_is(h, "ms") ||
-                             tname_is(h, "mtext")))
+  if (ns == NS_SVG && (tname_is(h, "foreignobject") || tname_is(h, "desc") || tname_is(h, "title"))) e->ip = IP_HTML;
+  else if (ns == NS_MATH &&
+           (tname_is(h, "mi") || tname_is(h, "mo") || tname_is(h, "mn") || tname_is(h, "ms") || tname_is(h, "mtext")))
     e->ip = IP_MATHML_TEXT;
-  else if (ns == NS_MATH && tname_is(h, "annotation-xml") && h->annotation_html)
-    e->ip = IP_HTML;
+  else if (ns == NS_MATH && tname_is(h, "annotation-xml") && h->annotation_html) e->ip = IP_HTML;
 }
 
 /* An end tag: pops what the tree builder would pop (see "any other end tag"
@@ -473,8 +469,7 @@ static enum state after_tag(mb_html *h) {
   else if (tname_is(h, "style") || tname_is(h, "xmp") || tname_is(h, "iframe") || tname_is(h, "noembed") ||
            tname_is(h, "noframes") || tname_is(h, "textarea") || tname_is(h, "title"))
     raw = S_RAW;
-  else if (tname_is(h, "plaintext"))
-    raw = S_PLAINTEXT;
+  else if (tname_is(h, "plaintext")) raw = S_PLAINTEXT;
   if (raw != S_DATA) {
     memcpy(h->raw_name, n, l);
     h->raw_len = l;
@@ -899,9 +894,7 @@ int mb_html_feed(mb_html *h, const char *buf, size_t n) {
       if (c == '/') h->tmp_len = 0, h->st = S_RAW_END_OPEN, p++;
       else h->st = S_RAW;
       break;
-    case S_RAW_END_OPEN:
-      h->st = is_alpha(c) ? S_RAW_END_NAME : S_RAW;
-      break;
+    case S_RAW_END_OPEN: h->st = is_alpha(c) ? S_RAW_END_NAME : S_RAW; break;
     case S_RAW_END_NAME:
     case S_SCRIPT_END_NAME:
     case S_SCRIPT_ESC_END_NAME: {
@@ -932,9 +925,7 @@ int mb_html_feed(mb_html *h, const char *buf, size_t n) {
       else if (c == '!') h->st = S_SCRIPT_ESC_START, p++;
       else h->st = S_SCRIPT;
       break;
-    case S_SCRIPT_END_OPEN:
-      h->st = is_alpha(c) ? S_SCRIPT_END_NAME : S_SCRIPT;
-      break;
+    case S_SCRIPT_END_OPEN: h->st = is_alpha(c) ? S_SCRIPT_END_NAME : S_SCRIPT; break;
     case S_SCRIPT_ESC_START:
       if (c == '-') h->st = S_SCRIPT_ESC_START_DASH, p++;
       else h->st = S_SCRIPT;
@@ -972,9 +963,7 @@ int mb_html_feed(mb_html *h, const char *buf, size_t n) {
         h->st = S_SCRIPT_ESC;
       }
       break;
-    case S_SCRIPT_ESC_END_OPEN:
-      h->st = is_alpha(c) ? S_SCRIPT_ESC_END_NAME : S_SCRIPT_ESC;
-      break;
+    case S_SCRIPT_ESC_END_OPEN: h->st = is_alpha(c) ? S_SCRIPT_ESC_END_NAME : S_SCRIPT_ESC; break;
     case S_SCRIPT_DESC_START:
     case S_SCRIPT_DESC_END: {
       int start = h->st == S_SCRIPT_DESC_START;
@@ -1016,9 +1005,7 @@ int mb_html_feed(mb_html *h, const char *buf, size_t n) {
         h->st = S_SCRIPT_DESC;
       }
       break;
-    case S_PLAINTEXT:
-      p = end;
-      break;
+    case S_PLAINTEXT: p = end; break;
     }
   }
   /* Chunk end: keep a tracked tag whole for the next chunk, pass the rest. */

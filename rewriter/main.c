@@ -118,7 +118,8 @@ static int explain(const mb_config *cfg, const char *url) {
   memset(&t, 0, sizeof t);
   int rc = MB_TOKEN_EFORMAT;
   if (!tok) rc = MB_TOKEN_EFORMAT;
-  else if (kind == MB_KIND_CLICK && target_len < 0) rc = mb_token_decode(tok, tok_len, &t) == 0 ? MB_TOKEN_EURL : MB_TOKEN_EFORMAT;
+  else if (kind == MB_KIND_CLICK && target_len < 0)
+    rc = mb_token_decode(tok, tok_len, &t) == 0 ? MB_TOKEN_EURL : MB_TOKEN_EFORMAT;
   else rc = mb_token_verify(ring, tok, tok_len, kind, target, target_len < 0 ? 0 : (size_t)target_len, &t);
   int decoded = rc == MB_TOKEN_OK || mb_token_decode(tok ? tok : "", tok_len, &t) == MB_TOKEN_OK;
   char uuid[37];
@@ -180,8 +181,14 @@ int main(int argc, char **argv) {
     case 'e': explain_url = optarg; break;
     case 'p': print_config = 1; break;
     case 'v': verbose = 1; break;
-    case 'h': usage(stdout); free(rcpts); return 0;
-    default: usage(stderr); free(rcpts); return EX_USAGE;
+    case 'h':
+      usage(stdout);
+      free(rcpts);
+      return 0;
+    default:
+      usage(stderr);
+      free(rcpts);
+      return EX_USAGE;
     }
   }
   if (optind < argc && !reinject) {
@@ -287,7 +294,8 @@ int main(int argc, char **argv) {
   } else if (!whole) {
     if (verbose) fprintf(stderr, PROG ": message over max_message_size; passed through unchanged\n");
   } else if (!cfg.base_url[0]) {
-    fprintf(stderr, PROG ": base_url is not set (config file or MAILBEACON_BASE_URL); message passed through unchanged\n");
+    fprintf(stderr,
+            PROG ": base_url is not set (config file or MAILBEACON_BASE_URL); message passed through unchanged\n");
   } else if (!(ring = mb_keyring_load(cfg.key_file, err, sizeof err))) {
     fprintf(stderr, PROG ": %s; message passed through unchanged\n", err);
   } else {

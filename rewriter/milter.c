@@ -43,14 +43,14 @@ static atomic_ulong n_rewritten, n_skipped, n_failed;
 static bool g_local;
 
 typedef struct conn {
-  mb_buf msg;      /* the message as the MTA sees it: headers, CRLF, body */
-  size_t body_at;  /* where the body starts in msg */
-  int too_big;     /* over max_message_size: pass it on unchanged */
-  char *sender;    /* envelope sender */
-  char *auth;      /* {auth_authen}, the rep when present */
-  char **rcpts;    /* envelope recipients */
+  mb_buf msg;     /* the message as the MTA sees it: headers, CRLF, body */
+  size_t body_at; /* where the body starts in msg */
+  int too_big;    /* over max_message_size: pass it on unchanged */
+  char *sender;   /* envelope sender */
+  char *auth;     /* {auth_authen}, the rep when present */
+  char **rcpts;   /* envelope recipients */
   size_t nrcpts, rcap;
-  mb_stream *stream; /* for sent records, opened on first use */
+  mb_stream *stream;   /* for sent records, opened on first use */
   unsigned long proto; /* protocol flags negotiated on this connection */
 } conn;
 
@@ -316,9 +316,8 @@ static sfsistat on_eom(SMFICTX *ctx) {
     mb_log(LOG_INFO, "%s: not rewritten: message over max_message_size", qid);
     return SMFIS_ACCEPT;
   }
-  mb_identity id = {.sender = c->auth ? c->auth : c->sender,
-                    .recipients = (const char *const *)c->rcpts,
-                    .nrecipients = c->nrcpts};
+  mb_identity id = {
+      .sender = c->auth ? c->auth : c->sender, .recipients = (const char *const *)c->rcpts, .nrecipients = c->nrcpts};
   mb_rewrite_result res;
   if (mb_rewrite_message(g_cfg, g_ring, &id, c->msg.data ? c->msg.data : "", c->msg.len, &res) < 0) {
     mb_rewrite_result_free(&res);

@@ -192,7 +192,7 @@ static int crlf_to_lf(const char *in, size_t n, mb_buf *out) {
     p += run;
     if (!cr) break;
     if (p + 1 < end && p[1] == '\n') p++; /* drop the CR of a CRLF */
-    else *o++ = *p++;                    /* a lone CR stays */
+    else *o++ = *p++;                     /* a lone CR stays */
   }
   out->len = (size_t)(o - out->data);
   return 0;
@@ -443,8 +443,7 @@ static int rewrite_part(job *j, GMimePart *part) {
     text = raw, tlen = rawlen;
     tail = raw_eol;
     break;
-  default:
-    goto skip; /* uuencode and unknown encodings */
+  default: goto skip; /* uuencode and unknown encodings */
   }
   tlen -= tail; /* the pixel goes before the final line break, not after it */
   char tail_bytes[2];
@@ -495,7 +494,8 @@ static int rewrite_part(job *j, GMimePart *part) {
   switch (enc) {
   case GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE:
     if (qp) {
-      int r = qp_encode_lines(raw, qp, nqp, dec.data ? dec.data : "", html.data ? html.data : "", html.len, j->crlf, nb);
+      int r =
+          qp_encode_lines(raw, qp, nqp, dec.data ? dec.data : "", html.data ? html.data : "", html.len, j->crlf, nb);
       if (r < 0) goto out;
       if (r == 0) break;
     }
@@ -578,11 +578,8 @@ static void parser_warning(gint64 offset, GMimeParserWarning code, const gchar *
   case GMIME_CRIT_CONFLICTING_PARAMETER:
   case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY:
   case GMIME_CRIT_NESTING_OVERFLOW:
-  case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT:
-    j->parse_trouble = 1;
-    break;
-  default:
-    break;
+  case GMIME_CRIT_PART_WITHOUT_HEADERS_OR_CONTENT: j->parse_trouble = 1; break;
+  default: break;
   }
 }
 
@@ -678,8 +675,8 @@ static int pass_through(job *j, const char *reason) {
   return mb_buf_append(&j->res->out, j->msg, j->len);
 }
 
-int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_identity *id, const char *msg,
-                       size_t len, mb_rewrite_result *res) {
+int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_identity *id, const char *msg, size_t len,
+                       mb_rewrite_result *res) {
   memset(res, 0, sizeof *res);
   mb_buf_init(&res->out);
   job j = {.msg = msg, .len = len, .res = res};

@@ -49,8 +49,8 @@ typedef struct mb_rewrite_result {
  * send on: the input itself when skipped, less an "X-Mailbeacon: off"
  * header), or -1 when memory ran out (send the input unchanged). Free res
  * with mb_rewrite_result_free either way. Thread-safe. */
-int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_identity *id, const char *msg,
-                       size_t len, mb_rewrite_result *res);
+int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_identity *id, const char *msg, size_t len,
+                       mb_rewrite_result *res);
 
 void mb_rewrite_result_free(mb_rewrite_result *res);
 

@@ -44,8 +44,7 @@
 
 /* ---- sendmail(1) ---- */
 
-static int via_sendmail(const mb_config *cfg, const char *sender, char **rcpts, size_t n, const char *msg,
-                        size_t len) {
+static int via_sendmail(const mb_config *cfg, const char *sender, char **rcpts, size_t n, const char *msg, size_t len) {
   int fds[2];
   if (pipe(fds) < 0) return -1;
   pid_t pid = fork();
@@ -213,7 +212,8 @@ static int via_smtp(const mb_config *cfg, const char *sender, char **rcpts, size
   if (smtp_cmd(&s, 250, "EHLO %s\r\n", host) < 0 || smtp_cmd(&s, 250, "MAIL FROM:<%s>\r\n", sender) < 0) goto done;
   for (size_t i = 0; i < n; i++)
     if (smtp_cmd(&s, 250, "RCPT TO:<%s>\r\n", rcpts[i]) < 0) goto done;
-  if (smtp_cmd(&s, 354, "DATA\r\n") < 0 || smtp_data(msg, len, &data) < 0 || mb_write_all(s.fd, data.data, data.len) < 0)
+  if (smtp_cmd(&s, 354, "DATA\r\n") < 0 || smtp_data(msg, len, &data) < 0 ||
+      mb_write_all(s.fd, data.data, data.len) < 0)
     goto done;
   int code = smtp_reply(&s);
   if (code / 100 != 2) {
@@ -352,8 +352,11 @@ int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *se
     const char *out = msg;
     size_t out_len = len;
     if (rewrite) {
-      mb_identity id = {.sender = sender, .recipients = (const char *const *)rcpts, .nrecipients = n,
-                        .message = per_copy ? uuid : NULL, .copy_for = per_copy ? rcpts[i] : NULL};
+      mb_identity id = {.sender = sender,
+                        .recipients = (const char *const *)rcpts,
+                        .nrecipients = n,
+                        .message = per_copy ? uuid : NULL,
+                        .copy_for = per_copy ? rcpts[i] : NULL};
       if (mb_rewrite_message(cfg, ring, &id, msg, len, &res) == 0) {
         out = res.out.data;
         out_len = res.out.len;
@@ -369,8 +372,8 @@ int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *se
       char u[37];
       uuid_unparse_lower(res.message, u);
       if (res.rewritten)
-        mb_log(LOG_INFO, "re-injected for %s: message %s, recipient %u, %zu links", per_copy ? rcpts[i] : "all",
-               u, res.token_recipient, res.links.n);
+        mb_log(LOG_INFO, "re-injected for %s: message %s, recipient %u, %zu links", per_copy ? rcpts[i] : "all", u,
+               res.token_recipient, res.links.n);
       else
         mb_log(LOG_INFO, "re-injected unchanged for %s: %s", per_copy ? rcpts[i] : "all",
                res.skip_reason ? res.skip_reason : "not rewritten");

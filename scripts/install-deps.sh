@@ -3,7 +3,7 @@
 # when they are missing. Needs root (apt-get); does nothing when all are there.
 set -euo pipefail
 packages=(
-  build-essential cmake pkg-config clang libclang-rt-14-dev   # compilers, libFuzzer, sanitizers
+  build-essential cmake pkg-config clang libclang-rt-14-dev clang-format  # compilers, libFuzzer, sanitizers, the format check
   libgmime-3.0-dev libsodium-dev uuid-dev libhiredis-dev zlib1g-dev libmilter-dev libmicrohttpd-dev  # the libraries
   libcmocka-dev python3 python3-html5lib curl wrk               # tests
   redis-server redis-tools                                      # private Redis for tests and the demo

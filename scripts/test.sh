@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds mailbeacon and runs every test: plain, then under AddressSanitizer
+# Checks the C sources are formatted (.clang-format), builds mailbeacon and
+# runs every test: plain, then under AddressSanitizer
 # and UndefinedBehaviorSanitizer, then each libFuzzer target for a bounded
 # time (FUZZ_SECONDS each, default 30). Installs missing Debian packages first.
 set -euo pipefail
@@ -7,6 +8,9 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 jobs=$(nproc)
 fuzz_seconds=${FUZZ_SECONDS:-30}
+
+echo "== format (.clang-format)"
+bash scripts/format.sh --check
 
 echo "== build and test (RelWithDebInfo)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

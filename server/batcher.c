@@ -18,9 +18,9 @@
 #include <time.h>
 
 #define PROG "mailbeacon-server: batcher: "
-#define MAX_READS 256          /* XREADGROUP replies held by one batch */
-#define MAX_READ_COUNT 1000    /* entries asked for in one read */
-#define MAX_MONTHS 64          /* partitions remembered as existing */
+#define MAX_READS 256       /* XREADGROUP replies held by one batch */
+#define MAX_READ_COUNT 1000 /* entries asked for in one read */
+#define MAX_MONTHS 64       /* partitions remembered as existing */
 #define LAG_EVERY_MS 1000
 #define MAINTAIN_EVERY_MS (3600 * 1000)
 #define BACKOFF_MIN_MS 100
@@ -48,7 +48,7 @@ struct mb_batcher {
   redisContext *rc;
   PGconn *db;
   int prepared;
-  int64_t pg_retry_at;  /* no PostgreSQL connect before this (ms) */
+  int64_t pg_retry_at; /* no PostgreSQL connect before this (ms) */
   int64_t redis_retry_at;
   unsigned backoff_ms;
   /* the batch */
@@ -56,10 +56,10 @@ struct mb_batcher {
   size_t nreplies;
   entry *entries;
   size_t nentries, capentries;
-  size_t events;        /* events in the batch (field n of its hits entries) */
-  double per_entry;     /* events per entry seen, to size reads */
-  mb_buf rows;          /* COPY text of the hits */
-  int64_t *times;       /* each row's hit time, µs */
+  size_t events;    /* events in the batch (field n of its hits entries) */
+  double per_entry; /* events per entry seen, to size reads */
+  mb_buf rows;      /* COPY text of the hits */
+  int64_t *times;   /* each row's hit time, µs */
   size_t nrows, captimes;
   rejected *rej;
   size_t nrej, caprej;
@@ -69,8 +69,8 @@ struct mb_batcher {
   int batch_months[MAX_MONTHS];
   size_t nbatch_months;
   mb_evconv conv;
-  int built;            /* rows and rejected lines of the batch in hand are made */
-  int built_failed;     /* ran out of memory making them */
+  int built;        /* rows and rejected lines of the batch in hand are made */
+  int built_failed; /* ran out of memory making them */
   /* committed but not yet acknowledged ids */
   char (*unacked)[48];
   size_t nunacked, capunacked;
@@ -293,8 +293,8 @@ static long collect(mb_batcher *b) {
     char cnt[24], blk[24];
     snprintf(cnt, sizeof cnt, "%ld", count);
     snprintf(blk, sizeof blk, "%ld", block);
-    const char *argv[] = {"XREADGROUP", "GROUP", b->cfg->batcher_group, b->name, "COUNT", cnt, "BLOCK", blk,
-                          "STREAMS", b->cfg->redis_stream, ">"};
+    const char *argv[] = {"XREADGROUP", "GROUP",   b->cfg->batcher_group, b->name, "COUNT", cnt, "BLOCK",
+                          blk,          "STREAMS", b->cfg->redis_stream,  ">"};
     redisReply *r = cmd_argv(b, 11, argv, NULL);
     if (!r) return b->nentries ? (long)b->nentries : -1;
     if (r->type == REDIS_REPLY_ERROR) {
@@ -327,8 +327,8 @@ static long collect(mb_batcher *b) {
 static long reclaim(mb_batcher *b) {
   char idle[24];
   snprintf(idle, sizeof idle, "%llu", (unsigned long long)b->cfg->reclaim_idle_ms);
-  const char *argv[] = {"XAUTOCLAIM", b->cfg->redis_stream, b->cfg->batcher_group, b->name, idle, "0-0",
-                        "COUNT", "1000"};
+  const char *argv[] = {"XAUTOCLAIM", b->cfg->redis_stream, b->cfg->batcher_group, b->name, idle, "0-0", "COUNT",
+                        "1000"};
   redisReply *r = cmd_argv(b, 8, argv, NULL);
   if (!r) return -1;
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[1]->type != REDIS_REPLY_ARRAY) {
@@ -453,7 +453,7 @@ static void build_reset(mb_batcher *b) {
 /* Adds entry i's COPY rows (or rejected lines) to the batch. 0 or -1 (memory). */
 static int build_entry(mb_batcher *b, size_t i) {
   const entry *e = &b->entries[i];
-  if (!e->fields) return 0; /* deleted from the stream: nothing to load */
+  if (!e->fields) return 0;         /* deleted from the stream: nothing to load */
   if (is_sent(e->fields)) return 0; /* loaded by load_sent */
   const redisReply *d = field(e->fields, "d");
   if (!is(field(e->fields, "type"), "hits") || !is(field(e->fields, "v"), "1") || !d || d->type != REDIS_REPLY_STRING) {
@@ -546,7 +546,9 @@ static int pg_ready(mb_batcher *b) {
   }
   int pending = mb_pg_pending(b->db, err, sizeof err);
   if (pending != 0) {
-    if (pending > 0) problem(b, "the PostgreSQL schema is not current (%d migrations to apply): run mailbeacon-server migrate", pending);
+    if (pending > 0)
+      problem(b, "the PostgreSQL schema is not current (%d migrations to apply): run mailbeacon-server migrate",
+              pending);
     else problem(b, "PostgreSQL: %s", err);
     pg_drop(b);
     b->pg_retry_at = now_ms() + 5000;
@@ -576,8 +578,7 @@ static int partitions(mb_batcher *b) {
     char at[40];
     snprintf(at, sizeof at, "%04d-%02d-01 00:00:00+00", m / 12, m % 12 + 1);
     const char *params[] = {at};
-    if (pg_ok(b, PQexecPrepared(b->db, "partition", 1, params, NULL, NULL, 0), "creating a partition") < 0)
-      return -1;
+    if (pg_ok(b, PQexecPrepared(b->db, "partition", 1, params, NULL, NULL, 0), "creating a partition") < 0) return -1;
     if (b->nmonths == MAX_MONTHS) b->nmonths = 0;
     b->months[b->nmonths++] = m;
   }
@@ -681,7 +682,9 @@ static int load(mb_batcher *b) {
       if (rc < 0) return -1;
       if (rc == 1) continue; /* some of these events are stored already: load through a staging table */
     } else if (b->nrows) {
-      if (pg_ok(b, PQexec(b->db, "CREATE TEMP TABLE IF NOT EXISTS mb_staging (LIKE mailbeacon.events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"),
+      if (pg_ok(b,
+                PQexec(b->db, "CREATE TEMP TABLE IF NOT EXISTS mb_staging (LIKE mailbeacon.events INCLUDING DEFAULTS) "
+                              "ON COMMIT DELETE ROWS"),
                 "staging") < 0 ||
           copy_rows(b, "mb_staging") != 0)
         return -1;
@@ -744,7 +747,8 @@ copied:;
   atomic_fetch_add(&mb_stats.rows_duplicate, dups);
   atomic_fetch_add(&mb_stats.rows_rejected, b->nrej);
   atomic_fetch_add(&mb_stats.sent_loaded, sent);
-  if (b->nrej) fprintf(stderr, PROG "%zu event lines or entries could not be loaded: kept in mailbeacon.rejected\n", b->nrej);
+  if (b->nrej)
+    fprintf(stderr, PROG "%zu event lines or entries could not be loaded: kept in mailbeacon.rejected\n", b->nrej);
   return 0;
 }
 
@@ -762,7 +766,8 @@ static void flush(mb_batcher *b) {
     }
     if (pg_ready(b) == 0 && load(b) == 0) break;
     if (atomic_load(&b->stop)) {
-      fprintf(stderr, PROG "stopping with %zu entries not loaded: they stay pending in the stream for the next batcher\n",
+      fprintf(stderr,
+              PROG "stopping with %zu entries not loaded: they stay pending in the stream for the next batcher\n",
               b->nentries);
       batch_clear(b);
       return;
@@ -782,7 +787,8 @@ static void tick(mb_batcher *b) {
   if (t >= b->next_lag) {
     update_lag(b);
     unsigned long rows = atomic_load(&mb_stats.rows_loaded);
-    if (b->rate_at) atomic_store(&mb_stats.rows_per_second, (rows - b->rate_rows) * 1000 / (unsigned long)(t - b->rate_at + 1));
+    if (b->rate_at)
+      atomic_store(&mb_stats.rows_per_second, (rows - b->rate_rows) * 1000 / (unsigned long)(t - b->rate_at + 1));
     b->rate_rows = rows;
     b->rate_at = t;
     b->next_lag = t + LAG_EVERY_MS;

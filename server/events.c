@@ -150,8 +150,7 @@ int mb_event_copy_row(mb_evconv *c, const char *line, size_t len, mb_buf *out, i
   if (!number(f[3], fl[3], 10, INT32_MAX, &rcpt)) return *why = "bad recipient index", -1;
   if (!number(f[4], fl[4], 10, INT32_MAX, &link)) return *why = "bad link index", -1;
   /* 2000-01-01 .. 9999-12-31 */
-  if (!number(f[5], fl[5], 18, 253402300799999999ULL, &t) || t < 946684800000000ULL)
-    return *why = "bad time", -1;
+  if (!number(f[5], fl[5], 18, 253402300799999999ULL, &t) || t < 946684800000000ULL) return *why = "bad time", -1;
   char ip[INET6_ADDRSTRLEN];
   size_t ip_len = 0;
   if (!(fl[6] == 0 || (fl[6] == 1 && f[6][0] == '-'))) {

@@ -11,7 +11,8 @@
 
 #include <stdint.h>
 
-#define MB_EVENT_COLUMNS "event_id, kind, message, recipient_idx, link_idx, occurred_at, ip, method, edge, user_agent, url"
+#define MB_EVENT_COLUMNS \
+  "event_id, kind, message, recipient_idx, link_idx, occurred_at, ip, method, edge, user_agent, url"
 
 typedef struct mb_evconv {
   int64_t sec;   /* second the cached date text is for */

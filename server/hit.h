@@ -27,17 +27,17 @@ size_t mb_hit_location(const char *url, size_t n, char *out);
 #define MB_EVENT_LINE_MAX (200 + 2 * MB_EVENT_UA_MAX + 2 * MB_URL_MAX + 128)
 
 typedef struct mb_event {
-  char id[33];         /* 32 hex digits, unique across edges */
+  char id[33]; /* 32 hex digits, unique across edges */
   mb_kind kind;
   const uint8_t *message; /* 16 bytes */
   uint16_t recipient, link;
   int64_t time_us;
-  const char *ip;      /* text */
-  const char *method;  /* GET or HEAD */
+  const char *ip;     /* text */
+  const char *method; /* GET or HEAD */
   const char *edge;
-  const char *ua;      /* may be NULL */
+  const char *ua; /* may be NULL */
   size_t ua_len;
-  const char *url;     /* clicks; NULL for opens */
+  const char *url; /* clicks; NULL for opens */
   size_t url_len;
 } mb_event;
 

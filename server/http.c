@@ -42,7 +42,8 @@ static unsigned set_number(const mb_hit_counters *m) { return (unsigned)(m - hit
 
 unsigned long mb_hits_sum(size_t offset) {
   unsigned long sum = 0;
-  for (int i = 0; i < MB_HIT_SETS; i++) sum += atomic_load_explicit((atomic_ulong *)((char *)&hit_sets[i] + offset), memory_order_relaxed);
+  for (int i = 0; i < MB_HIT_SETS; i++)
+    sum += atomic_load_explicit((atomic_ulong *)((char *)&hit_sets[i] + offset), memory_order_relaxed);
   return sum;
 }
 
@@ -58,12 +59,14 @@ void mb_metrics_observe_latency(unsigned long us) {
 }
 
 /* A 1x1 transparent GIF (43 bytes). */
-static const unsigned char gif[] = {0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00,
-                                    0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00,
-                                    0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b};
+static const unsigned char gif[] = {0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80,
+                                    0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04,
+                                    0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01,
+                                    0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b};
 static const char not_found_page[] =
     "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Link not found</title></head>"
-    "<body><h1>This link is not valid</h1><p>The link may have been changed or cut short in transit.</p></body></html>\n";
+    "<body><h1>This link is not valid</h1><p>The link may have been changed or cut short in "
+    "transit.</p></body></html>\n";
 
 typedef struct cidr {
   int family;
@@ -292,55 +295,54 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 /* ---- admin ---- */
 
 static void batcher_metrics(mb_buf *b) {
-  mb_buf_printf(b,
-                "# HELP mailbeacon_batcher_batches_total Transactions committed by the batcher.\n"
-                "# TYPE mailbeacon_batcher_batches_total counter\n"
-                "mailbeacon_batcher_batches_total %lu\n"
-                "# HELP mailbeacon_batcher_batch_events Events in the last batch; _sum/_count give the mean.\n"
-                "# TYPE mailbeacon_batcher_batch_events gauge\n"
-                "mailbeacon_batcher_batch_events %lu\n"
-                "mailbeacon_batcher_batch_events_sum %lu\n"
-                "mailbeacon_batcher_batch_events_count %lu\n"
-                "# HELP mailbeacon_batcher_rows_total Event rows by outcome: loaded, duplicate (already there), rejected.\n"
-                "# TYPE mailbeacon_batcher_rows_total counter\n"
-                "mailbeacon_batcher_rows_total{result=\"loaded\"} %lu\n"
-                "mailbeacon_batcher_rows_total{result=\"duplicate\"} %lu\n"
-                "mailbeacon_batcher_rows_total{result=\"rejected\"} %lu\n"
-                "# HELP mailbeacon_batcher_sent_total Sent records loaded.\n"
-                "# TYPE mailbeacon_batcher_sent_total counter\n"
-                "mailbeacon_batcher_sent_total %lu\n"
-                "# HELP mailbeacon_batcher_rows_per_second Event rows loaded per second, last second.\n"
-                "# TYPE mailbeacon_batcher_rows_per_second gauge\n"
-                "mailbeacon_batcher_rows_per_second %lu\n"
-                "# HELP mailbeacon_batcher_lag_seconds Age of the oldest stream entry not loaded and acknowledged yet.\n"
-                "# TYPE mailbeacon_batcher_lag_seconds gauge\n"
-                "mailbeacon_batcher_lag_seconds %.3f\n"
-                "# HELP mailbeacon_batcher_reclaimed_total Entries taken over from a stopped batcher.\n"
-                "# TYPE mailbeacon_batcher_reclaimed_total counter\n"
-                "mailbeacon_batcher_reclaimed_total %lu\n"
-                "# HELP mailbeacon_batcher_errors_total Errors by system.\n"
-                "# TYPE mailbeacon_batcher_errors_total counter\n"
-                "mailbeacon_batcher_errors_total{system=\"postgres\"} %lu\n"
-                "mailbeacon_batcher_errors_total{system=\"redis\"} %lu\n"
-                "# HELP mailbeacon_batcher_postgres_up 1 while the batcher is connected to PostgreSQL.\n"
-                "# TYPE mailbeacon_batcher_postgres_up gauge\n"
-                "mailbeacon_batcher_postgres_up %d\n"
-                "# HELP mailbeacon_batcher_load_delay_seconds Time from a hit at the edge to its row committed.\n"
-                "# TYPE mailbeacon_batcher_load_delay_seconds histogram\n",
-                atomic_load(&mb_stats.batches), atomic_load(&mb_stats.last_batch_events),
-                atomic_load(&mb_stats.batch_events_sum), atomic_load(&mb_stats.batches),
-                atomic_load(&mb_stats.rows_loaded), atomic_load(&mb_stats.rows_duplicate),
-                atomic_load(&mb_stats.rows_rejected), atomic_load(&mb_stats.sent_loaded),
-                atomic_load(&mb_stats.rows_per_second), atomic_load(&mb_stats.stream_lag_ms) / 1e3,
-                atomic_load(&mb_stats.entries_reclaimed), atomic_load(&mb_stats.pg_errors),
-                atomic_load(&mb_stats.batcher_redis_errors), atomic_load(&mb_stats.pg_up));
+  mb_buf_printf(
+      b,
+      "# HELP mailbeacon_batcher_batches_total Transactions committed by the batcher.\n"
+      "# TYPE mailbeacon_batcher_batches_total counter\n"
+      "mailbeacon_batcher_batches_total %lu\n"
+      "# HELP mailbeacon_batcher_batch_events Events in the last batch; _sum/_count give the mean.\n"
+      "# TYPE mailbeacon_batcher_batch_events gauge\n"
+      "mailbeacon_batcher_batch_events %lu\n"
+      "mailbeacon_batcher_batch_events_sum %lu\n"
+      "mailbeacon_batcher_batch_events_count %lu\n"
+      "# HELP mailbeacon_batcher_rows_total Event rows by outcome: loaded, duplicate (already there), rejected.\n"
+      "# TYPE mailbeacon_batcher_rows_total counter\n"
+      "mailbeacon_batcher_rows_total{result=\"loaded\"} %lu\n"
+      "mailbeacon_batcher_rows_total{result=\"duplicate\"} %lu\n"
+      "mailbeacon_batcher_rows_total{result=\"rejected\"} %lu\n"
+      "# HELP mailbeacon_batcher_sent_total Sent records loaded.\n"
+      "# TYPE mailbeacon_batcher_sent_total counter\n"
+      "mailbeacon_batcher_sent_total %lu\n"
+      "# HELP mailbeacon_batcher_rows_per_second Event rows loaded per second, last second.\n"
+      "# TYPE mailbeacon_batcher_rows_per_second gauge\n"
+      "mailbeacon_batcher_rows_per_second %lu\n"
+      "# HELP mailbeacon_batcher_lag_seconds Age of the oldest stream entry not loaded and acknowledged yet.\n"
+      "# TYPE mailbeacon_batcher_lag_seconds gauge\n"
+      "mailbeacon_batcher_lag_seconds %.3f\n"
+      "# HELP mailbeacon_batcher_reclaimed_total Entries taken over from a stopped batcher.\n"
+      "# TYPE mailbeacon_batcher_reclaimed_total counter\n"
+      "mailbeacon_batcher_reclaimed_total %lu\n"
+      "# HELP mailbeacon_batcher_errors_total Errors by system.\n"
+      "# TYPE mailbeacon_batcher_errors_total counter\n"
+      "mailbeacon_batcher_errors_total{system=\"postgres\"} %lu\n"
+      "mailbeacon_batcher_errors_total{system=\"redis\"} %lu\n"
+      "# HELP mailbeacon_batcher_postgres_up 1 while the batcher is connected to PostgreSQL.\n"
+      "# TYPE mailbeacon_batcher_postgres_up gauge\n"
+      "mailbeacon_batcher_postgres_up %d\n"
+      "# HELP mailbeacon_batcher_load_delay_seconds Time from a hit at the edge to its row committed.\n"
+      "# TYPE mailbeacon_batcher_load_delay_seconds histogram\n",
+      atomic_load(&mb_stats.batches), atomic_load(&mb_stats.last_batch_events), atomic_load(&mb_stats.batch_events_sum),
+      atomic_load(&mb_stats.batches), atomic_load(&mb_stats.rows_loaded), atomic_load(&mb_stats.rows_duplicate),
+      atomic_load(&mb_stats.rows_rejected), atomic_load(&mb_stats.sent_loaded), atomic_load(&mb_stats.rows_per_second),
+      atomic_load(&mb_stats.stream_lag_ms) / 1e3, atomic_load(&mb_stats.entries_reclaimed),
+      atomic_load(&mb_stats.pg_errors), atomic_load(&mb_stats.batcher_redis_errors), atomic_load(&mb_stats.pg_up));
   unsigned long cum = 0;
   for (int i = 0; i < MB_LOAD_LAG_BUCKETS; i++) {
     cum += atomic_load(&mb_stats.load_lag_bucket[i]);
     if (i < MB_LOAD_LAG_BUCKETS - 1)
-      mb_buf_printf(b, "mailbeacon_batcher_load_delay_seconds_bucket{le=\"%g\"} %lu\n", mb_load_lag_bounds_ms[i] / 1e3, cum);
-    else
-      mb_buf_printf(b, "mailbeacon_batcher_load_delay_seconds_bucket{le=\"+Inf\"} %lu\n", cum);
+      mb_buf_printf(b, "mailbeacon_batcher_load_delay_seconds_bucket{le=\"%g\"} %lu\n", mb_load_lag_bounds_ms[i] / 1e3,
+                    cum);
+    else mb_buf_printf(b, "mailbeacon_batcher_load_delay_seconds_bucket{le=\"+Inf\"} %lu\n", cum);
   }
   mb_buf_printf(b, "mailbeacon_batcher_load_delay_seconds_sum %g\nmailbeacon_batcher_load_delay_seconds_count %lu\n",
                 atomic_load(&mb_stats.load_lag_sum_us) / 1e6, atomic_load(&mb_stats.load_lag_count));
@@ -365,8 +367,9 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const ch
   if (!strcmp(url, "/healthz")) {
     type = "application/json";
     if (h->queue) { /* an edge */
-      mb_buf_printf(&b, "{\"status\":\"ok\",\"redis\":\"%s\",\"queue_events\":%zu,\"queue_bytes\":%zu,"
-                        "\"spool_bytes\":%lld,\"version\":\"" VERSION "\",\"edge\":",
+      mb_buf_printf(&b,
+                    "{\"status\":\"ok\",\"redis\":\"%s\",\"queue_events\":%zu,\"queue_bytes\":%zu,"
+                    "\"spool_bytes\":%lld,\"version\":\"" VERSION "\",\"edge\":",
                     atomic_load(&mb_stats.redis_up) ? "up" : "down", lines, bytes, spool);
       mb_buf_json_str(&b, h->edge, strlen(h->edge));
     } else {
@@ -374,8 +377,9 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const ch
     }
     if (atomic_load(&mb_stats.batcher_on))
       mb_buf_printf(&b, ",\"batcher\":{\"postgres\":\"%s\",\"redis\":\"%s\",\"lag_seconds\":%.3f,\"rows_loaded\":%lu}",
-                    atomic_load(&mb_stats.pg_up) ? "up" : "down", atomic_load(&mb_stats.batcher_redis_up) ? "up" : "down",
-                    atomic_load(&mb_stats.stream_lag_ms) / 1e3, atomic_load(&mb_stats.rows_loaded));
+                    atomic_load(&mb_stats.pg_up) ? "up" : "down",
+                    atomic_load(&mb_stats.batcher_redis_up) ? "up" : "down", atomic_load(&mb_stats.stream_lag_ms) / 1e3,
+                    atomic_load(&mb_stats.rows_loaded));
     mb_buf_puts(&b, "}\n");
   } else if (!strcmp(url, "/metrics")) {
     type = "text/plain; version=0.0.4";
@@ -410,9 +414,8 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const ch
                   "mailbeacon_redis_up %d\n"
                   "# HELP mailbeacon_request_duration_seconds Time from request headers read to answer queued.\n"
                   "# TYPE mailbeacon_request_duration_seconds histogram\n",
-                  mb_hits_total(opens_valid), mb_hits_total(opens_invalid),
-                  mb_hits_total(clicks_valid), mb_hits_total(clicks_invalid),
-                  mb_hits_total(not_found), mb_hits_total(bad_method),
+                  mb_hits_total(opens_valid), mb_hits_total(opens_invalid), mb_hits_total(clicks_valid),
+                  mb_hits_total(clicks_invalid), mb_hits_total(not_found), mb_hits_total(bad_method),
                   mb_hits_total(events_queued), atomic_load(&mb_stats.events_stored),
                   atomic_load(&mb_stats.events_spooled) + mb_hits_total(events_spooled_direct),
                   atomic_load(&mb_stats.events_lost), lines, spool, atomic_load(&mb_stats.redis_errors),
@@ -421,9 +424,9 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const ch
     for (int i = 0; i < MB_LAT_BUCKETS; i++) {
       cum += mb_hits_total(lat_bucket[i]);
       if (i < MB_LAT_BUCKETS - 1)
-        mb_buf_printf(&b, "mailbeacon_request_duration_seconds_bucket{le=\"%g\"} %lu\n", mb_lat_bounds_us[i] / 1e6, cum);
-      else
-        mb_buf_printf(&b, "mailbeacon_request_duration_seconds_bucket{le=\"+Inf\"} %lu\n", cum);
+        mb_buf_printf(&b, "mailbeacon_request_duration_seconds_bucket{le=\"%g\"} %lu\n", mb_lat_bounds_us[i] / 1e6,
+                      cum);
+      else mb_buf_printf(&b, "mailbeacon_request_duration_seconds_bucket{le=\"+Inf\"} %lu\n", cum);
     }
     mb_buf_printf(&b, "mailbeacon_request_duration_seconds_sum %g\nmailbeacon_request_duration_seconds_count %lu\n",
                   mb_hits_total(lat_sum_us) / 1e6, mb_hits_total(lat_count));
@@ -478,7 +481,8 @@ static struct MHD_Response *fixed(const void *body, size_t n, const char *type);
 struct MHD_Response *mb_http_gif_response(void) {
   struct MHD_Response *r = fixed(gif, sizeof gif, "image/gif");
   if (r) {
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store, no-cache, must-revalidate, private, max-age=0");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
+                            "no-store, no-cache, must-revalidate, private, max-age=0");
     MHD_add_response_header(r, MHD_HTTP_HEADER_PRAGMA, "no-cache");
     MHD_add_response_header(r, MHD_HTTP_HEADER_EXPIRES, "0");
   }
@@ -539,8 +543,8 @@ mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *q
     }
   }
   h->admin = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_admin, h,
-                              MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_SOCK_ADDR,
-                              (struct sockaddr *)&adm, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)15, MHD_OPTION_END);
+                              MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&adm,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)15, MHD_OPTION_END);
   if (!h->admin) {
     snprintf(err, errlen, "cannot listen on %s (%s)", admin_addr, admin_key);
     goto fail;
@@ -559,7 +563,9 @@ unsigned mb_http_port(const mb_http *h, int admin) {
   return di ? di->port : 0;
 }
 
-void mb_http_set_ring(mb_http *h, const mb_keyring *ring) { atomic_store_explicit(&h->ring, ring, memory_order_release); }
+void mb_http_set_ring(mb_http *h, const mb_keyring *ring) {
+  atomic_store_explicit(&h->ring, ring, memory_order_release);
+}
 
 void mb_http_stop(mb_http *h) {
   if (!h) return;

@@ -248,7 +248,9 @@ int main(int argc, char **argv) {
     consumer_name(&cfg, name, sizeof name);
     batcher = mb_batcher_start(&cfg, name, err, sizeof err);
     if (!batcher) fprintf(stderr, PROG ": batcher not started: %s\n", err);
-    else fprintf(stderr, PROG ": batcher %s: stream %s, group %s -> PostgreSQL\n", name, cfg.redis_stream, cfg.batcher_group);
+    else
+      fprintf(stderr, PROG ": batcher %s: stream %s, group %s -> PostgreSQL\n", name, cfg.redis_stream,
+              cfg.batcher_group);
   }
 
   /* Rings replaced by SIGHUP stay alive until exit: requests may hold them. */
@@ -279,10 +281,9 @@ int main(int argc, char **argv) {
   mb_http_stop(http);
   mb_queue_close(queue);
   mb_writer_join(writer);
-  fprintf(stderr, PROG ": stopped: %lu events to Redis, %lu to the spool, %lu lost\n",
-          atomic_load(&mb_stats.events_stored),
-          atomic_load(&mb_stats.events_spooled) + mb_hits_total(events_spooled_direct),
-          atomic_load(&mb_stats.events_lost));
+  fprintf(
+      stderr, PROG ": stopped: %lu events to Redis, %lu to the spool, %lu lost\n", atomic_load(&mb_stats.events_stored),
+      atomic_load(&mb_stats.events_spooled) + mb_hits_total(events_spooled_direct), atomic_load(&mb_stats.events_lost));
   if (batcher) {
     mb_batcher_stop(batcher);
     fprintf(stderr, PROG ": batcher stopped: %lu rows loaded\n", atomic_load(&mb_stats.rows_loaded));

@@ -62,8 +62,8 @@ static int applied(PGconn *db, const mb_migration *m, char *err, size_t errlen) 
   char v[16], hex[65];
   snprintf(v, sizeof v, "%u", m->version);
   const char *params[] = {v};
-  PGresult *r = PQexecParams(db, "SELECT sha256 FROM mailbeacon.schema_migrations WHERE version = $1", 1, NULL,
-                             params, NULL, NULL, 0);
+  PGresult *r = PQexecParams(db, "SELECT sha256 FROM mailbeacon.schema_migrations WHERE version = $1", 1, NULL, params,
+                             NULL, NULL, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
     mb_pg_error(err, errlen, "reading mailbeacon.schema_migrations", db, r);
     PQclear(r);
@@ -113,8 +113,10 @@ static int utf8_database(PGconn *db, char *err, size_t errlen) {
   }
   int ok = strcmp(PQgetvalue(r, 0, 0), "UTF8") == 0;
   if (!ok)
-    snprintf(err, errlen, "the database's encoding is %s, not UTF8: create it with CREATE DATABASE … ENCODING 'UTF8' "
-             "TEMPLATE template0", PQgetvalue(r, 0, 0));
+    snprintf(err, errlen,
+             "the database's encoding is %s, not UTF8: create it with CREATE DATABASE … ENCODING 'UTF8' "
+             "TEMPLATE template0",
+             PQgetvalue(r, 0, 0));
   PQclear(r);
   return ok ? 0 : -1;
 }
@@ -141,8 +143,9 @@ int mb_pg_migrate(PGconn *db, FILE *log, char *err, size_t errlen) {
     snprintf(v, sizeof v, "%u", m->version);
     checksum(m, hex);
     const char *params[] = {v, m->name, hex};
-    PGresult *r = PQexecParams(db, "INSERT INTO mailbeacon.schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",
-                               3, NULL, params, NULL, NULL, 0);
+    PGresult *r =
+        PQexecParams(db, "INSERT INTO mailbeacon.schema_migrations (version, name, sha256) VALUES ($1, $2, $3)", 3,
+                     NULL, params, NULL, NULL, 0);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok) mb_pg_error(err, errlen, "recording the migration", db, r);
     PQclear(r);

@@ -37,7 +37,7 @@ static void *run(void *arg) {
   mb_field *fields = malloc(MAX_ENTRIES * 4 * sizeof *fields);
   const mb_field **recs = malloc(MAX_ENTRIES * sizeof *recs);
   size_t *nf = malloc(MAX_ENTRIES * sizeof *nf);
-  char (*counts)[12] = malloc(MAX_ENTRIES * sizeof *counts);
+  char(*counts)[12] = malloc(MAX_ENTRIES * sizeof *counts);
   if (!buf || !fields || !recs || !nf || !counts) {
     fprintf(stderr, "mailbeacon-server: writer: out of memory\n");
     abort();

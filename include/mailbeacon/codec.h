@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 /* Length of the unpadded base64url text for n bytes. */
-#define MB_B64URL_LEN(n) (((n) * 4 + 2) / 3)
+#define MB_B64URL_LEN(n) (((n)*4 + 2) / 3)
 
 /* Writes the unpadded base64url text of src into dst (MB_B64URL_LEN(n) bytes, no NUL). */
 void mb_b64url_encode(char *dst, const uint8_t *src, size_t n);

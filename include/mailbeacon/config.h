@@ -16,38 +16,38 @@
 #define MB_NEVER_TRACK_MAX 256
 
 typedef struct mb_config {
-  char base_url[512];      /* tracking base, no trailing '/' */
+  char base_url[512]; /* tracking base, no trailing '/' */
   char key_file[PATH_MAX];
-  char never_track[8192];  /* as written: comma-separated domains and addresses */
-  char redis[256];         /* host:port or unix socket path; empty = off */
+  char never_track[8192]; /* as written: comma-separated domains and addresses */
+  char redis[256];        /* host:port or unix socket path; empty = off */
   char redis_stream[128];
   char spool_dir[PATH_MAX];
   uint64_t max_message_size;
   /* re-injection (mailbeacon-rewrite --reinject) */
-  char reinject_via[16];   /* "sendmail" or "smtp" */
+  char reinject_via[16]; /* "sendmail" or "smtp" */
   char sendmail_path[PATH_MAX];
   char reinject_smtp[256]; /* host:port of a listener without the content filter */
   int per_recipient;       /* one copy per recipient, each with its own tokens */
   /* the tracking server (mailbeacon-server) */
-  char listen[256];          /* public listener host:port */
-  char admin_listen[256];    /* /healthz and /metrics of the roles all and edge */
+  char listen[256];               /* public listener host:port */
+  char admin_listen[256];         /* /healthz and /metrics of the roles all and edge */
   char batcher_admin_listen[256]; /* the same for --role batcher (its own port: both roles run from one config) */
-  char trusted_proxies[2048]; /* comma-separated addresses whose X-Forwarded-For is believed */
-  int ip_truncate;           /* store IPv4 /24, IPv6 /48 */
-  char edge_id[64];          /* names this edge in events (default: the host name) */
-  uint64_t http_threads;     /* 0: one per core */
-  uint64_t queue_size;       /* bytes of events held in memory for the writer */
-  int spool_fsync;           /* fdatasync every spool append */
+  char trusted_proxies[2048];     /* comma-separated addresses whose X-Forwarded-For is believed */
+  int ip_truncate;                /* store IPv4 /24, IPv6 /48 */
+  char edge_id[64];               /* names this edge in events (default: the host name) */
+  uint64_t http_threads;          /* 0: one per core */
+  uint64_t queue_size;            /* bytes of events held in memory for the writer */
+  int spool_fsync;                /* fdatasync every spool append */
   /* the batcher (stream -> PostgreSQL) */
-  char postgres[1024];       /* libpq connection string; empty = no batcher */
-  uint64_t batch_size;       /* events per PostgreSQL transaction, at most (about) */
-  uint64_t batch_wait_ms;    /* how long a batch waits to fill */
-  char batcher_group[128];   /* Redis consumer group of the batchers */
-  uint64_t reclaim_idle_ms;  /* entries pending this long with a dead consumer are taken over */
-  uint64_t partitions_ahead; /* months of events partitions created ahead */
-  uint64_t retention_days;   /* events partitions and messages older than this are dropped; 0 = keep */
+  char postgres[1024];        /* libpq connection string; empty = no batcher */
+  uint64_t batch_size;        /* events per PostgreSQL transaction, at most (about) */
+  uint64_t batch_wait_ms;     /* how long a batch waits to fill */
+  char batcher_group[128];    /* Redis consumer group of the batchers */
+  uint64_t reclaim_idle_ms;   /* entries pending this long with a dead consumer are taken over */
+  uint64_t partitions_ahead;  /* months of events partitions created ahead */
+  uint64_t retention_days;    /* events partitions and messages older than this are dropped; 0 = keep */
   uint64_t ip_retention_days; /* IPs of events older than this are truncated; 0 = never */
-  char log_file[PATH_MAX];     /* mailbeacon-server: append its log here (reopened on SIGHUP); empty = standard error */
+  char log_file[PATH_MAX];    /* mailbeacon-server: append its log here (reopened on SIGHUP); empty = standard error */
   /* never_track parsed into lower-case entries pointing into never_track_buf */
   size_t never_track_n;
   const char *never_track_list[MB_NEVER_TRACK_MAX];

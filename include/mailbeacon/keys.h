@@ -23,7 +23,7 @@ typedef struct mb_key {
 } mb_key;
 
 typedef struct mb_keyring {
-  mb_key *sign;      /* the signing key, points into keys */
+  mb_key *sign;       /* the signing key, points into keys */
   mb_key *by_id[256]; /* lookup by id, NULL when absent */
   size_t nkeys;
   mb_key keys[];

@@ -56,8 +56,7 @@ const char *mb_token_strerror(int code);
 
 /* Signs t with the ring's signing key (t->key_id is ignored and set) and
  * writes MB_TOKEN_LEN characters to out (no NUL). */
-int mb_token_encode(const mb_keyring *ring, mb_token *t, const char *url, size_t url_len,
-                    char out[MB_TOKEN_LEN]);
+int mb_token_encode(const mb_keyring *ring, mb_token *t, const char *url, size_t url_len, char out[MB_TOKEN_LEN]);
 
 /* Decodes the fields of text (len characters) into t without checking the
  * MAC. Returns MB_TOKEN_OK, MB_TOKEN_EFORMAT or MB_TOKEN_EVERSION. */
@@ -66,7 +65,7 @@ int mb_token_decode(const char *text, size_t len, mb_token *t);
 /* Decodes and verifies text. kind is the kind the URL path implies; url is
  * the click target (NULL/0 for opens). The length is checked before any
  * decoding and the MAC is compared in constant time. */
-int mb_token_verify(const mb_keyring *ring, const char *text, size_t len, mb_kind kind, const char *url,
-                    size_t url_len, mb_token *t);
+int mb_token_verify(const mb_keyring *ring, const char *text, size_t len, mb_kind kind, const char *url, size_t url_len,
+                    mb_token *t);
 
 #endif

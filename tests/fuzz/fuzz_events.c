@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (tabs != 10) abort();
     mb_buf clean;
     mb_buf_init(&clean);
-    if (mb_utf8_clean(&clean, out.data, out.len) == 0 && (clean.len != out.len || memcmp(clean.data, out.data, out.len)))
+    if (mb_utf8_clean(&clean, out.data, out.len) == 0 &&
+        (clean.len != out.len || memcmp(clean.data, out.data, out.len)))
       abort(); /* the row was not valid UTF-8 already */
     mb_buf_free(&clean);
     if (us < 946684800000000LL) abort();

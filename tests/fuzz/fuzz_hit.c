@@ -26,8 +26,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* an event line is one line of exactly 11 tab-separated fields */
     static char line[MB_EVENT_LINE_MAX];
     uint8_t msg[16] = {0};
-    mb_event e = {.id = "0", .kind = MB_KIND_CLICK, .message = msg, .ip = "127.0.0.1", .method = "GET",
-                  .edge = "e", .ua = s, .ua_len = size < MB_EVENT_UA_MAX ? size : MB_EVENT_UA_MAX, .url = s,
+    mb_event e = {.id = "0",
+                  .kind = MB_KIND_CLICK,
+                  .message = msg,
+                  .ip = "127.0.0.1",
+                  .method = "GET",
+                  .edge = "e",
+                  .ua = s,
+                  .ua_len = size < MB_EVENT_UA_MAX ? size : MB_EVENT_UA_MAX,
+                  .url = s,
                   .url_len = size};
     size_t l = mb_event_line(&e, line);
     if (l == 0 || line[l - 1] != '\n' || memchr(line, '\n', l - 1)) abort();

@@ -17,10 +17,10 @@ static void check(const char *in, const char *want) {
 static void named(void **state) {
   (void)state;
   check("a&amp;b", "a&b");
-  check("a&ampb", "a&ampb");        /* legacy name followed by alnum: literal */
+  check("a&ampb", "a&ampb");           /* legacy name followed by alnum: literal */
   check("?a=1&copy=2", "?a=1&copy=2"); /* followed by '=': literal */
   check("&copy;", "\xc2\xa9");
-  check("x&copy", "x\xc2\xa9");     /* legacy name at the end: decoded */
+  check("x&copy", "x\xc2\xa9"); /* legacy name at the end: decoded */
   check("&copy-", "\xc2\xa9-");
   check("&gt", ">");
   check("&notit;", "&notit;"); /* legacy "not" then alnum: literal in attributes */

@@ -26,10 +26,10 @@ static void b64url_known(void **state) {
   assert_memory_equal(text, "-_8", 3); /* url alphabet, no padding */
   uint8_t out[4];
   assert_int_equal(mb_b64url_decode(out, sizeof out, "-_8", 3), 2);
-  assert_int_equal(mb_b64url_decode(out, sizeof out, "+/8", 3), -1);  /* std alphabet refused */
-  assert_int_equal(mb_b64url_decode(out, sizeof out, "-_9", 3), -1);  /* non-zero trailing bits */
+  assert_int_equal(mb_b64url_decode(out, sizeof out, "+/8", 3), -1);   /* std alphabet refused */
+  assert_int_equal(mb_b64url_decode(out, sizeof out, "-_9", 3), -1);   /* non-zero trailing bits */
   assert_int_equal(mb_b64url_decode(out, sizeof out, "AAAAA", 5), -1); /* impossible length */
-  assert_int_equal(mb_b64url_decode(out, 1, "AAAA", 4), -1);          /* dst too small */
+  assert_int_equal(mb_b64url_decode(out, 1, "AAAA", 4), -1);           /* dst too small */
   assert_int_equal(mb_b64url_decode(out, sizeof out, "AA=A", 4), -1);
 }
 
@@ -115,8 +115,12 @@ static void put_dec(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(b64url_roundtrip), cmocka_unit_test(b64url_known),
+  const struct CMUnitTest tests[] = {cmocka_unit_test(b64url_roundtrip),
+                                     cmocka_unit_test(b64url_known),
                                      cmocka_unit_test(b64url_every_byte),
-                                     cmocka_unit_test(pct), cmocka_unit_test(json), cmocka_unit_test(hex), cmocka_unit_test(put_dec)};
+                                     cmocka_unit_test(pct),
+                                     cmocka_unit_test(json),
+                                     cmocka_unit_test(hex),
+                                     cmocka_unit_test(put_dec)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,7 +71,8 @@ static void numbers(void **state) {
   (void)state;
   mb_config c;
   char err[512] = "";
-  assert_int_equal(parse(&c, "retention_days = 30\nbatch_size = 20000\npostgres = \"host=db dbname=mb\"\n", err, sizeof err), 0);
+  assert_int_equal(
+      parse(&c, "retention_days = 30\nbatch_size = 20000\npostgres = \"host=db dbname=mb\"\n", err, sizeof err), 0);
   assert_int_equal(c.retention_days, 30);
   assert_int_equal(c.batch_size, 20000);
   assert_string_equal(c.postgres, "host=db dbname=mb");
@@ -108,7 +109,7 @@ static void environment_wins(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(defaults_and_file), cmocka_unit_test(errors_name_file_line_key), cmocka_unit_test(numbers),
-                                     cmocka_unit_test(environment_wins)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(defaults_and_file), cmocka_unit_test(errors_name_file_line_key),
+                                     cmocka_unit_test(numbers), cmocka_unit_test(environment_wins)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,9 +31,19 @@ static const char *row(const char *line, int64_t *us, const char **why) {
 
 static void test_click_from_hit_line(void **state) {
   (void)state;
-  mb_event e = {.id = "00066141cd858ab13af5bf1e00000001", .kind = MB_KIND_CLICK, .message = msg, .recipient = 1,
-                .link = 2, .time_us = 1795785109113521, .ip = "203.0.113.7", .method = "GET", .edge = "edge-1",
-                .ua = "Mozilla/5.0\t(x)\\y", .ua_len = 17, .url = "https://example.com/p?a=1", .url_len = 25};
+  mb_event e = {.id = "00066141cd858ab13af5bf1e00000001",
+                .kind = MB_KIND_CLICK,
+                .message = msg,
+                .recipient = 1,
+                .link = 2,
+                .time_us = 1795785109113521,
+                .ip = "203.0.113.7",
+                .method = "GET",
+                .edge = "edge-1",
+                .ua = "Mozilla/5.0\t(x)\\y",
+                .ua_len = 17,
+                .url = "https://example.com/p?a=1",
+                .url_len = 25};
   char line[MB_EVENT_LINE_MAX];
   size_t n = mb_event_line(&e, line);
   line[n - 1] = '\0';
@@ -92,25 +102,35 @@ static void test_refused(void **state) {
   } bad[] = {
       {"", "fewer than 11 fields"},
       {"a\tb\tc\td\te\tf\tg\th\ti\tj\tk\tl", "more than 11 fields"},
-      {"0123456789abcdef0123456789abcdeg\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t1795785109113521\t-\tGET\te\t\t",
+      {"0123456789abcdef0123456789abcdeg\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t1795785109113521\t-"
+       "\tGET\te\t\t",
        "event id is not 32 hex digits"},
-      {"0123456789abcdef0123456789abcdef\tx\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t1795785109113521\t-\tGET\te\t\t",
+      {"0123456789abcdef0123456789abcdef\tx\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t1795785109113521\t-"
+       "\tGET\te\t\t",
        "kind is not o or c"},
-      {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4\t0\t0\t1795785109113521\t-\tGET\te\t\t",
+      {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4\t0\t0\t1795785109113521\t-"
+       "\tGET\te\t\t",
        "message is not a UUID"},
-      {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t-1\t0\t1795785109113521\t-\tGET\te\t\t",
+      {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t-1\t0\t1795785109113521\t-"
+       "\tGET\te\t\t",
        "bad recipient index"},
-      {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t2147483648\t1795785109113521\t-\tGET\te\t\t",
+      {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t2147483648\t1795785109113521\t-"
+       "\tGET\te\t\t",
        "bad link index"},
-      {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t17\t-\tGET\te\t\t", "bad time"},
-      {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t1795785109113521\t1.2.3\tGET\te\t\t",
+      {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t17\t-\tGET\te\t\t",
+       "bad time"},
+      {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t1795785109113521\t1.2."
+       "3\tGET\te\t\t",
        "bad client IP"},
-      {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t1795785109113521\t-\tget\te\t\t",
+      {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t1795785109113521\t-"
+       "\tget\te\t\t",
        "bad method"},
       /* a backslash that would mean something else to COPY (\. ends the data) */
-      {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t1795785109113521\t-\tGET\te\t\\.\t",
+      {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t1795785109113521\t-"
+       "\tGET\te\t\\.\t",
        "bad escape in a text field"},
-      {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t1795785109113521\t-\tGET\te\tx\\\t",
+      {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t1795785109113521\t-"
+       "\tGET\te\tx\\\t",
        "bad escape in a text field"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -154,7 +174,8 @@ static void test_ip_truncated_when_old(void **state) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char line[256], want[64];
-    snprintf(line, sizeof line, "00066141cd858ab13af5bf1e00000001\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t1\t0\t%lld\t%s\tGET\te\tua\t",
+    snprintf(line, sizeof line,
+             "00066141cd858ab13af5bf1e00000001\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t1\t0\t%lld\t%s\tGET\te\tua\t",
              (long long)cases[i].t, cases[i].ip);
     mb_buf out;
     mb_buf_init(&out);
@@ -176,16 +197,21 @@ static void test_utf8_clean(void **state) {
   assert_int_equal(mb_utf8_clean(&b, in, sizeof in - 1), 0);
   mb_buf_append(&b, "", 1);
   /* a surrogate, a code point above U+10FFFF and an overlong form are not UTF-8; NUL becomes a space */
-  assert_string_equal(b.data, "ok \xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd "
-                              "\xef\xbf\xbd\xef\xbf\xbd x\ty");
+  assert_string_equal(
+      b.data, "ok \xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd "
+              "\xef\xbf\xbd\xef\xbf\xbd x\ty");
   mb_buf_free(&b);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_click_from_hit_line), cmocka_unit_test(test_event_id), cmocka_unit_test(test_open_has_null_url_and_ip),
-      cmocka_unit_test(test_text_made_utf8),      cmocka_unit_test(test_refused),
-      cmocka_unit_test(test_nul_in_ip),           cmocka_unit_test(test_utf8_clean),
+      cmocka_unit_test(test_click_from_hit_line),
+      cmocka_unit_test(test_event_id),
+      cmocka_unit_test(test_open_has_null_url_and_ip),
+      cmocka_unit_test(test_text_made_utf8),
+      cmocka_unit_test(test_refused),
+      cmocka_unit_test(test_nul_in_ip),
+      cmocka_unit_test(test_utf8_clean),
       cmocka_unit_test(test_ip_truncated_when_old),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

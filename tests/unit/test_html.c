@@ -68,7 +68,8 @@ static void links(void **state) {
   /* only the attribute's bytes change; unquoted and single-quoted become double-quoted */
   assert_string_equal(rw("<A class=b HREF='http://x/' id=c>"), "<A class=b HREF=\"https://T/c?http://x/\" id=c>" PIXEL);
   assert_string_equal(rw("<a href=http://x/>"), "<a href=\"https://T/c?http://x/\">" PIXEL);
-  assert_string_equal(rw("<area shape=rect href=\"http://x/\">"), "<area shape=rect href=\"https://T/c?http://x/\">" PIXEL);
+  assert_string_equal(rw("<area shape=rect href=\"http://x/\">"),
+                      "<area shape=rect href=\"https://T/c?http://x/\">" PIXEL);
   /* references decoded before the callback, '&' escaped after */
   assert_string_equal(rw("<a href=\"http://x/?a=1&amp;b=2&copy=3\">"),
                       "<a href=\"https://T/c?http://x/?a=1&amp;b=2&amp;copy=3\">" PIXEL);
@@ -76,7 +77,8 @@ static void links(void **state) {
   assert_string_equal(rw("<a href=\"http://1/\" href=\"http://2/\">"),
                       "<a href=\"https://T/c?http://1/\" href=\"http://2/\">" PIXEL);
   /* attributes that only look like href */
-  assert_string_equal(rw("<a data-href=\"http://x/\" xhref=http://y/>"), "<a data-href=\"http://x/\" xhref=http://y/>" PIXEL);
+  assert_string_equal(rw("<a data-href=\"http://x/\" xhref=http://y/>"),
+                      "<a data-href=\"http://x/\" xhref=http://y/>" PIXEL);
   assert_string_equal(rw("<link href=\"http://x/\"><base href=\"http://x/\">"),
                       "<link href=\"http://x/\"><base href=\"http://x/\">" PIXEL);
   assert_string_equal(rw("<a/href=http://x/>"), "<a/href=\"https://T/c?http://x/\">" PIXEL);
@@ -109,7 +111,8 @@ static void not_links(void **state) {
   /* after the raw text ends, links count again */
   assert_string_equal(rw("<script>'</scriptx>'</script><a href=http://x/>"),
                       "<script>'</scriptx>'</script><a href=\"https://T/c?http://x/\">" PIXEL);
-  assert_string_equal(rw("<svg><a href=\"http://x/\"></a></svg>"), "<svg><a href=\"https://T/c?http://x/\"></a></svg>" PIXEL);
+  assert_string_equal(rw("<svg><a href=\"http://x/\"></a></svg>"),
+                      "<svg><a href=\"https://T/c?http://x/\"></a></svg>" PIXEL);
 }
 
 static void opt_outs(void **state) {
@@ -121,7 +124,8 @@ static void opt_outs(void **state) {
   assert_string_equal(rw("<a ses:no-track href=\"http://x/\">"), "<a ses:no-track href=\"http://x/\">" PIXEL);
   assert_int_equal(last.links_rewritten, 0);
   /* other values do not opt out */
-  assert_string_equal(rw("<a clicktracking=on href=\"http://x/\">"), "<a clicktracking=on href=\"https://T/c?http://x/\">" PIXEL);
+  assert_string_equal(rw("<a clicktracking=on href=\"http://x/\">"),
+                      "<a clicktracking=on href=\"https://T/c?http://x/\">" PIXEL);
 }
 
 static void already_tracked(void **state) {
@@ -176,9 +180,12 @@ static void long_tag_across_chunks(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(pixel_placement), cmocka_unit_test(links),
-                                     cmocka_unit_test(not_links),       cmocka_unit_test(opt_outs),
-                                     cmocka_unit_test(already_tracked), cmocka_unit_test(chunking_is_invisible),
+  const struct CMUnitTest tests[] = {cmocka_unit_test(pixel_placement),
+                                     cmocka_unit_test(links),
+                                     cmocka_unit_test(not_links),
+                                     cmocka_unit_test(opt_outs),
+                                     cmocka_unit_test(already_tracked),
+                                     cmocka_unit_test(chunking_is_invisible),
                                      cmocka_unit_test(long_tag_across_chunks)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

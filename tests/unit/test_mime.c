@@ -408,7 +408,7 @@ static void identity_and_size_limit(void **state) {
   mb_rewrite_result res;
   assert_int_equal(rewrite(in.data, in.len, &res), 0);
   assert_true(res.rewritten);
-  assert_int_equal(res.nrecipients, 3); /* To (two, folded) + Cc */
+  assert_int_equal(res.nrecipients, 3);     /* To (two, folded) + Cc */
   assert_int_equal(res.token_recipient, 0); /* several recipients: "someone" */
   assert_non_null(res.subject);
   assert_non_null(res.message_id);
@@ -428,8 +428,8 @@ static void identity_and_size_limit(void **state) {
   assert_int_equal(rewrite(in.data, in.len, &first), 0);
   const char *env[] = {first.recipients[2], "bcc1@x.example", first.recipients[0], "bcc2@y.example"};
   for (int k = 0; k < 4; k++) {
-    mb_identity pc = {.sender = "rep@ourco.example", .recipients = env, .nrecipients = 4, .message = fixed_uuid,
-                      .copy_for = env[k]};
+    mb_identity pc = {
+        .sender = "rep@ourco.example", .recipients = env, .nrecipients = 4, .message = fixed_uuid, .copy_for = env[k]};
     assert_int_equal(mb_rewrite_message(&cfg, ring, &pc, in.data, in.len, &res), 0);
     assert_int_equal(res.nrecipients, 5);
     for (int i = 0; i < 3; i++) assert_string_equal(res.recipients[i], first.recipients[i]);

@@ -131,7 +131,8 @@ static void documented_example(void **state) {
   uint8_t id = 1;
   mb_keyring *ring = mb_keyring_from_keys((const uint8_t(*)[MB_KEY_BYTES])secret, &id, 1, 0);
   mb_token t = {.kind = MB_KIND_CLICK, .recipient = 1, .link = 2};
-  const uint8_t msg[16] = {0x6f, 0x1c, 0x3b, 0x52, 0x8d, 0x2e, 0x4a, 0x10, 0x9c, 0x55, 0x1e, 0x7a, 0x20, 0x3d, 0x44, 0x81};
+  const uint8_t msg[16] = {0x6f, 0x1c, 0x3b, 0x52, 0x8d, 0x2e, 0x4a, 0x10,
+                           0x9c, 0x55, 0x1e, 0x7a, 0x20, 0x3d, 0x44, 0x81};
   memcpy(t.message, msg, 16);
   char tok[MB_TOKEN_LEN + 1] = {0};
   const char *u = "https://example.com/pricing";
@@ -141,8 +142,8 @@ static void documented_example(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(roundtrip), cmocka_unit_test(url_is_covered),
-                                     cmocka_unit_test(forged_and_truncated), cmocka_unit_test(key_rotation),
-                                     cmocka_unit_test(bounds), cmocka_unit_test(documented_example)};
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(roundtrip),    cmocka_unit_test(url_is_covered), cmocka_unit_test(forged_and_truncated),
+      cmocka_unit_test(key_rotation), cmocka_unit_test(bounds),         cmocka_unit_test(documented_example)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
