@@ -21,34 +21,39 @@ cp "$rewrite" "$MB_RUN/bin/mailbeacon-rewrite"
 chmod 755 "$MB_RUN/bin" "$MB_RUN/bin/mailbeacon-rewrite"
 "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
 chown nobody "$MB_RUN/keys" "$MB_RUN/spool"
-smtp_port=$(mb_free_port) sink_port=$(mb_free_port) reinject_port=$(mb_free_port) closed_port=$(mb_free_port)
-conf() { # conf REINJECT_PORT
+# the re-injection listener is a Unix socket of Postfix (public/mbreinject); a socket
+# path where nothing listens stands for a listener that is down
+reinject=$MB_PF/queue/public/mbreinject closed=$MB_RUN/no-listener.sock
+conf() { # conf REINJECT_SOCKET
   cat > "$MB_RUN/mb.conf" <<CONF
 base_url = https://t.mailbeacon.test
 key_file = $MB_RUN/keys
 never_track = ourco.example
 spool_dir = $MB_RUN/spool
 reinject_via = smtp
-reinject_smtp = 127.0.0.1:$1
+reinject_smtp = unix:$1
 per_recipient = yes
 CONF
   chmod 644 "$MB_RUN/mb.conf"
 }
-conf "$reinject_port"
+conf "$reinject"
 
-mb_postfix_init "$smtp_port" "$sink_port"
+mb_postfix_init
 : > "$MB_PF/etc/tempfail"
-sed -i "1s/.*/127.0.0.1:$smtp_port inet n - n - - smtpd -o content_filter=mbfilter:dummy/" "$MB_PF/etc/master.cf"
+sed -i "s/^mbsmtp .*/& -o content_filter=mbfilter:dummy/" "$MB_PF/etc/master.cf"
 mb_postfix_master \
   "mbfilter unix - n n - 10 pipe flags=q user=nobody null_sender= argv=$MB_RUN/bin/mailbeacon-rewrite --config $MB_RUN/mb.conf --reinject -f \${sender} -- \${recipient}" \
   "mbfilter10 unix - n n - 10 pipe flags=q user=nobody null_sender= argv=$MB_RUN/bin/mailbeacon-rewrite --config $MB_RUN/mb.conf --reinject -f \${sender} -- \${recipient}" \
-  "127.0.0.1:$reinject_port inet n - n - 10 smtpd -o content_filter= -o smtpd_milters= -o receive_override_options=no_unknown_recipient_checks,no_header_body_checks,no_milters -o smtpd_recipient_restrictions=check_recipient_access,texthash:$MB_PF/etc/tempfail,permit_mynetworks,reject"
+  "mbreinject unix n - n - 10 smtpd -o content_filter= -o smtpd_milters= -o receive_override_options=no_unknown_recipient_checks,no_header_body_checks,no_milters -o smtpd_recipient_restrictions=check_recipient_access,texthash:$MB_PF/etc/tempfail,permit_mynetworks,reject"
 mb_postfix_main "mbfilter_destination_recipient_limit = 1" "mbfilter10_destination_recipient_limit = 10"
 mb_postfix_start || fail "postfix did not start"
+# the filter (user nobody) must reach the re-injection socket: Postfix makes
+# public/ 0710 postfix:postdrop and the sockets in it 0666; let others through
+chmod o+x "$MB_PF/queue/public"
 
 delivered=0
 send() { # send FILE RCPT,...
-  swaks --silent 2 --server "127.0.0.1:$smtp_port" --from sam@ourco.example --to "$2" --data - < "$1" \
+  swaks --silent 2 --socket "$(mb_postfix_socket)" --from sam@ourco.example --to "$2" --data - < "$1" \
     > "$MB_RUN/swaks.log" 2>&1 || fail "swaks: $(cat "$MB_RUN/swaks.log")"
 }
 captured() { grep -l "^X-Rcpt-Args: <$1>" "$MB_PF"/sink/* 2>/dev/null || true; }
@@ -68,12 +73,12 @@ python3 "$here/postfix_check.py" rewritten "$(captured dana@acme.example)" "$dat
   "$MB_RUN/keys" 1 || fail "copy for dana"
 
 # 2. the filter fails (its re-injection listener is down): Postfix defers, then delivers once
-conf "$closed_port"
+conf "$closed"
 send "$data/01-single-html-7bit.eml" kim@acme.example
 for _ in $(seq 1 200); do grep -q "to=<kim@acme.example>.*status=deferred" "$MB_PF/maillog" && break; sleep 0.05; done
 grep -q "to=<kim@acme.example>.*status=deferred" "$MB_PF/maillog" || fail "no deferral when the filter fails"
 [ -z "$(captured kim@acme.example)" ] || fail "delivered although the filter failed"
-conf "$reinject_port"
+conf "$reinject"
 postqueue -c "$MB_PF/etc" -f
 delivered=$((delivered + 1))
 mb_postfix_wait_sent $delivered || fail "not delivered after the filter recovered"

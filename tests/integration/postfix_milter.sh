@@ -17,7 +17,6 @@ fail() { echo "FAIL: $*" >&2; mb_postfix_log | tail -40 >&2; cat "$MB_RUN/milter
 "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
 export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_KEY_FILE=$MB_RUN/keys \
   MAILBEACON_NEVER_TRACK=ourco.example MAILBEACON_SPOOL_DIR=$MB_RUN
-smtp_port=$(mb_free_port) sink_port=$(mb_free_port)
 # a Unix socket, as recommended (docs/mta.md); Postfix reaches it through its group
 chmod 755 "$MB_RUN"
 "$rewrite" --milter "unix:$MB_RUN/milter.sock" 2> "$MB_RUN/milter.log" &
@@ -25,7 +24,7 @@ mpid=$!
 for _ in $(seq 1 100); do [ -S "$MB_RUN/milter.sock" ] && break; sleep 0.05; done
 chgrp postfix "$MB_RUN/milter.sock"
 
-mb_postfix_init "$smtp_port" "$sink_port"
+mb_postfix_init
 mb_postfix_main "smtpd_milters = unix:$MB_RUN/milter.sock" "non_smtpd_milters = \$smtpd_milters" \
   "milter_default_action = accept" "milter_protocol = 6"
 mb_postfix_start || fail "postfix did not start"
@@ -34,7 +33,7 @@ sent=0
 send() { # send FILE RCPT...: one message through Postfix; echo the captured file
   local file=$1; shift
   local to; to=$(IFS=,; echo "$*")
-  swaks --silent 2 --server "127.0.0.1:$smtp_port" --from sam@ourco.example --to "$to" --data - < "$file" \
+  swaks --silent 2 --socket "$(mb_postfix_socket)" --from sam@ourco.example --to "$to" --data - < "$file" \
     > "$MB_RUN/swaks.log" 2>&1 || fail "swaks: $(cat "$MB_RUN/swaks.log")"
   sent=$((sent + $#))
   mb_postfix_wait_sent "$sent" || fail "not delivered: $file"
