@@ -70,7 +70,7 @@ fi
 
 . scripts/lib/services.sh
 MB_RUN=$(mktemp -d /tmp/mb-bench-batcher.XXXXXX)
-bpid='' spid='' samp='' rport='' pport=''
+bpid='' spid='' samp='' redis='' pg=''
 stop_pid() { # stop_pid PID NAME: SIGTERM, wait, report a bad exit
   local st=0
   kill -TERM "$1" 2>/dev/null || return 0
@@ -82,26 +82,28 @@ cleanup() {
   [ -n "$samp" ] && { kill "$samp" 2>/dev/null; wait "$samp" 2>/dev/null; }
   [ -n "$bpid" ] && stop_pid "$bpid" batcher
   [ -n "$spid" ] && stop_pid "$spid" mailbeacon-server
-  [ -n "$rport" ] && mb_redis_stop "$rport"
-  [ -n "$pport" ] && mb_pg_stop
+  [ -n "$redis" ] && mb_redis_stop
+  [ -n "$pg" ] && mb_pg_stop
   if [ -n "${KEEP:-}" ]; then echo "kept $MB_RUN" >&2; else rm -rf "$MB_RUN"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Redis without persistence (scripts/lib/services.sh: the stream is not what is measured)
-rport=$(mb_free_port)
-run mb_redis_start "$rport" no
+# Redis without persistence (scripts/lib/services.sh: the stream is not what is measured), on
+# TCP as well: the batcher, the edge and the driver reach it over TCP
+redis=1
+run mb_redis_start no tcp
+raddr=$(mb_redis_addr tcp)
 
-# PostgreSQL 15, private, default settings (synchronous_commit on)
-pport=$(mb_free_port)
-show mb_pg_start "$pport" "(scripts/lib/services.sh: initdb in $MB_RUN/pg, pg_ctl start -p $pport)"
-mb_pg_start "$pport"
-conninfo=$(mb_pg_conninfo "$pport")
-psql_() { show psql "$@"; mb_psql "$pport" "$@"; }
-export MAILBEACON_POSTGRES=$conninfo MAILBEACON_REDIS=127.0.0.1:$rport MAILBEACON_REDIS_STREAM=$stream \
+# PostgreSQL 15, private, default settings (synchronous_commit on), reached over TCP
+pg=1
+show mb_pg_start tcp "(scripts/lib/services.sh: initdb in $MB_RUN/pg, pg_ctl start, TCP on 127.0.0.1)"
+mb_pg_start tcp
+conninfo=$(mb_pg_conninfo tcp)
+psql_() { show psql "$@"; mb_psql "$@"; }
+export MAILBEACON_POSTGRES=$conninfo MAILBEACON_REDIS=$raddr MAILBEACON_REDIS_STREAM=$stream \
   MAILBEACON_BATCH_SIZE=$batch
-echo "+ export MAILBEACON_POSTGRES='$conninfo' MAILBEACON_REDIS=127.0.0.1:$rport MAILBEACON_REDIS_STREAM=$stream MAILBEACON_BATCH_SIZE=$batch" >&2
+echo "+ export MAILBEACON_POSTGRES='$conninfo' MAILBEACON_REDIS=$raddr MAILBEACON_REDIS_STREAM=$stream MAILBEACON_BATCH_SIZE=$batch" >&2
 run "$server" migrate >/dev/null
 
 # the events: times 50 µs apart from 10 minutes ago; their partitions exist
@@ -122,7 +124,7 @@ cpu_of() {
 }
 secs() { awk -v t="$1" -v k="$ticks" 'BEGIN {printf "%.1f", t / k}'; }
 reset_events() { psql_ -c "TRUNCATE mailbeacon.events" -c "CHECKPOINT" >/dev/null; }
-count_rows() { mb_psql "$pport" -tAc "SELECT count(*) FROM mailbeacon.events"; }
+count_rows() { mb_psql -tAc "SELECT count(*) FROM mailbeacon.events"; }
 metric() { curl -fs "http://127.0.0.1:$1/metrics" | awk -v k="$2" '$1 == k {print $2}'; }
 wait_http() { # wait_http ADMIN_PORT LOG
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$1/healthz" >/dev/null 2>&1 && return 0; sleep 0.05; done
@@ -133,17 +135,18 @@ wait_http() { # wait_http ADMIN_PORT LOG
 # ---- 1. rows/s: batcher vs raw COPY vs per-event INSERT ----
 run_batcher() { # run_batcher REP: appends "batcher ..." to results
   local aport t0 out first done_ns pg0 pg1 rd0 rd1 bc loaded dup rej n
-  redis-cli -p "$rport" DEL "$stream" >/dev/null
-  run "$driver" preload "127.0.0.1:$rport" "$stream" "$rows" "$seed" "$base_us" >&2
+  mb_redis_cli DEL "$stream" >/dev/null
+  run "$driver" preload "$raddr" "$stream" "$rows" "$seed" "$base_us" >&2
   reset_events
-  aport=$(mb_free_port)
   pg0=$(cpu_of "$pg_pid") rd0=$(cpu_of "$(cat "$MB_RUN/redis/pid")")
-  echo "+ MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:$aport $server --role batcher &" >&2
+  echo "+ MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:0 $server --role batcher &" >&2
   t0=$(date +%s%N)
-  MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:$aport "$server" --role batcher 2> "$MB_RUN/batcher.$1.log" &
+  MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:0 "$server" --role batcher 2> "$MB_RUN/batcher.$1.log" &
   bpid=$!
-  show "$driver" drain "127.0.0.1:$rport" "$stream" 600
-  out=$("$driver" drain "127.0.0.1:$rport" "$stream" 600) || { echo "$out" >&2; cat "$MB_RUN/batcher.$1.log" >&2; exit 1; }
+  show "$driver" drain "$raddr" "$stream" 600
+  out=$("$driver" drain "$raddr" "$stream" 600) || { echo "$out" >&2; cat "$MB_RUN/batcher.$1.log" >&2; exit 1; }
+  # its admin port (port 0 above), from its start line, read once the clock has stopped
+  aport=$(mb_wait_port "$bpid" "$MB_RUN/batcher.$1.log" admin) || exit 1
   first=${out#*first_ns=} done_ns=${out#*done_ns=}
   first=${first%% *} done_ns=${done_ns%% *}
   bc=$(cpu_of "$bpid") pg1=$(cpu_of "$pg_pid") rd1=$(cpu_of "$(cat "$MB_RUN/redis/pid")")
@@ -212,16 +215,18 @@ dofile("bench/rotate.lua")
 local pace = tonumber(os.getenv("PACE_MS") or "10")
 function delay() return pace end
 LUA
-redis-cli -p "$rport" DEL "$stream" >/dev/null
+mb_redis_cli DEL "$stream" >/dev/null
 reset_events
-sport=$(mb_free_port) aport=$(mb_free_port)
 mkdir -p "$MB_RUN/spool"
-export MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_SPOOL_DIR=$MB_RUN/spool MAILBEACON_LISTEN=127.0.0.1:$sport \
-  MAILBEACON_ADMIN_LISTEN=127.0.0.1:$aport MAILBEACON_EDGE_ID=bench
+# the listeners on any free port (port 0): the start line says which
+export MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_SPOOL_DIR=$MB_RUN/spool MAILBEACON_LISTEN=127.0.0.1:0 \
+  MAILBEACON_ADMIN_LISTEN=127.0.0.1:0 MAILBEACON_EDGE_ID=bench
 env | grep '^MAILBEACON_' | sort | sed 's/^/+ export /' >&2
 show "$server" "&"
 "$server" 2> "$MB_RUN/server.log" &
 spid=$!
+sport=$(mb_wait_port "$spid" "$MB_RUN/server.log" listen) && aport=$(mb_wait_port "$spid" "$MB_RUN/server.log" admin) ||
+  exit 1
 wait_http "$aport" "$MB_RUN/server.log"
 
 healthz() { curl -fs "http://127.0.0.1:$aport/healthz"; }
@@ -229,12 +234,12 @@ drained() { # edge queue and spool empty, stream empty (all committed and acknow
   local h
   for _ in $(seq 1 3000); do
     h=$(healthz) || h=
-    if [[ $h == *'"queue_events":0,'* && $h == *'"spool_bytes":0,'* ]] && [ "$(redis-cli -p "$rport" XLEN "$stream")" = 0 ]; then
+    if [[ $h == *'"queue_events":0,'* && $h == *'"spool_bytes":0,'* ]] && [ "$(mb_redis_cli XLEN "$stream")" = 0 ]; then
       return 0
     fi
     sleep 0.1
   done
-  echo "not drained in 300 s: $h; stream $(redis-cli -p "$rport" XLEN "$stream") entries" >&2
+  echo "not drained in 300 s: $h; stream $(mb_redis_cli XLEN "$stream") entries" >&2
   return 1
 }
 sampler() { # every second: time rows_loaded lag_seconds
@@ -285,7 +290,7 @@ one_load() {
     tee -a "$MB_RUN/results" >&2
   if [ "$name" = lag ]; then
     show psql -tAc "SELECT percentile_cont(ARRAY[0.5, 0.99]) ... (loaded_at - occurred_at), max(...) FROM mailbeacon.events"
-    mb_psql "$pport" -tAc "SELECT 'sql_ms', round((percentile_cont(0.5) WITHIN GROUP (ORDER BY d))::numeric, 1),
+    mb_psql -tAc "SELECT 'sql_ms', round((percentile_cont(0.5) WITHIN GROUP (ORDER BY d))::numeric, 1),
         round((percentile_cont(0.99) WITHIN GROUP (ORDER BY d))::numeric, 1), round(max(d)::numeric, 1)
       FROM (SELECT extract(epoch FROM loaded_at - occurred_at) * 1000 AS d FROM mailbeacon.events) x" |
       tr '|' ' ' | tee -a "$MB_RUN/results" >&2

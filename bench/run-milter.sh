@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Postfix with and without the mailbeacon milter, side by side in one run:
-# a private Postfix with four smtpd listeners that differ only in
+# a private Postfix (scripts/lib/postfix.sh: no TCP port, its listeners are
+# Unix sockets, delivery over LMTP to smtp-sink on a Unix socket) with four
+# smtpd listeners that differ only in
 # smtpd_milters (none; the milter on a Unix socket; the milter over TCP; and,
 # as the floor any milter pays, the milter with max_message_size = 1K, which
 # receives every message and changes none), relaying to smtp-sink. Throughput: smtp-source pushing
@@ -26,37 +28,53 @@ trap '[ -n "$mpid" ] && kill $mpid 2>/dev/null; mb_postfix_stop; rm -rf "$MB_RUN
 python3 bench/gen-mail50k.py "$MB_RUN/mail50k.eml"
 "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
 export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_SPOOL_DIR=$MB_RUN
-plain=$(mb_free_port) milter=$(mb_free_port) tcp=$(mb_free_port) noop=$(mb_free_port) sink=$(mb_free_port)
-mport=$(mb_free_port)
 chmod 755 "$MB_RUN"
-"$rewrite" --milter "inet:$mport@127.0.0.1" 2> "$MB_RUN/milter-tcp.log" &
+# the milter over TCP on any free port (inet:0), which it says in its log
+"$rewrite" --milter "inet:0@127.0.0.1" 2> "$MB_RUN/milter-tcp.log" &
 mpid=$!
+mport=$(mb_wait_port "$mpid" "$MB_RUN/milter-tcp.log" milter)
 "$rewrite" --milter "unix:$MB_RUN/milter.sock" 2> "$MB_RUN/milter.log" &
 mpid="$mpid $!"
 MAILBEACON_MAX_MESSAGE_SIZE=1K "$rewrite" --milter "unix:$MB_RUN/noop.sock" 2> "$MB_RUN/milter-noop.log" &
 mpid="$mpid $!"
 for _ in $(seq 1 100); do [ -S "$MB_RUN/milter.sock" ] && [ -S "$MB_RUN/noop.sock" ] && break; sleep 0.05; done
 chgrp postfix "$MB_RUN/milter.sock" "$MB_RUN/noop.sock" # sockets are 0660: Postfix reaches them through its group
-mb_postfix_init "$plain" "$sink"
-mb_postfix_master "127.0.0.1:$milter inet n - n - - smtpd -o smtpd_milters=unix:$MB_RUN/milter.sock" \
-  "127.0.0.1:$tcp inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:$mport" \
-  "127.0.0.1:$noop inet n - n - - smtpd -o smtpd_milters=unix:$MB_RUN/noop.sock"
+mb_postfix_init
+mb_postfix_smtpd mbmilter "-o smtpd_milters=unix:$MB_RUN/milter.sock"
+mb_postfix_smtpd mbtcp "-o smtpd_milters=inet:127.0.0.1:$mport"
+mb_postfix_smtpd mbnoop "-o smtpd_milters=unix:$MB_RUN/noop.sock"
 mb_postfix_main "milter_default_action = accept" "milter_protocol = 6" "default_process_limit = 100"
 mb_postfix_start
+# the four listeners' sockets
+plain=$(mb_postfix_socket) milter=$(mb_postfix_socket mbmilter) tcp=$(mb_postfix_socket mbtcp) noop=$(mb_postfix_socket mbnoop)
 delivered=0
 drain() { mb_postfix_wait_sent "$delivered" 600; }
 busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; } # jiffies, all cores
-run_source() { # run_source PORT COUNT: prints "messages/s busy-CPU-ms-per-message"
+run_source() { # run_source SOCKET COUNT: prints "messages/s busy-CPU-ms-per-message"
   local t0 t1 b0 b1
   b0=$(busy)
   t0=$(date +%s.%N)
   smtp-source -s "$sessions" -m "$2" -F "$MB_RUN/mail50k.eml" -f sam@ourco.example -t dana@acme.example \
-    "127.0.0.1:$1"
+    "unix:$1"
   t1=$(date +%s.%N)
   delivered=$((delivered + $2))
   drain
   b1=$(busy)
   python3 -c "import os; print('%.1f:%.3f' % ($2 / ($t1 - $t0), ($b1 - $b0) * 1000.0 / os.sysconf('SC_CLK_TCK') / $2))"
+}
+latency() { # latency SOCKET FILE N: bench/latency.py, its SMTP session on the Unix socket
+  python3 - "$@" <<'PY'
+import runpy, smtplib, socket, sys
+path = sys.argv[1]
+class UnixSMTP(smtplib.SMTP):
+    def _get_socket(self, host, port, timeout):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+        return s
+smtplib.SMTP = UnixSMTP
+sys.argv = ["bench/latency.py", "0"] + sys.argv[2:]
+runpy.run_path("bench/latency.py", run_name="__main__")
+PY
 }
 if [ -n "${PERF:-}" ]; then
   mp=$(echo $mpid | awk '{print $2}')
@@ -83,8 +101,7 @@ for r in $(seq 1 "$reps"); do
   echo "rep $r/$reps: latency" >&2
   for pair in "plain lp" "milter lm" "tcp lt" "noop ln"; do
     set -- $pair
-    port=${!1}
-    v=$(python3 bench/latency.py "$port" "$MB_RUN/mail50k.eml" "$lat_n")
+    v=$(latency "${!1}" "$MB_RUN/mail50k.eml" "$lat_n")
     eval "$2+=('$v')"
     delivered=$((delivered + lat_n)); drain
   done

@@ -47,7 +47,7 @@ export PATH=$PATH:/usr/sbin
 
 . scripts/lib/services.sh
 MB_RUN=$(mktemp -d /tmp/mb-bench-server.XXXXXX)
-spid='' npid='' fpid='' rport=''
+spid='' npid='' fpid='' redis=''
 cleanup() {
   set +e
   if [ -n "$spid" ]; then
@@ -61,15 +61,15 @@ cleanup() {
     kill -TERM "$npid" 2>/dev/null
     wait "$npid" 2>/dev/null
   fi
-  [ -n "$rport" ] && mb_redis_stop "$rport"
+  [ -n "$redis" ] && mb_redis_stop
   if [ -n "${KEEP:-}" ]; then echo "kept $MB_RUN" >&2; else rm -rf "$MB_RUN"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Redis without persistence (scripts/lib/services.sh)
-rport=$(mb_free_port)
-run mb_redis_start "$rport" no
+# Redis without persistence, on TCP as well (scripts/lib/services.sh): the server reaches it over TCP
+redis=1
+run mb_redis_start no tcp
 
 # keys and TOKENS valid open tokens (signed by the test suite's independent implementation)
 run "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
@@ -83,38 +83,46 @@ for i in range(n):  # n/10 messages with 10 recipients each
     print(token(keyfile, "o", "%032x" % (0x6d620000 << 96 | i // 10), i % 10, 0))
 PY
 
-# mailbeacon-server
-sport=$(mb_free_port) aport=$(mb_free_port)
-export MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_REDIS=127.0.0.1:$rport MAILBEACON_REDIS_STREAM=$stream \
-  MAILBEACON_SPOOL_DIR=$MB_RUN/spool MAILBEACON_LISTEN=127.0.0.1:$sport MAILBEACON_ADMIN_LISTEN=127.0.0.1:$aport \
+# mailbeacon-server, its listeners on any free port (port 0): its start line says which
+export MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_REDIS=$(mb_redis_addr tcp) MAILBEACON_REDIS_STREAM=$stream \
+  MAILBEACON_SPOOL_DIR=$MB_RUN/spool MAILBEACON_LISTEN=127.0.0.1:0 MAILBEACON_ADMIN_LISTEN=127.0.0.1:0 \
   MAILBEACON_HTTP_THREADS=$threads MAILBEACON_EDGE_ID=bench
 mkdir -p "$MB_RUN/spool"
 env | grep '^MAILBEACON_' | sed 's/^/+ export /' >&2
 show "$server"
 "$server" 2> "$MB_RUN/server.log" &
 spid=$!
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$aport/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+sport=$(mb_wait_port "$spid" "$MB_RUN/server.log" listen) && aport=$(mb_wait_port "$spid" "$MB_RUN/server.log" admin) ||
+  exit 1
 curl -fs "http://127.0.0.1:$aport/healthz" >/dev/null || { cat "$MB_RUN/server.log" >&2; exit 1; }
 
-# nginx
-nport=$(mb_free_port)
+# nginx, which cannot bind port 0: on a random port, another one when that is taken
 mkdir -p "$MB_RUN/nginx"
-sed -e "s|@PREFIX@|$MB_RUN/nginx|g" -e "s|@PORT@|$nport|g" -e "s|@WORKERS@|$workers|g" \
-  bench/nginx-pixel.conf.in > "$MB_RUN/nginx/nginx.conf"
-show nginx -p "$MB_RUN/nginx" -c "$MB_RUN/nginx/nginx.conf"
-nginx -p "$MB_RUN/nginx" -c "$MB_RUN/nginx/nginx.conf" 2> "$MB_RUN/nginx/stderr" &
-npid=$!
-for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$nport/" 2>/dev/null && break; sleep 0.05; done
+for try in 1 2 3 4 5 6 7 8 9 10; do
+  nport=$(mb_random_port)
+  sed -e "s|@PREFIX@|$MB_RUN/nginx|g" -e "s|@PORT@|$nport|g" -e "s|@WORKERS@|$workers|g" \
+    bench/nginx-pixel.conf.in > "$MB_RUN/nginx/nginx.conf"
+  show nginx -p "$MB_RUN/nginx" -c "$MB_RUN/nginx/nginx.conf"
+  nginx -p "$MB_RUN/nginx" -c "$MB_RUN/nginx/nginx.conf" 2> "$MB_RUN/nginx/stderr" &
+  npid=$!
+  # listening when the kernel says nginx has the port (not whoever else might answer there)
+  [ "$(mb_listen_port "$npid" 2>/dev/null)" = "$nport" ] && break
+  kill "$npid" 2>/dev/null
+  wait "$npid" 2>/dev/null || true
+  npid=''
+  grep -q "in use" "$MB_RUN/nginx/stderr" "$MB_RUN/nginx/error.log" 2>/dev/null || break
+done
+[ -n "$npid" ] || { echo "nginx did not start" >&2; cat "$MB_RUN/nginx/stderr" "$MB_RUN/nginx/error.log" >&2; exit 1; }
 sleep 0.3
 nworkers=$(pgrep -P "$npid" | wc -l)
 [ "$nworkers" -gt 0 ] || { echo "nginx has no worker process" >&2; cat "$MB_RUN/nginx/stderr" "$MB_RUN/nginx/error.log" >&2; exit 1; }
 
-# the floor: libmicrohttpd as the server runs it, answering the pixel, nothing else
-fport=$(mb_free_port)
-show "$floor" "127.0.0.1:$fport" "$threads"
-"$floor" "127.0.0.1:$fport" "$threads" 2> "$MB_RUN/floor.log" &
+# the floor: libmicrohttpd as the server runs it, answering the pixel, nothing else;
+# on any free port (port 0), which the kernel tells (ss)
+show "$floor" "127.0.0.1:0" "$threads"
+"$floor" "127.0.0.1:0" "$threads" 2> "$MB_RUN/floor.log" &
 fpid=$!
-for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$fport/" 2>/dev/null && break; sleep 0.05; done
+fport=$(mb_listen_port "$fpid") || { cat "$MB_RUN/floor.log" >&2; exit 1; }
 
 # all three answer a token with the 43-byte GIF
 tok=$(head -1 "$MB_RUN/tokens")
@@ -139,7 +147,7 @@ drained() { # waits until the server's queue and spool are empty (at most 120 s)
 }
 # sum of n over the stream's type=hits entries, read in chunks inside Redis; prints "events entries others"
 stream_count() {
-  redis-cli -p "$rport" --raw EVAL "
+  mb_redis_cli --raw EVAL "
     local total, entries, others, start = 0, 0, 0, '-'
     while true do
       local r = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 5000)
@@ -162,7 +170,7 @@ one_run() {
   out=$MB_RUN/wrk.$name.t$t.c$c.$rep
   rm -f "$out.res"
   if [ "$name" = mailbeacon ]; then
-    redis-cli -p "$rport" DEL "$stream" >/dev/null
+    mb_redis_cli DEL "$stream" >/dev/null
     m0=$(metric 'mailbeacon_events_total{to="redis"}') lost0=$(metric 'mailbeacon_events_total{to="lost"}')
   fi
   local cmd=(timeout $((duration + 30)) wrk -t"$t" -c"$c" -d"${duration}s" --latency

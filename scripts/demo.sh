@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job, as far as the parts exist today: installs what is missing,
-# builds, starts a private Redis and PostgreSQL on free loopback ports,
+# builds, starts a private Redis and PostgreSQL on Unix sockets in a temp dir,
 # creates a key and the schema, starts the tracking edge, rewrites a sample
 # message as the MTA would, shows its tracked links and pixel (decoded with
 # --explain), opens the pixel and clicks the links as the recipient would,
@@ -19,31 +19,32 @@ sample=${1:-tests/data/12-mixed-related-alternative-pdf.eml}
 
 . scripts/lib/services.sh
 MB_RUN=$(mktemp -d /tmp/mailbeacon-demo.XXXXXX)
-port=$(mb_free_port) http=$(mb_free_port) admin=$(mb_free_port) pg=$(mb_free_port) badmin=$(mb_free_port)
 spid= bpid=
-trap '[ -n "$spid" ] && kill $spid 2>/dev/null; [ -n "$bpid" ] && kill $bpid 2>/dev/null; mb_redis_stop $port; mb_pg_stop; rm -rf "$MB_RUN"' EXIT
-mb_redis_start "$port"
-mb_pg_start "$pg"
+trap '[ -n "$spid" ] && kill $spid 2>/dev/null; [ -n "$bpid" ] && kill $bpid 2>/dev/null; mb_redis_stop; mb_pg_stop; rm -rf "$MB_RUN"' EXIT
+mb_redis_start
+mb_pg_start
 mkdir -p "$MB_RUN/spool"
 "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
 cat > "$MB_RUN/mailbeacon.conf" <<CONF
 base_url = https://t.mailbeacon.test
 key_file = $MB_RUN/keys
 never_track = ourco.example
-redis = 127.0.0.1:$port
+redis = $(mb_redis_addr)
 spool_dir = $MB_RUN/spool
-listen = 127.0.0.1:$http
-admin_listen = 127.0.0.1:$admin
-postgres = $(mb_pg_conninfo "$pg")
+listen = 127.0.0.1:0
+admin_listen = 127.0.0.1:0
+batcher_admin_listen = 127.0.0.1:0
+postgres = $(mb_pg_conninfo)
 batch_wait_ms = 50
 CONF
 echo "== mailbeacon-server migrate (creates the PostgreSQL schema)"
 "$server" --config "$MB_RUN/mailbeacon.conf" migrate | sed 's/^/   /'
 echo
 # the edge alone first, so that the stream can be shown before the batcher empties it
+# (listeners on port 0: any free port, which the start line in its log says)
 "$server" --config "$MB_RUN/mailbeacon.conf" --role edge 2> "$MB_RUN/server.log" &
 spid=$!
-for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$admin/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+http=$(mb_wait_port $spid "$MB_RUN/server.log" listen) && admin=$(mb_wait_port $spid "$MB_RUN/server.log" admin)
 
 echo "== rewriting $sample (as Postfix would pipe it)"
 "$rewrite" --config "$MB_RUN/mailbeacon.conf" --verbose < "$sample" > "$MB_RUN/out.eml"
@@ -76,7 +77,7 @@ done < "$MB_RUN/urls"
 sleep 0.3
 echo
 echo "== the Redis stream mailbeacon:events: the sent record, then the hits"
-redis-cli -p "$port" --raw XRANGE mailbeacon:events - + | sed 's/^/   /'
+mb_redis_cli --raw XRANGE mailbeacon:events - + | sed 's/^/   /'
 echo
 echo "== mailbeacon-server /healthz"
 echo "   $(curl -s "http://127.0.0.1:$admin/healthz")"
@@ -85,28 +86,28 @@ echo "   $(tail -1 "$MB_RUN/server.log")"
 
 echo
 echo "== the batcher (mailbeacon-server --role batcher) loads the stream into PostgreSQL"
-MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:$badmin "$server" --config "$MB_RUN/mailbeacon.conf" --role batcher \
-  2> "$MB_RUN/batcher.log" &
+"$server" --config "$MB_RUN/mailbeacon.conf" --role batcher 2> "$MB_RUN/batcher.log" &
 bpid=$!
+badmin=$(mb_wait_port $bpid "$MB_RUN/batcher.log" admin)
 want=$(wc -l < "$MB_RUN/urls")
 for _ in $(seq 1 200); do
-  [ "$(mb_psql "$pg" -tAc 'SELECT count(*) FROM mailbeacon.events')" -ge "$want" ] && break
+  [ "$(mb_psql -tAc 'SELECT count(*) FROM mailbeacon.events')" -ge "$want" ] && break
   sleep 0.05
 done
-echo "   stream entries left: $(redis-cli -p "$port" XLEN mailbeacon:events)"
+echo "   stream entries left: $(mb_redis_cli XLEN mailbeacon:events)"
 echo "-- mailbeacon.events"
-mb_psql "$pg" -c "SELECT kind, recipient_idx AS rcpt, link_idx AS link, occurred_at, ip, url
+mb_psql -c "SELECT kind, recipient_idx AS rcpt, link_idx AS link, occurred_at, ip, url
                     FROM mailbeacon.events ORDER BY occurred_at" | sed 's/^/   /'
 echo "-- mailbeacon.message_engagement (per message)"
-mb_psql "$pg" -x -c "SELECT message, rep, subject, sent_at, recipients, opens, unique_opens, first_open, clicks,
+mb_psql -x -c "SELECT message, rep, subject, sent_at, recipients, opens, unique_opens, first_open, clicks,
                             unique_clicks FROM mailbeacon.message_engagement" | sed 's/^/   /'
 echo "-- mailbeacon.link_clicks"
-mb_psql "$pg" -c "SELECT link_idx, url, clicks, unique_clicks FROM mailbeacon.link_clicks ORDER BY link_idx" |
+mb_psql -c "SELECT link_idx, url, clicks, unique_clicks FROM mailbeacon.link_clicks ORDER BY link_idx" |
   sed 's/^/   /'
 echo "-- mailbeacon.rep_daily"
-mb_psql "$pg" -c "SELECT * FROM mailbeacon.rep_daily" | sed 's/^/   /'
+mb_psql -c "SELECT * FROM mailbeacon.rep_daily" | sed 's/^/   /'
 echo "-- mailbeacon.recipient_timeline"
-mb_psql "$pg" -c "SELECT address, occurred_at, kind, url FROM mailbeacon.recipient_timeline ORDER BY occurred_at" |
+mb_psql -c "SELECT address, occurred_at, kind, url FROM mailbeacon.recipient_timeline ORDER BY occurred_at" |
   sed 's/^/   /'
 echo "   batcher /healthz: $(curl -s "http://127.0.0.1:$badmin/healthz")"
 kill -TERM $bpid && wait $bpid && bpid=

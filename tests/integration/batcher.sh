@@ -17,11 +17,10 @@ server=$1 rewrite=$2 data=$3
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../scripts/lib/services.sh"
 MB_RUN=$(mktemp -d /tmp/mb-batcher.XXXXXX)
-rport=$(mb_free_port) pport=$(mb_free_port) port=$(mb_free_port) aport=$(mb_free_port)
-spid=
-trap '[ -n "$spid" ] && kill -9 $spid 2>/dev/null; mb_redis_stop $rport; mb_pg_stop; rm -rf "$MB_RUN"' EXIT
+spid= port= aport=
+trap '[ -n "$spid" ] && kill -9 $spid 2>/dev/null; mb_redis_stop; mb_pg_stop; rm -rf "$MB_RUN"' EXIT
 fail() { echo "FAIL: $*" >&2; tail -30 "$MB_RUN/server.log" >&2 || true; exit 1; }
-sql() { mb_psql "$pport" -tA -F ' ' -c "$1"; }
+sql() { mb_psql -tA -F ' ' -c "$1"; }
 expect() { # expect SQL VALUE: the query's output must be VALUE
   local got
   got=$(sql "$1")
@@ -35,12 +34,13 @@ wait_rows() { # wait_rows SQL VALUE: until the query gives VALUE (10 s)
   expect "$1" "$2"
 }
 
-mb_redis_start "$rport"
-mb_pg_start "$pport"
+mb_redis_start
+mb_pg_start
 "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
-export MAILBEACON_POSTGRES="$(mb_pg_conninfo "$pport")" MAILBEACON_REDIS=127.0.0.1:$rport \
-  MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_SPOOL_DIR=$MB_RUN/spool MAILBEACON_BASE_URL=http://127.0.0.1:$port \
-  MAILBEACON_LISTEN=127.0.0.1:$port MAILBEACON_ADMIN_LISTEN=127.0.0.1:$aport MAILBEACON_EDGE_ID=edge-t \
+# the listeners on any free port (port 0): the start line says which; base_url follows
+export MAILBEACON_POSTGRES="$(mb_pg_conninfo)" MAILBEACON_REDIS=$(mb_redis_addr) \
+  MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_SPOOL_DIR=$MB_RUN/spool \
+  MAILBEACON_LISTEN=127.0.0.1:0 MAILBEACON_ADMIN_LISTEN=127.0.0.1:0 MAILBEACON_EDGE_ID=edge-t \
   MAILBEACON_BATCH_WAIT_MS=20 MAILBEACON_PER_RECIPIENT=no
 
 # --- migrations
@@ -58,12 +58,12 @@ sql "UPDATE mailbeacon.schema_migrations SET sha256 = 'x' WHERE version = 1" >/d
 "$server" migrate > "$MB_RUN/m3" 2>&1 && fail "migrate accepted a changed migration"
 grep -q "001_schema.sql was changed" "$MB_RUN/m3" || fail "changed migration: $(cat "$MB_RUN/m3")"
 sql "DELETE FROM mailbeacon.schema_migrations WHERE version = 1" >/dev/null
-mb_psql "$pport" -q -c "INSERT INTO mailbeacon.schema_migrations SELECT 1, '001_schema.sql', '$(sha256sum "$here/../../sql/001_schema.sql" | cut -c1-64)'" ||
+mb_psql -q -c "INSERT INTO mailbeacon.schema_migrations SELECT 1, '001_schema.sql', '$(sha256sum "$here/../../sql/001_schema.sql" | cut -c1-64)'" ||
   fail "restoring the record"
 "$server" migrate > "$MB_RUN/m4" || fail "migrate after restoring: $(cat "$MB_RUN/m4")"
 # a database that is not UTF-8 would refuse some events' text: refused up front
 sql "CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0" >/dev/null
-MAILBEACON_POSTGRES="$(mb_pg_conninfo "$pport" | sed 's/dbname=mailbeacon/dbname=latin/')" "$server" migrate \
+MAILBEACON_POSTGRES="$(mb_pg_conninfo | sed 's/dbname=mailbeacon/dbname=latin/')" "$server" migrate \
   > "$MB_RUN/m5" 2>&1 && fail "migrate accepted a LATIN1 database"
 grep -q "encoding is LATIN1, not UTF8" "$MB_RUN/m5" || fail "LATIN1 database: $(cat "$MB_RUN/m5")"
 echo "ok migrations: applied once, idempotent, changed text refused, non-UTF-8 database refused"
@@ -71,6 +71,9 @@ echo "ok migrations: applied once, idempotent, changed text refused, non-UTF-8 d
 # --- end to end
 "$server" >> "$MB_RUN/server.log" 2>&1 &
 spid=$!
+port=$(mb_wait_port $spid "$MB_RUN/server.log" listen) && aport=$(mb_wait_port $spid "$MB_RUN/server.log" admin) ||
+  fail "server did not start"
+export MAILBEACON_BASE_URL=http://127.0.0.1:$port
 for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$aport/healthz" | grep -q '"postgres":"up"' && break; sleep 0.05; done
 curl -s "http://127.0.0.1:$aport/healthz" | grep -q '"postgres":"up"' || fail "batcher not up: $(curl -s "http://127.0.0.1:$aport/healthz")"
 
@@ -135,7 +138,7 @@ line() { # line ID TIME_US: a valid open event line
 now_us=$(($(date +%s) * 1000000))
 a=$(line 0000000000000000000000000000000a $now_us) b=$(line 0000000000000000000000000000000b $now_us)
 c=$(line 0000000000000000000000000000000c $now_us)
-xadd() { redis-cli -p "$rport" XADD mailbeacon:events '*' "$@" >/dev/null; }
+xadd() { mb_redis_cli XADD mailbeacon:events '*' "$@" >/dev/null; }
 xadd type hits v 1 n 2 d "$a
 $b
 "
@@ -168,13 +171,13 @@ expect "SELECT part, reason FROM mailbeacon.rejected ORDER BY stream_id, part" \
 0 not a type=hits v=1 or type=sent v=1 entry
 0 invalid input syntax for type json"
 expect "SELECT entry FROM mailbeacon.rejected WHERE part = 2" "not an event"
-for _ in $(seq 1 100); do [ "$(redis-cli -p "$rport" XLEN mailbeacon:events)" = 0 ] && break; sleep 0.05; done
-[ "$(redis-cli -p "$rport" XLEN mailbeacon:events)" = 0 ] || fail "entries left in the stream"
+for _ in $(seq 1 100); do [ "$(mb_redis_cli XLEN mailbeacon:events)" = 0 ] && break; sleep 0.05; done
+[ "$(mb_redis_cli XLEN mailbeacon:events)" = 0 ] || fail "entries left in the stream"
 echo "ok rejected lines and entries kept in mailbeacon.rejected, the stream emptied"
 
 # --- the stream and its group lost (a Redis without persistence restarted): the batcher makes
 # the group again, from the start of the stream, and loads what comes
-redis-cli -p "$rport" DEL mailbeacon:events >/dev/null
+mb_redis_cli DEL mailbeacon:events >/dev/null
 sleep 0.3
 xadd type hits v 1 n 1 d "$(line 000000000000000000000000000000f0 "$now_us")
 "
@@ -204,7 +207,7 @@ spid=
 sql "SELECT mailbeacon.ensure_partition('2020-01-15')" >/dev/null
 # the partitions first: three days ago is last month in the first days of a month
 sql "SELECT mailbeacon.ensure_partition(now() - interval '3 days')" >/dev/null
-mb_psql "$pport" -q -c "INSERT INTO mailbeacon.events (event_id, kind, message, recipient_idx, link_idx, occurred_at, ip, method, edge, user_agent)
+mb_psql -q -c "INSERT INTO mailbeacon.events (event_id, kind, message, recipient_idx, link_idx, occurred_at, ip, method, edge, user_agent)
   VALUES ('00000000000000000000000000000101', 'open', '$msg', 1, 0, '2020-01-20', '203.0.113.9', 'GET', 'e', ''),
          ('00000000000000000000000000000102', 'open', '$msg', 1, 0, now() - interval '3 days', '203.0.113.9', 'GET', 'e', ''),
          ('00000000000000000000000000000103', 'open', '$msg', 1, 0, now() - interval '3 days', '2001:db8:1:2::9', 'GET', 'e', '')" ||
@@ -236,7 +239,7 @@ echo "ok retention: old partitions dropped, old IPs truncated, a second run does
 expect "SELECT ip_truncated_before BETWEEN now() - interval '2 days 1 hour' AND now() - interval '2 days'
           FROM mailbeacon.retention_state" t
 sql "SELECT mailbeacon.ensure_partitions(now() - interval '10 days', 1)" >/dev/null
-mb_psql "$pport" -q -c "INSERT INTO mailbeacon.events (event_id, kind, message, recipient_idx, link_idx, occurred_at, ip, method, edge, user_agent)
+mb_psql -q -c "INSERT INTO mailbeacon.events (event_id, kind, message, recipient_idx, link_idx, occurred_at, ip, method, edge, user_agent)
   VALUES ('00000000000000000000000000000201', 'open', '$msg', 1, 0, now() - interval '10 days', '203.0.113.9', 'GET', 'e', '')" ||
   fail "inserting an old event"
 MAILBEACON_IP_RETENTION_DAYS=2 "$server" maintain > "$MB_RUN/maint3" || fail "maintain 3"

@@ -20,11 +20,10 @@ wait_stopped() { # wait_stopped PID: libmilter polls its stop flag, allow 10 s
   return 1
 }
 
-# 1. TCP socket: the protocol test, then SIGTERM
-port=$(mb_free_port)
-"$rewrite" --milter "inet:$port@127.0.0.1" 2> "$MB_RUN/milter.log" &
+# 1. TCP socket (any free port: inet:0, read back from its log): the protocol test, then SIGTERM
+"$rewrite" --milter "inet:0@127.0.0.1" 2> "$MB_RUN/milter.log" &
 pid=$!
-for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+port=$(mb_wait_port $pid "$MB_RUN/milter.log" milter) || fail "milter did not start on TCP"
 python3 "$here/milter_protocol.py" "$port" "$MB_RUN/keys" "$rewrite" "$data" || fail "protocol test"
 grep -q "TESTQ1: rewritten" "$MB_RUN/milter.log" || fail "no log line with the queue id"
 kill -TERM $pid

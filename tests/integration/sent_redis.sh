@@ -8,16 +8,15 @@ rewrite=$1 data=$2
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../scripts/lib/services.sh"
 MB_RUN=$(mktemp -d /tmp/mb-sent-redis.XXXXXX)
-port=$(mb_free_port)
-trap 'mb_redis_stop $port; rm -rf "$MB_RUN"' EXIT
+trap 'mb_redis_stop; rm -rf "$MB_RUN"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-mb_redis_start "$port"
+mb_redis_start
 "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
 mkdir -p "$MB_RUN/spool"
 export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_KEY_FILE=$MB_RUN/keys \
-  MAILBEACON_REDIS=127.0.0.1:$port MAILBEACON_SPOOL_DIR=$MB_RUN/spool MAILBEACON_REDIS_STREAM=mb:test
-rcli() { redis-cli -p "$port" "$@"; }
+  MAILBEACON_REDIS=$(mb_redis_addr) MAILBEACON_SPOOL_DIR=$MB_RUN/spool MAILBEACON_REDIS_STREAM=mb:test
+rcli() { mb_redis_cli "$@"; }
 
 # 1. Redis up: one entry per rewritten message, with the fields documented in docs/events.md.
 "$rewrite" < "$data/01-single-html-7bit.eml" > "$MB_RUN/01.out"
@@ -41,14 +40,14 @@ assert f["subject"] and f["message_id"] and int(f["sent_at"]) > 1.6e15, f
 PY
 
 # 2. Redis down: the message is still rewritten and the record is spooled.
-mb_redis_stop "$port"
+mb_redis_stop
 "$rewrite" < "$data/03-alternative-qp-latin1.eml" > "$MB_RUN/03.out" 2> "$MB_RUN/03.err"
 grep -q 't.mailbeacon.test/c/' "$MB_RUN/03.out" || fail "message not rewritten while Redis is down"
 grep -q 'spooled' "$MB_RUN/03.err" || fail "no spool notice: $(cat "$MB_RUN/03.err")"
 [ "$(stat -c %s "$MB_RUN/spool/sent.spool")" -gt 16 ] || fail "spool is empty"
 
 # 3. Redis back (its append-only file kept entry 1): the spool is replayed before the new record.
-mb_redis_start "$port"
+mb_redis_start
 "$rewrite" < "$data/19-lf-only.eml" > "$MB_RUN/19.out"
 [ "$(rcli XLEN mb:test)" = 3 ] || fail "expected 3 entries, got $(rcli XLEN mb:test)"
 [ "$(stat -c %s "$MB_RUN/spool/sent.spool")" = 16 ] || fail "spool not emptied after replay"

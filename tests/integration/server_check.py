@@ -4,8 +4,9 @@ server is checked against an independent implementation of docs/tokens.md).
 
   server_check.py token KEYFILE KIND MESSAGE_HEX RECIPIENT LINK [URL]
       prints a token (KIND o or c) signed with the file's signing key
-  server_check.py events REDIS_PORT STREAM
-      prints every hit event in the stream as JSON lines (entries unpacked)
+  server_check.py events REDIS_SOCKET STREAM
+      prints every hit event in the stream as JSON lines (entries unpacked);
+      REDIS_SOCKET is the path of Redis's Unix socket
   server_check.py hits PORT URLFILE COUNT
       sends COUNT requests over one keep-alive connection, cycling through
       the URLs (path?query) in URLFILE; prints the status counts as JSON
@@ -39,8 +40,8 @@ def token(keyfile, kind, msg_hex, rcpt, link, url=b""):
     return base64.urlsafe_b64encode(head + mac).decode().rstrip("=")
 
 
-def events(port, stream):
-    out = subprocess.run(["redis-cli", "-p", port, "--raw", "XRANGE", stream, "-", "+"],
+def events(sock, stream):
+    out = subprocess.run(["redis-cli", "-s", sock, "--raw", "XRANGE", stream, "-", "+"],
                          stdout=subprocess.PIPE, check=True).stdout.decode("utf-8", "replace")
     # entries: id, then field/value lines; hit entries carry n and d
     lines = out.split("\n")

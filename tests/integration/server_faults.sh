@@ -11,21 +11,23 @@ server=$1 rewrite=$2
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../scripts/lib/services.sh"
 MB_RUN=$(mktemp -d /tmp/mb-faults.XXXXXX)
-rport=$(mb_free_port) port=$(mb_free_port) aport=$(mb_free_port)
-spid=
-trap '[ -n "$spid" ] && kill -9 $spid 2>/dev/null; mb_redis_stop $rport; rm -rf "$MB_RUN"' EXIT
+spid= port= aport=
+trap '[ -n "$spid" ] && kill -9 $spid 2>/dev/null; mb_redis_stop; rm -rf "$MB_RUN"' EXIT
 fail() { echo "FAIL: $*" >&2; tail -20 "$MB_RUN/server.log" >&2 || true; exit 1; }
 ulimit -n 8192 2>/dev/null || true
 
-mb_redis_start "$rport"
+mb_redis_start
 "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
-export MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_REDIS=127.0.0.1:$rport MAILBEACON_SPOOL_DIR=$MB_RUN/spool \
-  MAILBEACON_REDIS_STREAM=mb:faults MAILBEACON_LISTEN=127.0.0.1:$port MAILBEACON_ADMIN_LISTEN=127.0.0.1:$aport
-start_server() {
+# both listeners on any free port (port 0): the start line says which
+export MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_REDIS=$(mb_redis_addr) MAILBEACON_SPOOL_DIR=$MB_RUN/spool \
+  MAILBEACON_REDIS_STREAM=mb:faults MAILBEACON_LISTEN=127.0.0.1:0 MAILBEACON_ADMIN_LISTEN=127.0.0.1:0
+start_server() { # sets port and aport from the start line
+  local from
+  from=$(mb_log_size "$MB_RUN/server.log")
   "$server" >> "$MB_RUN/server.log" 2>&1 &
   spid=$!
-  for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$aport/healthz" >/dev/null 2>&1 && return 0; sleep 0.05; done
-  fail "server did not start"
+  port=$(mb_wait_port $spid "$MB_RUN/server.log" listen 15 "$from") &&
+    aport=$(mb_wait_port $spid "$MB_RUN/server.log" admin 15 "$from") || fail "server did not start"
 }
 # 64 pixels (different messages and recipients) that wrk requests in turn (bench/rotate.lua)
 for i in $(seq 1 64); do
@@ -42,7 +44,7 @@ drained() { # wait until the queue and the spool are empty
   fail "not drained: $h"
 }
 count() { # events in the stream, and how many event ids appear twice
-  python3 "$here/server_check.py" events "$rport" mb:faults > "$MB_RUN/ev.json"
+  python3 "$here/server_check.py" events "$(mb_redis_sock)" mb:faults > "$MB_RUN/ev.json"
   python3 -c '
 import json, sys
 ids = [json.loads(l)["id"] for l in open(sys.argv[1])]
@@ -61,7 +63,7 @@ kill -9 "$(cat "$MB_RUN/redis/pid")"
 rm -f "$MB_RUN/redis/pid"
 sleep 2
 [ "$(metric mailbeacon_redis_up)" = 0 ] || fail "Redis down not noticed"
-mb_redis_start "$rport"
+mb_redis_start
 wait $wpid || fail "wrk"
 ! grep -q "Non-2xx\|Socket errors" "$MB_RUN/wrk1" || fail "errors while Redis was down: $(cat "$MB_RUN/wrk1")"
 drained

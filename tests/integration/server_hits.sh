@@ -9,26 +9,30 @@ server=$1 rewrite=$2 data=$3
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../scripts/lib/services.sh"
 MB_RUN=$(mktemp -d /tmp/mb-server.XXXXXX)
-rport=$(mb_free_port) port=$(mb_free_port) aport=$(mb_free_port)
-spid=
-trap '[ -n "$spid" ] && kill -9 $spid 2>/dev/null; mb_redis_stop $rport; rm -rf "$MB_RUN"' EXIT
+spid= port= aport= base=
+trap '[ -n "$spid" ] && kill -9 $spid 2>/dev/null; mb_redis_stop; rm -rf "$MB_RUN"' EXIT
 passed=0
 ok() { passed=$((passed + 1)); }
 fail() { echo "FAIL: $*" >&2; tail -20 "$MB_RUN/server.log" >&2 || true; exit 1; }
 check() { python3 "$here/server_check.py" "$@"; }
 ulimit -n 8192 2>/dev/null || true
 
-mb_redis_start "$rport"
+mb_redis_start
 "$rewrite" --keygen "$MB_RUN/oldkeys" >/dev/null   # a key the server will not know
 "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
+# both listeners on any free port (port 0): each start's log line says which
 export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_KEY_FILE=$MB_RUN/keys \
-  MAILBEACON_REDIS=127.0.0.1:$rport MAILBEACON_SPOOL_DIR=$MB_RUN/spool MAILBEACON_REDIS_STREAM=mb:hits \
-  MAILBEACON_LISTEN=127.0.0.1:$port MAILBEACON_ADMIN_LISTEN=127.0.0.1:$aport MAILBEACON_EDGE_ID=edge-test
-start_server() {
+  MAILBEACON_REDIS=$(mb_redis_addr) MAILBEACON_SPOOL_DIR=$MB_RUN/spool MAILBEACON_REDIS_STREAM=mb:hits \
+  MAILBEACON_LISTEN=127.0.0.1:0 MAILBEACON_ADMIN_LISTEN=127.0.0.1:0 MAILBEACON_EDGE_ID=edge-test
+start_server() { # sets port, aport and base from the start line (in log_file when that is set)
+  local log=${MAILBEACON_LOG_FILE:-$MB_RUN/server.log} from host
+  from=$(mb_log_size "$log")
   "$server" >> "$MB_RUN/server.log" 2>&1 &
   spid=$!
-  for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$aport/healthz" >/dev/null 2>&1 && return 0; sleep 0.05; done
-  fail "server did not start"
+  port=$(mb_wait_port $spid "$log" listen 15 "$from") && aport=$(mb_wait_port $spid "$log" admin 15 "$from") ||
+    fail "server did not start"
+  host=${MAILBEACON_LISTEN%:*}
+  base=http://$host:$port
 }
 stop_server() {
   kill -TERM $spid
@@ -36,12 +40,11 @@ stop_server() {
   spid=
 }
 start_server
-base=http://127.0.0.1:$port
 stream=mb:hits
-events() { check events "$rport" "$stream"; }
+events() { check events "$(mb_redis_sock)" "$stream"; }
 # events in the stream: the sum of the entries' n, counted inside Redis
 nevents() {
-  redis-cli -p "$rport" EVAL "local t, s = 0, '-'
+  mb_redis_cli EVAL "local t, s = 0, '-'
     while true do
       local r = redis.call('XRANGE', KEYS[1], s, '+', 'COUNT', 1000)
       if #r == 0 then return t end
@@ -247,11 +250,14 @@ ok
 # 11. the listener: a port in use is an error at start, not a silent second
 #     server; an IPv6 address listens (where the loopback has ::1)
 start_server
-if "$server" > "$MB_RUN/second.log" 2>&1; then fail "a second server started on a port in use"; fi
+# the second server on the first one's port (its admin listener on any port)
+if MAILBEACON_LISTEN=127.0.0.1:$port "$server" > "$MB_RUN/second.log" 2>&1; then
+  fail "a second server started on a port in use"
+fi
 grep -q "cannot listen on 127.0.0.1:$port (listen)" "$MB_RUN/second.log" || fail "second server: $(cat "$MB_RUN/second.log")"
 stop_server
 if ip -6 addr show dev lo 2>/dev/null | grep -q "inet6 ::1/"; then
-  MAILBEACON_LISTEN="[::1]:$port" start_server
+  MAILBEACON_LISTEN="[::1]:0" start_server
   [ "$(curl -s -o /dev/null -w '%{http_code}' "http://[::1]:$port$pixel")" = 200 ] || fail "no answer on [::1]:$port"
   stop_server
 fi
@@ -260,7 +266,7 @@ ok
 # 12. log_file: the log goes there; after logrotate moves it, SIGHUP opens a
 #     new one and the old one gets nothing more
 MAILBEACON_LOG_FILE=$MB_RUN/edge.log start_server
-grep -q "listening on 127.0.0.1:$port" "$MB_RUN/edge.log" || fail "log_file: no start line in it"
+grep -q "listening on 127.0.0.1:0 (port $port)" "$MB_RUN/edge.log" || fail "log_file: no start line in it"
 mv "$MB_RUN/edge.log" "$MB_RUN/edge.log.1"
 kill -HUP $spid
 for _ in $(seq 1 100); do grep -qs "SIGHUP: log reopened" "$MB_RUN/edge.log" && break; sleep 0.05; done
