@@ -3,7 +3,8 @@
  * answering every request with the server's persistent pixel response, with
  * nothing else: no token check, no event, no queue, no Redis. What the
  * server does per hit costs on top of this. Not a test, not a product.
- * usage: mb-bench-mhd-floor HOST:PORT [THREADS]   (runs until SIGTERM/SIGINT) */
+ * usage: mb-bench-mhd-floor HOST:PORT [THREADS]   (runs until SIGTERM/SIGINT; port 0:
+ * any free port, said on standard error as "listening on HOST:0 (port N)") */
 #include "http.h"
 #include "listener.h"
 
@@ -20,12 +21,6 @@
 
 static struct MHD_Response *gif;
 
-static void log_mhd(void *cls, const char *fmt, va_list ap) {
-  (void)cls;
-  fprintf(stderr, "mb-bench-mhd-floor: libmicrohttpd: ");
-  vfprintf(stderr, fmt, ap);
-}
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
@@ -39,34 +34,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 int main(int argc, char **argv) {
-  const char *colon = argc > 1 ? strrchr(argv[1], ':') : NULL;
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  if (!colon || (size_t)(colon - argv[1]) >= 64) {
-    fprintf(stderr, "usage: mb-bench-mhd-floor HOST:PORT [THREADS]\n");
+  struct sockaddr_storage a;
+  socklen_t alen;
+  char err[256] = "out of memory";
+  if (argc < 2 || mb_listen_addr(argv[1], &a, &alen, err, sizeof err) < 0) {
+    fprintf(stderr, "usage: mb-bench-mhd-floor HOST:PORT [THREADS]%s%s\n", argc < 2 ? "" : ": ", argc < 2 ? "" : err);
     return 2;
   }
-  char host[64];
-  memcpy(host, argv[1], (size_t)(colon - argv[1]));
-  host[colon - argv[1]] = '\0';
-  if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
-    fprintf(stderr, "mb-bench-mhd-floor: '%s' is not an IPv4 address\n", host);
-    return 2;
-  }
-  a.sin_port = htons((uint16_t)atoi(colon + 1));
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, NULL); /* before libmicrohttpd's threads start */
   gif = mb_http_gif_response();
-  char err[256] = "out of memory";
-  mb_listener *l = gif ? mb_listener_start((struct sockaddr *)&a, sizeof a, argc > 2 ? (unsigned)atoi(argv[2]) : 0,
-                                           on_request, NULL, log_mhd, err, sizeof err)
+  mb_listener *l = gif ? mb_listener_start((struct sockaddr *)&a, alen, argc > 2 ? (unsigned)atoi(argv[2]) : 0,
+                                           on_request, NULL, err, sizeof err)
                        : NULL;
   if (!l) {
     fprintf(stderr, "mb-bench-mhd-floor: cannot listen on %s: %s\n", argv[1], err);
     return 1;
   }
+  fprintf(stderr, "mb-bench-mhd-floor: listening on %s (port %u)\n", argv[1], mb_listener_port(l));
   int sig;
   sigwait(&set, &sig);
   mb_listener_stop(l);

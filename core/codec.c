@@ -139,6 +139,24 @@ int mb_hex_decode(uint8_t *dst, size_t cap, const char *src, size_t len) {
   return (int)(len / 2);
 }
 
+int mb_grow(void *items, size_t *cap, size_t need, size_t elem_size, size_t initial) {
+  if (need <= *cap) return 0;
+  size_t ncap = *cap ? *cap : (initial ? initial : 1);
+  while (ncap < need) {
+    if (ncap > SIZE_MAX / 2) return -1;
+    ncap *= 2;
+  }
+  if (ncap > SIZE_MAX / elem_size) return -1;
+  /* items is the address of a T *: read and written through memcpy, which
+   * may access any object (POSIX pointers share one representation) */
+  void *old, *n;
+  memcpy(&old, items, sizeof old);
+  if (!(n = realloc(old, ncap * elem_size))) return -1;
+  memcpy(items, &n, sizeof n);
+  *cap = ncap;
+  return 0;
+}
+
 void mb_buf_init(mb_buf *b) { memset(b, 0, sizeof *b); }
 
 void mb_buf_free(mb_buf *b) {

@@ -1,11 +1,24 @@
+/* The batcher role. Its loop (run):
+ *
+ *   take over entries a dead batcher left pending      reclaim
+ *   read new entries until the batch is full or old    collect
+ *   load the batch in one transaction, retrying        flush -> load
+ *   acknowledge and delete the loaded entries          ack
+ *
+ * What makes it exactly once: nothing is acknowledged before PostgreSQL
+ * committed it, and an event already in PostgreSQL (a batch delivered
+ * again) is recognised by its primary key and skipped (load_events). */
 #include "batcher.h"
 
+#include "entry.h"
 #include "events.h"
 #include "metrics.h"
-#include "migrations.h"
 #include "pg.h"
 
+#include "mailbeacon/clock.h"
 #include "mailbeacon/codec.h"
+#include "mailbeacon/log.h"
+#include "mailbeacon/sent.h"
 #include "mailbeacon/stream.h"
 
 #include <hiredis/hiredis.h>
@@ -16,29 +29,38 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-#define PROG "mailbeacon-server: batcher: "
 #define MAX_READS 256       /* XREADGROUP replies held by one batch */
 #define MAX_READ_COUNT 1000 /* entries asked for in one read */
+#define MAX_FIELDS 64       /* fields of an entry looked at */
 #define MAX_MONTHS 64       /* partitions remembered as existing */
 #define LAG_EVERY_MS 1000
 #define MAINTAIN_EVERY_MS (3600 * 1000)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-
-const unsigned mb_load_lag_bounds_ms[MB_LOAD_LAG_BUCKETS] = {50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000, ~0u};
+#define STREAM_CHUNK (64 * 1024) /* COPY data sent while the batch is still being built */
 
 typedef struct entry {
   const char *id;
   const redisReply *fields; /* array of name, value, ...; NULL for an entry deleted meanwhile */
+  mb_entry parsed;
 } entry;
 
 typedef struct rejected {
   const char *id;
-  int part;
+  int part; /* the line's number in a hits entry; 0: the whole entry */
   const char *why;
   size_t off, len; /* the text, in b->rej_text */
 } rejected;
+
+/* What a COPY into PostgreSQL came to. */
+typedef enum copy_result {
+  COPY_DONE,             /* the rows are in, the transaction still open */
+  COPY_DUPLICATE,        /* some event is there already: rolled back */
+  COPY_PARTITION_NEEDED, /* a row's month has no known partition: abandoned, rolled back */
+  COPY_FAILED            /* logged and counted; rolled back or the connection dropped */
+} copy_result;
 
 struct mb_batcher {
   const mb_config *cfg;
@@ -47,51 +69,40 @@ struct mb_batcher {
   atomic_int stop;
   redisContext *rc;
   PGconn *db;
-  int prepared;
   int64_t pg_retry_at; /* no PostgreSQL connect before this (ms) */
   int64_t redis_retry_at;
   unsigned backoff_ms;
-  /* the batch */
+  /* the batch in hand: the replies it came in, its entries */
   redisReply *replies[MAX_READS];
   size_t nreplies;
   entry *entries;
   size_t nentries, capentries;
   size_t events;    /* events in the batch (field n of its hits entries) */
   double per_entry; /* events per entry seen, to size reads */
-  mb_buf rows;      /* COPY text of the hits */
-  int64_t *times;   /* each row's hit time, µs */
+  /* ... and what it becomes: COPY text of the hits, each row's time,
+   * the lines and entries that cannot be loaded, the months it touches */
+  mb_buf rows;
+  int64_t *times; /* µs */
   size_t nrows, captimes;
   rejected *rej;
   size_t nrej, caprej;
   mb_buf rej_text;
-  int months[MAX_MONTHS]; /* year * 12 + month of partitions known to exist */
-  size_t nmonths;
   int batch_months[MAX_MONTHS];
   size_t nbatch_months;
   mb_evconv conv;
-  int built;        /* rows and rejected lines of the batch in hand are made */
-  int built_failed; /* ran out of memory making them */
+  int built;              /* rows and rejected lines of the batch in hand are made */
+  int built_failed;       /* ran out of memory making them */
+  int months[MAX_MONTHS]; /* year * 12 + month of partitions known to exist */
+  size_t nmonths;
   /* committed but not yet acknowledged ids */
   char (*unacked)[48];
   size_t nunacked, capunacked;
   /* timers (ms) */
   int64_t next_lag, next_reclaim, next_maintain;
-  unsigned long rate_rows;
+  uint64_t rate_rows;
   int64_t rate_at;
   char last_error[512];
 };
-
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* Logs a problem, once until it changes (a batcher retrying every few
  * seconds must not fill the log with the same line). */
@@ -104,12 +115,12 @@ static void problem(mb_batcher *b, const char *fmt, ...) {
   va_end(ap);
   if (strcmp(msg, b->last_error) == 0) return;
   snprintf(b->last_error, sizeof b->last_error, "%s", msg);
-  fprintf(stderr, PROG "%s\n", msg);
+  mb_log_warnx("%s", msg);
 }
 
 static void recovered(mb_batcher *b, const char *what) {
   if (!b->last_error[0]) return;
-  fprintf(stderr, PROG "%s\n", what);
+  mb_log_info("%s", what);
   b->last_error[0] = '\0';
 }
 
@@ -134,9 +145,9 @@ static unsigned next_backoff(mb_batcher *b) {
 static void redis_drop(mb_batcher *b) {
   if (b->rc) redisFree(b->rc);
   b->rc = NULL;
-  atomic_store(&mb_stats.batcher_redis_up, 0);
-  atomic_fetch_add(&mb_stats.batcher_redis_errors, 1);
-  b->redis_retry_at = now_ms() + 500;
+  mb_metric_set(MB_M_BATCHER_REDIS_UP, 0);
+  mb_metric_add(MB_M_BATCHER_REDIS_ERRORS, 1);
+  b->redis_retry_at = mb_now_ms() + 500;
 }
 
 static redisReply *cmd_argv(mb_batcher *b, int argc, const char **argv, const size_t *lens) {
@@ -151,12 +162,12 @@ static redisReply *cmd_argv(mb_batcher *b, int argc, const char **argv, const si
 /* Connected, with the group existing. 0 or -1. */
 static int redis_ready(mb_batcher *b) {
   if (b->rc) return 0;
-  if (now_ms() < b->redis_retry_at) return -1;
+  if (mb_now_ms() < b->redis_retry_at) return -1;
   /* reads block up to batch_wait_ms: the command timeout must be longer */
   b->rc = mb_redis_connect(b->cfg->redis, 1000, (unsigned)b->cfg->batch_wait_ms + 5000);
   if (!b->rc) {
     problem(b, "Redis %s: cannot connect; retrying", b->cfg->redis);
-    b->redis_retry_at = now_ms() + 500;
+    b->redis_retry_at = mb_now_ms() + 500;
     return -1;
   }
   const char *argv[] = {"XGROUP", "CREATE", b->cfg->redis_stream, b->cfg->batcher_group, "0", "MKSTREAM"};
@@ -169,7 +180,7 @@ static int redis_ready(mb_batcher *b) {
     redis_drop(b);
     return -1;
   }
-  atomic_store(&mb_stats.batcher_redis_up, 1);
+  mb_metric_set(MB_M_BATCHER_REDIS_UP, 1);
   recovered(b, "Redis is back");
   return 0;
 }
@@ -210,69 +221,51 @@ static void ack(mb_batcher *b) {
   if (nogroup) redis_drop(b); /* the group is gone (Redis lost its data): reconnecting creates it */
 }
 
-static int remember_unacked(mb_batcher *b, const char *id) {
-  if (b->nunacked == b->capunacked) {
-    size_t cap = b->capunacked ? b->capunacked * 2 : 1024;
-    void *p = realloc(b->unacked, cap * sizeof *b->unacked);
-    if (!p) return -1;
-    b->unacked = p;
-    b->capunacked = cap;
+/* Keeps the committed batch's ids until Redis acknowledges them. An id
+ * that cannot be kept (no memory) is never acknowledged: it comes back
+ * through reclaim and is found loaded. */
+static void remember_unacked(mb_batcher *b) {
+  for (size_t i = 0; i < b->nentries; i++) {
+    if (mb_grow(&b->unacked, &b->capunacked, b->nunacked + 1, sizeof *b->unacked, 1024) < 0) return;
+    snprintf(b->unacked[b->nunacked++], sizeof b->unacked[0], "%s", b->entries[i].id);
   }
-  snprintf(b->unacked[b->nunacked++], sizeof b->unacked[0], "%s", id);
-  return 0;
 }
 
-/* ---- the batch in hand ---- */
+/* ---- the batch in hand: entries ---- */
 
-static const redisReply *field(const redisReply *fields, const char *name) {
-  if (!fields || fields->type != REDIS_REPLY_ARRAY) return NULL;
-  for (size_t i = 0; i + 1 < fields->elements; i += 2) {
-    const redisReply *k = fields->element[i];
-    if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0) return fields->element[i + 1];
+/* The fields of a stream entry as name/value slices (into the reply). */
+static size_t fields_of(const redisReply *f, mb_field *out, size_t max) {
+  size_t n = 0;
+  for (size_t i = 0; f && f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements && n < max; i += 2) {
+    const redisReply *k = f->element[i], *v = f->element[i + 1];
+    if (k->type != REDIS_REPLY_STRING) continue;
+    int str = v->type == REDIS_REPLY_STRING;
+    out[n++] = (mb_field){k->str, k->len, str ? v->str : "", str ? v->len : 0};
   }
-  return NULL;
-}
-
-static int is(const redisReply *v, const char *s) {
-  return v && v->type == REDIS_REPLY_STRING && strcmp(v->str, s) == 0;
-}
-
-/* A type=sent v=1 entry (loaded by load_sent). */
-static int is_sent(const redisReply *fields) {
-  return is(field(fields, "type"), "sent") && is(field(fields, "v"), "1");
-}
-
-static size_t entry_events(const redisReply *fields) {
-  if (!is(field(fields, "type"), "hits")) return 1;
-  const redisReply *n = field(fields, "n");
-  long v = n && n->type == REDIS_REPLY_STRING ? strtol(n->str, NULL, 10) : 1;
-  return v > 0 ? (size_t)v : 1;
+  return n;
 }
 
 static void batch_clear(mb_batcher *b) {
   for (size_t i = 0; i < b->nreplies; i++) freeReplyObject(b->replies[i]);
   b->nreplies = b->nentries = b->events = 0;
+  b->built = 0;
 }
 
 /* Takes the entries of an XREADGROUP or XAUTOCLAIM reply list (each
- * [id, fields]). Keeps r. 0 or -1 (out of memory). */
+ * [id, fields]) into the batch, which keeps r. 0 or -1 (out of memory). */
 static int take_entries(mb_batcher *b, redisReply *r, const redisReply *list) {
   b->replies[b->nreplies++] = r;
   for (size_t i = 0; i < list->elements; i++) {
     const redisReply *e = list->element[i];
     if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 || e->element[0]->type != REDIS_REPLY_STRING) continue;
-    if (b->nentries == b->capentries) {
-      size_t cap = b->capentries ? b->capentries * 2 : 1024;
-      void *p = realloc(b->entries, cap * sizeof *b->entries);
-      if (!p) return -1;
-      b->entries = p;
-      b->capentries = cap;
-    }
-    const redisReply *f = e->elements > 1 && e->element[1]->type == REDIS_REPLY_ARRAY ? e->element[1] : NULL;
-    b->entries[b->nentries++] = (entry){e->element[0]->str, f};
-    size_t n = entry_events(f);
-    b->events += n;
-    b->per_entry = b->per_entry * 0.9 + (double)n * 0.1;
+    if (mb_grow(&b->entries, &b->capentries, b->nentries + 1, sizeof *b->entries, 1024) < 0) return -1;
+    entry *x = &b->entries[b->nentries++];
+    x->id = e->element[0]->str;
+    x->fields = e->elements > 1 && e->element[1]->type == REDIS_REPLY_ARRAY ? e->element[1] : NULL;
+    mb_field f[MAX_FIELDS];
+    mb_entry_parse(f, fields_of(x->fields, f, MAX_FIELDS), &x->parsed);
+    b->events += x->parsed.events;
+    b->per_entry = b->per_entry * 0.9 + (double)x->parsed.events * 0.1;
   }
   return 0;
 }
@@ -285,7 +278,7 @@ static long collect(mb_batcher *b) {
   while (!atomic_load(&b->stop) && b->events < b->cfg->batch_size && b->nreplies < MAX_READS) {
     long block = (long)b->cfg->batch_wait_ms;
     if (deadline) {
-      block = (long)(deadline - now_ms());
+      block = (long)(deadline - mb_now_ms());
       if (block <= 0) break;
     }
     double want = (double)(b->cfg->batch_size - b->events) / (b->per_entry > 1 ? b->per_entry : 1);
@@ -317,7 +310,7 @@ static long collect(mb_batcher *b) {
       break;
     }
     if (take_entries(b, r, s->element[1]) < 0) break;
-    if (!deadline) deadline = now_ms() + (int64_t)b->cfg->batch_wait_ms;
+    if (!deadline) deadline = mb_now_ms() + (int64_t)b->cfg->batch_wait_ms;
   }
   return (long)b->nentries;
 }
@@ -344,8 +337,8 @@ static long reclaim(mb_batcher *b) {
   if (take_entries(b, r, r->element[1]) < 0) return -1;
   long n = (long)(b->nentries - before);
   if (n) {
-    atomic_fetch_add(&mb_stats.entries_reclaimed, (unsigned long)n);
-    fprintf(stderr, PROG "took over %ld entries left pending by a stopped batcher\n", n);
+    mb_metric_add(MB_M_RECLAIMED, (uint64_t)n);
+    mb_log_info("took over %ld entries left pending by a stopped batcher", n);
   }
   return n;
 }
@@ -380,6 +373,8 @@ static void forget_dead_consumers(mb_batcher *b) {
   freeReplyObject(r);
 }
 
+/* The age of the oldest entry in the stream: what is not loaded and
+ * acknowledged yet (loaded entries are deleted). */
 static void update_lag(mb_batcher *b) {
   const char *argv[] = {"XRANGE", b->cfg->redis_stream, "-", "+", "COUNT", "1"};
   redisReply *r = cmd_argv(b, 6, argv, NULL);
@@ -388,23 +383,17 @@ static void update_lag(mb_batcher *b) {
   if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
       r->element[0]->elements >= 1 && r->element[0]->element[0]->type == REDIS_REPLY_STRING) {
     long long ms = strtoll(r->element[0]->element[0]->str, NULL, 10);
-    lag = now_ms() - ms;
+    lag = mb_now_ms() - ms;
     if (lag < 0) lag = 0;
   }
   freeReplyObject(r);
-  atomic_store(&mb_stats.stream_lag_ms, lag);
+  mb_metric_set(MB_M_STREAM_LAG, lag);
 }
 
-/* ---- turning the batch into rows ---- */
+/* ---- the batch in hand: its rows ---- */
 
 static int add_rejected(mb_batcher *b, const char *id, int part, const char *text, size_t len, const char *why) {
-  if (b->nrej == b->caprej) {
-    size_t cap = b->caprej ? b->caprej * 2 : 64;
-    void *p = realloc(b->rej, cap * sizeof *b->rej);
-    if (!p) return -1;
-    b->rej = p;
-    b->caprej = cap;
-  }
+  if (mb_grow(&b->rej, &b->caprej, b->nrej + 1, sizeof *b->rej, 64) < 0) return -1;
   size_t off = b->rej_text.len;
   if (mb_utf8_clean(&b->rej_text, text, len) < 0 || mb_buf_append(&b->rej_text, "", 1) < 0) return -1;
   b->rej[b->nrej++] = (rejected){id, part, why, off, b->rej_text.len - off - 1};
@@ -412,23 +401,30 @@ static int add_rejected(mb_batcher *b, const char *id, int part, const char *tex
 }
 
 static int add_time(mb_batcher *b, int64_t us) {
-  if (b->nrows == b->captimes) {
-    size_t cap = b->captimes ? b->captimes * 2 : 8192;
-    void *p = realloc(b->times, cap * sizeof *b->times);
-    if (!p) return -1;
-    b->times = p;
-    b->captimes = cap;
-  }
+  if (mb_grow(&b->times, &b->captimes, b->nrows + 1, sizeof *b->times, 8192) < 0) return -1;
   b->times[b->nrows++] = us;
   return 0;
 }
 
+/* Notes the month of the row just made (its partition must exist). */
 static void note_month(mb_batcher *b) {
   const char *d = b->conv.date; /* YYYY-MM-... of the row just made */
   int m = atoi(d) * 12 + atoi(d + 5) - 1;
   for (size_t i = 0; i < b->nbatch_months; i++)
     if (b->batch_months[i] == m) return;
   if (b->nbatch_months < MAX_MONTHS) b->batch_months[b->nbatch_months++] = m;
+}
+
+static int month_known(const mb_batcher *b, int m) {
+  for (size_t j = 0; j < b->nmonths; j++)
+    if (b->months[j] == m) return 1;
+  return 0;
+}
+
+static int batch_months_known(const mb_batcher *b) {
+  for (size_t i = 0; i < b->nbatch_months; i++)
+    if (!month_known(b, b->batch_months[i])) return 0;
+  return 1;
 }
 
 /* The whole entry as JSON, for mailbeacon.rejected. */
@@ -448,15 +444,17 @@ static void build_reset(mb_batcher *b) {
   b->rows.len = 0;
   b->nrows = b->nrej = b->nbatch_months = 0;
   b->rej_text.len = 0;
+  /* events already past IP retention are truncated as they load:
+   * apply_retention reads only the days since its last run */
+  if (b->cfg->ip_retention_days)
+    b->conv.ip_truncate_before_us = mb_now_us() - (int64_t)b->cfg->ip_retention_days * 86400 * 1000000;
 }
 
 /* Adds entry i's COPY rows (or rejected lines) to the batch. 0 or -1 (memory). */
 static int build_entry(mb_batcher *b, size_t i) {
   const entry *e = &b->entries[i];
-  if (!e->fields) return 0;         /* deleted from the stream: nothing to load */
-  if (is_sent(e->fields)) return 0; /* loaded by load_sent */
-  const redisReply *d = field(e->fields, "d");
-  if (!is(field(e->fields, "type"), "hits") || !is(field(e->fields, "v"), "1") || !d || d->type != REDIS_REPLY_STRING) {
+  if (e->parsed.type == MB_ENTRY_DELETED || e->parsed.type == MB_ENTRY_SENT) return 0; /* sent: load_sent_records */
+  if (e->parsed.type == MB_ENTRY_OTHER) {
     mb_buf j;
     mb_buf_init(&j);
     entry_json(&j, e->fields);
@@ -464,12 +462,10 @@ static int build_entry(mb_batcher *b, size_t i) {
     mb_buf_free(&j);
     return rc;
   }
-  const char *p = d->str, *end = d->str + d->len;
-  int part = 0;
-  while (p < end) {
+  const char *p = e->parsed.lines, *end = p + e->parsed.lines_len;
+  for (int part = 1; p < end; part++) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-    part++;
     int64_t us;
     const char *why;
     if (mb_event_copy_row(&b->conv, p, len, &b->rows, &us, &why) == 0) {
@@ -483,32 +479,23 @@ static int build_entry(mb_batcher *b, size_t i) {
   return 0;
 }
 
-static int months_known(const mb_batcher *b) {
-  for (size_t i = 0; i < b->nbatch_months; i++) {
-    int known = 0;
-    for (size_t j = 0; j < b->nmonths && !known; j++) known = b->months[j] == b->batch_months[i];
-    if (!known) return 0;
-  }
-  return 1;
-}
-
 /* ---- PostgreSQL ---- */
 
 static void pg_drop(mb_batcher *b) {
   if (b->db) PQfinish(b->db);
   b->db = NULL;
-  b->prepared = 0;
   b->nmonths = 0;
-  atomic_store(&mb_stats.pg_up, 0);
+  mb_metric_set(MB_M_PG_UP, 0);
 }
 
+/* Logs and counts a failure; rolls back, or drops a broken connection. */
 static int pg_failed(mb_batcher *b, const char *what, PGresult *res) {
   char err[512];
   const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   if (code && strcmp(code, "23514") == 0) b->nmonths = 0; /* no partition for a row: one was dropped meanwhile */
   mb_pg_error(err, sizeof err, what, b->db, res);
   problem(b, "PostgreSQL: %s", err);
-  atomic_fetch_add(&mb_stats.pg_errors, 1);
+  mb_metric_add(MB_M_PG_ERRORS, 1);
   if (res) PQclear(res);
   if (b->db && PQstatus(b->db) != CONNECTION_OK) pg_drop(b);
   else if (b->db && PQtransactionStatus(b->db) != PQTRANS_IDLE) PQclear(PQexec(b->db, "ROLLBACK"));
@@ -524,24 +511,32 @@ static int pg_ok(mb_batcher *b, PGresult *r, const char *what) {
   return pg_failed(b, what, r);
 }
 
+static int pg_exec(mb_batcher *b, const char *sql) { return pg_ok(b, PQexec(b->db, sql), sql); }
+
+static void report_line(void *arg, const char *line) {
+  (void)arg;
+  mb_log_info("%s", line);
+}
+
 static void maintain(mb_batcher *b) {
   char err[512];
-  if (mb_pg_maintain(b->db, b->cfg, stderr, err, sizeof err) < 0) {
+  if (mb_pg_maintain(b->db, b->cfg, report_line, NULL, err, sizeof err) < 0) {
     problem(b, "maintenance: %s", err);
     if (PQstatus(b->db) != CONNECTION_OK) pg_drop(b);
   }
-  b->next_maintain = now_ms() + MAINTAIN_EVERY_MS;
+  b->next_maintain = mb_now_ms() + MAINTAIN_EVERY_MS;
 }
 
+/* Connected, the schema current, the statements prepared. 0 or -1. */
 static int pg_ready(mb_batcher *b) {
   if (b->db) return 0;
-  if (now_ms() < b->pg_retry_at) return -1;
+  if (mb_now_ms() < b->pg_retry_at) return -1;
   char err[512];
   b->db = mb_pg_connect(b->cfg->postgres, err, sizeof err);
   if (!b->db) {
     problem(b, "%s; retrying", err);
-    atomic_fetch_add(&mb_stats.pg_errors, 1);
-    b->pg_retry_at = now_ms() + next_backoff(b);
+    mb_metric_add(MB_M_PG_ERRORS, 1);
+    b->pg_retry_at = mb_now_ms() + next_backoff(b);
     return -1;
   }
   int pending = mb_pg_pending(b->db, err, sizeof err);
@@ -551,30 +546,34 @@ static int pg_ready(mb_batcher *b) {
               pending);
     else problem(b, "PostgreSQL: %s", err);
     pg_drop(b);
-    b->pg_retry_at = now_ms() + 5000;
+    b->pg_retry_at = mb_now_ms() + 5000;
     return -1;
   }
-  PGresult *r = PQprepare(b->db, "load_sent", "SELECT mailbeacon.load_sent($1, $2, $3, $4, $5, $6, $7, $8)", 8, NULL);
-  if (pg_ok(b, r, "preparing") < 0) return -1;
-  r = PQprepare(b->db, "reject",
-                "INSERT INTO mailbeacon.rejected (stream_id, part, entry, reason) VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT DO NOTHING",
-                4, NULL);
-  if (pg_ok(b, r, "preparing") < 0) return -1;
-  r = PQprepare(b->db, "partition", "SELECT mailbeacon.ensure_partition($1::timestamptz)", 1, NULL);
-  if (pg_ok(b, r, "preparing") < 0) return -1;
-  atomic_store(&mb_stats.pg_up, 1);
+  static const struct {
+    const char *name, *sql;
+    int nparams;
+  } statements[] = {
+      {"load_sent", "SELECT mailbeacon.load_sent($1, $2, $3, $4, $5, $6, $7, $8)", 8},
+      {"reject",
+       "INSERT INTO mailbeacon.rejected (stream_id, part, entry, reason) VALUES ($1, $2, $3, $4) "
+       "ON CONFLICT DO NOTHING",
+       4},
+      {"partition", "SELECT mailbeacon.ensure_partition($1::timestamptz)", 1},
+  };
+  for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
+    if (pg_ok(b, PQprepare(b->db, statements[i].name, statements[i].sql, statements[i].nparams, NULL), "preparing") < 0)
+      return -1;
+  mb_metric_set(MB_M_PG_UP, 1);
   recovered(b, "PostgreSQL is back");
-  if (!b->next_maintain || now_ms() >= b->next_maintain) maintain(b);
+  if (!b->next_maintain || mb_now_ms() >= b->next_maintain) maintain(b);
   return b->db ? 0 : -1;
 }
 
 /* Creates the partitions the batch needs that are not known to exist. */
-static int partitions(mb_batcher *b) {
+static int ensure_partitions(mb_batcher *b) {
   for (size_t i = 0; i < b->nbatch_months; i++) {
-    int m = b->batch_months[i], known = 0;
-    for (size_t j = 0; j < b->nmonths; j++) known |= b->months[j] == m;
-    if (known) continue;
+    int m = b->batch_months[i];
+    if (month_known(b, m)) continue;
     char at[40];
     snprintf(at, sizeof at, "%04d-%02d-01 00:00:00+00", m / 12, m % 12 + 1);
     const char *params[] = {at};
@@ -599,128 +598,136 @@ static int copy_send(mb_batcher *b, const char *p, size_t n) {
   return 0;
 }
 
-/* Ends the COPY (with errmsg: aborts it). Returns 0, 1 when a row is there
- * already (unique violation; transaction rolled back), or -1. */
-static int copy_end(mb_batcher *b, const char *errmsg) {
-  if (PQputCopyEnd(b->db, errmsg) != 1) return pg_failed(b, "COPY", NULL);
+/* Ends the COPY: COPY_DONE, or COPY_DUPLICATE when an event is there
+ * already (a unique violation), else COPY_FAILED. With abandon set, the
+ * COPY is abandoned and COPY_PARTITION_NEEDED returned. Everything but
+ * COPY_DONE leaves the transaction rolled back. */
+static copy_result copy_end(mb_batcher *b, const char *abandon) {
+  if (PQputCopyEnd(b->db, abandon) != 1) return pg_failed(b, "COPY", NULL), COPY_FAILED;
   PGresult *r = PQgetResult(b->db);
   int st = PQresultStatus(r);
   const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
   int dup = st == PGRES_FATAL_ERROR && code && strcmp(code, "23505") == 0;
   for (PGresult *x; (x = PQgetResult(b->db));) PQclear(x);
-  if (dup || errmsg) {
+  if (abandon || dup) {
     PQclear(r);
     PQclear(PQexec(b->db, "ROLLBACK"));
-    return dup ? 1 : -1;
+    return abandon ? COPY_PARTITION_NEEDED : COPY_DUPLICATE;
   }
-  if (st != PGRES_COMMAND_OK) return pg_failed(b, "COPY", r);
+  if (st != PGRES_COMMAND_OK) return pg_failed(b, "COPY", r), COPY_FAILED;
   PQclear(r);
-  return 0;
+  return COPY_DONE;
 }
 
-/* COPY of the rows built into table: as copy_end. */
-static int copy_rows(mb_batcher *b, const char *table) {
-  if (copy_start(b, table) < 0 || copy_send(b, b->rows.data, b->rows.len) < 0) return -1;
+/* The built rows COPYed into table, in the transaction open. */
+static copy_result copy_rows(mb_batcher *b, const char *table) {
+  if (copy_start(b, table) < 0 || copy_send(b, b->rows.data, b->rows.len) < 0) return COPY_FAILED;
   return copy_end(b, NULL);
 }
 
-#define STREAM_CHUNK (64 * 1024)
-
-/* The first attempt at a batch: the COPY starts right away and each
+/* The first attempt at a batch: BEGIN, the COPY starts right away and each
  * entry's rows are sent as soon as they are made, so that PostgreSQL works
  * while the batcher converts. A row for a month whose partition is not
- * known stops the stream: the COPY is abandoned (the rest is still built)
- * and the caller loads the built batch the ordinary way. Returns as
- * copy_end, or 2 when abandoned for a partition. */
-static int build_streaming(mb_batcher *b) {
+ * known stops the sending: the rest is still built, the COPY abandoned. */
+static copy_result copy_while_building(mb_batcher *b) {
   build_reset(b);
-  if (copy_start(b, "mailbeacon.events") < 0) return -1;
+  if (pg_exec(b, "BEGIN") < 0 || copy_start(b, "mailbeacon.events") < 0) return COPY_FAILED;
   size_t sent = 0;
-  int streaming = 1;
+  int sending = 1;
   for (size_t i = 0; i < b->nentries; i++) {
     if (build_entry(b, i) < 0) {
-      if (streaming) copy_end(b, "out of memory");
+      copy_end(b, "out of memory");
       problem(b, "out of memory building a batch of %zu entries", b->nentries);
       b->built_failed = 1;
-      return -1;
+      return COPY_FAILED;
     }
-    if (streaming && !months_known(b)) streaming = 0;
-    if (streaming && b->rows.len - sent >= STREAM_CHUNK) {
-      if (copy_send(b, b->rows.data + sent, b->rows.len - sent) < 0) return -1;
+    if (sending && !batch_months_known(b)) sending = 0;
+    if (sending && b->rows.len - sent >= STREAM_CHUNK) {
+      if (copy_send(b, b->rows.data + sent, b->rows.len - sent) < 0) return COPY_FAILED;
       sent = b->rows.len;
     }
   }
   b->built = 1;
-  if (!streaming) {
-    copy_end(b, "a partition is missing");
-    return 2;
-  }
-  if (copy_send(b, b->rows.data + sent, b->rows.len - sent) < 0) return -1;
+  if (!sending) return copy_end(b, "a partition is missing");
+  if (copy_send(b, b->rows.data + sent, b->rows.len - sent) < 0) return COPY_FAILED;
   return copy_end(b, NULL);
 }
 
-/* Loads the batch in one transaction. Returns 0 when committed, -1 not. */
-static int load(mb_batcher *b) {
-  unsigned long dups = 0;
-  int staged = 0;
-  /* events already past IP retention are truncated as they load:
-   * apply_retention reads only the days since its last run */
-  if (b->cfg->ip_retention_days)
-    b->conv.ip_truncate_before_us = now_us() - (int64_t)b->cfg->ip_retention_days * 86400 * 1000000;
-  if (!b->built) { /* first attempt: convert while PostgreSQL copies */
-    if (pg_ok(b, PQexec(b->db, "BEGIN"), "BEGIN") < 0) return -1;
-    int rc = build_streaming(b);
-    if (rc < 0) return -1;
-    if (rc == 0) goto copied;
-    staged = rc == 1; /* 1: some events are stored already; 2: a partition first */
+/* Some events of the batch are stored already (it was delivered before):
+ * BEGIN, COPY into a staging table, insert what is not there yet.
+ * *dups gets how many were there. 0 (transaction open) or -1. */
+static int copy_through_staging(mb_batcher *b, uint64_t *dups) {
+  if (pg_exec(b, "BEGIN") < 0 ||
+      pg_ok(b,
+            PQexec(b->db, "CREATE TEMP TABLE IF NOT EXISTS mb_staging (LIKE mailbeacon.events INCLUDING DEFAULTS) "
+                          "ON COMMIT DELETE ROWS"),
+            "staging") < 0 ||
+      copy_rows(b, "mb_staging") != COPY_DONE)
+    return -1;
+  PGresult *r = PQexec(b->db, "INSERT INTO mailbeacon.events SELECT * FROM mb_staging ON CONFLICT DO NOTHING");
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) return pg_failed(b, "INSERT from staging", r);
+  *dups = b->nrows - strtoull(PQcmdTuples(r), NULL, 10);
+  PQclear(r);
+  return 0;
+}
+
+/* Opens the batch's transaction with its events in it: first by COPY as
+ * they are built; when a partition is missing, after creating it; when
+ * some events are there already, through a staging table. *dups gets how
+ * many were there. 0 (transaction open) or -1 (rolled back). */
+static int load_events(mb_batcher *b, uint64_t *dups) {
+  *dups = 0;
+  copy_result first = COPY_PARTITION_NEEDED; /* a retry: built already, partitions first */
+  if (!b->built) {
+    first = copy_while_building(b);
+    if (first == COPY_DONE) return 0;
+    if (first == COPY_FAILED) return -1;
   }
-  if (partitions(b) < 0) return -1;
-  for (;; staged = 1) {
-    if (pg_ok(b, PQexec(b->db, "BEGIN"), "BEGIN") < 0) return -1;
-    if (b->nrows && !staged) {
-      int rc = copy_rows(b, "mailbeacon.events");
-      if (rc < 0) return -1;
-      if (rc == 1) continue; /* some of these events are stored already: load through a staging table */
-    } else if (b->nrows) {
-      if (pg_ok(b,
-                PQexec(b->db, "CREATE TEMP TABLE IF NOT EXISTS mb_staging (LIKE mailbeacon.events INCLUDING DEFAULTS) "
-                              "ON COMMIT DELETE ROWS"),
-                "staging") < 0 ||
-          copy_rows(b, "mb_staging") != 0)
-        return -1;
-      PGresult *r = PQexec(b->db, "INSERT INTO mailbeacon.events SELECT * FROM mb_staging ON CONFLICT DO NOTHING");
-      if (PQresultStatus(r) != PGRES_COMMAND_OK) return pg_failed(b, "INSERT from staging", r);
-      unsigned long ins = strtoul(PQcmdTuples(r), NULL, 10);
-      dups = b->nrows - ins;
-      PQclear(r);
-    }
-    break;
+  if (ensure_partitions(b) < 0) return -1;
+  if (first != COPY_DUPLICATE) {
+    if (pg_exec(b, "BEGIN") < 0) return -1;
+    if (!b->nrows) return 0;
+    copy_result again = copy_rows(b, "mailbeacon.events");
+    if (again != COPY_DUPLICATE) return again == COPY_DONE ? 0 : -1;
   }
-copied:;
-  /* sent records */
-  unsigned long sent = 0;
+  return copy_through_staging(b, dups);
+}
+
+/* Loads the batch's sent records (mailbeacon.load_sent: messages,
+ * recipients, links); a record it cannot take is counted as rejected.
+ * *loaded gets how many it took. 0 or -1. */
+static int load_sent_records(mb_batcher *b, uint64_t *loaded) {
+  static const char *const names[] = {"message", "message_id", "rep", "subject", "sent_at", "recipients", "links"};
+  enum { N = sizeof names / sizeof names[0] };
+  *loaded = 0;
   for (size_t i = 0; i < b->nentries; i++) {
     const entry *e = &b->entries[i];
-    if (!is_sent(e->fields)) continue;
-    static const char *names[] = {"message", "message_id", "rep", "subject", "sent_at", "recipients", "links"};
-    mb_buf clean[7];
-    const char *params[8] = {e->id};
+    if (e->parsed.type != MB_ENTRY_SENT) continue;
+    mb_field f[MAX_FIELDS];
+    size_t nf = fields_of(e->fields, f, MAX_FIELDS);
+    mb_buf clean[N];
+    const char *params[N + 1] = {e->id};
     int oom = 0;
-    for (int k = 0; k < 7; k++) {
-      const redisReply *v = field(e->fields, names[k]);
+    for (int k = 0; k < N; k++) {
+      const mb_field *v = mb_entry_field(f, nf, names[k]);
       mb_buf_init(&clean[k]);
-      if (v && v->type == REDIS_REPLY_STRING) oom |= mb_utf8_clean(&clean[k], v->str, v->len);
+      if (v) oom |= mb_utf8_clean(&clean[k], v->value, v->value_len);
       oom |= mb_buf_append(&clean[k], "", 1);
       params[k + 1] = clean[k].data;
     }
-    PGresult *r = oom ? NULL : PQexecPrepared(b->db, "load_sent", 8, params, NULL, NULL, 0);
-    for (int k = 0; k < 7; k++) mb_buf_free(&clean[k]);
+    PGresult *r = oom ? NULL : PQexecPrepared(b->db, "load_sent", N + 1, params, NULL, NULL, 0);
+    for (int k = 0; k < N; k++) mb_buf_free(&clean[k]);
     if (oom) return pg_failed(b, "out of memory", NULL);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) return pg_failed(b, "loading a sent record", r);
-    if (strcmp(PQgetvalue(r, 0, 0), "t") == 0) sent++;
-    else atomic_fetch_add(&mb_stats.rows_rejected, 1);
+    if (strcmp(PQgetvalue(r, 0, 0), "t") == 0) (*loaded)++;
+    else mb_metric_add(MB_M_ROWS_REJECTED, 1);
     PQclear(r);
   }
+  return 0;
+}
+
+/* Keeps the lines and entries that cannot be loaded in mailbeacon.rejected. */
+static int record_rejected(mb_batcher *b) {
   for (size_t i = 0; i < b->nrej; i++) {
     const rejected *x = &b->rej[i];
     char part[16];
@@ -729,26 +736,33 @@ copied:;
     if (pg_ok(b, PQexecPrepared(b->db, "reject", 4, params, NULL, NULL, 0), "recording a rejected entry") < 0)
       return -1;
   }
-  if (pg_ok(b, PQexec(b->db, "COMMIT"), "COMMIT") < 0) return -1;
+  return 0;
+}
 
-  int64_t t = now_us();
-  for (size_t i = 0; i < b->nrows; i++) {
-    int64_t ms = (t - b->times[i]) / 1000;
-    int k = 0;
-    while (k < MB_LOAD_LAG_BUCKETS - 1 && ms > (int64_t)mb_load_lag_bounds_ms[k]) k++;
-    atomic_fetch_add_explicit(&mb_stats.load_lag_bucket[k], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&mb_stats.load_lag_sum_us, (unsigned long long)(t - b->times[i]), memory_order_relaxed);
-  }
-  atomic_fetch_add(&mb_stats.load_lag_count, b->nrows);
-  atomic_fetch_add(&mb_stats.batches, 1);
-  atomic_fetch_add(&mb_stats.batch_events_sum, b->nrows);
-  atomic_store(&mb_stats.last_batch_events, b->nrows);
-  atomic_fetch_add(&mb_stats.rows_loaded, b->nrows - dups);
-  atomic_fetch_add(&mb_stats.rows_duplicate, dups);
-  atomic_fetch_add(&mb_stats.rows_rejected, b->nrej);
-  atomic_fetch_add(&mb_stats.sent_loaded, sent);
-  if (b->nrej)
-    fprintf(stderr, PROG "%zu event lines or entries could not be loaded: kept in mailbeacon.rejected\n", b->nrej);
+/* The figures of a committed batch. */
+static void account(mb_batcher *b, uint64_t dups, uint64_t sent) {
+  int64_t t = mb_now_us();
+  for (size_t i = 0; i < b->nrows; i++)
+    mb_metric_observe_us(MB_M_LOAD_DELAY, t > b->times[i] ? (uint64_t)(t - b->times[i]) : 0);
+  mb_metric_add(MB_M_BATCHES, 1);
+  mb_metric_add(MB_M_BATCH_EVENTS_COUNT, 1);
+  mb_metric_add(MB_M_BATCH_EVENTS_SUM, b->nrows);
+  mb_metric_set(MB_M_LAST_BATCH_EVENTS, (int64_t)b->nrows);
+  mb_metric_add(MB_M_ROWS_LOADED, b->nrows - dups);
+  mb_metric_add(MB_M_ROWS_DUPLICATE, dups);
+  mb_metric_add(MB_M_ROWS_REJECTED, b->nrej);
+  mb_metric_add(MB_M_SENT_LOADED, sent);
+  if (b->nrej) mb_log_warnx("%zu event lines or entries could not be loaded: kept in mailbeacon.rejected", b->nrej);
+}
+
+/* Loads the batch in one transaction. Returns 0 when committed, -1 not
+ * (rolled back: nothing of it is stored). */
+static int load(mb_batcher *b) {
+  uint64_t dups, sent;
+  if (load_events(b, &dups) < 0 || load_sent_records(b, &sent) < 0 || record_rejected(b) < 0 ||
+      pg_exec(b, "COMMIT") < 0)
+    return -1;
+  account(b, dups, sent);
   return 0;
 }
 
@@ -766,9 +780,8 @@ static void flush(mb_batcher *b) {
     }
     if (pg_ready(b) == 0 && load(b) == 0) break;
     if (atomic_load(&b->stop)) {
-      fprintf(stderr,
-              PROG "stopping with %zu entries not loaded: they stay pending in the stream for the next batcher\n",
-              b->nentries);
+      mb_log_warnx("stopping with %zu entries not loaded: they stay pending in the stream for the next batcher",
+                   b->nentries);
       batch_clear(b);
       return;
     }
@@ -776,19 +789,19 @@ static void flush(mb_batcher *b) {
   }
   b->backoff_ms = 0;
   recovered(b, "PostgreSQL takes batches again");
-  for (size_t i = 0; i < b->nentries; i++)
-    if (remember_unacked(b, b->entries[i].id) < 0) break; /* not acknowledged: reclaimed and skipped later */
+  remember_unacked(b);
   batch_clear(b);
   ack(b);
 }
 
+/* Once a second: the lag and the load rate; once an hour: maintenance. */
 static void tick(mb_batcher *b) {
-  int64_t t = now_ms();
+  int64_t t = mb_now_ms();
   if (t >= b->next_lag) {
     update_lag(b);
-    unsigned long rows = atomic_load(&mb_stats.rows_loaded);
+    uint64_t rows = mb_metric_total(MB_M_ROWS_LOADED);
     if (b->rate_at)
-      atomic_store(&mb_stats.rows_per_second, (rows - b->rate_rows) * 1000 / (unsigned long)(t - b->rate_at + 1));
+      mb_metric_set(MB_M_ROWS_PER_SECOND, (int64_t)((rows - b->rate_rows) * 1000 / (uint64_t)(t - b->rate_at + 1)));
     b->rate_rows = rows;
     b->rate_at = t;
     b->next_lag = t + LAG_EVERY_MS;
@@ -798,6 +811,7 @@ static void tick(mb_batcher *b) {
 
 static void *run(void *arg) {
   mb_batcher *b = arg;
+  mb_log_thread_role("batcher");
   while (!atomic_load(&b->stop)) {
     if (redis_ready(b) < 0) {
       pause_ms(b, 200);
@@ -808,7 +822,7 @@ static void *run(void *arg) {
       pause_ms(b, 200);
       continue;
     }
-    int64_t t = now_ms();
+    int64_t t = mb_now_ms();
     if (t >= b->next_reclaim) {
       b->next_reclaim = t + (int64_t)(b->cfg->reclaim_idle_ms / 2);
       forget_dead_consumers(b);
@@ -826,7 +840,28 @@ static void *run(void *arg) {
   return NULL;
 }
 
-mb_batcher *mb_batcher_start(const mb_config *cfg, const char *name, char *err, size_t errlen) {
+/* ---- the role ---- */
+
+int mb_batcher_check(const mb_config *cfg, char *err, size_t errlen) {
+  if (!cfg->postgres[0] || !cfg->redis[0]) {
+    snprintf(err, errlen, "the batcher needs postgres and redis set");
+    return -1;
+  }
+  PGconn *db = mb_pg_connect(cfg->postgres, err, errlen);
+  if (!db) {
+    mb_log_warnx("%s; the batcher will keep trying", err);
+    return 0;
+  }
+  int pending = mb_pg_pending(db, err, errlen);
+  PQfinish(db);
+  if (pending > 0) {
+    snprintf(err, errlen, "the PostgreSQL schema is not current: run mailbeacon-server migrate");
+    return -1;
+  }
+  return 0;
+}
+
+mb_batcher *mb_batcher_start(const mb_config *cfg, char *err, size_t errlen) {
   if (!cfg->postgres[0] || !cfg->redis[0]) {
     snprintf(err, errlen, "the batcher needs both postgres and redis set");
     return NULL;
@@ -837,12 +872,17 @@ mb_batcher *mb_batcher_start(const mb_config *cfg, const char *name, char *err, 
     return NULL;
   }
   b->cfg = cfg;
-  snprintf(b->name, sizeof b->name, "%s", name);
+  /* the consumer name: unique per process */
+  char host[128] = "host";
+  if (cfg->edge_id[0]) snprintf(host, sizeof host, "%s", cfg->edge_id);
+  else gethostname(host, sizeof host - 1);
+  snprintf(b->name, sizeof b->name, "%s-%ld", host, (long)getpid());
   b->per_entry = 256;
   mb_buf_init(&b->rows);
   mb_buf_init(&b->rej_text);
   mb_evconv_init(&b->conv);
-  atomic_store(&mb_stats.batcher_on, 1);
+  b->conv.ip_truncate = cfg->ip_truncate;
+  mb_metrics_enable(MB_GROUP_BATCHER);
   if (pthread_create(&b->thread, NULL, run, b) != 0) {
     snprintf(err, errlen, "cannot start the batcher thread");
     free(b);
@@ -851,13 +891,15 @@ mb_batcher *mb_batcher_start(const mb_config *cfg, const char *name, char *err, 
   return b;
 }
 
+const char *mb_batcher_name(const mb_batcher *b) { return b->name; }
+
 void mb_batcher_stop(mb_batcher *b) {
   if (!b) return;
   atomic_store(&b->stop, 1);
   pthread_join(b->thread, NULL);
   ack(b); /* last try */
   if (b->nunacked)
-    fprintf(stderr, PROG "%zu loaded entries not acknowledged (Redis down): a later batcher skips them\n", b->nunacked);
+    mb_log_warnx("%zu loaded entries not acknowledged (Redis down): a later batcher skips them", b->nunacked);
   if (b->rc) redisFree(b->rc);
   pg_drop(b);
   free(b->entries);

@@ -12,7 +12,8 @@
  * staging table with ON CONFLICT DO NOTHING, so no event is stored twice.
  * Entries left pending by a dead consumer for reclaim_idle_ms are taken
  * over (XAUTOCLAIM). PostgreSQL or Redis errors: retry with backoff,
- * nothing acknowledged before its commit. Counters in mb_stats. */
+ * nothing acknowledged before its commit. Figures in the metrics registry
+ * (metrics.h, group batcher). */
 #ifndef MAILBEACON_BATCHER_H
 #define MAILBEACON_BATCHER_H
 
@@ -20,12 +21,22 @@
 
 typedef struct mb_batcher mb_batcher;
 
-/* Starts the batcher thread; name is its consumer name (unique per
- * process). NULL with err set. */
-mb_batcher *mb_batcher_start(const mb_config *cfg, const char *name, char *err, size_t errlen);
+/* Before starting: postgres and redis must be set, and the schema current
+ * when PostgreSQL answers (when it does not, that is logged and the
+ * batcher keeps trying once started). 0, or -1 with err set: a setup
+ * error, not worth starting. */
+int mb_batcher_check(const mb_config *cfg, char *err, size_t errlen);
+
+/* Starts the batcher thread, a consumer named after edge_id (or the host)
+ * and the process id. cfg must outlive it. NULL with err set. */
+mb_batcher *mb_batcher_start(const mb_config *cfg, char *err, size_t errlen);
+
+/* Its consumer name in the group. */
+const char *mb_batcher_name(const mb_batcher *b);
 
 /* Finishes the batch in hand if PostgreSQL takes it now (else leaves its
- * entries pending for the next batcher), acknowledges, stops, frees. */
+ * entries pending for the next batcher), acknowledges, stops, frees.
+ * Accepts NULL. */
 void mb_batcher_stop(mb_batcher *b);
 
 #endif

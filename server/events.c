@@ -12,6 +12,12 @@ void mb_evconv_init(mb_evconv *c) {
   c->sec = INT64_MIN;
   c->date[0] = '\0';
   c->ip_truncate_before_us = INT64_MIN;
+  c->ip_truncate = 0;
+}
+
+void mb_ip_truncate(int family, unsigned char *addr) {
+  if (family == AF_INET) addr[3] = 0;                   /* as apply_retention: /24 */
+  else if (family == AF_INET6) memset(addr + 6, 0, 10); /* /48 */
 }
 
 static int all_hex(const char *p, size_t n) {
@@ -161,9 +167,8 @@ int mb_event_copy_row(mb_evconv *c, const char *line, size_t len, mb_buf *out, i
     int family = inet_pton(AF_INET, ip, a) == 1 ? AF_INET : inet_pton(AF_INET6, ip, a) == 1 ? AF_INET6 : 0;
     if (!family) return *why = "bad client IP", -1;
     ip_len = fl[6];
-    if ((int64_t)t < c->ip_truncate_before_us) { /* already past IP retention: /24 or /48, as apply_retention */
-      if (family == AF_INET) a[3] = 0;
-      else memset(a + 6, 0, 10);
+    if (c->ip_truncate || (int64_t)t < c->ip_truncate_before_us) { /* or already past IP retention */
+      mb_ip_truncate(family, a);
       if (!inet_ntop(family, a, ip, sizeof ip)) return *why = "bad client IP", -1;
       ip_len = strlen(ip);
     }

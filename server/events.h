@@ -3,7 +3,9 @@
  * columns MB_EVENT_COLUMNS. Every field is checked, because one bad row
  * would fail the whole COPY: a line that does not hold a valid event is
  * refused with a reason. Text fields are made valid UTF-8 (bytes that are
- * not become U+FFFD, or %XX in the URL). */
+ * not become U+FFFD, or %XX in the URL). The client's address arrives
+ * whole (the stream carries it as the edge saw it) and is truncated here
+ * when ip_truncate is set or the event is already past ip_retention_days. */
 #ifndef MAILBEACON_EVENTS_H
 #define MAILBEACON_EVENTS_H
 
@@ -22,7 +24,12 @@ typedef struct mb_evconv {
    * ip_retention_days, behind the window apply_retention reads.
    * INT64_MIN (mb_evconv_init): never. */
   int64_t ip_truncate_before_us;
+  int ip_truncate; /* every event's IP to /24 or /48 (the ip_truncate key) */
 } mb_evconv;
+
+/* Truncates an address to its /24 (AF_INET, 4 bytes) or /48 (AF_INET6, 16
+ * bytes): what is stored of it where IPs are not kept whole. */
+void mb_ip_truncate(int family, unsigned char *addr);
 
 void mb_evconv_init(mb_evconv *c);
 

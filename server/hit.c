@@ -2,6 +2,7 @@
 
 #include "mailbeacon/codec.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -50,6 +51,112 @@ size_t mb_hit_location(const char *url, size_t n, char *out) {
   out[o] = '\0';
   return o;
 }
+
+/* ---- the client's address ---- */
+
+/* inet_pton of n bytes (no NUL needed): family, or 0. */
+static int parse_ip(const char *s, size_t n, unsigned char addr[16]) {
+  char buf[MB_IP_TEXT_MAX];
+  if (n == 0 || n >= sizeof buf || memchr(s, '\0', n)) return 0;
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  memset(addr, 0, 16);
+  if (inet_pton(AF_INET, buf, addr) == 1) return AF_INET;
+  if (inet_pton(AF_INET6, buf, addr) == 1) return AF_INET6;
+  return 0;
+}
+
+int mb_cidr_parse(const char *s, size_t n, mb_cidr *c) {
+  const char *slash = memchr(s, '/', n);
+  size_t alen = slash ? (size_t)(slash - s) : n;
+  memset(c, 0, sizeof *c);
+  if (!(c->family = parse_ip(s, alen, c->addr))) return -1;
+  c->bits = c->family == AF_INET ? 32 : 128;
+  if (slash) {
+    const char *d = slash + 1, *end = s + n;
+    int bits = 0;
+    if (d == end || end - d > 3) return -1;
+    for (; d < end; d++) {
+      if (*d < '0' || *d > '9') return -1;
+      bits = bits * 10 + (*d - '0');
+    }
+    if (bits > c->bits) return -1;
+    c->bits = bits;
+  }
+  return 0;
+}
+
+int mb_cidr_list_parse(const char *list, mb_cidr *out, size_t max, char *bad, size_t badlen) {
+  size_t n = 0;
+  for (const char *p = list;;) {
+    p += strspn(p, ", \t");
+    if (!*p) break;
+    size_t l = strcspn(p, ", \t");
+    if (n == max) {
+      snprintf(bad, badlen, "more than %zu", max);
+      return -1;
+    }
+    if (mb_cidr_parse(p, l, &out[n]) < 0) {
+      snprintf(bad, badlen, "%.*s", (int)l, p);
+      return -1;
+    }
+    n++;
+    p += l;
+  }
+  return (int)n;
+}
+
+int mb_cidr_match(const mb_cidr *ranges, size_t n, int family, const unsigned char *addr) {
+  for (size_t i = 0; i < n; i++) {
+    const mb_cidr *c = &ranges[i];
+    if (c->family != family) continue;
+    int full = c->bits / 8, rest = c->bits % 8;
+    if (memcmp(c->addr, addr, (size_t)full) != 0) continue;
+    if (rest) {
+      unsigned char mask = (unsigned char)(0xFF << (8 - rest));
+      if ((c->addr[full] & mask) != (addr[full] & mask)) continue;
+    }
+    return 1;
+  }
+  return 0;
+}
+
+size_t mb_hit_client_ip(const mb_cidr *trusted, size_t ntrusted, int family, const unsigned char *addr,
+                        const mb_slice *xff, size_t nxff, char *out) {
+  unsigned char a[16] = {0};
+  if (family == AF_INET) memcpy(a, addr, 4);
+  else if (family == AF_INET6) memcpy(a, addr, 16);
+  else family = 0;
+  int believe = family && ntrusted && mb_cidr_match(trusted, ntrusted, family, a);
+  /* from the last header's last item leftwards, while the hops are trusted */
+  for (size_t h = nxff; believe && h-- > 0;) {
+    const char *start = xff[h].p, *end = start + xff[h].n;
+    while (believe && end > start) {
+      const char *comma = end;
+      while (comma > start && comma[-1] != ',') comma--;
+      const char *s = comma, *e = end;
+      while (s < e && (*s == ' ' || *s == '\t')) s++;
+      while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
+      unsigned char item[16];
+      int f = parse_ip(s, (size_t)(e - s), item);
+      if (!f) { /* garbage: stop believing the header */
+        believe = 0;
+        break;
+      }
+      family = f;
+      memcpy(a, item, 16);
+      believe = mb_cidr_match(trusted, ntrusted, f, item);
+      end = comma > start ? comma - 1 : start;
+    }
+  }
+  if (!family || !inet_ntop(family, a, out, MB_IP_TEXT_MAX)) {
+    memcpy(out, "-", 2);
+    return 1;
+  }
+  return strlen(out);
+}
+
+/* ---- the event ---- */
 
 /* Copies s escaping tab, newline, CR and backslash (\t \n \r \\). */
 static size_t esc(char *out, const char *s, size_t n) {

@@ -1,5 +1,6 @@
-/* The tracking URL of a request, and the event it becomes. Pure functions:
- * no I/O, no allocation, thread-safe (fuzzed by tests/fuzz/fuzz_hit.c). */
+/* The tracking URL of a request, the client's address behind trusted
+ * proxies, and the event it becomes. Pure functions: no I/O, no allocation,
+ * thread-safe (fuzzed by tests/fuzz/fuzz_hit.c, tested by test_hit). */
 #ifndef MAILBEACON_HIT_H
 #define MAILBEACON_HIT_H
 
@@ -22,6 +23,49 @@ int mb_hit_check_target(const char *url, size_t n);
 /* The target as a Location header value: bytes outside printable ASCII
  * %-encoded. out holds 3*n+1 bytes; returns the length (NUL-terminated). */
 size_t mb_hit_location(const char *url, size_t n, char *out);
+
+/* ---- the client's address ---- */
+
+/* An address range: an IPv4 or IPv6 address with a prefix length. */
+typedef struct mb_cidr {
+  int family; /* AF_INET or AF_INET6 */
+  unsigned char addr[16];
+  int bits;
+} mb_cidr;
+
+#define MB_PROXIES_MAX 64
+#define MB_IP_TEXT_MAX 46 /* INET6_ADDRSTRLEN */
+
+/* Parses "192.0.2.1", "2001:db8::/32", ... (n bytes, no NUL needed).
+ * Returns 0 or -1. */
+int mb_cidr_parse(const char *s, size_t n, mb_cidr *c);
+
+/* Parses a list of ranges separated by commas or spaces (trusted_proxies)
+ * into out (at most max). Returns how many, or -1 with the offending item
+ * (or "more than MAX") in bad. */
+int mb_cidr_list_parse(const char *list, mb_cidr *out, size_t max, char *bad, size_t badlen);
+
+/* 1 when the address (4 or 16 bytes by family) is in one of the ranges. */
+int mb_cidr_match(const mb_cidr *ranges, size_t n, int family, const unsigned char *addr);
+
+/* A slice of a request header's value. */
+typedef struct mb_slice {
+  const char *p;
+  size_t n;
+} mb_slice;
+
+/* The client's address as text, into out (MB_IP_TEXT_MAX bytes): the
+ * peer's (family AF_INET or AF_INET6, addr 4 or 16 bytes; family 0: none,
+ * "-"), unless the peer is one of the trusted proxies: then the
+ * X-Forwarded-For values (xff[0..nxff), in the order the headers came) are
+ * walked from the right, and the client is the first address that is not a
+ * trusted proxy, or the leftmost when all are. An item that is not an
+ * address stops the walk: what came before it (from the right) stands.
+ * Items are trimmed of spaces and tabs. Returns the text's length. */
+size_t mb_hit_client_ip(const mb_cidr *trusted, size_t ntrusted, int family, const unsigned char *addr,
+                        const mb_slice *xff, size_t nxff, char *out);
+
+/* ---- the event ---- */
 
 #define MB_EVENT_UA_MAX 256
 #define MB_EVENT_LINE_MAX (200 + 2 * MB_EVENT_UA_MAX + 2 * MB_URL_MAX + 128)

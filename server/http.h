@@ -1,5 +1,10 @@
-/* The HTTP listeners of mailbeacon-server (libmicrohttpd): the public one
- * (pixel, redirects) and the admin one (/healthz, /metrics). */
+/* The public listener of the edge (libmicrohttpd, listener.h): the pixel
+ * and the redirects.
+ *
+ * The hit path: parse the path, verify the token with the key ring, format
+ * the event line, push it into the queue (or, when the queue is full,
+ * straight into the spool), answer. The pixel, 404 and 405 answers are
+ * built once at start. Nothing here waits on Redis. */
 #ifndef MAILBEACON_HTTP_H
 #define MAILBEACON_HTTP_H
 
@@ -12,17 +17,17 @@
 
 typedef struct mb_http mb_http;
 
-/* Starts both listeners (cfg->listen, cfg->admin_listen); events go to
- * queue, or to spool when the queue is full. With queue NULL (a batcher
- * without an edge) only the admin listener starts. NULL with err set. */
-mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *queue, mb_spool *spool, char *err,
-                       size_t errlen);
+/* Starts the public listener on cfg->listen; events, named edge_name, go
+ * to queue, or to spool when the queue is full. cfg, ring, queue and spool
+ * must outlive it. NULL with err set. */
+mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *queue, mb_spool *spool,
+                       const char *edge_name, char *err, size_t errlen);
 
 /* Swaps the key ring (SIGHUP); the old one must outlive requests in flight. */
 void mb_http_set_ring(mb_http *h, const mb_keyring *ring);
 
-/* The bound port of the public (admin = 0) or admin listener. */
-unsigned mb_http_port(const mb_http *h, int admin);
+/* The bound port (useful with port 0). */
+unsigned mb_http_port(const mb_http *h);
 
 /* The pixel's answer (43-byte GIF, no-cache headers), built once, shared. */
 struct MHD_Response *mb_http_gif_response(void);

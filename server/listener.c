@@ -1,6 +1,9 @@
 #include "listener.h"
 
+#include "mailbeacon/log.h"
+
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -28,8 +31,40 @@ struct mb_listener {
   loop loops[MAX_THREADS];
 };
 
+int mb_listen_addr(const char *spec, struct sockaddr_storage *ss, socklen_t *len, char *err, size_t errlen) {
+  char host[256], port[16];
+  snprintf(host, sizeof host, "%s", spec);
+  char *colon = strrchr(host, ':');
+  if (!colon) {
+    snprintf(err, errlen, "listen address '%s' is not host:port", spec);
+    return -1;
+  }
+  snprintf(port, sizeof port, "%s", colon + 1);
+  *colon = '\0';
+  char *hp = host;
+  size_t hl = strlen(hp);
+  if (hl >= 2 && hp[0] == '[' && hp[hl - 1] == ']') hp[hl - 1] = '\0', hp++;
+  struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM}, *res;
+  if (getaddrinfo(*hp ? hp : NULL, port, &hints, &res) != 0) {
+    snprintf(err, errlen, "listen address '%s' cannot be resolved", spec);
+    return -1;
+  }
+  memcpy(ss, res->ai_addr, res->ai_addrlen);
+  *len = res->ai_addrlen;
+  freeaddrinfo(res);
+  return 0;
+}
+
+void mb_mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char msg[1024];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  mb_log_warnx("libmicrohttpd: %s", msg);
+}
+
 static void *run(void *arg) {
   loop *lp = arg;
+  mb_log_thread_role("edge");
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(lp->d, MHD_DAEMON_INFO_EPOLL_FD);
   struct pollfd p[2] = {{.fd = di ? di->epoll_fd : -1, .events = POLLIN}, {.fd = lp->l->wake_fd, .events = POLLIN}};
   while (!atomic_load_explicit(&lp->l->stopping, memory_order_acquire)) {
@@ -46,8 +81,7 @@ static void *run(void *arg) {
 }
 
 mb_listener *mb_listener_start(const struct sockaddr *addr, socklen_t addrlen, unsigned threads,
-                               MHD_AccessHandlerCallback handler, void *cls, void (*log)(void *, const char *, va_list),
-                               char *err, size_t errlen) {
+                               MHD_AccessHandlerCallback handler, void *cls, char *err, size_t errlen) {
   mb_listener *l = calloc(1, sizeof *l);
   if (!l) {
     snprintf(err, errlen, "out of memory");
@@ -82,7 +116,7 @@ mb_listener *mb_listener_start(const struct sockaddr *addr, socklen_t addrlen, u
     loop *lp = &l->loops[i];
     lp->l = l;
     lp->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, cls,
-                             MHD_OPTION_EXTERNAL_LOGGER, log, NULL, MHD_OPTION_LISTEN_SOCKET, l->fd,
+                             MHD_OPTION_EXTERNAL_LOGGER, mb_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, l->fd,
                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)(20000 / threads), MHD_OPTION_CONNECTION_TIMEOUT,
                              (unsigned)15, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MB_HTTP_MEMORY_LIMIT,
                              MHD_OPTION_END);

@@ -14,6 +14,7 @@
 #define MAILBEACON_LISTENER_H
 
 #include <microhttpd.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -26,13 +27,21 @@
  * connection without an answer). */
 #define MB_HTTP_MEMORY_LIMIT (24 * 1024)
 
+/* Parses a listen address, "host:port" or "[v6]:port" (host empty: every
+ * address; port 0: any free port), into ss and len. 0, or -1 with err. */
+int mb_listen_addr(const char *spec, struct sockaddr_storage *ss, socklen_t *len, char *err, size_t errlen);
+
+/* libmicrohttpd's error logger (MHD_OPTION_EXTERNAL_LOGGER): each message
+ * one warning line in the log. */
+void mb_mhd_log(void *cls, const char *fmt, va_list ap);
+
 typedef struct mb_listener mb_listener;
 
 /* Listens on addr and serves with threads threads (0: one per core);
- * handler(cls, ...) runs on those threads. NULL with err set. */
+ * handler(cls, ...) runs on those threads, which log as role "edge".
+ * NULL with err set. */
 mb_listener *mb_listener_start(const struct sockaddr *addr, socklen_t addrlen, unsigned threads,
-                               MHD_AccessHandlerCallback handler, void *cls, void (*log)(void *, const char *, va_list),
-                               char *err, size_t errlen);
+                               MHD_AccessHandlerCallback handler, void *cls, char *err, size_t errlen);
 
 /* The bound port (useful with port 0). */
 unsigned mb_listener_port(const mb_listener *l);

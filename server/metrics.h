@@ -1,52 +1,130 @@
-/* Counters the edge keeps, read by /metrics and /healthz. All atomic. */
+/* The one metrics registry of mailbeacon-server: every counter, gauge and
+ * histogram is declared once, as a row of MB_METRIC_TABLE below; /metrics
+ * (Prometheus text) and /healthz (JSON) are both rendered from it. Adding a
+ * metric is a row here and a call where it happens.
+ *
+ * Counters and histograms are kept in a set per thread, each on cache
+ * lines of its own: with one shared set, every hit would move those lines
+ * from core to core (measured: the largest part of our own time per hit).
+ * A thread adds to its own set; a reader sums the sets. Gauges are one
+ * value each, set by the role that owns them. Every function is
+ * thread-safe and never blocks. */
 #ifndef MAILBEACON_METRICS_H
 #define MAILBEACON_METRICS_H
 
-#include <stdatomic.h>
-#include <stddef.h>
+#include "mailbeacon/codec.h"
 
-#define MB_LAT_BUCKETS 9
-extern const unsigned mb_lat_bounds_us[MB_LAT_BUCKETS]; /* upper bounds; the last is +Inf */
+#include <stdint.h>
 
-/* Time from a hit at the edge to its row committed in PostgreSQL. */
-#define MB_LOAD_LAG_BUCKETS 10
-extern const unsigned mb_load_lag_bounds_ms[MB_LOAD_LAG_BUCKETS]; /* the last is +Inf */
+/* The groups, rendered only when their role runs in this process. */
+typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_COUNT } mb_metric_group;
 
-/* The counters of the hit path, a set per HTTP thread on cache lines of its
- * own: with one shared set, every hit would move those lines from core to
- * core (measured: the largest part of our own time per hit). Each thread
- * adds to its own set; readers sum the sets (mb_hits_total). */
-typedef struct mb_hit_counters {
-  _Alignas(64) atomic_ulong opens_valid;
-  atomic_ulong opens_invalid, clicks_valid, clicks_invalid;
-  atomic_ulong not_found, bad_method;
-  atomic_ulong events_queued, events_spooled_direct;
-  atomic_ulong lat_bucket[MB_LAT_BUCKETS], lat_count, lat_sum_us;
-  atomic_uint events; /* this set's part of the event ids; the set's number is their high byte */
-} mb_hit_counters;
+/* Kinds of rows:
+ *   COUNTER    only goes up (mb_metric_add)
+ *   GAUGE      set to a value (mb_metric_set)
+ *   UP         a gauge of 0 or 1; "up"/"down" in /healthz
+ *   SECONDS    a gauge set in milliseconds, shown in seconds
+ *   HISTOGRAM  durations observed in microseconds, shown in seconds,
+ *              with the buckets' upper bounds (µs) of the row */
+#define MB_KIND_SLOTS_COUNTER 1
+#define MB_KIND_SLOTS_GAUGE 1
+#define MB_KIND_SLOTS_UP 1
+#define MB_KIND_SLOTS_SECONDS 1
+#define MB_HIST_MAX_BUCKETS 14 /* +Inf included */
+#define MB_KIND_SLOTS_HISTOGRAM (MB_HIST_MAX_BUCKETS + 2)
 
-#define MB_HIT_SETS 64
-mb_hit_counters *mb_hits_mine(void); /* the calling thread's set */
-unsigned long mb_hits_sum(size_t offset);
-#define mb_hits_total(field) mb_hits_sum(offsetof(mb_hit_counters, field))
+/* Upper bounds of the histograms' buckets, in µs; the last is +Inf (0). */
+#define MB_REQUEST_BOUNDS_US 50, 100, 250, 500, 1000, 2500, 5000, 10000, 0
+#define MB_LOAD_DELAY_BOUNDS_US 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 60000000, 0
 
-typedef struct mb_metrics {
-  atomic_ulong events_stored, events_spooled, events_lost, redis_errors; /* by the writer */
-  atomic_int redis_up;
-  atomic_llong spool_bytes;
-  /* the batcher (stream -> PostgreSQL) */
-  atomic_int batcher_on, pg_up, batcher_redis_up;
-  atomic_ulong batches, batch_events_sum, last_batch_events;
-  atomic_ulong rows_loaded, rows_duplicate, rows_rejected, sent_loaded, entries_reclaimed;
-  atomic_ulong pg_errors, batcher_redis_errors;
-  atomic_llong stream_lag_ms;   /* age of the oldest entry not yet loaded and acknowledged */
-  atomic_ulong rows_per_second; /* over the last few seconds */
-  atomic_ulong load_lag_bucket[MB_LOAD_LAG_BUCKETS], load_lag_count;
-  atomic_ullong load_lag_sum_us;
-} mb_metrics;
+/* One row a series: id, group, kind, name, labels, help (NULL: the
+ * series continues the family of the row above, or is a bare sample),
+ * its key in /healthz (NULL: not there), the histogram's bounds.
+ * Rows of one family are adjacent. */
+#define MB_METRIC_TABLE(X)                                                                                            \
+  /* the edge: the hit path */                                                                                        \
+  X(HITS_OPEN_VALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"open\",result=\"valid\"",                        \
+    "Tracking hits by kind and result.", NULL, 0)                                                                     \
+  X(HITS_OPEN_INVALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"open\",result=\"invalid\"", NULL, NULL, 0)     \
+  X(HITS_CLICK_VALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"click\",result=\"valid\"", NULL, NULL, 0)       \
+  X(HITS_CLICK_INVALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"click\",result=\"invalid\"", NULL, NULL, 0)   \
+  X(REJECTED_404, EDGE, COUNTER, "mailbeacon_requests_rejected_total", "code=\"404\"",                                \
+    "Requests answered 404 (no tracking path) or 405.", NULL, 0)                                                      \
+  X(REJECTED_405, EDGE, COUNTER, "mailbeacon_requests_rejected_total", "code=\"405\"", NULL, NULL, 0)                 \
+  X(EVENTS_QUEUED, EDGE, COUNTER, "mailbeacon_events_total", "to=\"queue\"", "Events by where they went.", NULL, 0)   \
+  X(EVENTS_REDIS, EDGE, COUNTER, "mailbeacon_events_total", "to=\"redis\"", NULL, NULL, 0)                            \
+  X(EVENTS_SPOOLED, EDGE, COUNTER, "mailbeacon_events_total", "to=\"spool\"", NULL, NULL, 0)                          \
+  X(EVENTS_LOST, EDGE, COUNTER, "mailbeacon_events_total", "to=\"lost\"", NULL, NULL, 0)                              \
+  X(REDIS_UP, EDGE, UP, "mailbeacon_redis_up", NULL, "1 while the last exchange with Redis worked.", "redis", 0)      \
+  X(QUEUE_EVENTS, EDGE, GAUGE, "mailbeacon_queue_events", NULL, "Events waiting in memory for the writer.",           \
+    "queue_events", 0)                                                                                                \
+  X(QUEUE_BYTES, EDGE, GAUGE, "mailbeacon_queue_bytes", NULL, "Bytes of events waiting in memory for the writer.",    \
+    "queue_bytes", 0)                                                                                                 \
+  X(SPOOL_BYTES, EDGE, GAUGE, "mailbeacon_spool_bytes", NULL, "Bytes waiting in the disk spool.", "spool_bytes", 0)   \
+  X(REDIS_ERRORS, EDGE, COUNTER, "mailbeacon_redis_errors_total", NULL, "Batches Redis could not take (spooled).",    \
+    NULL, 0)                                                                                                          \
+  X(REQUEST_DURATION, EDGE, HISTOGRAM, "mailbeacon_request_duration_seconds", NULL,                                   \
+    "Time from request headers read to answer queued.", NULL, 1)                                                      \
+  /* the batcher: stream to PostgreSQL */                                                                             \
+  X(BATCHES, BATCHER, COUNTER, "mailbeacon_batcher_batches_total", NULL, "Transactions committed by the batcher.",    \
+    NULL, 0)                                                                                                          \
+  X(LAST_BATCH_EVENTS, BATCHER, GAUGE, "mailbeacon_batcher_batch_events", NULL,                                       \
+    "Events in the last batch; _sum/_count give the mean.", NULL, 0)                                                  \
+  X(BATCH_EVENTS_SUM, BATCHER, COUNTER, "mailbeacon_batcher_batch_events_sum", NULL, NULL, NULL, 0)                   \
+  X(BATCH_EVENTS_COUNT, BATCHER, COUNTER, "mailbeacon_batcher_batch_events_count", NULL, NULL, NULL, 0)               \
+  X(ROWS_LOADED, BATCHER, COUNTER, "mailbeacon_batcher_rows_total", "result=\"loaded\"",                              \
+    "Event rows by outcome: loaded, duplicate (already there), rejected.", "rows_loaded", 0)                          \
+  X(ROWS_DUPLICATE, BATCHER, COUNTER, "mailbeacon_batcher_rows_total", "result=\"duplicate\"", NULL, NULL, 0)         \
+  X(ROWS_REJECTED, BATCHER, COUNTER, "mailbeacon_batcher_rows_total", "result=\"rejected\"", NULL, NULL, 0)           \
+  X(SENT_LOADED, BATCHER, COUNTER, "mailbeacon_batcher_sent_total", NULL, "Sent records loaded.", NULL, 0)            \
+  X(ROWS_PER_SECOND, BATCHER, GAUGE, "mailbeacon_batcher_rows_per_second", NULL,                                      \
+    "Event rows loaded per second, last second.", NULL, 0)                                                            \
+  X(STREAM_LAG, BATCHER, SECONDS, "mailbeacon_batcher_lag_seconds", NULL,                                             \
+    "Age of the oldest stream entry not loaded and acknowledged yet.", "lag_seconds", 0)                              \
+  X(RECLAIMED, BATCHER, COUNTER, "mailbeacon_batcher_reclaimed_total", NULL,                                          \
+    "Entries taken over from a stopped batcher.", NULL, 0)                                                            \
+  X(PG_ERRORS, BATCHER, COUNTER, "mailbeacon_batcher_errors_total", "system=\"postgres\"", "Errors by system.", NULL, \
+    0)                                                                                                                \
+  X(BATCHER_REDIS_ERRORS, BATCHER, COUNTER, "mailbeacon_batcher_errors_total", "system=\"redis\"", NULL, NULL, 0)     \
+  X(PG_UP, BATCHER, UP, "mailbeacon_batcher_postgres_up", NULL, "1 while the batcher is connected to PostgreSQL.",    \
+    "postgres", 0)                                                                                                    \
+  X(BATCHER_REDIS_UP, BATCHER, UP, "mailbeacon_batcher_redis_up", NULL, "1 while the batcher is connected to Redis.", \
+    "redis", 0)                                                                                                       \
+  X(LOAD_DELAY, BATCHER, HISTOGRAM, "mailbeacon_batcher_load_delay_seconds", NULL,                                    \
+    "Time from a hit at the edge to its row committed.", NULL, 2)
 
-extern mb_metrics mb_stats;
+/* The ids: MB_M_HITS_OPEN_VALID, ... */
+typedef enum mb_metric {
+#define MB_METRIC_ID(id, group, kind, name, labels, help, healthz, bounds) MB_M_##id,
+  MB_METRIC_TABLE(MB_METRIC_ID)
+#undef MB_METRIC_ID
+      MB_M_COUNT
+} mb_metric;
 
-void mb_metrics_observe_latency(unsigned long us);
+/* Counters: adds n to the calling thread's set. */
+void mb_metric_add(mb_metric id, uint64_t n);
+/* Gauges: sets the value. */
+void mb_metric_set(mb_metric id, int64_t v);
+/* Histograms: one observation of us microseconds. */
+void mb_metric_observe_us(mb_metric id, uint64_t us);
+
+/* A counter's total over every thread, or a gauge's value. */
+uint64_t mb_metric_total(mb_metric id);
+int64_t mb_metric_gauge(mb_metric id);
+
+/* Renders a group's rows from now on (the roles that run call it at start). */
+void mb_metrics_enable(mb_metric_group group);
+
+/* Called before each rendering, to set gauges read from elsewhere (the
+ * edge's queue depth): at most a few, registered at start. */
+void mb_metrics_on_render(void (*fn)(void *), void *arg);
+
+/* /metrics: the enabled groups in Prometheus text format 0.0.4. */
+int mb_metrics_prometheus(mb_buf *out);
+
+/* /healthz: {"status":"ok", the edge's rows with a healthz key, "version",
+ * "edge": edge_name, "batcher": {its rows}}; a group that is not enabled
+ * leaves its part out. 0 or -1 (out of memory). */
+int mb_metrics_healthz(mb_buf *out, const char *version, const char *edge_name);
 
 #endif

@@ -3,6 +3,7 @@
 #include "migrations.h"
 
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,7 +122,7 @@ static int utf8_database(PGconn *db, char *err, size_t errlen) {
   return ok ? 0 : -1;
 }
 
-int mb_pg_migrate(PGconn *db, FILE *log, char *err, size_t errlen) {
+int mb_pg_migrate(PGconn *db, mb_pg_report *report, void *arg, char *err, size_t errlen) {
   int done = 0;
   if (utf8_database(db, err, errlen) < 0) return -1;
   for (unsigned i = 0; i < mb_nmigrations; i++) {
@@ -151,7 +152,11 @@ int mb_pg_migrate(PGconn *db, FILE *log, char *err, size_t errlen) {
     PQclear(r);
     if (!ok) goto fail;
     if (exec(db, "COMMIT", what, err, errlen) < 0) return -1;
-    if (log) fprintf(log, "applied sql/%s\n", m->name);
+    if (report) {
+      char line[160];
+      snprintf(line, sizeof line, "applied sql/%s", m->name);
+      report(arg, line);
+    }
     done++;
   }
   return done;
@@ -160,7 +165,7 @@ fail:
   return -1;
 }
 
-int mb_pg_maintain(PGconn *db, const mb_config *cfg, FILE *log, char *err, size_t errlen) {
+int mb_pg_maintain(PGconn *db, const mb_config *cfg, mb_pg_report *report, void *arg, char *err, size_t errlen) {
   char ahead[24], keep[24], ip[24];
   snprintf(ahead, sizeof ahead, "%llu", (unsigned long long)cfg->partitions_ahead);
   snprintf(keep, sizeof keep, "%llu", (unsigned long long)cfg->retention_days);
@@ -180,7 +185,11 @@ int mb_pg_maintain(PGconn *db, const mb_config *cfg, FILE *log, char *err, size_
     PQclear(r);
     return -1;
   }
-  for (int i = 0; log && i < PQntuples(r); i++) fprintf(log, "retention: %s\n", PQgetvalue(r, i, 0));
+  for (int i = 0; report && i < PQntuples(r); i++) {
+    char line[512];
+    snprintf(line, sizeof line, "retention: %s", PQgetvalue(r, i, 0));
+    report(arg, line);
+  }
   PQclear(r);
   return 0;
 }

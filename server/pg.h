@@ -6,25 +6,29 @@
 #include "mailbeacon/config.h"
 
 #include <libpq-fe.h>
-#include <stdio.h>
+#include <stddef.h>
+
+/* Where a long job says what it did, one line a call (a CLI prints it,
+ * the batcher logs it). NULL: quiet. */
+typedef void mb_pg_report(void *arg, const char *line);
 
 /* Connects with the libpq connection string conninfo (key=value or URI);
  * connect_timeout defaults to 5 s. NULL with err set. */
 PGconn *mb_pg_connect(const char *conninfo, char *err, size_t errlen);
 
 /* Applies every migration not yet recorded in mailbeacon.schema_migrations,
- * in order, each in its own transaction, and says so on log. A recorded
+ * in order, each in its own transaction, and says so to report. A recorded
  * migration whose text has changed since is an error. Concurrent runs are
  * serialised by an advisory lock. Returns how many were applied, or -1. */
-int mb_pg_migrate(PGconn *db, FILE *log, char *err, size_t errlen);
+int mb_pg_migrate(PGconn *db, mb_pg_report *report, void *arg, char *err, size_t errlen);
 
 /* How many migrations are not applied yet (0: the schema is current), or -1. */
 int mb_pg_pending(PGconn *db, char *err, size_t errlen);
 
 /* Creates the events partitions for this month and partitions_ahead months
  * after it, then applies retention_days and ip_retention_days; each action
- * is one line on log (NULL: quiet). Returns 0 or -1. */
-int mb_pg_maintain(PGconn *db, const mb_config *cfg, FILE *log, char *err, size_t errlen);
+ * is one line to report. Returns 0 or -1. */
+int mb_pg_maintain(PGconn *db, const mb_config *cfg, mb_pg_report *report, void *arg, char *err, size_t errlen);
 
 /* err = "what: the server's message" (first line of it). */
 void mb_pg_error(char *err, size_t errlen, const char *what, PGconn *db, const PGresult *res);

@@ -1,6 +1,8 @@
 #include "writer.h"
 
+#include "entry.h"
 #include "metrics.h"
+#include "mailbeacon/log.h"
 #include "mailbeacon/spool.h"
 #include "mailbeacon/stream.h"
 
@@ -25,21 +27,28 @@ struct mb_writer {
 static void report_skipped(mb_writer *w) {
   long long now = mb_stream_spool_skipped(w->stream);
   if (now > w->skipped_reported) {
-    fprintf(stderr, "mailbeacon-server: events.spool: skipped %lld unreadable bytes (a torn record)\n",
-            now - w->skipped_reported);
+    mb_log_warnx("events.spool: skipped %lld unreadable bytes (a torn record)", now - w->skipped_reported);
     w->skipped_reported = now;
   }
 }
 
+/* The stream's state as gauges. */
+static void report_state(mb_writer *w) {
+  mb_metric_set(MB_M_REDIS_UP, mb_stream_redis_up(w->stream));
+  mb_metric_set(MB_M_SPOOL_BYTES, mb_stream_spool_bytes(w->stream));
+  report_skipped(w);
+}
+
 static void *run(void *arg) {
   mb_writer *w = arg;
+  mb_log_thread_role("edge");
   char *buf = malloc(POP_MAX);
-  mb_field *fields = malloc(MAX_ENTRIES * 4 * sizeof *fields);
+  mb_field *fields = malloc(MAX_ENTRIES * MB_HITS_FIELDS * sizeof *fields);
   const mb_field **recs = malloc(MAX_ENTRIES * sizeof *recs);
   size_t *nf = malloc(MAX_ENTRIES * sizeof *nf);
   char(*counts)[12] = malloc(MAX_ENTRIES * sizeof *counts);
   if (!buf || !fields || !recs || !nf || !counts) {
-    fprintf(stderr, "mailbeacon-server: writer: out of memory\n");
+    mb_log_errx("writer: out of memory");
     abort();
   }
   for (;;) {
@@ -52,35 +61,29 @@ static void *run(void *arg) {
       /* replays when Redis is back; connects at start, so /healthz tells before the first hit */
       if (mb_stream_spool_bytes(w->stream) > 0 || !mb_stream_redis_up(w->stream))
         mb_stream_add_batch(w->stream, NULL, NULL, 0, RETRY_MS, &spooled, err, sizeof err);
-      atomic_store(&mb_stats.redis_up, mb_stream_redis_up(w->stream));
-      atomic_store(&mb_stats.spool_bytes, mb_stream_spool_bytes(w->stream));
-      report_skipped(w);
+      report_state(w);
       continue;
     }
-    /* pack: entries of up to MB_WRITER_PACK lines */
+    /* pack: entries of up to MB_HITS_PACK lines */
     size_t entries = 0, events = 0;
     for (const char *p = buf, *end = buf + n; p < end && entries < MAX_ENTRIES;) {
       const char *start = p;
       size_t k = 0;
-      while (p < end && k < MB_WRITER_PACK) {
+      while (p < end && k < MB_HITS_PACK) {
         p = (const char *)memchr(p, '\n', (size_t)(end - p)) + 1;
         k++;
       }
-      mb_field *f = &fields[entries * 4];
-      int cl = snprintf(counts[entries], sizeof counts[entries], "%zu", k);
-      f[0] = (mb_field){"type", 4, "hits", 4};
-      f[1] = (mb_field){"v", 1, "1", 1};
-      f[2] = (mb_field){"n", 1, counts[entries], (size_t)cl};
-      f[3] = (mb_field){"d", 1, start, (size_t)(p - start)};
+      mb_field *f = &fields[entries * MB_HITS_FIELDS];
+      mb_hits_entry(f, counts[entries], start, (size_t)(p - start), k);
       recs[entries] = f;
-      nf[entries] = 4;
+      nf[entries] = MB_HITS_FIELDS;
       entries++;
       events += k;
     }
     /* A small batch means the queue is nearly empty: give it a moment to
      * fill, so that entries are fuller and Redis (on the same cores as the
      * HTTP threads, often) has fewer of them to take. */
-    if (events < MB_WRITER_PACK) {
+    if (events < MB_HITS_PACK) {
       struct timespec pause = {0, 2 * 1000 * 1000};
       nanosleep(&pause, NULL);
     }
@@ -95,16 +98,14 @@ static void *run(void *arg) {
       if (i < (size_t)stored) ev_stored += k;
       else if (i < (size_t)stored + spooled) ev_spooled += k;
     }
-    atomic_fetch_add(&mb_stats.events_stored, ev_stored);
-    atomic_fetch_add(&mb_stats.events_spooled, ev_spooled);
+    mb_metric_add(MB_M_EVENTS_REDIS, ev_stored);
+    mb_metric_add(MB_M_EVENTS_SPOOLED, ev_spooled);
     if (ev_stored + ev_spooled < events) {
-      fprintf(stderr, "mailbeacon-server: %s\n", err);
-      atomic_fetch_add(&mb_stats.events_lost, events - ev_stored - ev_spooled);
+      mb_log_errx("%s", err);
+      mb_metric_add(MB_M_EVENTS_LOST, events - ev_stored - ev_spooled);
     }
-    if (spooled) atomic_fetch_add(&mb_stats.redis_errors, 1);
-    atomic_store(&mb_stats.redis_up, mb_stream_redis_up(w->stream));
-    atomic_store(&mb_stats.spool_bytes, mb_stream_spool_bytes(w->stream));
-    report_skipped(w);
+    if (spooled) mb_metric_add(MB_M_REDIS_ERRORS, 1);
+    report_state(w);
   }
   free(buf), free(fields), free(recs), free(nf), free(counts);
   return NULL;

@@ -1,5 +1,5 @@
 /* The writer thread: takes event lines from the queue, packs them into
- * stream entries (at most MB_WRITER_PACK events each, field n = count) and
+ * stream entries (entry.h: at most MB_HITS_PACK events each) and
  * pipelines them to Redis; what Redis cannot take now goes to the spool and
  * is replayed, in order, when it can. On shutdown it drains the queue. */
 #ifndef MAILBEACON_WRITER_H
@@ -7,8 +7,6 @@
 
 #include "queue.h"
 #include "mailbeacon/config.h"
-
-#define MB_WRITER_PACK 256
 
 typedef struct mb_writer mb_writer;
 

@@ -37,6 +37,13 @@ int mb_hex_decode(uint8_t *dst, size_t cap, const char *src, size_t len);
 /* Writes v in decimal at d (at most 20 bytes, no NUL); returns the end. */
 char *mb_put_dec(char *d, uint64_t v);
 
+/* Makes room for at least need elements of elem_size bytes in an array:
+ * items is the address of the array's pointer (a T **), *cap its capacity
+ * in elements; doubles from initial. May reallocate the array. Returns 0, or -1 when memory runs out or the size
+ * overflows (the array is then unchanged). Use: mb_grow(&v, &cap, n + 1,
+ * sizeof *v, 64) before v[n++] = x. */
+int mb_grow(void *items, size_t *cap, size_t need, size_t elem_size, size_t initial);
+
 /* A growable byte buffer. Functions that may reallocate say so: all the
  * append functions do. They return 0, or -1 when memory runs out (the
  * buffer is then unchanged). */

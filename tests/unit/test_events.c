@@ -189,6 +189,34 @@ static void test_ip_truncated_when_old(void **state) {
   }
 }
 
+/* With ip_truncate, every event loads with a /24 or /48 address: the
+ * stream carries it whole, the batcher truncates it. */
+static void test_ip_truncated_always(void **state) {
+  (void)state;
+  mb_evconv c;
+  mb_evconv_init(&c);
+  c.ip_truncate = 1;
+  static const struct {
+    const char *ip, *want;
+  } cases[] = {{"198.51.100.7", "198.51.100.0"}, {"2001:db8:1:2:3::5", "2001:db8:1::"}, {"-", "\\N"}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char line[256], want[64];
+    snprintf(line, sizeof line,
+             "00066141cd858ab13af5bf1e00000001\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t1\t0\t1795785109113521\t%s"
+             "\tGET\te\tua\t",
+             cases[i].ip);
+    mb_buf out;
+    mb_buf_init(&out);
+    int64_t us;
+    const char *why;
+    assert_int_equal(mb_event_copy_row(&c, line, strlen(line), &out, &us, &why), 0);
+    mb_buf_append(&out, "", 1);
+    snprintf(want, sizeof want, "+00\t%s\tGET\t", cases[i].want);
+    if (!strstr(out.data, want)) fail_msg("case %zu: %s", i, out.data);
+    mb_buf_free(&out);
+  }
+}
+
 static void test_utf8_clean(void **state) {
   (void)state;
   mb_buf b;
@@ -213,6 +241,7 @@ int main(void) {
       cmocka_unit_test(test_nul_in_ip),
       cmocka_unit_test(test_utf8_clean),
       cmocka_unit_test(test_ip_truncated_when_old),
+      cmocka_unit_test(test_ip_truncated_always),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,98 @@
+#include "admin.h"
+
+#include "listener.h"
+#include "metrics.h"
+
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct mb_admin {
+  struct MHD_Daemon *d;
+  struct MHD_Response *r_404, *r_405;
+  char edge[64];
+  int has_edge;
+};
+
+static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                const char *version, const char *upload_data, size_t *upload_data_size,
+                                void **con_cls) {
+  (void)version, (void)upload_data, (void)upload_data_size;
+  mb_admin *a = cls;
+  if (*con_cls == NULL) {
+    *con_cls = (void *)1;
+    return MHD_YES;
+  }
+  if (strcmp(method, MHD_HTTP_METHOD_GET) != 0) return MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, a->r_405);
+  mb_buf b;
+  mb_buf_init(&b);
+  const char *type;
+  int rc;
+  if (!strcmp(url, "/healthz")) {
+    type = "application/json";
+    rc = mb_metrics_healthz(&b, MB_VERSION, a->has_edge ? a->edge : NULL);
+  } else if (!strcmp(url, "/metrics")) {
+    type = "text/plain; version=0.0.4";
+    rc = mb_metrics_prometheus(&b);
+  } else {
+    return MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, a->r_404);
+  }
+  struct MHD_Response *r = rc == 0 ? MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY) : NULL;
+  mb_buf_free(&b);
+  if (!r) return MHD_NO;
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  enum MHD_Result qrc = MHD_queue_response(conn, MHD_HTTP_OK, r);
+  MHD_destroy_response(r);
+  return qrc;
+}
+
+static struct MHD_Response *fixed(const char *text, const char *allow) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+  if (r) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+  if (r && allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+  return r;
+}
+
+mb_admin *mb_admin_start(const char *addr, const char *key, const char *edge_name, char *err, size_t errlen) {
+  mb_admin *a = calloc(1, sizeof *a);
+  if (!a) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  if (edge_name) snprintf(a->edge, sizeof a->edge, "%s", edge_name), a->has_edge = 1;
+  a->r_404 = fixed("Not Found\n", NULL);
+  a->r_405 = fixed("Method Not Allowed\n", "GET");
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (!a->r_404 || !a->r_405) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  if (mb_listen_addr(addr, &ss, &len, err, errlen) < 0) goto fail;
+  a->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_admin, a,
+                          MHD_OPTION_EXTERNAL_LOGGER, mb_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)15, MHD_OPTION_END);
+  if (!a->d) {
+    snprintf(err, errlen, "cannot listen on %s (%s)", addr, key);
+    goto fail;
+  }
+  return a;
+fail:
+  mb_admin_stop(a);
+  return NULL;
+}
+
+unsigned mb_admin_port(const mb_admin *a) {
+  const union MHD_DaemonInfo *di = MHD_get_daemon_info(a->d, MHD_DAEMON_INFO_BIND_PORT);
+  return di ? di->port : 0;
+}
+
+void mb_admin_stop(mb_admin *a) {
+  if (!a) return;
+  if (a->d) MHD_stop_daemon(a->d);
+  if (a->r_404) MHD_destroy_response(a->r_404);
+  if (a->r_405) MHD_destroy_response(a->r_405);
+  free(a);
+}

@@ -1,0 +1,17 @@
+/* The one-shot commands of mailbeacon-server, run by an administrator or
+ * cron: what they did on standard output, a problem on standard error.
+ * Each returns the process's exit status (sysexits.h). */
+#ifndef MAILBEACON_COMMANDS_H
+#define MAILBEACON_COMMANDS_H
+
+#include "mailbeacon/config.h"
+
+/* migrate: applies the schema migrations not applied yet, then creates the
+ * partitions ahead and applies retention. */
+int mb_cmd_migrate(const mb_config *cfg);
+
+/* maintain: creates the partitions ahead and applies retention, once (a
+ * running batcher does it every hour). */
+int mb_cmd_maintain(const mb_config *cfg);
+
+#endif

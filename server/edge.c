@@ -1,0 +1,123 @@
+#include "edge.h"
+
+#include "http.h"
+#include "metrics.h"
+#include "queue.h"
+#include "writer.h"
+
+#include "mailbeacon/keys.h"
+#include "mailbeacon/log.h"
+#include "mailbeacon/spool.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#define MAX_OLD_RINGS 64
+
+struct mb_edge {
+  const mb_config *cfg;
+  char name[64];
+  mb_keyring *ring;
+  /* rings replaced by SIGHUP stay alive until exit: requests may hold them */
+  mb_keyring *old[MAX_OLD_RINGS];
+  size_t nold;
+  mb_spool *overflow; /* where hits go when the queue is full */
+  mb_queue *queue;
+  mb_writer *writer;
+  mb_http *http;
+};
+
+void mb_edge_name(const mb_config *cfg, char out[64]) {
+  if (cfg->edge_id[0]) snprintf(out, 64, "%s", cfg->edge_id);
+  else if (gethostname(out, 63) != 0) snprintf(out, 64, "edge");
+  out[63] = '\0';
+}
+
+/* The queue's depth, read when /metrics or /healthz is rendered. */
+static void queue_gauges(void *arg) {
+  mb_edge *e = arg;
+  size_t lines = 0, bytes = 0;
+  mb_queue_depth(e->queue, &lines, &bytes);
+  mb_metric_set(MB_M_QUEUE_EVENTS, (int64_t)lines);
+  mb_metric_set(MB_M_QUEUE_BYTES, (int64_t)bytes);
+}
+
+int mb_edge_start(const mb_config *cfg, mb_edge **out, char *err, size_t errlen) {
+  mb_edge *e = calloc(1, sizeof *e);
+  int rc = EX_UNAVAILABLE;
+  if (!e) {
+    snprintf(err, errlen, "out of memory");
+    return EX_OSERR;
+  }
+  e->cfg = cfg;
+  mb_edge_name(cfg, e->name);
+  if (!(e->ring = mb_keyring_load(cfg->key_file, err, errlen))) {
+    rc = EX_CONFIG;
+    goto fail;
+  }
+  if (mkdir(cfg->spool_dir, 0700) < 0 && errno != EEXIST) {
+    snprintf(err, errlen, "cannot create spool_dir %s: %s", cfg->spool_dir, strerror(errno));
+    rc = EX_CANTCREAT;
+    goto fail;
+  }
+  /* The spool must work from the start: it is where hits go when Redis cannot take them. */
+  if (!(e->overflow = mb_spool_open(cfg->spool_dir, "events.spool", cfg->spool_fsync, err, errlen))) {
+    rc = EX_CANTCREAT;
+    goto fail;
+  }
+  if (!(e->queue = mb_queue_new((size_t)cfg->queue_size))) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  if (!(e->writer = mb_writer_start(cfg, e->queue, err, errlen))) goto fail;
+  if (!(e->http = mb_http_start(cfg, e->ring, e->queue, e->overflow, e->name, err, errlen))) goto fail;
+  mb_metrics_on_render(queue_gauges, e);
+  mb_metrics_enable(MB_GROUP_EDGE);
+  *out = e;
+  return 0;
+fail:
+  mb_edge_stop(e);
+  return rc;
+}
+
+unsigned mb_edge_port(const mb_edge *e) { return mb_http_port(e->http); }
+
+void mb_edge_reload(mb_edge *e) {
+  char err[1024];
+  mb_keyring *fresh = mb_keyring_load(e->cfg->key_file, err, sizeof err);
+  if (!fresh) {
+    mb_log_errx("SIGHUP: keys not reloaded: %s", err);
+  } else if (e->nold == MAX_OLD_RINGS) {
+    mb_log_errx("SIGHUP: keys not reloaded: too many reloads, restart the server");
+    mb_keyring_free(fresh);
+  } else {
+    mb_http_set_ring(e->http, fresh);
+    e->old[e->nold++] = e->ring;
+    e->ring = fresh;
+    mb_log_info("SIGHUP: %zu keys loaded, key %u signs", e->ring->nkeys, e->ring->sign->id);
+  }
+}
+
+void mb_edge_stop(mb_edge *e) {
+  if (!e) return;
+  if (e->http) mb_log_info("stopping: no new connections, draining the queue");
+  mb_http_stop(e->http);
+  if (e->queue) mb_queue_close(e->queue);
+  if (e->writer) {
+    mb_writer_join(e->writer);
+    mb_log_info("stopped: %llu events to Redis, %llu to the spool, %llu lost",
+                (unsigned long long)mb_metric_total(MB_M_EVENTS_REDIS),
+                (unsigned long long)mb_metric_total(MB_M_EVENTS_SPOOLED),
+                (unsigned long long)mb_metric_total(MB_M_EVENTS_LOST));
+  }
+  mb_queue_free(e->queue);
+  mb_spool_close(e->overflow);
+  for (size_t i = 0; i < e->nold; i++) mb_keyring_free(e->old[i]);
+  mb_keyring_free(e->ring);
+  free(e);
+}
