@@ -148,7 +148,10 @@ mb_pg_as() {
 # initdb on first use, trust auth), database "mailbeacon", listening on its
 # Unix socket in $MB_RUN/pg only (no TCP: listen_addresses is empty); "tcp"
 # listens on 127.0.0.1 as well, on a port of its own (mb_pg_conninfo tcp),
-# for the benchmarks. Prints nothing; the conninfo is from mb_pg_conninfo.
+# for the benchmarks. Its sessions' time zone is UTC, whatever the machine's
+# (initdb would take the machine's): a test's expected times and day
+# arithmetic must not depend on where it runs. Prints nothing; the conninfo
+# is from mb_pg_conninfo.
 mb_pg_start() {
   local d=$MB_RUN/pg tcp= port=$MB_PG_PORT listen= try
   [ "${1:-}" = tcp ] && tcp=1
@@ -164,7 +167,7 @@ mb_pg_start() {
     : > "$d/pg.log"
     [ "$(id -u)" = 0 ] && chown postgres "$d/pg.log"
     if mb_pg_as "$MB_PG_BIN/pg_ctl" -D "$d/data" -l "$d/pg.log" -w -t 60 \
-      -o "-p $port -c listen_addresses='$listen' -c unix_socket_directories='$d' -c max_connections=50" \
+      -o "-p $port -c listen_addresses='$listen' -c unix_socket_directories='$d' -c max_connections=50 -c timezone=UTC -c log_timezone=UTC" \
       start >"$d/pg_ctl.out" 2>&1; then
       [ -n "$tcp" ] && echo "$port" > "$d/tcp_port"
       break

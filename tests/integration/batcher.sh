@@ -184,16 +184,21 @@ xadd type hits v 1 n 1 d "$(line 000000000000000000000000000000f0 "$now_us")
 wait_rows "SELECT count(*) FROM mailbeacon.events WHERE event_id = '000000000000000000000000000000f0'" 1
 echo "ok stream and group lost: made again, loading goes on"
 
-# --- partitions on both sides of a month boundary (far ahead: created on demand)
-t1=$(date -u -d '2030-12-31 23:59:59' +%s)999999 t2=$(date -u -d '2031-01-01 00:00:00' +%s)000000
+# --- partitions on both sides of a month boundary (far ahead: created on demand).
+#     The years are counted from now (y is five years ahead, z the year after),
+#     so that they stay ahead of the partitions made for now whenever this runs.
+y=$(($(date -u +%Y) + 5))
+z=$((y + 1))
+t1=$(date -u -d "$y-12-31 23:59:59" +%s)999999 t2=$(date -u -d "$z-01-01 00:00:00" +%s)000000
 xadd type hits v 1 n 2 d "$(line 000000000000000000000000000000f1 "$t1")
 $(line 000000000000000000000000000000f2 "$t2")
 "
-wait_rows "SELECT count(*) FROM mailbeacon.events WHERE occurred_at >= '2030-12-01'" 2
-expect "SELECT tableoid::regclass, occurred_at FROM mailbeacon.events WHERE occurred_at >= '2030-12-01' ORDER BY 2" \
-  "mailbeacon.events_2030_12 2030-12-31 23:59:59.999999+00
-mailbeacon.events_2031_01 2031-01-01 00:00:00+00"
-expect "SELECT count(*) FROM pg_tables WHERE schemaname = 'mailbeacon' AND tablename = to_char(now() + interval '3 months', '\"events_\"YYYY_MM')" 1
+wait_rows "SELECT count(*) FROM mailbeacon.events WHERE occurred_at >= '$y-12-01 00:00+00'" 2
+expect "SET timezone = 'UTC'; SELECT tableoid::regclass, occurred_at FROM mailbeacon.events WHERE occurred_at >= '$y-12-01 00:00+00' ORDER BY 2" \
+  "mailbeacon.events_${y}_12 $y-12-31 23:59:59.999999+00
+mailbeacon.events_${z}_01 $z-01-01 00:00:00+00"
+# (now + 3 months in UTC, as partitions are: not in the session's time zone)
+expect "SELECT count(*) FROM pg_tables WHERE schemaname = 'mailbeacon' AND tablename = to_char(now() AT TIME ZONE 'UTC' + interval '3 months', '\"events_\"YYYY_MM')" 1
 # months are UTC whatever the session's time zone (Los Angeles: still November at 03:00 UTC on 1 December)
 expect "SET timezone = 'America/Los_Angeles'; SELECT string_agg(p, ',') FROM mailbeacon.ensure_partitions('2027-12-01 03:00+00', 3) AS p" \
   "events_2027_12,events_2028_01,events_2028_02,events_2028_03"
@@ -224,13 +229,14 @@ expect "SELECT count(*) FROM mailbeacon.messages" 2
 # a second run has nothing to do
 MAILBEACON_RETENTION_DAYS=400 MAILBEACON_IP_RETENTION_DAYS=2 "$server" maintain > "$MB_RUN/maint2" || fail "maintain 2"
 [ ! -s "$MB_RUN/maint2" ] || fail "second maintain did something: $(cat "$MB_RUN/maint2")"
-# as of a later day, the partitions of months wholly past it go, newer ones stay
-sql "SELECT mailbeacon.ensure_partition('2031-02-10')" >/dev/null
-sql "SELECT mailbeacon.apply_retention(30, 0, '2031-03-05')" > "$MB_RUN/ret"
-grep -q "dropped partition events_2031_01" "$MB_RUN/ret" || fail "retention at 2031-03-05: $(cat "$MB_RUN/ret")"
+# as of a later day (in year z, after everything made so far), the partitions of months wholly
+# past it go, newer ones stay
+sql "SELECT mailbeacon.ensure_partition('$z-02-10 00:00+00')" >/dev/null
+sql "SELECT mailbeacon.apply_retention(30, 0, '$z-03-05 00:00+00')" > "$MB_RUN/ret"
+grep -q "dropped partition events_${z}_01" "$MB_RUN/ret" || fail "retention at $z-03-05: $(cat "$MB_RUN/ret")"
 grep -q "deleted 4 rejected entries" "$MB_RUN/ret" || fail "rejected entries kept: $(cat "$MB_RUN/ret")"
-expect "SELECT count(*) FROM pg_tables WHERE schemaname = 'mailbeacon' AND tablename = 'events_2031_02'" 1
-expect "SELECT count(*) FROM pg_tables WHERE schemaname = 'mailbeacon' AND tablename ~ '^events_' AND tablename < 'events_2031_02'" 0
+expect "SELECT count(*) FROM pg_tables WHERE schemaname = 'mailbeacon' AND tablename = 'events_${z}_02'" 1
+expect "SELECT count(*) FROM pg_tables WHERE schemaname = 'mailbeacon' AND tablename ~ '^events_' AND tablename < 'events_${z}_02'" 0
 expect "SELECT count(*) FROM mailbeacon.messages" 0
 echo "ok retention: old partitions dropped, old IPs truncated, a second run does nothing"
 
