@@ -48,7 +48,8 @@ mb_wait_port() {
 
 # mb_listen_port PID [SECONDS]: the TCP port a process (or a child of it)
 # listens on, from the kernel (ss), for programs that bind port 0 but do not
-# say which port they got (bench/mb-bench-mhd-floor, smtp-sink). The first
+# say which port they got (bench/mb-bench-mhd-floor), or to see that a server
+# bound the port it was given (nginx in bench/run-server.sh). The first
 # one when there are several.
 mb_listen_port() {
   local pid=$1 secs=${2:-15} pids port i
