@@ -88,14 +88,17 @@ if [ -n "$want_eport" ]; then
     fail "admin listeners on $eport and $bport, not the defaults $want_eport and $want_bport"
 fi
 [ "$eport" != "$bport" ] || fail "both admin listeners on port $eport"
+healthy() { # healthy PYTHON_CONDITION: the /healthz answer in $h meets it
+  python3 -c "import json, sys; h = json.loads(sys.argv[1]); sys.exit(0 if $1 else 1)" "$h" 2>/dev/null
+}
 h=$(curl -s "http://127.0.0.1:$eport/healthz")
-grep -q '"status":"ok"' <<< "$h" && grep -q '"redis":"up"' <<< "$h" || fail "edge /healthz: $h"
+healthy 'h["status"] == "ok" and h["redis"] == "up"' || fail "edge /healthz: $h"
 for _ in $(seq 1 100); do
   h=$(curl -s "http://127.0.0.1:$bport/healthz")
-  grep -q '"postgres":"up"' <<< "$h" && break
+  healthy 'h["batcher"]["postgres"] == "up"' && break
   sleep 0.05
 done
-grep -q '"status":"ok"' <<< "$h" && grep -q '"batcher":{"postgres":"up","redis":"up"' <<< "$h" ||
+healthy 'h["status"] == "ok" and h["batcher"]["postgres"] == "up" and h["batcher"]["redis"] == "up"' ||
   fail "batcher /healthz: $h"
 ok "edge (admin port $eport) and batcher (admin port $bport) from one config file, both /healthz answer"
 
