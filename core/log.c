@@ -76,6 +76,8 @@ int mb_log_to_file(void) { return dest == TO_FILE; }
 
 void mb_log_thread_role(const char *role) { thread_role = role; }
 
+void mb_log_set_level(mb_log_level level) { atomic_store(&max_level, (int)level); }
+
 int mb_log_enabled(mb_log_level level) { return (int)level <= atomic_load_explicit(&max_level, memory_order_relaxed); }
 
 /* Writes all of p (one write unless the kernel takes less). */

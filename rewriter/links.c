@@ -64,13 +64,7 @@ size_t mb_links_rewrite(void *ctx, const char *href, size_t n, char *out, size_t
   if (!mb_link_trackable(l, url, ul) || l->n >= 65535) return 0;
   size_t need = l->base_len + 3 + MB_TOKEN_LEN + 3 + mb_pct_encoded_len(url, ul);
   if (need > cap || need > MB_TRACKING_URL_MAX) return 0; /* left as it is, still working */
-  if (l->n == l->cap) {
-    size_t ncap = l->cap ? l->cap * 2 : 64;
-    size_t *no = realloc(l->off, ncap * sizeof *no);
-    if (!no) return 0;
-    l->off = no;
-    l->cap = ncap;
-  }
+  if (mb_grow(&l->off, &l->cap, l->n + 1, sizeof *l->off, 64) < 0) return 0;
   l->off[l->n] = l->urls.len;
   if (mb_buf_append(&l->urls, url, ul) < 0) return 0;
   mb_token t = {.kind = MB_KIND_CLICK, .recipient = l->recipient, .link = (uint16_t)(l->n + 1)};

@@ -9,7 +9,7 @@
 #include "milter.h"
 
 #include "frontend.h"
-#include "log.h"
+#include "mailbeacon/log.h"
 #include "mime.h"
 #include "mailbeacon/stream.h"
 
@@ -141,14 +141,9 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv) {
 static sfsistat on_envrcpt(SMFICTX *ctx, char **argv) {
   conn *c = get(ctx);
   if (c && !c->too_big) {
-    if (c->nrcpts == c->rcap) {
-      size_t n = c->rcap ? c->rcap * 2 : 8;
-      char **r = realloc(c->rcpts, n * sizeof *r);
-      if (!r) {
-        c->too_big = 1; /* cannot keep state: pass the message on unchanged */
-        return next(c, SMFIP_NR_RCPT);
-      }
-      c->rcpts = r, c->rcap = n;
+    if (mb_grow(&c->rcpts, &c->rcap, c->nrcpts + 1, sizeof *c->rcpts, 8) < 0) {
+      c->too_big = 1; /* cannot keep state: pass the message on unchanged */
+      return next(c, SMFIP_NR_RCPT);
     }
     char *a = dup_addr(argv[0]);
     if (a) c->rcpts[c->nrcpts++] = a;
@@ -308,12 +303,12 @@ static sfsistat on_eom(SMFICTX *ctx) {
   const char *qid = queue_id(ctx);
   if (!c) {
     atomic_fetch_add(&n_failed, 1);
-    mb_log(LOG_ERR, "%s: no connection state; accepted unchanged", qid);
+    mb_log_errx("%s: no connection state; accepted unchanged", qid);
     return SMFIS_ACCEPT;
   }
   if (c->too_big) {
     atomic_fetch_add(&n_skipped, 1);
-    mb_log(LOG_INFO, "%s: not rewritten: message over max_message_size", qid);
+    mb_log_info("%s: not rewritten: message over max_message_size", qid);
     return SMFIS_ACCEPT;
   }
   mb_identity id = {
@@ -322,14 +317,14 @@ static sfsistat on_eom(SMFICTX *ctx) {
   if (mb_rewrite_message(g_cfg, g_ring, &id, c->msg.data ? c->msg.data : "", c->msg.len, &res) < 0) {
     mb_rewrite_result_free(&res);
     atomic_fetch_add(&n_failed, 1);
-    mb_log(LOG_ERR, "%s: out of memory; accepted unchanged", qid);
+    mb_log_errx("%s: out of memory; accepted unchanged", qid);
     return SMFIS_ACCEPT;
   }
   /* the opt-out header is removed even though nothing else changes */
   int opted_out = !res.rewritten && res.skip_reason && !strcmp(res.skip_reason, "X-Mailbeacon: off");
   if (!res.rewritten && !opted_out) {
     atomic_fetch_add(&n_skipped, 1);
-    mb_log(LOG_INFO, "%s: not rewritten: %s", qid, res.skip_reason);
+    mb_log_info("%s: not rewritten: %s", qid, res.skip_reason);
     mb_rewrite_result_free(&res);
     return SMFIS_ACCEPT;
   }
@@ -339,14 +334,14 @@ static sfsistat on_eom(SMFICTX *ctx) {
   size_t new_body_at = sep ? (size_t)(sep - out) + 4 : 0;
   if (!sep || c->body_at < 2) {
     atomic_fetch_add(&n_failed, 1);
-    mb_log(LOG_ERR, "%s: cannot find the end of the header; accepted unchanged", qid);
+    mb_log_errx("%s: cannot find the end of the header; accepted unchanged", qid);
     mb_rewrite_result_free(&res);
     return SMFIS_ACCEPT;
   }
   /* From here on, a failure must not let a half-changed message through. */
   if (apply_header_changes(ctx, c->msg.data, c->body_at - 2, out, new_body_at - 2) < 0) {
     atomic_fetch_add(&n_failed, 1);
-    mb_log(LOG_ERR, "%s: the MTA refused a header change; message tempfailed", qid);
+    mb_log_errx("%s: the MTA refused a header change; message tempfailed", qid);
     mb_rewrite_result_free(&res);
     return SMFIS_TEMPFAIL;
   }
@@ -357,7 +352,7 @@ static sfsistat on_eom(SMFICTX *ctx) {
       size_t n = blen - off < REPLACE_CHUNK ? blen - off : REPLACE_CHUNK;
       if (smfi_replacebody(ctx, (unsigned char *)b + off, (int)n) != MI_SUCCESS) {
         atomic_fetch_add(&n_failed, 1);
-        mb_log(LOG_ERR, "%s: the MTA refused the new body; message tempfailed", qid);
+        mb_log_errx("%s: the MTA refused the new body; message tempfailed", qid);
         mb_rewrite_result_free(&res);
         return SMFIS_TEMPFAIL;
       }
@@ -365,12 +360,11 @@ static sfsistat on_eom(SMFICTX *ctx) {
     char uuid[37];
     uuid_unparse_lower(res.message, uuid);
     atomic_fetch_add(&n_rewritten, 1);
-    mb_log(LOG_INFO, "%s: rewritten: message %s, %zu links, %u HTML parts", qid, uuid, res.links.n,
-           res.parts_rewritten);
+    mb_log_info("%s: rewritten: message %s, %zu links, %u HTML parts", qid, uuid, res.links.n, res.parts_rewritten);
     mb_record_sent(g_cfg, &c->stream, &res, qid);
   } else {
     atomic_fetch_add(&n_skipped, 1);
-    mb_log(LOG_INFO, "%s: not rewritten: X-Mailbeacon: off (header removed)", qid);
+    mb_log_info("%s: not rewritten: X-Mailbeacon: off (header removed)", qid);
   }
   mb_rewrite_result_free(&res);
   return SMFIS_CONTINUE;
@@ -459,24 +453,24 @@ int mb_milter_run(const mb_config *cfg, const mb_keyring *ring, const char *sock
   else if (socket_spec[0] == '/') path = socket_spec;
   g_local = path != NULL;
   if (smfi_setconn((char *)socket_spec) != MI_SUCCESS) {
-    mb_log(LOG_ERR, "bad milter socket '%s' (use unix:/path or inet:PORT@HOST)", socket_spec);
+    mb_log_errx("bad milter socket '%s' (use unix:/path or inet:PORT@HOST)", socket_spec);
     return -1;
   }
   if (smfi_register(desc) != MI_SUCCESS) {
-    mb_log(LOG_ERR, "smfi_register failed");
+    mb_log_errx("smfi_register failed");
     return -1;
   }
   if (smfi_opensocket(true) != MI_SUCCESS) {
-    mb_log(LOG_ERR, "cannot open milter socket '%s': %s", socket_spec, strerror(errno));
+    mb_log_errx("cannot open milter socket '%s': %s", socket_spec, strerror(errno));
     return -1;
   }
   char shown[512];
   if (path) chmod(path, 0660);
   bound_spec(socket_spec, path ? 0 : tcp_listener_setup(), shown, sizeof shown);
-  mb_log(LOG_INFO, "milter listening on %s", shown);
+  mb_log_info("milter listening on %s", shown);
   int rc = smfi_main();
   if (path) unlink(path);
-  mb_log(LOG_INFO, "milter stopped: %lu rewritten, %lu passed unchanged, %lu failed (accepted or tempfailed)",
-         atomic_load(&n_rewritten), atomic_load(&n_skipped), atomic_load(&n_failed));
+  mb_log_info("milter stopped: %lu rewritten, %lu passed unchanged, %lu failed (accepted or tempfailed)",
+              atomic_load(&n_rewritten), atomic_load(&n_skipped), atomic_load(&n_failed));
   return rc == MI_SUCCESS ? 0 : -1;
 }

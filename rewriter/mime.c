@@ -7,6 +7,7 @@
 #include "mime.h"
 
 #include "html.h"
+#include "mailbeacon/clock.h"
 #include "mailbeacon/sent.h"
 
 #include <errno.h>
@@ -16,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/time.h>
 #include <uuid/uuid.h>
 
 #define MAX_DEPTH 40
@@ -65,13 +65,7 @@ static mb_html *thread_html(void) {
 }
 
 static edit *edit_add(edits *e, size_t start, size_t end) {
-  if (e->n == e->cap) {
-    size_t ncap = e->cap ? e->cap * 2 : 8;
-    edit *nv = realloc(e->v, ncap * sizeof *nv);
-    if (!nv) return NULL;
-    e->v = nv;
-    e->cap = ncap;
-  }
+  if (mb_grow(&e->v, &e->cap, e->n + 1, sizeof *e->v, 8) < 0) return NULL;
   edit *x = &e->v[e->n++];
   x->start = start;
   x->end = end;
@@ -291,9 +285,9 @@ typedef struct qp_line {
 
 /* Splits raw into logical lines. Returns the count, or -1 (out of memory). */
 static long qp_split(const char *raw, size_t n, qp_line **out) {
-  size_t cap = 64, k = 0, p = 0;
-  qp_line *v = malloc(cap * sizeof *v);
-  if (!v) return -1;
+  size_t cap = 0, k = 0, p = 0;
+  qp_line *v = NULL;
+  if (mb_grow(&v, &cap, 64, sizeof *v, 64) < 0) return -1;
   while (p < n) {
     size_t start = p;
     for (;;) { /* physical lines until one does not end in a soft break */
@@ -309,13 +303,9 @@ static long qp_split(const char *raw, size_t n, qp_line **out) {
       p = e + 1;
       if (!(c > 0 && c > start && raw[c - 1] == '=')) break;
     }
-    if (k == cap) {
-      qp_line *nv = realloc(v, (cap *= 2) * sizeof *v);
-      if (!nv) {
-        free(v);
-        return -1;
-      }
-      v = nv;
+    if (mb_grow(&v, &cap, k + 1, sizeof *v, 64) < 0) {
+      free(v);
+      return -1;
     }
     qp_line *l = &v[k++];
     l->start = start;
@@ -775,8 +765,6 @@ void mb_rewrite_result_free(mb_rewrite_result *res) {
 }
 
 void mb_rewrite_sent(const mb_rewrite_result *res, mb_sent *sent) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
   memset(sent, 0, sizeof *sent);
   memcpy(sent->message, res->message, 16);
   sent->message_id = res->message_id;
@@ -785,7 +773,7 @@ void mb_rewrite_sent(const mb_rewrite_result *res, mb_sent *sent) {
   sent->nrecipients = res->nrecipients;
   sent->token_recipient = res->token_recipient;
   sent->subject = res->subject;
-  sent->sent_at_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+  sent->sent_at_us = mb_now_us();
   sent->links = res->links.list;
   sent->nlinks = res->links.n;
 }

@@ -13,7 +13,7 @@
 #include "reinject.h"
 
 #include "frontend.h"
-#include "log.h"
+#include "mailbeacon/log.h"
 #include "mime.h"
 #include "mailbeacon/codec.h"
 #include "mailbeacon/stream.h"
@@ -76,7 +76,7 @@ static int via_sendmail(const mb_config *cfg, const char *sender, char **rcpts, 
   while (waitpid(pid, &status, 0) < 0)
     if (errno != EINTR) return -1;
   if (wrc < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    mb_log(LOG_ERR, "%s exited with status %d", cfg->sendmail_path, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    mb_log_errx("%s exited with status %d", cfg->sendmail_path, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     return -1;
   }
   return 0;
@@ -124,7 +124,7 @@ static int smtp_cmd(smtp *s, int want, const char *fmt, ...) {
   if (n < 0 || (size_t)n >= sizeof line || mb_write_all(s->fd, line, (size_t)n) < 0) return -1;
   int code = smtp_reply(s);
   if (code / 100 != want / 100) {
-    mb_log(LOG_ERR, "re-injection refused: %.*s -> %s", n > 2 ? n - 2 : n, line, s->last);
+    mb_log_errx("re-injection refused: %.*s -> %s", n > 2 ? n - 2 : n, line, s->last);
     return -1;
   }
   return 0;
@@ -197,7 +197,7 @@ static int smtp_data(const char *msg, size_t len, mb_buf *out) {
 static int via_smtp(const mb_config *cfg, const char *sender, char **rcpts, size_t n, const char *msg, size_t len) {
   smtp s = {.fd = smtp_connect(cfg->reinject_smtp)};
   if (s.fd < 0) {
-    mb_log(LOG_ERR, "cannot connect to the re-injection listener %s: %s", cfg->reinject_smtp, strerror(errno));
+    mb_log_errx("cannot connect to the re-injection listener %s: %s", cfg->reinject_smtp, strerror(errno));
     return -1;
   }
   mb_buf data;
@@ -206,7 +206,7 @@ static int via_smtp(const mb_config *cfg, const char *sender, char **rcpts, size
   gethostname(host, sizeof host - 1);
   int rc = -1;
   if (smtp_reply(&s) / 100 != 2) {
-    mb_log(LOG_ERR, "re-injection listener %s: bad greeting: %s", cfg->reinject_smtp, s.last);
+    mb_log_errx("re-injection listener %s: bad greeting: %s", cfg->reinject_smtp, s.last);
     goto done;
   }
   if (smtp_cmd(&s, 250, "EHLO %s\r\n", host) < 0 || smtp_cmd(&s, 250, "MAIL FROM:<%s>\r\n", sender) < 0) goto done;
@@ -217,7 +217,7 @@ static int via_smtp(const mb_config *cfg, const char *sender, char **rcpts, size
     goto done;
   int code = smtp_reply(&s);
   if (code / 100 != 2) {
-    mb_log(LOG_ERR, "re-injection refused the message: %s", s.last);
+    mb_log_errx("re-injection refused the message: %s", s.last);
     goto done;
   }
   rc = 0;
@@ -313,10 +313,10 @@ static int inject(const mb_config *cfg, const char *sender, char **rcpts, size_t
   return via_sendmail(cfg, sender, rcpts, n, msg, len);
 }
 
-int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *sender, char **rcpts, size_t n,
-                    const char *msg, size_t len) {
+static int reinject_message(const mb_config *cfg, const mb_keyring *ring, const char *sender, char **rcpts, size_t n,
+                            const char *msg, size_t len) {
   if (n == 0) {
-    mb_log(LOG_ERR, "--reinject: no recipients");
+    mb_log_errx("--reinject: no recipients");
     return EX_TEMPFAIL;
   }
   int rewrite = ring != NULL && len <= cfg->max_message_size;
@@ -334,7 +334,7 @@ int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *se
     char dir[PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s/reinjected", cfg->spool_dir);
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-      mb_log(LOG_ERR, "cannot create %s: %s", dir, strerror(errno));
+      mb_log_errx("cannot create %s: %s", dir, strerror(errno));
       return EX_TEMPFAIL;
     }
   }
@@ -343,7 +343,7 @@ int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *se
     if (ledger) {
       ledger_path(cfg, digest, rcpts[i], path, sizeof path);
       if (ledger_has(path)) {
-        mb_log(LOG_INFO, "copy for %s was handed on by an earlier attempt; not sent again", rcpts[i]);
+        mb_log_info("copy for %s was handed on by an earlier attempt; not sent again", rcpts[i]);
         continue;
       }
     }
@@ -361,22 +361,22 @@ int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *se
         out = res.out.data;
         out_len = res.out.len;
       } else {
-        mb_log(LOG_ERR, "out of memory; message passed on unchanged");
+        mb_log_errx("out of memory; message passed on unchanged");
       }
     }
     if (inject(cfg, sender, per_copy ? &rcpts[i] : rcpts, per_copy ? 1 : n, out, out_len) < 0) {
       rc = EX_TEMPFAIL;
     } else {
-      if (ledger && ledger_add(path) < 0) mb_log(LOG_WARNING, "cannot record %s: %s", path, strerror(errno));
+      if (ledger && ledger_add(path) < 0) mb_log_warnx("cannot record %s: %s", path, strerror(errno));
       if (res.rewritten) mb_record_sent(cfg, &stream, &res, "");
       char u[37];
       uuid_unparse_lower(res.message, u);
       if (res.rewritten)
-        mb_log(LOG_INFO, "re-injected for %s: message %s, recipient %u, %zu links", per_copy ? rcpts[i] : "all", u,
-               res.token_recipient, res.links.n);
+        mb_log_info("re-injected for %s: message %s, recipient %u, %zu links", per_copy ? rcpts[i] : "all", u,
+                    res.token_recipient, res.links.n);
       else
-        mb_log(LOG_INFO, "re-injected unchanged for %s: %s", per_copy ? rcpts[i] : "all",
-               res.skip_reason ? res.skip_reason : "not rewritten");
+        mb_log_info("re-injected unchanged for %s: %s", per_copy ? rcpts[i] : "all",
+                    res.skip_reason ? res.skip_reason : "not rewritten");
     }
     mb_rewrite_result_free(&res);
   }
@@ -388,5 +388,16 @@ int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *se
     }
   if (ledger) ledger_prune(cfg);
   mb_stream_free(stream);
+  return rc;
+}
+
+int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *sender, char **rcpts, size_t n,
+                    int in_fd) {
+  mb_buf in;
+  mb_buf_init(&in);
+  int rc = EX_TEMPFAIL;
+  if (mb_read_input(in_fd, &in, UINT64_MAX - 1) < 0) mb_log_err("cannot read the message");
+  else rc = reinject_message(cfg, ring, sender, rcpts, n, in.data ? in.data : "", in.len);
+  mb_buf_free(&in);
   return rc;
 }

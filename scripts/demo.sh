@@ -36,6 +36,7 @@ admin_listen = 127.0.0.1:0
 batcher_admin_listen = 127.0.0.1:0
 postgres = $(mb_pg_conninfo)
 batch_wait_ms = 50
+log_file = stderr
 CONF
 echo "== mailbeacon-server migrate (creates the PostgreSQL schema)"
 "$server" --config "$MB_RUN/mailbeacon.conf" migrate | sed 's/^/   /'

@@ -51,6 +51,9 @@ int mb_log_to_file(void);
  * NULL: the process's role again. */
 void mb_log_thread_role(const char *role);
 
+/* Lines above level are dropped from now on (--verbose: debug). */
+void mb_log_set_level(mb_log_level level);
+
 /* 1 when lines of this level are written. */
 int mb_log_enabled(mb_log_level level);
 

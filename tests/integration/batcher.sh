@@ -270,4 +270,20 @@ kill -TERM $spid
 wait $spid || fail "batcher exit status $?"
 spid=
 echo "ok IP retention window: behind it untouched until reset; late events truncated as they load"
+
+# --- ip_truncate: the stream carries the whole address, the batcher stores /24 and /48
+MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:0 MAILBEACON_IP_TRUNCATE=yes "$server" --role batcher >> "$MB_RUN/server.log" 2>&1 &
+spid=$!
+now_us=$(($(date +%s) * 1000000))
+xadd type hits v 1 n 2 d "$(printf '00000000000000000000000000000301\to\t%s\t1\t0\t%s\t2001:db8:1:2:3::5\tGET\te\tua\t' "$msg" "$now_us")
+$(line 00000000000000000000000000000302 "$now_us")
+"
+wait_rows "SELECT count(*) FROM mailbeacon.events WHERE event_id::text LIKE '00000000-0000-0000-0000-00000000030_'" 2
+expect "SELECT host(ip) FROM mailbeacon.events WHERE event_id::text LIKE '00000000-0000-0000-0000-00000000030_' ORDER BY event_id" \
+  "2001:db8:1::
+198.51.100.0"
+kill -TERM $spid
+wait $spid || fail "batcher exit status $?"
+spid=
+echo "ok ip_truncate: whole in the stream, /24 and /48 once loaded"
 echo "batcher: all passed"

@@ -20,7 +20,8 @@ check "keygen mode 600" test "$(stat -c %a "$tmp/keys")" = 600
 check "keygen rotates" bash -c "'$rewrite' --keygen '$tmp/keys' | grep -q 'key 2 added'"
 check "two keys, one signer" test "$(grep -c ' sign$' "$tmp/keys")" = 1
 
-export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_KEY_FILE=$tmp/keys
+# pipe mode logs to syslog by default (the MTA throws its standard error away): here, to standard error
+export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_KEY_FILE=$tmp/keys MAILBEACON_LOG_FILE=stderr
 "$rewrite" < "$msg" > "$tmp/out.eml"
 link=$(grep -o 'https://t.mailbeacon.test/c/[^"]*' "$tmp/out.eml" | head -1 | sed 's/&amp;/\&/g')
 pixel=$(grep -o 'https://t.mailbeacon.test/o/[^"]*' "$tmp/out.eml" | head -1)

@@ -33,6 +33,7 @@ spool_dir = $MB_RUN/spool
 reinject_via = smtp
 reinject_smtp = unix:$1
 per_recipient = yes
+log_file = stderr
 CONF
   chmod 644 "$MB_RUN/mb.conf"
 }
@@ -103,5 +104,6 @@ mb_postfix_wait_sent $delivered || fail "second copy not delivered after the ret
 sleep 1
 [ "$(captured lou@acme.example | wc -l)" = 1 ] || fail "lou: want exactly one copy, got $(captured lou@acme.example | wc -l)"
 [ "$(captured ray@acme.example | wc -l)" = 1 ] || fail "ray: want exactly one copy"
-grep -q "copy for lou@acme.example was handed on by an earlier attempt" "$MB_PF/maillog" || fail "the ledger was not used"
+# (pipe(8) logs the start of a filter's output with its status, cut short)
+grep -q "copy for lou@acme.example was handed on" "$MB_PF/maillog" || fail "the ledger was not used"
 echo "postfix_filter: 3 passed, 0 failed"

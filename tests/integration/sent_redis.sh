@@ -14,6 +14,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 mb_redis_start
 "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
 mkdir -p "$MB_RUN/spool"
+# the rewriter's log to standard error (pipe mode's default is syslog)
+export MAILBEACON_LOG_FILE=stderr
 export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_KEY_FILE=$MB_RUN/keys \
   MAILBEACON_REDIS=$(mb_redis_addr) MAILBEACON_SPOOL_DIR=$MB_RUN/spool MAILBEACON_REDIS_STREAM=mb:test
 rcli() { mb_redis_cli "$@"; }

@@ -241,9 +241,10 @@ xff 198.51.100.7 -H "X-Forwarded-For: 198.51.100.7"
 xff 198.51.100.7 -H "X-Forwarded-For: 203.0.113.9, 198.51.100.7, 10.0.0.1" # the rightmost untrusted
 xff 2001:db8::5 -H "X-Forwarded-For: 2001:db8::5"
 stop_server
+# ip_truncate is applied by the batcher as it loads (batcher.sh): the stream carries the whole address
 MAILBEACON_TRUSTED_PROXIES=127.0.0.1 MAILBEACON_IP_TRUNCATE=yes start_server
-xff 198.51.100.0 -H "X-Forwarded-For: 198.51.100.7"
-xff 2001:db8:1:: -H "X-Forwarded-For: 2001:db8:1:2:3::5"
+xff 198.51.100.7 -H "X-Forwarded-For: 198.51.100.7"
+xff 2001:db8:1:2:3::5 -H "X-Forwarded-For: 2001:db8:1:2:3::5"
 stop_server
 ok
 
