@@ -21,7 +21,9 @@
  * BASE_US + 50 µs * i, 3 opens for 1 click, 10,000 messages, 5 recipients,
  * 8 links, a random IPv4 address, one of a few real-looking User-Agents.
  * Every command prints one line of key=value pairs on stdout. */
+#include "entry.h"
 #include "events.h"
+#include "mailbeacon/clock.h"
 
 #include "mailbeacon/codec.h"
 
@@ -70,17 +72,9 @@ static uint64_t mix(uint64_t x) { /* splitmix64's finaliser */
   return x ^ (x >> 31);
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+static double now_s(void) { return (double)mb_mono_us() / 1e6; }
 
-static long long wall_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+static long long wall_ns(void) { return (long long)mb_now_us() * 1000; }
 
 static unsigned long long number(const char *s, const char *what) {
   char *end;
@@ -144,7 +138,7 @@ static int preload(char **argv) {
   uint64_t n = number(argv[2], "EVENTS"), seed = number(argv[3], "SEED"), base = number(argv[4], "BASE_US");
   mb_buf d;
   mb_buf_init(&d);
-  char line[1024], cnt[16];
+  char line[1024], cnt[12];
   unsigned long entries = 0, inflight = 0;
   size_t bytes = 0;
   double t0 = now_s();
@@ -156,10 +150,15 @@ static int preload(char **argv) {
       line[len++] = '\n';
       if (mb_buf_append(&d, line, (size_t)len) < 0) die("%s", "out of memory");
     }
-    snprintf(cnt, sizeof cnt, "%llu", (unsigned long long)k);
-    const char *av[] = {"XADD", stream, "*", "type", "hits", "v", "1", "n", cnt, "d", d.data};
-    size_t lens[] = {4, strlen(stream), 1, 4, 4, 1, 1, 1, strlen(cnt), 1, d.len};
-    if (redisAppendCommandArgv(c, 11, av, lens) != REDIS_OK) die("Redis: %s", c->errstr);
+    mb_field f[MB_HITS_FIELDS];
+    mb_hits_entry(f, cnt, d.data, d.len, (size_t)k);
+    const char *av[3 + 2 * MB_HITS_FIELDS] = {"XADD", stream, "*"};
+    size_t lens[3 + 2 * MB_HITS_FIELDS] = {4, strlen(stream), 1};
+    for (int x = 0; x < MB_HITS_FIELDS; x++) {
+      av[3 + 2 * x] = f[x].name, lens[3 + 2 * x] = f[x].name_len;
+      av[4 + 2 * x] = f[x].value, lens[4 + 2 * x] = f[x].value_len;
+    }
+    if (redisAppendCommandArgv(c, 3 + 2 * MB_HITS_FIELDS, av, lens) != REDIS_OK) die("Redis: %s", c->errstr);
     entries++;
     bytes += d.len;
     if (++inflight == PIPELINE) {

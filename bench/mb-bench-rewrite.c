@@ -5,6 +5,7 @@
 #include "html.h"
 #include "links.h"
 #include "mime.h"
+#include "mailbeacon/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +14,7 @@
 
 static int sink(void *ctx, const char *p, size_t n) { return mb_buf_append(ctx, p, n); }
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+static double now(void) { return (double)mb_mono_us() / 1e6; }
 
 int main(int argc, char **argv) {
   if (argc != 5 || strcmp(argv[1], "--mode") != 0 || (strcmp(argv[2], "html") && strcmp(argv[2], "message"))) {

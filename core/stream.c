@@ -1,5 +1,7 @@
 #include "mailbeacon/stream.h"
 
+#include "mailbeacon/clock.h"
+
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -13,9 +15,9 @@
 
 struct mb_stream {
   redisContext *redis;
-  char last_id[64];        /* id of the last entry Redis confirmed */
-  int up;                  /* the last exchange with Redis worked */
-  struct timeval next_try; /* no reconnect before this while down */
+  char last_id[64];    /* id of the last entry Redis confirmed */
+  int up;              /* the last exchange with Redis worked */
+  int64_t next_try_us; /* no reconnect before this (CLOCK_MONOTONIC) while down */
   mb_spool *spool;
   char addr[256];
   char stream[128];
@@ -294,12 +296,10 @@ int64_t mb_stream_spool_skipped(const mb_stream *s) { return s->spool ? mb_spool
 /* connect_redis, but at most every retry_ms while Redis is down. */
 static int connect_throttled(mb_stream *s, unsigned retry_ms) {
   if (s->redis) return 0;
-  struct timeval now;
-  gettimeofday(&now, NULL);
-  if (timercmp(&now, &s->next_try, <)) return -1;
+  int64_t now = mb_mono_us();
+  if (now < s->next_try_us) return -1;
   if (connect_redis(s) == 0) return 0;
-  struct timeval d = {retry_ms / 1000, (retry_ms % 1000) * 1000};
-  timeradd(&now, &d, &s->next_try);
+  s->next_try_us = now + (int64_t)retry_ms * 1000;
   return -1;
 }
 

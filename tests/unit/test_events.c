@@ -157,36 +157,33 @@ static void test_nul_in_ip(void **state) {
   mb_buf_free(&out);
 }
 
+/* The address an open event at time t with address ip loads with. */
+static void assert_loaded_ip(mb_evconv *c, int64_t t, const char *ip, const char *want_ip) {
+  char line[256], want[64];
+  snprintf(line, sizeof line,
+           "00066141cd858ab13af5bf1e00000001\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t1\t0\t%lld\t%s\tGET\te\tua\t",
+           (long long)t, ip);
+  mb_buf out;
+  mb_buf_init(&out);
+  int64_t us;
+  const char *why;
+  assert_int_equal(mb_event_copy_row(c, line, strlen(line), &out, &us, &why), 0);
+  mb_buf_append(&out, "", 1);
+  snprintf(want, sizeof want, "+00\t%s\tGET\t", want_ip);
+  if (!strstr(out.data, want)) fail_msg("%s at %lld: %s", ip, (long long)t, out.data);
+  mb_buf_free(&out);
+}
+
 /* Events older than ip_truncate_before_us load with /24 or /48 addresses. */
 static void test_ip_truncated_when_old(void **state) {
   (void)state;
   mb_evconv c;
   mb_evconv_init(&c);
   c.ip_truncate_before_us = 1795785109113521;
-  static const struct {
-    int64_t t;
-    const char *ip, *want;
-  } cases[] = {
-      {1795785109113520, "203.0.113.7", "203.0.113.0"},      /* older: truncated */
-      {1795785109113520, "2001:db8:1:2::9", "2001:db8:1::"}, /* /48 */
-      {1795785109113520, "-", "\\N"},                        /* no address stays none */
-      {1795785109113521, "203.0.113.7", "203.0.113.7"},      /* not older: as it came */
-  };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    char line[256], want[64];
-    snprintf(line, sizeof line,
-             "00066141cd858ab13af5bf1e00000001\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t1\t0\t%lld\t%s\tGET\te\tua\t",
-             (long long)cases[i].t, cases[i].ip);
-    mb_buf out;
-    mb_buf_init(&out);
-    int64_t us;
-    const char *why;
-    assert_int_equal(mb_event_copy_row(&c, line, strlen(line), &out, &us, &why), 0);
-    mb_buf_append(&out, "", 1);
-    snprintf(want, sizeof want, "+00\t%s\tGET\t", cases[i].want);
-    if (!strstr(out.data, want)) fail_msg("case %zu: %s", i, out.data);
-    mb_buf_free(&out);
-  }
+  assert_loaded_ip(&c, 1795785109113520, "203.0.113.7", "203.0.113.0");      /* older: truncated */
+  assert_loaded_ip(&c, 1795785109113520, "2001:db8:1:2::9", "2001:db8:1::"); /* /48 */
+  assert_loaded_ip(&c, 1795785109113520, "-", "\\N");                        /* no address stays none */
+  assert_loaded_ip(&c, 1795785109113521, "203.0.113.7", "203.0.113.7");      /* not older: as it came */
 }
 
 /* With ip_truncate, every event loads with a /24 or /48 address: the
@@ -196,25 +193,9 @@ static void test_ip_truncated_always(void **state) {
   mb_evconv c;
   mb_evconv_init(&c);
   c.ip_truncate = 1;
-  static const struct {
-    const char *ip, *want;
-  } cases[] = {{"198.51.100.7", "198.51.100.0"}, {"2001:db8:1:2:3::5", "2001:db8:1::"}, {"-", "\\N"}};
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    char line[256], want[64];
-    snprintf(line, sizeof line,
-             "00066141cd858ab13af5bf1e00000001\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t1\t0\t1795785109113521\t%s"
-             "\tGET\te\tua\t",
-             cases[i].ip);
-    mb_buf out;
-    mb_buf_init(&out);
-    int64_t us;
-    const char *why;
-    assert_int_equal(mb_event_copy_row(&c, line, strlen(line), &out, &us, &why), 0);
-    mb_buf_append(&out, "", 1);
-    snprintf(want, sizeof want, "+00\t%s\tGET\t", cases[i].want);
-    if (!strstr(out.data, want)) fail_msg("case %zu: %s", i, out.data);
-    mb_buf_free(&out);
-  }
+  assert_loaded_ip(&c, 1795785109113521, "198.51.100.7", "198.51.100.0");
+  assert_loaded_ip(&c, 1795785109113521, "2001:db8:1:2:3::5", "2001:db8:1::");
+  assert_loaded_ip(&c, 1795785109113521, "-", "\\N");
 }
 
 static void test_utf8_clean(void **state) {
