@@ -1,14 +1,43 @@
-/* libFuzzer: the batcher's reading of a hit event line (server/events.c).
+/* libFuzzer: the batcher's reading of a stream entry (server/entry.c: the
+ * input as NUL-separated name/value fields) and of a hit event line
+ * (server/events.c).
  * A row it makes must be one COPY text line of exactly 11 columns with no
  * backslash sequence other than \t \n \r \\ \N, and valid UTF-8. Events before
  * 2026-11-27 have their IPs truncated (ip_retention_days), later ones not,
  * so both ways are read. */
+#include "entry.h"
 #include "events.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+/* The input as an entry's fields, name NUL value NUL ...: what the parser
+ * makes of it points into the input and says what it holds. */
+static void entry(const char *s, size_t size) {
+  mb_field f[32];
+  size_t n = 0;
+  const char *p = s, *end = s + size;
+  while (p < end && n < 32) {
+    const char *name = p, *z = memchr(p, '\0', (size_t)(end - p));
+    if (!z) break;
+    const char *value = z + 1, *z2 = value < end ? memchr(value, '\0', (size_t)(end - value)) : NULL;
+    size_t vl = z2 ? (size_t)(z2 - value) : (size_t)(end - value);
+    f[n++] = (mb_field){name, (size_t)(z - name), value, vl};
+    p = value + vl + 1;
+  }
+  mb_entry e;
+  mb_entry_parse(f, n, &e);
+  if (e.events < 1) abort();
+  if (e.type == MB_ENTRY_HITS) {
+    if ((e.lines_len && (e.lines < s || e.lines + e.lines_len > end)) || !mb_entry_field(f, n, "d")) abort();
+  } else if (e.lines || e.lines_len) {
+    abort();
+  }
+  if (n == 0 && e.type != MB_ENTRY_DELETED) abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  entry((const char *)data, size);
   mb_evconv c;
   mb_evconv_init(&c);
   c.ip_truncate_before_us = 1795737600000000;
