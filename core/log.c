@@ -1,5 +1,7 @@
 #include "mailbeacon/log.h"
 
+#include "mailbeacon/clock.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -96,12 +98,12 @@ void mb_logv(mb_log_level level, int errnum, const char *fmt, va_list ap) {
   size_t n = 0;
   enum dest to = dest;
   if (to == TO_FILE) {
-    struct timespec ts;
+    int64_t us = mb_now_us();
+    time_t sec = (time_t)(us / 1000000);
     struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
+    gmtime_r(&sec, &tm);
     n += strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-    n += (size_t)snprintf(line + n, sizeof line - n, ".%03ldZ ", ts.tv_nsec / 1000000);
+    n += (size_t)snprintf(line + n, sizeof line - n, ".%03dZ ", (int)(us / 1000 % 1000));
   }
   const char *role = thread_role ? thread_role : process_role;
   if (to != TO_SYSLOG)

@@ -105,16 +105,16 @@ void mb_edge_reload(mb_edge *e) {
 
 void mb_edge_stop(mb_edge *e) {
   if (!e) return;
-  if (e->http) mb_log_info("stopping: no new connections, draining the queue");
+  int served = e->http != NULL; /* else a start that failed: nothing to report */
+  if (served) mb_log_info("stopping: no new connections, draining the queue");
   mb_http_stop(e->http);
   if (e->queue) mb_queue_close(e->queue);
-  if (e->writer) {
-    mb_writer_join(e->writer);
+  mb_writer_join(e->writer);
+  if (served)
     mb_log_info("stopped: %llu events to Redis, %llu to the spool, %llu lost",
                 (unsigned long long)mb_metric_total(MB_M_EVENTS_REDIS),
                 (unsigned long long)mb_metric_total(MB_M_EVENTS_SPOOLED),
                 (unsigned long long)mb_metric_total(MB_M_EVENTS_LOST));
-  }
   mb_queue_free(e->queue);
   mb_spool_close(e->overflow);
   for (size_t i = 0; i < e->nold; i++) mb_keyring_free(e->old[i]);
