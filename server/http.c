@@ -67,7 +67,7 @@ static enum MHD_Result collect_xff(void *cls, enum MHD_ValueKind kind, const cha
   xff_list *l = cls;
   if (key_size == 15 && strncasecmp(key, "X-Forwarded-For", 15) == 0 && value) {
     if (l->n == sizeof l->v / sizeof l->v[0])
-      memmove(l->v, l->v + 1, sizeof l->v - sizeof l->v[0]); /* the last count */
+      memmove(l->v, l->v + 1, sizeof l->v - sizeof l->v[0]); /* more than 8: the last 8 count */
     else l->n++;
     l->v[l->n - 1] = (mb_slice){value, value_size};
   }

@@ -22,7 +22,9 @@ static const row rows[MB_M_COUNT] = {
 };
 
 /* The histograms' bucket bounds (µs), by the rows' bounds column; 0 is +Inf. */
-static const uint64_t bounds_us[][MB_HIST_MAX_BUCKETS] = {{0}, {MB_REQUEST_BOUNDS_US}, {MB_LOAD_DELAY_BOUNDS_US}};
+static const uint64_t bounds_us[][MB_HIST_MAX_BUCKETS] = {[MB_BOUNDS_NONE] = {0},
+                                                          [MB_BOUNDS_REQUEST] = {MB_REQUEST_BOUNDS_US},
+                                                          [MB_BOUNDS_LOAD_DELAY] = {MB_LOAD_DELAY_BOUNDS_US}};
 
 /* Where each row's values start in a thread's set: counters one slot,
  * histograms their buckets, count and sum. Computed by the compiler. */

@@ -33,65 +33,80 @@ typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_COUNT }
 #define MB_HIST_MAX_BUCKETS 14 /* +Inf included */
 #define MB_KIND_SLOTS_HISTOGRAM (MB_HIST_MAX_BUCKETS + 2)
 
-/* Upper bounds of the histograms' buckets, in µs; the last is +Inf (0). */
+/* Upper bounds of the histograms' buckets, in µs; the last is +Inf (0).
+ * A histogram's row names its bounds by number. */
+#define MB_BOUNDS_NONE 0
+#define MB_BOUNDS_REQUEST 1
 #define MB_REQUEST_BOUNDS_US 50, 100, 250, 500, 1000, 2500, 5000, 10000, 0
+#define MB_BOUNDS_LOAD_DELAY 2
 #define MB_LOAD_DELAY_BOUNDS_US 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 60000000, 0
 
 /* One row a series: id, group, kind, name, labels, help (NULL: the
  * series continues the family of the row above, or is a bare sample),
- * its key in /healthz (NULL: not there), the histogram's bounds.
+ * its key in /healthz (NULL: not there), the histogram's bounds
+ * (MB_BOUNDS_*).
  * Rows of one family are adjacent. */
 #define MB_METRIC_TABLE(X)                                                                                            \
   /* the edge: the hit path */                                                                                        \
   X(HITS_OPEN_VALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"open\",result=\"valid\"",                        \
-    "Tracking hits by kind and result.", NULL, 0)                                                                     \
-  X(HITS_OPEN_INVALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"open\",result=\"invalid\"", NULL, NULL, 0)     \
-  X(HITS_CLICK_VALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"click\",result=\"valid\"", NULL, NULL, 0)       \
-  X(HITS_CLICK_INVALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"click\",result=\"invalid\"", NULL, NULL, 0)   \
+    "Tracking hits by kind and result.", NULL, MB_BOUNDS_NONE)                                                        \
+  X(HITS_OPEN_INVALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"open\",result=\"invalid\"", NULL, NULL,        \
+    MB_BOUNDS_NONE)                                                                                                   \
+  X(HITS_CLICK_VALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"click\",result=\"valid\"", NULL, NULL,          \
+    MB_BOUNDS_NONE)                                                                                                   \
+  X(HITS_CLICK_INVALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"click\",result=\"invalid\"", NULL, NULL,      \
+    MB_BOUNDS_NONE)                                                                                                   \
   X(REJECTED_404, EDGE, COUNTER, "mailbeacon_requests_rejected_total", "code=\"404\"",                                \
-    "Requests answered 404 (no tracking path) or 405.", NULL, 0)                                                      \
-  X(REJECTED_405, EDGE, COUNTER, "mailbeacon_requests_rejected_total", "code=\"405\"", NULL, NULL, 0)                 \
-  X(EVENTS_QUEUED, EDGE, COUNTER, "mailbeacon_events_total", "to=\"queue\"", "Events by where they went.", NULL, 0)   \
-  X(EVENTS_REDIS, EDGE, COUNTER, "mailbeacon_events_total", "to=\"redis\"", NULL, NULL, 0)                            \
-  X(EVENTS_SPOOLED, EDGE, COUNTER, "mailbeacon_events_total", "to=\"spool\"", NULL, NULL, 0)                          \
-  X(EVENTS_LOST, EDGE, COUNTER, "mailbeacon_events_total", "to=\"lost\"", NULL, NULL, 0)                              \
-  X(REDIS_UP, EDGE, UP, "mailbeacon_redis_up", NULL, "1 while the last exchange with Redis worked.", "redis", 0)      \
+    "Requests answered 404 (no tracking path) or 405.", NULL, MB_BOUNDS_NONE)                                         \
+  X(REJECTED_405, EDGE, COUNTER, "mailbeacon_requests_rejected_total", "code=\"405\"", NULL, NULL, MB_BOUNDS_NONE)    \
+  X(EVENTS_QUEUED, EDGE, COUNTER, "mailbeacon_events_total", "to=\"queue\"", "Events by where they went.", NULL,      \
+    MB_BOUNDS_NONE)                                                                                                   \
+  X(EVENTS_REDIS, EDGE, COUNTER, "mailbeacon_events_total", "to=\"redis\"", NULL, NULL, MB_BOUNDS_NONE)               \
+  X(EVENTS_SPOOLED, EDGE, COUNTER, "mailbeacon_events_total", "to=\"spool\"", NULL, NULL, MB_BOUNDS_NONE)             \
+  X(EVENTS_LOST, EDGE, COUNTER, "mailbeacon_events_total", "to=\"lost\"", NULL, NULL, MB_BOUNDS_NONE)                 \
+  X(REDIS_UP, EDGE, UP, "mailbeacon_redis_up", NULL, "1 while the last exchange with Redis worked.", "redis",         \
+    MB_BOUNDS_NONE)                                                                                                   \
   X(QUEUE_EVENTS, EDGE, GAUGE, "mailbeacon_queue_events", NULL, "Events waiting in memory for the writer.",           \
-    "queue_events", 0)                                                                                                \
+    "queue_events", MB_BOUNDS_NONE)                                                                                   \
   X(QUEUE_BYTES, EDGE, GAUGE, "mailbeacon_queue_bytes", NULL, "Bytes of events waiting in memory for the writer.",    \
-    "queue_bytes", 0)                                                                                                 \
-  X(SPOOL_BYTES, EDGE, GAUGE, "mailbeacon_spool_bytes", NULL, "Bytes waiting in the disk spool.", "spool_bytes", 0)   \
+    "queue_bytes", MB_BOUNDS_NONE)                                                                                    \
+  X(SPOOL_BYTES, EDGE, GAUGE, "mailbeacon_spool_bytes", NULL, "Bytes waiting in the disk spool.", "spool_bytes",      \
+    MB_BOUNDS_NONE)                                                                                                   \
   X(REDIS_ERRORS, EDGE, COUNTER, "mailbeacon_redis_errors_total", NULL, "Batches Redis could not take (spooled).",    \
-    NULL, 0)                                                                                                          \
+    NULL, MB_BOUNDS_NONE)                                                                                             \
   X(REQUEST_DURATION, EDGE, HISTOGRAM, "mailbeacon_request_duration_seconds", NULL,                                   \
-    "Time from request headers read to answer queued.", NULL, 1)                                                      \
+    "Time from request headers read to answer queued.", NULL, MB_BOUNDS_REQUEST)                                      \
   /* the batcher: stream to PostgreSQL */                                                                             \
   X(BATCHES, BATCHER, COUNTER, "mailbeacon_batcher_batches_total", NULL, "Transactions committed by the batcher.",    \
-    NULL, 0)                                                                                                          \
+    NULL, MB_BOUNDS_NONE)                                                                                             \
   X(LAST_BATCH_EVENTS, BATCHER, GAUGE, "mailbeacon_batcher_batch_events", NULL,                                       \
-    "Events in the last batch; _sum/_count give the mean.", NULL, 0)                                                  \
-  X(BATCH_EVENTS_SUM, BATCHER, COUNTER, "mailbeacon_batcher_batch_events_sum", NULL, NULL, NULL, 0)                   \
-  X(BATCH_EVENTS_COUNT, BATCHER, COUNTER, "mailbeacon_batcher_batch_events_count", NULL, NULL, NULL, 0)               \
+    "Events in the last batch; _sum/_count give the mean.", NULL, MB_BOUNDS_NONE)                                     \
+  X(BATCH_EVENTS_SUM, BATCHER, COUNTER, "mailbeacon_batcher_batch_events_sum", NULL, NULL, NULL, MB_BOUNDS_NONE)      \
+  X(BATCH_EVENTS_COUNT, BATCHER, COUNTER, "mailbeacon_batcher_batch_events_count", NULL, NULL, NULL, MB_BOUNDS_NONE)  \
   X(ROWS_LOADED, BATCHER, COUNTER, "mailbeacon_batcher_rows_total", "result=\"loaded\"",                              \
-    "Event rows by outcome: loaded, duplicate (already there), rejected.", "rows_loaded", 0)                          \
-  X(ROWS_DUPLICATE, BATCHER, COUNTER, "mailbeacon_batcher_rows_total", "result=\"duplicate\"", NULL, NULL, 0)         \
-  X(ROWS_REJECTED, BATCHER, COUNTER, "mailbeacon_batcher_rows_total", "result=\"rejected\"", NULL, NULL, 0)           \
-  X(SENT_LOADED, BATCHER, COUNTER, "mailbeacon_batcher_sent_total", NULL, "Sent records loaded.", NULL, 0)            \
+    "Event rows by outcome: loaded, duplicate (already there), rejected.", "rows_loaded", MB_BOUNDS_NONE)             \
+  X(ROWS_DUPLICATE, BATCHER, COUNTER, "mailbeacon_batcher_rows_total", "result=\"duplicate\"", NULL, NULL,            \
+    MB_BOUNDS_NONE)                                                                                                   \
+  X(ROWS_REJECTED, BATCHER, COUNTER, "mailbeacon_batcher_rows_total", "result=\"rejected\"", NULL, NULL,              \
+    MB_BOUNDS_NONE)                                                                                                   \
+  X(SENT_LOADED, BATCHER, COUNTER, "mailbeacon_batcher_sent_total", NULL, "Sent records loaded.", NULL,               \
+    MB_BOUNDS_NONE)                                                                                                   \
   X(ROWS_PER_SECOND, BATCHER, GAUGE, "mailbeacon_batcher_rows_per_second", NULL,                                      \
-    "Event rows loaded per second, last second.", NULL, 0)                                                            \
+    "Event rows loaded per second, last second.", NULL, MB_BOUNDS_NONE)                                               \
   X(STREAM_LAG, BATCHER, SECONDS, "mailbeacon_batcher_lag_seconds", NULL,                                             \
-    "Age of the oldest stream entry not loaded and acknowledged yet.", "lag_seconds", 0)                              \
+    "Age of the oldest stream entry not loaded and acknowledged yet.", "lag_seconds", MB_BOUNDS_NONE)                 \
   X(RECLAIMED, BATCHER, COUNTER, "mailbeacon_batcher_reclaimed_total", NULL,                                          \
-    "Entries taken over from a stopped batcher.", NULL, 0)                                                            \
+    "Entries taken over from a stopped batcher.", NULL, MB_BOUNDS_NONE)                                               \
   X(PG_ERRORS, BATCHER, COUNTER, "mailbeacon_batcher_errors_total", "system=\"postgres\"", "Errors by system.", NULL, \
     0)                                                                                                                \
-  X(BATCHER_REDIS_ERRORS, BATCHER, COUNTER, "mailbeacon_batcher_errors_total", "system=\"redis\"", NULL, NULL, 0)     \
+  X(BATCHER_REDIS_ERRORS, BATCHER, COUNTER, "mailbeacon_batcher_errors_total", "system=\"redis\"", NULL, NULL,        \
+    MB_BOUNDS_NONE)                                                                                                   \
   X(PG_UP, BATCHER, UP, "mailbeacon_batcher_postgres_up", NULL, "1 while the batcher is connected to PostgreSQL.",    \
-    "postgres", 0)                                                                                                    \
+    "postgres", MB_BOUNDS_NONE)                                                                                       \
   X(BATCHER_REDIS_UP, BATCHER, UP, "mailbeacon_batcher_redis_up", NULL, "1 while the batcher is connected to Redis.", \
-    "redis", 0)                                                                                                       \
+    "redis", MB_BOUNDS_NONE)                                                                                          \
   X(LOAD_DELAY, BATCHER, HISTOGRAM, "mailbeacon_batcher_load_delay_seconds", NULL,                                    \
-    "Time from a hit at the edge to its row committed.", NULL, 2)
+    "Time from a hit at the edge to its row committed.", NULL, MB_BOUNDS_LOAD_DELAY)
 
 /* The ids: MB_M_HITS_OPEN_VALID, ... */
 typedef enum mb_metric {

@@ -76,5 +76,14 @@ check "recipient index 1" bash -c "'$rewrite' --explain '$l7' | grep -q '\"recip
 l8=$(grep -o 'https://t.mailbeacon.test/c/[^"]*' "$tmp/o8" | head -1 | sed 's/&amp;/\&/g')
 check "several recipients index 0" bash -c "'$rewrite' --explain '$l8' | grep -q '\"recipient\":0,'"
 
+# the log's default in pipe mode is syslog (the MTA throws a filter's standard error away):
+# nothing on standard error; syslog copies its line to a terminal
+MAILBEACON_LOG_FILE= MAILBEACON_KEY_FILE=$tmp/nokeys "$rewrite" < "$msg" > "$tmp/o9" 2> "$tmp/e9"
+check "pipe mode logs to syslog, not standard error" test ! -s "$tmp/e9"
+check "pipe mode without keys passes the message" cmp -s "$msg" "$tmp/o9"
+MAILBEACON_LOG_FILE= MAILBEACON_KEY_FILE=$tmp/nokeys script -qec "'$rewrite' < '$msg' > '$tmp/o10'" /dev/null > "$tmp/tty"
+check "syslog line copied to a terminal" \
+  grep -q "mailbeacon-rewrite\[[0-9]*\]: pipe: error: $tmp/nokeys: cannot open key file.*passed through unchanged" "$tmp/tty"
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" = 0 ]
