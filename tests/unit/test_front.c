@@ -35,10 +35,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   (void)state;
-  dup2(saved_stderr, 2);
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, getenv("KEEP") ? "true %s" : "rm -rf %s", dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return test_restore_and_clean(saved_stderr, dir);
 }
 
 static void write_conf(const char *extra) {

@@ -1,6 +1,7 @@
 /* core/log.c: the line format to a file, errno variants, one line per call,
  * levels, the thread's role, reopening after a rename (logrotate). */
 #include "mailbeacon/log.h"
+#include "testutil.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,10 +30,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   (void)state;
-  dup2(saved_stderr, 2);
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, getenv("KEEP") ? "true %s" : "rm -rf %s", dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return test_restore_and_clean(saved_stderr, dir);
 }
 
 static char *slurp(const char *p) {

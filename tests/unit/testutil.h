@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A key ring with keys 1 and 2 (fixed bytes); sign_id picks the signer. */
 static inline mb_keyring *test_ring(int sign_id) {
@@ -43,6 +44,15 @@ static inline int test_write_file(const char *path, const void *p, size_t n) {
   if (!f) return -1;
   size_t w = fwrite(p, 1, n, f);
   return fclose(f) == 0 && w == n ? 0 : -1;
+}
+
+/* The end of a test program that logged to a file: standard error back
+ * (saved_stderr), the temp dir removed (kept with KEEP set, to look at). */
+static inline int test_restore_and_clean(int saved_stderr, const char *dir) {
+  dup2(saved_stderr, 2);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, getenv("KEEP") ? "true %s" : "rm -rf %s", dir);
+  return system(cmd) == 0 ? 0 : -1;
 }
 
 #endif
