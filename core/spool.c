@@ -82,6 +82,13 @@ mb_spool *mb_spool_open(const char *dir, const char *name, int fsync_each, char 
     free(s);
     return NULL;
   }
+  /* the directory is made when missing (mode 0700: events and addresses);
+   * its parent must exist */
+  if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+    snprintf(err, errlen, "cannot create spool_dir %s: %s", dir, strerror(errno));
+    free(s);
+    return NULL;
+  }
   s->fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (s->fd < 0) {
     snprintf(err, errlen, "%s: cannot open spool: %s", s->path, strerror(errno));

@@ -37,6 +37,13 @@ mb_front_status mb_front_setup(const char *config_path, const char *role, int de
   return MB_FRONT_OK;
 }
 
+int mb_front_check_spool(const mb_config *cfg, char *err, size_t errlen) {
+  if (!cfg->redis[0]) return 0;
+  mb_spool *s = mb_spool_open(cfg->spool_dir, "sent.spool", 1, err, errlen);
+  mb_spool_close(s);
+  return s ? 0 : -1;
+}
+
 int mb_read_input(int fd, mb_buf *b, uint64_t limit) {
   for (;;) {
     if (mb_buf_reserve(b, 65536) < 0) return -1;

@@ -31,6 +31,11 @@ typedef enum mb_front_status {
 mb_front_status mb_front_setup(const char *config_path, const char *role, int default_syslog, mb_config *cfg,
                                mb_keyring **ring, char *err, size_t errlen);
 
+/* With redis set: the spool for sent records (spool_dir/sent.spool) can be
+ * opened, spool_dir made when missing. 0, or -1 with err set (a milter
+ * then refuses to start rather than lose records later). */
+int mb_front_check_spool(const mb_config *cfg, char *err, size_t errlen);
+
 /* Reads fd into b, up to limit+1 bytes. Returns 1 when all of it was read,
  * 0 when it is longer than limit (the rest is still to read), -1 on a read
  * error (errno set). */

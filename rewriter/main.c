@@ -77,6 +77,11 @@ static int milter(const char *config, const char *socket_spec) {
     mb_log_errx("%s", err);
     return EX_CONFIG;
   }
+  if (mb_front_check_spool(&cfg, err, sizeof err) < 0) { /* where sent records go while Redis is down */
+    mb_log_errx("%s", err);
+    mb_keyring_free(ring);
+    return EX_CANTCREAT;
+  }
   int rc = mb_milter_run(&cfg, ring, socket_spec);
   mb_keyring_free(ring);
   return rc == 0 ? 0 : EX_UNAVAILABLE;

@@ -71,9 +71,12 @@ mb_admin *mb_admin_start(const char *addr, const char *key, const char *edge_nam
     goto fail;
   }
   if (mb_listen_addr(addr, &ss, &len, err, errlen) < 0) goto fail;
-  a->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_admin, a,
-                          MHD_OPTION_EXTERNAL_LOGGER, mb_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)15, MHD_OPTION_END);
+  /* an IPv6 address needs the IPv6 flag: without it libmicrohttpd makes an
+   * IPv4 socket and the bind fails ("Address family not supported") */
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+  a->d = MHD_start_daemon(flags, 0, NULL, NULL, on_admin, a, MHD_OPTION_EXTERNAL_LOGGER, mb_mhd_log, NULL,
+                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)15,
+                          MHD_OPTION_END);
   if (!a->d) {
     snprintf(err, errlen, "cannot listen on %s (%s)", addr, key);
     goto fail;

@@ -9,11 +9,9 @@
 #include "mailbeacon/log.h"
 #include "mailbeacon/spool.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -60,12 +58,8 @@ int mb_edge_start(const mb_config *cfg, mb_edge **out, char *err, size_t errlen)
     rc = EX_CONFIG;
     goto fail;
   }
-  if (mkdir(cfg->spool_dir, 0700) < 0 && errno != EEXIST) {
-    snprintf(err, errlen, "cannot create spool_dir %s: %s", cfg->spool_dir, strerror(errno));
-    rc = EX_CANTCREAT;
-    goto fail;
-  }
-  /* The spool must work from the start: it is where hits go when Redis cannot take them. */
+  /* The spool must work from the start (spool_dir made when missing): it is
+   * where hits go when Redis cannot take them. */
   if (!(e->overflow = mb_spool_open(cfg->spool_dir, "events.spool", cfg->spool_fsync, err, errlen))) {
     rc = EX_CANTCREAT;
     goto fail;

@@ -130,7 +130,7 @@ static void record(mb_http *h, struct MHD_Connection *conn, const char *method, 
 
 static enum MHD_Result answer(struct MHD_Connection *conn, unsigned code, struct MHD_Response *r, int64_t t0) {
   enum MHD_Result rc = MHD_queue_response(conn, code, r);
-  mb_metric_observe_us(MB_M_REQUEST_DURATION, (uint64_t)(mb_mono_us() - t0));
+  mb_metric_observe_us(MB_M_REQUEST_DURATION, mb_elapsed_us(t0));
   return rc;
 }
 
@@ -157,8 +157,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   mb_http *h = cls;
   if (*con_cls == NULL) {
     /* First call, headers read: answer on the second call, so that
-     * keep-alive stays on. The start time rides in con_cls. */
-    *con_cls = (void *)(uintptr_t)(mb_mono_us() | 1);
+     * keep-alive stays on. The start time rides in con_cls, as it is
+     * (CLOCK_MONOTONIC is never 0 once the machine is up; a low bit set to
+     * make it non-NULL could put it 1 µs in the future, a negative time). */
+    int64_t start = mb_mono_us();
+    *con_cls = (void *)(uintptr_t)(start ? start : 1);
     return MHD_YES;
   }
   int64_t t0 = (int64_t)(uintptr_t)*con_cls;

@@ -27,4 +27,11 @@ static inline int64_t mb_mono_us(void) {
 /* Milliseconds of CLOCK_MONOTONIC. */
 static inline int64_t mb_mono_ms(void) { return mb_mono_us() / 1000; }
 
+/* Microseconds of CLOCK_MONOTONIC since start (a mb_mono_us() value); never
+ * negative. */
+static inline uint64_t mb_elapsed_us(int64_t start) {
+  int64_t d = mb_mono_us() - start;
+  return d > 0 ? (uint64_t)d : 0;
+}
+
 #endif

@@ -24,7 +24,8 @@ typedef struct mb_field {
 
 typedef struct mb_spool mb_spool;
 
-/* Opens (creating when needed, mode 0600) dir/name. fsync_each: fdatasync
+/* Opens (creating when needed, mode 0600) dir/name; dir itself is created
+ * (mode 0700) when missing. fsync_each: fdatasync
  * after every append. Returns NULL with a message in err. */
 mb_spool *mb_spool_open(const char *dir, const char *name, int fsync_each, char *err, size_t errlen);
 void mb_spool_close(mb_spool *s);

@@ -44,4 +44,13 @@ wait_stopped $pid || fail "milter did not stop on SIGTERM"
 wait $pid || fail "milter exited non-zero"
 pid=
 [ ! -e "$sock" ] || fail "socket file left behind"
-echo "milter: 2 passed, 0 failed"
+
+# 3. a spool_dir it cannot make, with redis set: it refuses to start (sent records would be
+#    lost while Redis is down) and says why
+if MAILBEACON_REDIS=unix:$MB_RUN/no-redis.sock MAILBEACON_SPOOL_DIR=$MB_RUN/no/such/spool \
+  "$rewrite" --milter "unix:$sock" 2> "$MB_RUN/milter.log"; then
+  fail "the milter started without a spool for sent records"
+fi
+grep -q "cannot create spool_dir $MB_RUN/no/such/spool" "$MB_RUN/milter.log" || fail "no reason given"
+[ ! -e "$sock" ] || fail "socket made though it refused to start"
+echo "milter: 3 passed, 0 failed"

@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 mb_redis_start
 "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
-mkdir -p "$MB_RUN/spool"
+# spool_dir does not exist yet: the rewriter makes it when it first needs it
 # the rewriter's log to standard error (pipe mode's default is syslog)
 export MAILBEACON_LOG_FILE=stderr
 export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_KEY_FILE=$MB_RUN/keys \
@@ -41,12 +41,14 @@ assert f["rep"].endswith("@ourco.example"), f["rep"]
 assert f["subject"] and f["message_id"] and int(f["sent_at"]) > 1.6e15, f
 PY
 
-# 2. Redis down: the message is still rewritten and the record is spooled.
+# 2. Redis down: the message is still rewritten and the record is spooled (into a spool_dir the
+#    rewriter creates: it did not, and the record was lost).
 mb_redis_stop
 "$rewrite" < "$data/03-alternative-qp-latin1.eml" > "$MB_RUN/03.out" 2> "$MB_RUN/03.err"
 grep -q 't.mailbeacon.test/c/' "$MB_RUN/03.out" || fail "message not rewritten while Redis is down"
 grep -q 'spooled' "$MB_RUN/03.err" || fail "no spool notice: $(cat "$MB_RUN/03.err")"
 [ "$(stat -c %s "$MB_RUN/spool/sent.spool")" -gt 16 ] || fail "spool is empty"
+[ "$(stat -c %a "$MB_RUN/spool")" = 700 ] || fail "spool_dir made with mode $(stat -c %a "$MB_RUN/spool"), want 700"
 
 # 3. Redis back (its append-only file kept entry 1): the spool is replayed before the new record.
 mb_redis_start

@@ -249,7 +249,8 @@ stop_server
 ok
 
 # 11. the listener: a port in use is an error at start, not a silent second
-#     server; an IPv6 address listens (where the loopback has ::1)
+#     server; an IPv6 address listens, the public and the admin one (where
+#     the loopback has ::1; the admin one failed: "Address family not supported")
 start_server
 # the second server on the first one's port (its admin listener on any port)
 if MAILBEACON_LISTEN=127.0.0.1:$port "$server" > "$MB_RUN/second.log" 2>&1; then
@@ -258,8 +259,9 @@ fi
 grep -q "cannot listen on 127.0.0.1:$port (listen)" "$MB_RUN/second.log" || fail "second server: $(cat "$MB_RUN/second.log")"
 stop_server
 if ip -6 addr show dev lo 2>/dev/null | grep -q "inet6 ::1/"; then
-  MAILBEACON_LISTEN="[::1]:0" start_server
+  MAILBEACON_LISTEN="[::1]:0" MAILBEACON_ADMIN_LISTEN="[::1]:0" start_server
   [ "$(curl -s -o /dev/null -w '%{http_code}' "http://[::1]:$port$pixel")" = 200 ] || fail "no answer on [::1]:$port"
+  curl -s "http://[::1]:$aport/healthz" | grep -q '"status":"ok"' || fail "no admin answer on [::1]:$aport"
   stop_server
 fi
 ok

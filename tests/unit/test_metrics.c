@@ -1,6 +1,7 @@
 /* server/metrics.c: the registry, counted from several threads, and the
  * two renderings (/metrics, /healthz) made from it. */
 #include "metrics.h"
+#include "mailbeacon/clock.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -110,7 +111,18 @@ static void test_batcher(void **state) {
                             "\"redis\":\"down\"}}\n"));
 }
 
+/* A start time 1 µs ahead (what the old `start | 1` could make) is a
+ * duration of 0, in the first bucket, not a huge one in +Inf. */
+static void test_elapsed_never_negative(void **state) {
+  (void)state;
+  assert_int_equal(mb_elapsed_us(mb_mono_us() + 1000000), 0);
+  mb_metric_observe_us(MB_M_LOAD_DELAY, mb_elapsed_us(mb_mono_us() + 1));
+  const char *m = render(0);
+  assert_line(m, "mailbeacon_batcher_load_delay_seconds_bucket{le=\"0.05\"} 1");
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_edge), cmocka_unit_test(test_batcher)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_edge), cmocka_unit_test(test_batcher),
+                                     cmocka_unit_test(test_elapsed_never_negative)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -569,9 +569,9 @@ static void lost_without_redis_and_spool(void **state) {
   (void)state;
   char nowhere[300], missing[300], err[512];
   snprintf(nowhere, sizeof nowhere, "unix:%s/none.sock", dir);
-  snprintf(missing, sizeof missing, "%s/missing", dir);
+  snprintf(missing, sizeof missing, "%s/missing/deeper", dir);
 
-  /* no spool (its directory is missing): not fatal while Redis answers */
+  /* no spool (its directory cannot be made: the parent is missing): not fatal while Redis answers */
   err[0] = 'x';
   mb_stream *s = mb_stream_new(config(redis_addr, "t:lost", missing), "lost.spool", err, sizeof err);
   assert_non_null(s);
@@ -586,7 +586,8 @@ static void lost_without_redis_and_spool(void **state) {
   assert_int_equal(mb_stream_add(s, mkrec(&r, 1), 2, err, sizeof err), MB_STREAM_LOST);
   assert_non_null(strstr(err, "no spool"));
   assert_non_null(strstr(err, "none.sock"));
-  assert_non_null(strstr(err, "missing/lost.spool"));
+  assert_non_null(strstr(err, "cannot create spool_dir"));
+  assert_non_null(strstr(err, "missing/deeper"));
   assert_int_equal(mb_stream_redis_up(s), 0);
   size_t spooled = 9;
   const mb_field *recs[] = {r.f};
@@ -596,6 +597,17 @@ static void lost_without_redis_and_spool(void **state) {
   assert_int_equal(spooled, 0);
   assert_non_null(strstr(err, "no spool"));
   assert_int_equal(mb_stream_flush_spool(s), -1);
+  mb_stream_free(s);
+  /* a spool_dir that is missing but can be made is made (mode 0700), and takes the record */
+  char made[300];
+  snprintf(made, sizeof made, "%s/made", dir);
+  s = mb_stream_new(config(nowhere, "t:lost", made), "made.spool", err, sizeof err);
+  assert_non_null(s);
+  assert_int_equal(mb_stream_add(s, mkrec(&r, 2), 2, err, sizeof err), MB_STREAM_SPOOLED);
+  struct stat made_st;
+  assert_int_equal(stat(made, &made_st), 0);
+  assert_int_equal(made_st.st_mode & 0777, 0700);
+  assert_true(mb_stream_spool_bytes(s) > 0);
   mb_stream_free(s);
 
   /* a spool that cannot be written (the file may not grow: RLIMIT_FSIZE binds root too) */
