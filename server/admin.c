@@ -29,12 +29,18 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const ch
   mb_buf_init(&b);
   const char *type;
   int rc;
+  unsigned code = MHD_HTTP_OK;
   if (!strcmp(url, "/healthz")) {
     type = "application/json";
     rc = mb_metrics_healthz(&b, MB_VERSION, a->has_edge ? a->edge : NULL);
   } else if (!strcmp(url, "/metrics")) {
     type = "text/plain; version=0.0.4";
     rc = mb_metrics_prometheus(&b);
+  } else if (!strcmp(url, "/readyz")) {
+    type = "application/json";
+    rc = mb_metrics_readyz(&b);
+    code = rc == 1 ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+    rc = rc < 0 ? -1 : 0;
   } else {
     return MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, a->r_404);
   }
@@ -43,7 +49,7 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *conn, const ch
   if (!r) return MHD_NO;
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
   MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-  enum MHD_Result qrc = MHD_queue_response(conn, MHD_HTTP_OK, r);
+  enum MHD_Result qrc = MHD_queue_response(conn, code, r);
   MHD_destroy_response(r);
   return qrc;
 }

@@ -1,5 +1,7 @@
-/* The admin listener of a mailbeacon-server process: /healthz and
- * /metrics, both rendered from the metrics registry (metrics.h), on a
+/* The admin listener of a mailbeacon-server process: /healthz (200, with
+ * "status":"ok" or "degraded"), /readyz (200, or 503 while the process
+ * cannot do its job) and /metrics, all rendered from the metrics registry
+ * (metrics.h), on a
  * libmicrohttpd daemon with a thread of its own. One per process, on
  * admin_listen (roles all and edge) or batcher_admin_listen (--role
  * batcher), never on the public port. */

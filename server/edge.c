@@ -1,6 +1,7 @@
 #include "edge.h"
 
 #include "http.h"
+#include "listener.h"
 #include "metrics.h"
 #include "queue.h"
 #include "writer.h"
@@ -15,15 +16,19 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#define MAX_OLD_RINGS 64
+/* A ring replaced by SIGHUP: freed once every HTTP thread finished a
+ * round after the swap (listener.h), when no request can hold it. */
+typedef struct old_ring {
+  mb_keyring *ring;
+  mb_listener_mark mark;
+  struct old_ring *next;
+} old_ring;
 
 struct mb_edge {
   const mb_config *cfg;
   char name[64];
   mb_keyring *ring;
-  /* rings replaced by SIGHUP stay alive until exit: requests may hold them */
-  mb_keyring *old[MAX_OLD_RINGS];
-  size_t nold;
+  old_ring *old;
   mb_spool *overflow; /* where hits go when the queue is full */
   mb_queue *queue;
   mb_writer *writer;
@@ -81,20 +86,43 @@ fail:
 
 unsigned mb_edge_port(const mb_edge *e) { return mb_http_port(e->http); }
 
+/* Frees the replaced rings no request can hold any more (all with force). */
+static void free_old_rings(mb_edge *e, int force) {
+  const mb_listener *l = mb_http_listener(e->http);
+  for (old_ring **p = &e->old; *p;) {
+    old_ring *o = *p;
+    if (!force && !mb_listener_passed(l, &o->mark)) {
+      p = &o->next;
+      continue;
+    }
+    *p = o->next;
+    mb_keyring_free(o->ring);
+    free(o);
+  }
+}
+
 void mb_edge_reload(mb_edge *e) {
   char err[1024];
-  mb_keyring *fresh = mb_keyring_load(e->cfg->key_file, err, sizeof err);
+  free_old_rings(e, 0);
+  old_ring *o = malloc(sizeof *o);
+  mb_keyring *fresh = o ? mb_keyring_load(e->cfg->key_file, err, sizeof err) : NULL;
   if (!fresh) {
+    if (!o) snprintf(err, sizeof err, "out of memory");
+    free(o);
+    mb_metric_add(MB_M_KEY_RELOADS_FAILED, 1);
+    mb_metric_set(MB_M_PROBLEM_KEYS, 1); /* the old ring goes on signing and verifying */
     mb_log_errx("SIGHUP: keys not reloaded: %s", err);
-  } else if (e->nold == MAX_OLD_RINGS) {
-    mb_log_errx("SIGHUP: keys not reloaded: too many reloads, restart the server");
-    mb_keyring_free(fresh);
-  } else {
-    mb_http_set_ring(e->http, fresh);
-    e->old[e->nold++] = e->ring;
-    e->ring = fresh;
-    mb_log_info("SIGHUP: %zu keys loaded, key %u signs", e->ring->nkeys, e->ring->sign->id);
+    return;
   }
+  mb_http_set_ring(e->http, fresh);
+  o->ring = e->ring;
+  mb_listener_mark_now(mb_http_listener(e->http), &o->mark);
+  o->next = e->old;
+  e->old = o;
+  e->ring = fresh;
+  mb_metric_add(MB_M_KEY_RELOADS_OK, 1);
+  mb_metric_set(MB_M_PROBLEM_KEYS, 0);
+  mb_log_info("SIGHUP: %zu keys loaded, key %u signs", e->ring->nkeys, e->ring->sign->id);
 }
 
 void mb_edge_stop(mb_edge *e) {
@@ -111,7 +139,12 @@ void mb_edge_stop(mb_edge *e) {
                 (unsigned long long)mb_metric_total(MB_M_EVENTS_LOST));
   mb_queue_free(e->queue);
   mb_spool_close(e->overflow);
-  for (size_t i = 0; i < e->nold; i++) mb_keyring_free(e->old[i]);
+  while (e->old) { /* the listener has stopped: nothing holds them */
+    old_ring *o = e->old;
+    e->old = o->next;
+    mb_keyring_free(o->ring);
+    free(o);
+  }
   mb_keyring_free(e->ring);
   free(e);
 }

@@ -181,7 +181,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     mb_metric_add(MB_M_REJECTED_404, 1);
     return answer(conn, MHD_HTTP_NOT_FOUND, h->r_404, t0);
   }
-  const mb_keyring *ring = atomic_load_explicit(&h->ring, memory_order_acquire);
+  const mb_keyring *ring = atomic_load(&h->ring);
   mb_token t;
   if (kind == MB_KIND_OPEN) {
     if (mb_token_verify(ring, tok, tok_len, MB_KIND_OPEN, NULL, 0, &t) == MB_TOKEN_OK) {
@@ -272,9 +272,10 @@ fail:
 
 unsigned mb_http_port(const mb_http *h) { return mb_listener_port(h->pub); }
 
-void mb_http_set_ring(mb_http *h, const mb_keyring *ring) {
-  atomic_store_explicit(&h->ring, ring, memory_order_release);
-}
+const mb_listener *mb_http_listener(const mb_http *h) { return h->pub; }
+
+/* seq_cst, as the load in on_request: quiescence marks rely on it (listener.c) */
+void mb_http_set_ring(mb_http *h, const mb_keyring *ring) { atomic_store(&h->ring, ring); }
 
 void mb_http_stop(mb_http *h) {
   if (!h) return;

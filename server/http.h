@@ -23,11 +23,16 @@ typedef struct mb_http mb_http;
 mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *queue, mb_spool *spool,
                        const char *edge_name, char *err, size_t errlen);
 
-/* Swaps the key ring (SIGHUP); the old one must outlive requests in flight. */
+/* Swaps the key ring (SIGHUP); the old one must outlive requests in flight:
+ * free it once the listener passed a mark taken after the swap. */
 void mb_http_set_ring(mb_http *h, const mb_keyring *ring);
 
 /* The bound port (useful with port 0). */
 unsigned mb_http_port(const mb_http *h);
+
+/* Its listener (for quiescence marks, listener.h). */
+struct mb_listener;
+const struct mb_listener *mb_http_listener(const mb_http *h);
 
 /* The pixel's answer (43-byte GIF, no-cache headers), built once, shared. */
 struct MHD_Response *mb_http_gif_response(void);

@@ -14,9 +14,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define MAX_THREADS 256
+#define MAX_THREADS MB_LISTENER_MAX_THREADS
 
 typedef struct loop {
+  _Alignas(64) atomic_ullong rounds; /* on a cache line of its own: written every round */
   mb_listener *l;
   struct MHD_Daemon *d;
   pthread_t thread;
@@ -73,6 +74,7 @@ static void *run(void *arg) {
     /* ready connections left from the last round give a timeout of 0 */
     if (ms > 0 && poll(p, 2, (int)ms) < 0 && errno != EINTR) break;
     MHD_run(lp->d);
+    atomic_fetch_add(&lp->rounds, 1); /* seq_cst: see mb_listener_passed */
   }
   /* stop accepting here, on the daemon's own thread: its epoll set is ours */
   MHD_quiesce_daemon(lp->d);
@@ -82,7 +84,9 @@ static void *run(void *arg) {
 
 mb_listener *mb_listener_start(const struct sockaddr *addr, socklen_t addrlen, unsigned threads,
                                MHD_AccessHandlerCallback handler, void *cls, char *err, size_t errlen) {
-  mb_listener *l = calloc(1, sizeof *l);
+  /* its loops are on cache lines of their own: calloc's alignment is not enough */
+  mb_listener *l = aligned_alloc(_Alignof(mb_listener), (sizeof *l + 63) / 64 * 64);
+  if (l) memset(l, 0, sizeof *l);
   if (!l) {
     snprintf(err, errlen, "out of memory");
     return NULL;
@@ -138,6 +142,22 @@ fail:
 }
 
 unsigned mb_listener_port(const mb_listener *l) { return l ? l->port : 0; }
+
+/* Why this is enough: the thing is replaced with a seq_cst store before the
+ * mark's seq_cst loads; a handler reads it with a seq_cst load inside a
+ * round, and the round's counter increment (seq_cst) follows. A round that
+ * read the old thing ends with an increment the mark either saw (the round
+ * was over) or did not (then a later load sees the counter above the mark,
+ * and synchronizes with everything that round did). */
+void mb_listener_mark_now(const mb_listener *l, mb_listener_mark *m) {
+  for (unsigned i = 0; i < l->n; i++) m->rounds[i] = atomic_load(&((loop *)&l->loops[i])->rounds);
+}
+
+int mb_listener_passed(const mb_listener *l, const mb_listener_mark *m) {
+  for (unsigned i = 0; i < l->n; i++)
+    if (l->loops[i].started && atomic_load(&((loop *)&l->loops[i])->rounds) <= m->rounds[i]) return 0;
+  return 1;
+}
 
 void mb_listener_stop(mb_listener *l) {
   if (!l) return;

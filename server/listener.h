@@ -16,6 +16,7 @@
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 /* Per-connection buffer of libmicrohttpd: the request line, the headers
@@ -45,6 +46,18 @@ mb_listener *mb_listener_start(const struct sockaddr *addr, socklen_t addrlen, u
 
 /* The bound port (useful with port 0). */
 unsigned mb_listener_port(const mb_listener *l);
+
+/* Quiescence, for freeing what the handler may still read (an old key
+ * ring): every thread counts the rounds of libmicrohttpd it finished (at
+ * least one a second, idle or not). A mark taken after the old thing was
+ * replaced is passed once every thread finished a round after it: no
+ * handler can hold the old thing then. Thread-safe. */
+#define MB_LISTENER_MAX_THREADS 256
+typedef struct mb_listener_mark {
+  uint64_t rounds[MB_LISTENER_MAX_THREADS];
+} mb_listener_mark;
+void mb_listener_mark_now(const mb_listener *l, mb_listener_mark *m);
+int mb_listener_passed(const mb_listener *l, const mb_listener_mark *m);
 
 /* Stops accepting, lets each thread finish the requests it is in, closes
  * every connection, frees. Accepts NULL. */

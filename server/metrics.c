@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum kind { COUNTER, GAUGE, UP, SECONDS, HISTOGRAM };
+enum kind { COUNTER, GAUGE, UP, SECONDS, HISTOGRAM, PROBLEM, FATAL };
 
 typedef struct row {
   mb_metric_group group;
@@ -160,12 +160,27 @@ int mb_metrics_prometheus(mb_buf *b) {
   return rc ? -1 : 0;
 }
 
-/* The group's rows that have a healthz key, each as ,"key":value */
+/* The problems that are on (fatal ones only, or all) as a JSON list
+ * ,"problems":[...]; how many. */
+static int problems(mb_buf *b, int fatal_only, int *rc) {
+  int n = 0;
+  for (int id = 0; id < MB_M_COUNT; id++) {
+    const row *r = &rows[id];
+    if ((r->kind != PROBLEM && r->kind != FATAL) || (fatal_only && r->kind != FATAL) ||
+        !atomic_load(&enabled[r->group]) || !mb_metric_gauge((mb_metric)id))
+      continue;
+    *rc |= mb_buf_printf(b, "%s\"%s\"", n++ ? "," : ",\"problems\":[", r->healthz);
+  }
+  if (n) *rc |= mb_buf_puts(b, "]");
+  return n;
+}
+
+/* The group's rows that have a healthz key (problems apart), each as ,"key":value */
 static int healthz_fields(mb_buf *b, mb_metric_group g, int first) {
   int rc = 0;
   for (int id = 0; id < MB_M_COUNT; id++) {
     const row *r = &rows[id];
-    if (r->group != g || !r->healthz) continue;
+    if (r->group != g || !r->healthz || r->kind == PROBLEM || r->kind == FATAL) continue;
     rc |= mb_buf_printf(b, "%s\"%s\":", first ? "" : ",", r->healthz);
     first = 0;
     if (r->kind == UP) rc |= mb_buf_puts(b, mb_metric_gauge((mb_metric)id) ? "\"up\"" : "\"down\"");
@@ -178,7 +193,13 @@ static int healthz_fields(mb_buf *b, mb_metric_group g, int first) {
 
 int mb_metrics_healthz(mb_buf *b, const char *version, const char *edge_name) {
   run_hooks();
-  int edge = atomic_load(&enabled[MB_GROUP_EDGE]), rc = mb_buf_puts(b, "{\"status\":\"ok\"");
+  int rc = 0, edge = atomic_load(&enabled[MB_GROUP_EDGE]);
+  mb_buf list;
+  mb_buf_init(&list);
+  int n = problems(&list, 0, &rc);
+  rc |= mb_buf_puts(b, n ? "{\"status\":\"degraded\"" : "{\"status\":\"ok\"");
+  if (n) rc |= mb_buf_append(b, list.data, list.len);
+  mb_buf_free(&list);
   if (edge) rc |= healthz_fields(b, MB_GROUP_EDGE, 0);
   rc |= mb_buf_puts(b, ",\"version\":");
   rc |= mb_buf_json_str(b, version, strlen(version));
@@ -193,4 +214,17 @@ int mb_metrics_healthz(mb_buf *b, const char *version, const char *edge_name) {
   }
   rc |= mb_buf_puts(b, "}\n");
   return rc ? -1 : 0;
+}
+
+int mb_metrics_readyz(mb_buf *b) {
+  run_hooks();
+  int rc = 0;
+  mb_buf list;
+  mb_buf_init(&list);
+  int n = problems(&list, 1, &rc);
+  rc |= mb_buf_puts(b, n ? "{\"ready\":false" : "{\"ready\":true");
+  if (n) rc |= mb_buf_append(b, list.data, list.len);
+  rc |= mb_buf_puts(b, "}\n");
+  mb_buf_free(&list);
+  return rc ? -1 : !n;
 }

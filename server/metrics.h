@@ -25,11 +25,18 @@ typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_COUNT }
  *   UP         a gauge of 0 or 1; "up"/"down" in /healthz
  *   SECONDS    a gauge set in milliseconds, shown in seconds
  *   HISTOGRAM  durations observed in microseconds, shown in seconds,
- *              with the buckets' upper bounds (µs) of the row */
+ *              with the buckets' upper bounds (µs) of the row
+ *   PROBLEM    a gauge of 0 or 1: while 1, /healthz says "degraded" and
+ *              names it (its healthz key) among the problems
+ *   FATAL      the same, and /readyz answers 503: the process cannot do
+ *              its job (/healthz still answers 200, so that a load balancer
+ *              keeps an edge whose redirects work) */
 #define MB_KIND_SLOTS_COUNTER 1
 #define MB_KIND_SLOTS_GAUGE 1
 #define MB_KIND_SLOTS_UP 1
 #define MB_KIND_SLOTS_SECONDS 1
+#define MB_KIND_SLOTS_PROBLEM 1
+#define MB_KIND_SLOTS_FATAL 1
 #define MB_HIST_MAX_BUCKETS 14 /* +Inf included */
 #define MB_KIND_SLOTS_HISTOGRAM (MB_HIST_MAX_BUCKETS + 2)
 
@@ -74,6 +81,13 @@ typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_COUNT }
     MB_BOUNDS_NONE)                                                                                                   \
   X(REDIS_ERRORS, EDGE, COUNTER, "mailbeacon_redis_errors_total", NULL, "Batches Redis could not take (spooled).",    \
     NULL, MB_BOUNDS_NONE)                                                                                             \
+  X(KEY_RELOADS_OK, EDGE, COUNTER, "mailbeacon_key_reloads_total", "result=\"ok\"",                                   \
+    "Key ring reloads (SIGHUP) by result.", NULL, MB_BOUNDS_NONE)                                                     \
+  X(KEY_RELOADS_FAILED, EDGE, COUNTER, "mailbeacon_key_reloads_total", "result=\"failed\"", NULL, NULL,               \
+    MB_BOUNDS_NONE)                                                                                                   \
+  X(PROBLEM_KEYS, EDGE, PROBLEM, "mailbeacon_problem", "what=\"keys_not_reloaded\"",                                  \
+    "1 while a problem lasts: /healthz says degraded; a fatal one also makes /readyz answer 503.",                    \
+    "keys_not_reloaded", MB_BOUNDS_NONE)                                                                              \
   X(REQUEST_DURATION, EDGE, HISTOGRAM, "mailbeacon_request_duration_seconds", NULL,                                   \
     "Time from request headers read to answer queued.", NULL, MB_BOUNDS_REQUEST)                                      \
   /* the batcher: stream to PostgreSQL */                                                                             \
@@ -137,9 +151,14 @@ void mb_metrics_on_render(void (*fn)(void *), void *arg);
 /* /metrics: the enabled groups in Prometheus text format 0.0.4. */
 int mb_metrics_prometheus(mb_buf *out);
 
-/* /healthz: {"status":"ok", the edge's rows with a healthz key, "version",
- * "edge": edge_name, "batcher": {its rows}}; a group that is not enabled
- * leaves its part out. 0 or -1 (out of memory). */
+/* /healthz: {"status":"ok" or "degraded", "problems":[...] when there are,
+ * the edge's rows with a healthz key, "version", "edge": edge_name,
+ * "batcher": {its rows}}; a group that is not enabled leaves its part out.
+ * 0 or -1 (out of memory). */
 int mb_metrics_healthz(mb_buf *out, const char *version, const char *edge_name);
+
+/* /readyz: {"ready":true}, or {"ready":false,"problems":[the fatal ones]}.
+ * Returns 1 when ready, 0 when not, -1 out of memory. */
+int mb_metrics_readyz(mb_buf *out);
 
 #endif

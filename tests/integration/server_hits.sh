@@ -217,6 +217,38 @@ for _ in $(seq 1 100); do [ "$(nevents)" = $((before + 2)) ] && break; sleep 0.0
 [ "$(nevents)" = $((before + 2)) ] || fail "after SIGHUP: $(( $(nevents) - before )) of 2 hits recorded"
 ok
 
+# 8b. reloads never run out (the 65th used to be refused): 200 SIGHUPs, then a new key, one more:
+#     the new key's tokens verify, the old keys' too; a reload that fails shows in /healthz and /metrics
+reloads() { curl -s "http://127.0.0.1:$aport/metrics" | awk '$1 == "mailbeacon_key_reloads_total{result=\"'"$1"'\"}" {print $2}'; }
+r0=$(reloads ok)
+for i in $(seq 1 200); do
+  kill -HUP $spid
+  for _ in $(seq 1 200); do [ "$(reloads ok)" -ge $((r0 + i)) ] && break; sleep 0.01; done
+done
+[ "$(reloads ok)" = $((r0 + 200)) ] || fail "200 reloads: $(( $(reloads ok) - r0 )) done"
+"$rewrite" --keygen "$MB_RUN/keys" >/dev/null
+third=$(MAILBEACON_REDIS= "$rewrite" < "$data/01-single-html-7bit.eml" | grep -o '/o/[^"]*' | head -1)
+"$rewrite" --explain "https://t.mailbeacon.test$third" | grep -q '"key":3' || fail "key 3 does not sign"
+kill -HUP $spid
+for _ in $(seq 1 200); do [ "$(reloads ok)" = $((r0 + 201)) ] && break; sleep 0.01; done
+before=$(nevents)
+for u in "$third" "$new" "$pixel"; do curl -s -o /dev/null "$base$u"; done
+for _ in $(seq 1 100); do [ "$(nevents)" = $((before + 3)) ] && break; sleep 0.05; done
+[ "$(nevents)" = $((before + 3)) ] || fail "after 201 reloads: $(( $(nevents) - before )) of 3 hits recorded"
+chmod 644 "$MB_RUN/keys" # refused: others may read it
+kill -HUP $spid
+for _ in $(seq 1 200); do [ "$(reloads failed)" = 1 ] && break; sleep 0.01; done
+[ "$(reloads failed)" = 1 ] || fail "a failed reload not counted"
+curl -s "http://127.0.0.1:$aport/healthz" | grep -q '"status":"degraded","problems":\["keys_not_reloaded"\]' ||
+  fail "a failed reload not in /healthz: $(curl -s "http://127.0.0.1:$aport/healthz")"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$aport/readyz")" = 200 ] || fail "/readyz: not ready"
+curl -s -o /dev/null "$base$third" # the loaded ring goes on verifying
+chmod 600 "$MB_RUN/keys"
+kill -HUP $spid
+for _ in $(seq 1 200); do curl -s "http://127.0.0.1:$aport/healthz" | grep -q '"status":"ok"' && break; sleep 0.01; done
+curl -s "http://127.0.0.1:$aport/healthz" | grep -q '"status":"ok"' || fail "still degraded after a good reload"
+ok
+
 # 9. SIGTERM: stops accepting, drains the queue, exits 0 with nothing lost
 stop_server
 grep -q "stopped: .* 0 lost" "$MB_RUN/server.log" || fail "shutdown summary"
