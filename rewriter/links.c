@@ -1,5 +1,7 @@
 #include "links.h"
 
+#include "mailbeacon/url.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -33,24 +35,13 @@ size_t mb_link_target(const char *href, size_t n, char *out) {
 }
 
 int mb_link_trackable(const mb_links *l, const char *url, size_t n) {
-  size_t rest;
-  if (n > 8 && strncasecmp(url, "https://", 8) == 0) rest = 8;
-  else if (n > 7 && strncasecmp(url, "http://", 7) == 0) rest = 7;
-  else return 0;
-  if (n > MB_URL_MAX) return 0;
-  char c = url[rest];
-  if (c == '/' || c == '\\' || c == '?' || c == '#') return 0; /* no host */
-  /* one pass: control characters, and the doubled markers of template
-   * placeholders: {{ }} %% *| |* */
-  for (size_t i = 0; i < n; i++) {
-    unsigned char u = (unsigned char)url[i];
-    if (u < 0x20 || u == 0x7f) return 0;
-    if (i + 1 < n) {
-      unsigned char v = (unsigned char)url[i + 1];
-      if ((u == '{' && v == '{') || (u == '}' && v == '}') || (u == '%' && v == '%') || (u == '*' && v == '|') ||
-          (u == '|' && v == '*'))
-        return 0;
-    }
+  if (!mb_url_target_ok(url, n)) return 0; /* what the edge redirects to, and nothing else */
+  /* the doubled markers of template placeholders: {{ }} %% *| |* */
+  for (size_t i = 0; i + 1 < n; i++) {
+    unsigned char u = (unsigned char)url[i], v = (unsigned char)url[i + 1];
+    if ((u == '{' && v == '{') || (u == '}' && v == '}') || (u == '%' && v == '%') || (u == '*' && v == '|') ||
+        (u == '|' && v == '*'))
+      return 0;
   }
   if (n > l->base_len && strncasecmp(url, l->base, l->base_len) == 0 && url[l->base_len] == '/') return 0;
   return 1;

@@ -34,9 +34,9 @@ void mb_links_free(mb_links *l);
  * newlines removed. Writes to out (capacity >= n), returns its length. */
 size_t mb_link_target(const char *href, size_t n, char *out);
 
-/* 1 when the target is an absolute http(s) URL that is tracked: not a
- * template placeholder, not already on the tracking base, no control
- * characters, not longer than MB_URL_MAX. */
+/* 1 when the target is tracked: a target the edge redirects to
+ * (mb_url_target_ok, url.h), not a template placeholder, not already on the
+ * tracking base. */
 int mb_link_trackable(const mb_links *l, const char *url, size_t n);
 
 /* mb_html_link_fn: the redirect URL for href, or 0 to leave it. */

@@ -23,18 +23,6 @@ int mb_hit_parse_path(const char *path, size_t n, mb_kind *kind, const char **to
   return 0;
 }
 
-int mb_hit_check_target(const char *url, size_t n) {
-  size_t rest;
-  if (n > MB_URL_MAX) return -1;
-  if (n > 8 && strncasecmp(url, "https://", 8) == 0) rest = 8;
-  else if (n > 7 && strncasecmp(url, "http://", 7) == 0) rest = 7;
-  else return -1;
-  if (url[rest] == '/' || url[rest] == '\\' || url[rest] == '?' || url[rest] == '#') return -1;
-  for (size_t i = 0; i < n; i++)
-    if ((unsigned char)url[i] <= ' ' || url[i] == 0x7f) return -1;
-  return 0;
-}
-
 size_t mb_hit_location(const char *url, size_t n, char *out) {
   static const char hex[] = "0123456789ABCDEF";
   size_t o = 0;

@@ -15,13 +15,8 @@
  * token slice of path, or -1 when it is no tracking path. */
 int mb_hit_parse_path(const char *path, size_t n, mb_kind *kind, const char **token, size_t *token_len);
 
-/* A click target that may be redirected to: http:// or https:// with a
- * host, at most MB_URL_MAX bytes, no control characters (CR, LF, NUL, ...),
- * no spaces. Returns 0 or -1. */
-int mb_hit_check_target(const char *url, size_t n);
-
-/* The target as a Location header value: bytes outside printable ASCII
- * %-encoded. out holds 3*n+1 bytes; returns the length (NUL-terminated). */
+/* The target (checked with mb_url_target_ok, url.h) as a Location header
+ * value: bytes outside printable ASCII, the space among them, %-encoded. out holds 3*n+1 bytes; returns the length (NUL-terminated). */
 size_t mb_hit_location(const char *url, size_t n, char *out);
 
 /* ---- the client's address ---- */

@@ -7,6 +7,7 @@
 #include "metrics.h"
 #include "mailbeacon/clock.h"
 #include "mailbeacon/codec.h"
+#include "mailbeacon/url.h"
 
 #include <microhttpd.h>
 #include <sodium.h>
@@ -195,8 +196,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   const char *u = NULL;
   size_t ulen = 0;
   if (MHD_lookup_connection_value_n(conn, MHD_GET_ARGUMENT_KIND, "u", 1, &u, &ulen) == MHD_YES && u &&
-      mb_hit_check_target(u, ulen) == 0 &&
-      mb_token_verify(ring, tok, tok_len, MB_KIND_CLICK, u, ulen, &t) == MB_TOKEN_OK) {
+      mb_url_target_ok(u, ulen) && mb_token_verify(ring, tok, tok_len, MB_KIND_CLICK, u, ulen, &t) == MB_TOKEN_OK) {
     mb_metric_add(MB_M_HITS_CLICK_VALID, 1);
     record(h, conn, method, &t, u, ulen);
     return redirect(conn, u, ulen, t0);

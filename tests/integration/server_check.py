@@ -10,9 +10,19 @@ server is checked against an independent implementation of docs/tokens.md).
   server_check.py hits PORT URLFILE COUNT
       sends COUNT requests over one keep-alive connection, cycling through
       the URLs (path?query) in URLFILE; prints the status counts as JSON
+  server_check.py roundtrip REWRITE EDGE_PORT SEED COUNT
+      COUNT random link targets (spaces, non-ASCII, every printable special)
+      in one HTML message, rewritten by REWRITE (base_url, key_file from the
+      environment); every link it tracked is clicked at the edge: it must
+      answer 302 with the target as a browser would request it (the bytes
+      outside printable ASCII percent-encoded, nothing else changed). Prints
+      how many were tracked; exits 1 on the first difference.
 """
 import base64
 import hashlib
+import html
+import html.parser
+import random
 import hmac
 import http.client
 import json
@@ -85,6 +95,61 @@ def hits(port, urlfile, count):
     print(json.dumps(status, sort_keys=True))
 
 
+class Hrefs(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.hrefs = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self.hrefs.append(dict(attrs).get("href"))
+
+
+def browser_form(target):
+    """The target as a browser requests it after following the link: the
+    bytes outside printable ASCII (the space among them) percent-encoded."""
+    return "".join(chr(b) if 0x20 < b < 0x7f else "%%%02X" % b for b in target.encode())
+
+
+def roundtrip(rewrite, port, seed, count):
+    rnd = random.Random(int(seed))
+    pieces = list("abcXYZ019-._~!$&'()*+,;=:@/?#[]^`{}|\\\"<>%") + [" ", "%20", "%2F", "\u00e9", "\u65e5\u672c",
+                                                                       "a b", "q=1&r=2", "\U0001F600"]
+    targets = []
+    for i in range(int(count)):
+        host = rnd.choice(["example.com", "EXAMPLE.com", "example.com:8443", "sub.example.org"])
+        rest = "".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 24))).strip()
+        targets.append(rnd.choice(["https", "http", "HTTPS"]) + "://" + host + "/" + rest)
+    targets += ["https://example.com/my file.pdf", "https://example.com/a b?c d=e f#g h"]
+    body = "<html><body>\n" + "\n".join('<p><a href="%s">link %d</a></p>' % (html.escape(t, quote=True), i)
+                                        for i, t in enumerate(targets)) + "\n</body></html>\n"
+    msg = ("From: rep@ourco.example\r\nTo: dana@acme.example\r\nSubject: links\r\nMessage-ID: <rt@ourco.example>\r\n"
+           "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+           + body.replace("\n", "\r\n"))
+    out = subprocess.run([rewrite, "--recipient", "dana@acme.example"], input=msg.encode(), stdout=subprocess.PIPE,
+                         check=True).stdout.decode()
+    p = Hrefs()
+    p.feed(out[out.index("\r\n\r\n") + 4:])
+    assert len(p.hrefs) == len(targets), (len(p.hrefs), len(targets))
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
+    tracked = spaces = 0
+    for t, h in zip(targets, p.hrefs):
+        if h == t:
+            continue  # left as it was (a placeholder, too long, ...)
+        path = h[h.index("/c/"):]
+        conn.request("GET", path)
+        r = conn.getresponse()
+        r.read()
+        want = browser_form(t)
+        if r.status != 302 or r.getheader("Location") != want:
+            print("target %r: tracked as %s, the edge answered %d %r, want 302 %r" %
+                  (t, path, r.status, r.getheader("Location"), want))
+            sys.exit(1)
+        tracked += 1
+        spaces += " " in t
+    print(json.dumps({"targets": len(targets), "tracked": tracked, "with_spaces": spaces}))
+
+
 cmd = sys.argv[1]
 if cmd == "token":
     print(token(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6],
@@ -93,3 +158,5 @@ elif cmd == "events":
     events(sys.argv[2], sys.argv[3])
 elif cmd == "hits":
     hits(sys.argv[2], sys.argv[3], sys.argv[4])
+elif cmd == "roundtrip":
+    roundtrip(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])

@@ -124,7 +124,7 @@ done
 # correctly signed, but for a target that must not be redirected to
 m=$(echo -n "$msg" | tr -d '-')
 for target in $'https://example.com/a\r\nSet-Cookie: x=1' 'javascript:alert(1)' 'ftp://example.com/' \
-              'https://example.com/ a' $'https://example.com/\x01'; do
+              $'https://example.com/\x01' $'https://example.com/\x7f'; do
   t=$(check token "$MB_RUN/keys" c "$m" 1 1 "$target")
   q=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$target")
   hdr=$(curl -s -D - -o /dev/null "$base/c/$t?u=$q")
@@ -132,6 +132,12 @@ for target in $'https://example.com/a\r\nSet-Cookie: x=1' 'javascript:alert(1)' 
 done
 sleep 0.3
 [ "$(nevents)" = "$before" ] || fail "a bad token was recorded"
+# a space is a target (browsers follow such links; the rewriter tracks them): redirected, encoded
+t=$(check token "$MB_RUN/keys" c "$m" 1 1 'https://example.com/ a')
+hdr=$(curl -s -D - -o /dev/null "$base/c/$t?u=https%3A%2F%2Fexample.com%2F%20a")
+grep -q "302 Found" <<< "$hdr" && grep -qi "^Location: https://example.com/%20a"$'\r'"$" <<< "$hdr" ||
+  fail "a target with a space: $hdr"
+for _ in $(seq 1 100); do [ "$(nevents)" = $((before + 1)) ] && break; sleep 0.05; done
 ok
 
 # 4. methods, unknown paths, limits
@@ -247,6 +253,14 @@ chmod 600 "$MB_RUN/keys"
 kill -HUP $spid
 for _ in $(seq 1 200); do curl -s "http://127.0.0.1:$aport/healthz" | grep -q '"status":"ok"' && break; sleep 0.01; done
 curl -s "http://127.0.0.1:$aport/healthz" | grep -q '"status":"ok"' || fail "still degraded after a good reload"
+ok
+
+# 8c. the rewriter and the edge agree on what a click target is: every link the rewriter tracks
+#     (random targets: spaces, non-ASCII, every printable special) the edge redirects to, as the
+#     browser would have requested it (a link with a space was tracked, then answered 404)
+rt=$(MAILBEACON_REDIS= check roundtrip "$rewrite" "$port" 11 400) || fail "round trip: $rt"
+python3 -c 'import json,sys; r = json.loads(sys.argv[1]); assert r["tracked"] > r["targets"] // 2 and r["with_spaces"] >= 2, r' "$rt" ||
+  fail "round trip tracked too few: $rt"
 ok
 
 # 9. SIGTERM: stops accepting, drains the queue, exits 0 with nothing lost
