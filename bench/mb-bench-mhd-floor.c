@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &set, NULL); /* before libmicrohttpd's threads start */
   gif = mb_http_gif_response();
   mb_listener *l = gif ? mb_listener_start((struct sockaddr *)&a, alen, argc > 2 ? (unsigned)atoi(argv[2]) : 0,
-                                           on_request, NULL, err, sizeof err)
+                                           on_request, NULL, NULL, err, sizeof err)
                        : NULL;
   if (!l) {
     fprintf(stderr, "mb-bench-mhd-floor: cannot listen on %s: %s\n", argv[1], err);

@@ -35,7 +35,7 @@ struct mb_http {
   _Atomic(const mb_keyring *) ring;
   mb_queue *queue;
   mb_spool *spool; /* for events the full queue cannot take */
-  struct MHD_Response *r_gif, *r_404, *r_405;
+  struct MHD_Response *r_gif, *r_400, *r_404, *r_405, *r_414;
   char edge[64];
   uint32_t edge_rand;
   mb_cidr proxies[MB_PROXIES_MAX];
@@ -151,24 +151,99 @@ static enum MHD_Result redirect(struct MHD_Connection *conn, const char *url, si
   return rc;
 }
 
+/* A request's state rides in its con_cls, no allocation: the time its
+ * request line arrived (CLOCK_MONOTONIC µs), and two flags. */
+#define REQ_SEEN (UINT64_C(1) << 62)     /* the handler was called once (headers read) */
+#define REQ_TOO_MANY (UINT64_C(1) << 61) /* more query arguments than MB_QUERY_ARGS_MAX */
+#define REQ_TIME (REQ_TOO_MANY - 1)
+
+/* Before libmicrohttpd parses the query: a request with more than
+ * MB_QUERY_ARGS_MAX arguments is answered 414. Parsing them would fill the
+ * connection's memory (MB_HTTP_MEMORY_LIMIT), and libmicrohttpd (0.9.75)
+ * then closes the connection without the error it means to send; so the
+ * query is cut here, in libmicrohttpd's own buffer of the request line
+ * (it looked for the '?' before this call and parses what follows it
+ * after). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
+  (void)cls, (void)c;
+  uint64_t state = (uint64_t)mb_mono_us() & REQ_TIME;
+  const char *q = strchr(uri, '?');
+  if (q) {
+    unsigned args = 1;
+    for (const char *p = q; (p = strchr(p + 1, '&')) && args <= MB_QUERY_ARGS_MAX;) args++;
+    if (args > MB_QUERY_ARGS_MAX) {
+      state |= REQ_TOO_MANY;
+      ((char *)q)[1] = '\0';
+    }
+  }
+  return (void *)(uintptr_t)(state ? state : 1);
+}
+
+/* Counts the headers called name and whether their values differ. */
+typedef struct same_header {
+  const char *name, *first;
+  size_t n;
+  int differ;
+} same_header;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                    const char *value, size_t value_size) {
+  (void)kind, (void)value_size;
+  same_header *s = cls;
+  if (key_size != strlen(s->name) || strncasecmp(key, s->name, key_size) != 0) return MHD_YES;
+  if (s->n++ == 0) s->first = value;
+  else if (!value || !s->first || strcmp(value, s->first) != 0) s->differ = 1;
+  return MHD_YES;
+}
+
+/* Two Content-Length headers that differ: a request two parsers could
+ * read two ways (request smuggling). libmicrohttpd takes one; we refuse. */
+static int ambiguous_length(struct MHD_Connection *conn) {
+  if (!MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)) return 0;
+  same_header s = {.name = MHD_HTTP_HEADER_CONTENT_LENGTH};
+  MHD_get_connection_values_n(conn, MHD_HEADER_KIND, count_header, &s);
+  return s.differ;
+}
+
+/* The click target: the query argument named exactly "u" (libmicrohttpd's
+ * lookup ignores case), given once. */
+typedef struct target_arg {
+  const char *v;
+  size_t n, count;
+} target_arg;
+
+static enum MHD_Result find_u(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size, const char *value,
+                              size_t value_size) {
+  (void)kind;
+  target_arg *t = cls;
+  if (key_size == 1 && key[0] == 'u' && t->count++ == 0) t->v = value, t->n = value_size;
+  return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
   (void)version, (void)upload_data;
   mb_http *h = cls;
-  if (*con_cls == NULL) {
+  uint64_t state = (uint64_t)(uintptr_t)*con_cls;
+  if (!(state & REQ_SEEN)) {
     /* First call, headers read: answer on the second call, so that
-     * keep-alive stays on. The start time rides in con_cls, as it is
-     * (CLOCK_MONOTONIC is never 0 once the machine is up; a low bit set to
-     * make it non-NULL could put it 1 µs in the future, a negative time). */
-    int64_t start = mb_mono_us();
-    *con_cls = (void *)(uintptr_t)(start ? start : 1);
+     * keep-alive stays on. */
+    *con_cls = (void *)(uintptr_t)(state | REQ_SEEN);
     return MHD_YES;
   }
-  int64_t t0 = (int64_t)(uintptr_t)*con_cls;
+  int64_t t0 = (int64_t)(state & REQ_TIME);
   if (*upload_data_size) { /* a body we do not want */
     *upload_data_size = 0;
     return MHD_YES;
+  }
+  if (state & REQ_TOO_MANY) {
+    mb_metric_add(MB_M_REJECTED_414, 1);
+    return answer(conn, MHD_HTTP_URI_TOO_LONG, h->r_414, t0);
+  }
+  if (ambiguous_length(conn)) {
+    mb_metric_add(MB_M_REJECTED_400, 1);
+    return answer(conn, MHD_HTTP_BAD_REQUEST, h->r_400, t0);
   }
   int head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
   if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0) {
@@ -193,10 +268,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     return answer(conn, MHD_HTTP_OK, h->r_gif, t0); /* never a broken image */
   }
-  const char *u = NULL;
-  size_t ulen = 0;
-  if (MHD_lookup_connection_value_n(conn, MHD_GET_ARGUMENT_KIND, "u", 1, &u, &ulen) == MHD_YES && u &&
-      mb_url_target_ok(u, ulen) && mb_token_verify(ring, tok, tok_len, MB_KIND_CLICK, u, ulen, &t) == MB_TOKEN_OK) {
+  target_arg ta = {NULL, 0, 0};
+  MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, find_u, &ta);
+  const char *u = ta.v;
+  size_t ulen = ta.n;
+  if (ta.count == 1 && u && mb_url_target_ok(u, ulen) &&
+      mb_token_verify(ring, tok, tok_len, MB_KIND_CLICK, u, ulen, &t) == MB_TOKEN_OK) {
     mb_metric_add(MB_M_HITS_CLICK_VALID, 1);
     record(h, conn, method, &t, u, ulen);
     return redirect(conn, u, ulen, t0);
@@ -249,7 +326,9 @@ mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *q
   h->r_gif = mb_http_gif_response();
   h->r_404 = fixed(not_found_page, sizeof not_found_page - 1, "text/html; charset=utf-8");
   h->r_405 = fixed("Method Not Allowed\n", 19, "text/plain");
-  if (!h->r_gif || !h->r_404 || !h->r_405) {
+  h->r_400 = fixed("Bad Request\n", 12, "text/plain");
+  h->r_414 = fixed("URI Too Long\n", 13, "text/plain");
+  if (!h->r_gif || !h->r_404 || !h->r_405 || !h->r_400 || !h->r_414) {
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
@@ -259,7 +338,8 @@ mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *q
   socklen_t len;
   if (mb_listen_addr(cfg->listen, &pub, &len, err, errlen) < 0) goto fail;
   char why[256];
-  h->pub = mb_listener_start((struct sockaddr *)&pub, len, (unsigned)cfg->http_threads, on_request, h, why, sizeof why);
+  h->pub = mb_listener_start((struct sockaddr *)&pub, len, (unsigned)cfg->http_threads, on_request, h, on_uri, why,
+                             sizeof why);
   if (!h->pub) {
     snprintf(err, errlen, "cannot listen on %s (listen): %s", cfg->listen, why);
     goto fail;
@@ -283,5 +363,7 @@ void mb_http_stop(mb_http *h) {
   if (h->r_gif) MHD_destroy_response(h->r_gif);
   if (h->r_404) MHD_destroy_response(h->r_404);
   if (h->r_405) MHD_destroy_response(h->r_405);
+  if (h->r_400) MHD_destroy_response(h->r_400);
+  if (h->r_414) MHD_destroy_response(h->r_414);
   free(h);
 }

@@ -15,6 +15,9 @@
 
 #include <microhttpd.h>
 
+/* Query arguments a request may have (a click has one, u): beyond, 414. */
+#define MB_QUERY_ARGS_MAX 64
+
 typedef struct mb_http mb_http;
 
 /* Starts the public listener on cfg->listen; events, named edge_name, go

@@ -83,7 +83,8 @@ static void *run(void *arg) {
 }
 
 mb_listener *mb_listener_start(const struct sockaddr *addr, socklen_t addrlen, unsigned threads,
-                               MHD_AccessHandlerCallback handler, void *cls, char *err, size_t errlen) {
+                               MHD_AccessHandlerCallback handler, void *cls, mb_uri_fn *on_uri, char *err,
+                               size_t errlen) {
   /* its loops are on cache lines of their own: calloc's alignment is not enough */
   mb_listener *l = aligned_alloc(_Alignof(mb_listener), (sizeof *l + 63) / 64 * 64);
   if (l) memset(l, 0, sizeof *l);
@@ -123,7 +124,7 @@ mb_listener *mb_listener_start(const struct sockaddr *addr, socklen_t addrlen, u
                              MHD_OPTION_EXTERNAL_LOGGER, mb_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, l->fd,
                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)(20000 / threads), MHD_OPTION_CONNECTION_TIMEOUT,
                              (unsigned)15, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MB_HTTP_MEMORY_LIMIT,
-                             MHD_OPTION_END);
+                             MHD_OPTION_URI_LOG_CALLBACK, on_uri, cls, MHD_OPTION_END);
     if (!lp->d) {
       snprintf(err, errlen, "libmicrohttpd did not start");
       goto fail;

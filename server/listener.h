@@ -38,11 +38,16 @@ void mb_mhd_log(void *cls, const char *fmt, va_list ap);
 
 typedef struct mb_listener mb_listener;
 
+/* libmicrohttpd's URI log callback: sees a request's raw URI before its
+ * arguments are parsed; what it returns is the request's first con_cls. */
+typedef void *mb_uri_fn(void *cls, const char *uri, struct MHD_Connection *c);
+
 /* Listens on addr and serves with threads threads (0: one per core);
- * handler(cls, ...) runs on those threads, which log as role "edge".
- * NULL with err set. */
+ * handler(cls, ...) and on_uri(cls, ...) (NULL: none) run on those threads,
+ * which log as role "edge". NULL with err set. */
 mb_listener *mb_listener_start(const struct sockaddr *addr, socklen_t addrlen, unsigned threads,
-                               MHD_AccessHandlerCallback handler, void *cls, char *err, size_t errlen);
+                               MHD_AccessHandlerCallback handler, void *cls, mb_uri_fn *on_uri, char *err,
+                               size_t errlen);
 
 /* The bound port (useful with port 0). */
 unsigned mb_listener_port(const mb_listener *l);

@@ -53,73 +53,75 @@ typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_COUNT }
  * its key in /healthz (NULL: not there), the histogram's bounds
  * (MB_BOUNDS_*).
  * Rows of one family are adjacent. */
-#define MB_METRIC_TABLE(X)                                                                                            \
-  /* the edge: the hit path */                                                                                        \
-  X(HITS_OPEN_VALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"open\",result=\"valid\"",                        \
-    "Tracking hits by kind and result.", NULL, MB_BOUNDS_NONE)                                                        \
-  X(HITS_OPEN_INVALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"open\",result=\"invalid\"", NULL, NULL,        \
-    MB_BOUNDS_NONE)                                                                                                   \
-  X(HITS_CLICK_VALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"click\",result=\"valid\"", NULL, NULL,          \
-    MB_BOUNDS_NONE)                                                                                                   \
-  X(HITS_CLICK_INVALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"click\",result=\"invalid\"", NULL, NULL,      \
-    MB_BOUNDS_NONE)                                                                                                   \
-  X(REJECTED_404, EDGE, COUNTER, "mailbeacon_requests_rejected_total", "code=\"404\"",                                \
-    "Requests answered 404 (no tracking path) or 405.", NULL, MB_BOUNDS_NONE)                                         \
-  X(REJECTED_405, EDGE, COUNTER, "mailbeacon_requests_rejected_total", "code=\"405\"", NULL, NULL, MB_BOUNDS_NONE)    \
-  X(EVENTS_QUEUED, EDGE, COUNTER, "mailbeacon_events_total", "to=\"queue\"", "Events by where they went.", NULL,      \
-    MB_BOUNDS_NONE)                                                                                                   \
-  X(EVENTS_REDIS, EDGE, COUNTER, "mailbeacon_events_total", "to=\"redis\"", NULL, NULL, MB_BOUNDS_NONE)               \
-  X(EVENTS_SPOOLED, EDGE, COUNTER, "mailbeacon_events_total", "to=\"spool\"", NULL, NULL, MB_BOUNDS_NONE)             \
-  X(EVENTS_LOST, EDGE, COUNTER, "mailbeacon_events_total", "to=\"lost\"", NULL, NULL, MB_BOUNDS_NONE)                 \
-  X(REDIS_UP, EDGE, UP, "mailbeacon_redis_up", NULL, "1 while the last exchange with Redis worked.", "redis",         \
-    MB_BOUNDS_NONE)                                                                                                   \
-  X(QUEUE_EVENTS, EDGE, GAUGE, "mailbeacon_queue_events", NULL, "Events waiting in memory for the writer.",           \
-    "queue_events", MB_BOUNDS_NONE)                                                                                   \
-  X(QUEUE_BYTES, EDGE, GAUGE, "mailbeacon_queue_bytes", NULL, "Bytes of events waiting in memory for the writer.",    \
-    "queue_bytes", MB_BOUNDS_NONE)                                                                                    \
-  X(SPOOL_BYTES, EDGE, GAUGE, "mailbeacon_spool_bytes", NULL, "Bytes waiting in the disk spool.", "spool_bytes",      \
-    MB_BOUNDS_NONE)                                                                                                   \
-  X(REDIS_ERRORS, EDGE, COUNTER, "mailbeacon_redis_errors_total", NULL, "Batches Redis could not take (spooled).",    \
-    NULL, MB_BOUNDS_NONE)                                                                                             \
-  X(KEY_RELOADS_OK, EDGE, COUNTER, "mailbeacon_key_reloads_total", "result=\"ok\"",                                   \
-    "Key ring reloads (SIGHUP) by result.", NULL, MB_BOUNDS_NONE)                                                     \
-  X(KEY_RELOADS_FAILED, EDGE, COUNTER, "mailbeacon_key_reloads_total", "result=\"failed\"", NULL, NULL,               \
-    MB_BOUNDS_NONE)                                                                                                   \
-  X(PROBLEM_KEYS, EDGE, PROBLEM, "mailbeacon_problem", "what=\"keys_not_reloaded\"",                                  \
-    "1 while a problem lasts: /healthz says degraded; a fatal one also makes /readyz answer 503.",                    \
-    "keys_not_reloaded", MB_BOUNDS_NONE)                                                                              \
-  X(REQUEST_DURATION, EDGE, HISTOGRAM, "mailbeacon_request_duration_seconds", NULL,                                   \
-    "Time from request headers read to answer queued.", NULL, MB_BOUNDS_REQUEST)                                      \
-  /* the batcher: stream to PostgreSQL */                                                                             \
-  X(BATCHES, BATCHER, COUNTER, "mailbeacon_batcher_batches_total", NULL, "Transactions committed by the batcher.",    \
-    NULL, MB_BOUNDS_NONE)                                                                                             \
-  X(LAST_BATCH_EVENTS, BATCHER, GAUGE, "mailbeacon_batcher_batch_events", NULL,                                       \
-    "Events in the last batch; _sum/_count give the mean.", NULL, MB_BOUNDS_NONE)                                     \
-  X(BATCH_EVENTS_SUM, BATCHER, COUNTER, "mailbeacon_batcher_batch_events_sum", NULL, NULL, NULL, MB_BOUNDS_NONE)      \
-  X(BATCH_EVENTS_COUNT, BATCHER, COUNTER, "mailbeacon_batcher_batch_events_count", NULL, NULL, NULL, MB_BOUNDS_NONE)  \
-  X(ROWS_LOADED, BATCHER, COUNTER, "mailbeacon_batcher_rows_total", "result=\"loaded\"",                              \
-    "Event rows by outcome: loaded, duplicate (already there), rejected.", "rows_loaded", MB_BOUNDS_NONE)             \
-  X(ROWS_DUPLICATE, BATCHER, COUNTER, "mailbeacon_batcher_rows_total", "result=\"duplicate\"", NULL, NULL,            \
-    MB_BOUNDS_NONE)                                                                                                   \
-  X(ROWS_REJECTED, BATCHER, COUNTER, "mailbeacon_batcher_rows_total", "result=\"rejected\"", NULL, NULL,              \
-    MB_BOUNDS_NONE)                                                                                                   \
-  X(SENT_LOADED, BATCHER, COUNTER, "mailbeacon_batcher_sent_total", NULL, "Sent records loaded.", NULL,               \
-    MB_BOUNDS_NONE)                                                                                                   \
-  X(ROWS_PER_SECOND, BATCHER, GAUGE, "mailbeacon_batcher_rows_per_second", NULL,                                      \
-    "Event rows loaded per second, last second.", NULL, MB_BOUNDS_NONE)                                               \
-  X(STREAM_LAG, BATCHER, SECONDS, "mailbeacon_batcher_lag_seconds", NULL,                                             \
-    "Age of the oldest stream entry not loaded and acknowledged yet.", "lag_seconds", MB_BOUNDS_NONE)                 \
-  X(RECLAIMED, BATCHER, COUNTER, "mailbeacon_batcher_reclaimed_total", NULL,                                          \
-    "Entries taken over from a stopped batcher.", NULL, MB_BOUNDS_NONE)                                               \
-  X(PG_ERRORS, BATCHER, COUNTER, "mailbeacon_batcher_errors_total", "system=\"postgres\"", "Errors by system.", NULL, \
-    0)                                                                                                                \
-  X(BATCHER_REDIS_ERRORS, BATCHER, COUNTER, "mailbeacon_batcher_errors_total", "system=\"redis\"", NULL, NULL,        \
-    MB_BOUNDS_NONE)                                                                                                   \
-  X(PG_UP, BATCHER, UP, "mailbeacon_batcher_postgres_up", NULL, "1 while the batcher is connected to PostgreSQL.",    \
-    "postgres", MB_BOUNDS_NONE)                                                                                       \
-  X(BATCHER_REDIS_UP, BATCHER, UP, "mailbeacon_batcher_redis_up", NULL, "1 while the batcher is connected to Redis.", \
-    "redis", MB_BOUNDS_NONE)                                                                                          \
-  X(LOAD_DELAY, BATCHER, HISTOGRAM, "mailbeacon_batcher_load_delay_seconds", NULL,                                    \
+#define MB_METRIC_TABLE(X)                                                                                             \
+  /* the edge: the hit path */                                                                                         \
+  X(HITS_OPEN_VALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"open\",result=\"valid\"",                         \
+    "Tracking hits by kind and result.", NULL, MB_BOUNDS_NONE)                                                         \
+  X(HITS_OPEN_INVALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"open\",result=\"invalid\"", NULL, NULL,         \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(HITS_CLICK_VALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"click\",result=\"valid\"", NULL, NULL,           \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(HITS_CLICK_INVALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"click\",result=\"invalid\"", NULL, NULL,       \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(REJECTED_404, EDGE, COUNTER, "mailbeacon_requests_rejected_total", "code=\"404\"",                                 \
+    "Requests refused: 404 (no tracking path), 405, 400 (ambiguous), 414 (too many arguments).", NULL, MB_BOUNDS_NONE) \
+  X(REJECTED_405, EDGE, COUNTER, "mailbeacon_requests_rejected_total", "code=\"405\"", NULL, NULL, MB_BOUNDS_NONE)     \
+  X(REJECTED_400, EDGE, COUNTER, "mailbeacon_requests_rejected_total", "code=\"400\"", NULL, NULL, MB_BOUNDS_NONE)     \
+  X(REJECTED_414, EDGE, COUNTER, "mailbeacon_requests_rejected_total", "code=\"414\"", NULL, NULL, MB_BOUNDS_NONE)     \
+  X(EVENTS_QUEUED, EDGE, COUNTER, "mailbeacon_events_total", "to=\"queue\"", "Events by where they went.", NULL,       \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(EVENTS_REDIS, EDGE, COUNTER, "mailbeacon_events_total", "to=\"redis\"", NULL, NULL, MB_BOUNDS_NONE)                \
+  X(EVENTS_SPOOLED, EDGE, COUNTER, "mailbeacon_events_total", "to=\"spool\"", NULL, NULL, MB_BOUNDS_NONE)              \
+  X(EVENTS_LOST, EDGE, COUNTER, "mailbeacon_events_total", "to=\"lost\"", NULL, NULL, MB_BOUNDS_NONE)                  \
+  X(REDIS_UP, EDGE, UP, "mailbeacon_redis_up", NULL, "1 while the last exchange with Redis worked.", "redis",          \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(QUEUE_EVENTS, EDGE, GAUGE, "mailbeacon_queue_events", NULL, "Events waiting in memory for the writer.",            \
+    "queue_events", MB_BOUNDS_NONE)                                                                                    \
+  X(QUEUE_BYTES, EDGE, GAUGE, "mailbeacon_queue_bytes", NULL, "Bytes of events waiting in memory for the writer.",     \
+    "queue_bytes", MB_BOUNDS_NONE)                                                                                     \
+  X(SPOOL_BYTES, EDGE, GAUGE, "mailbeacon_spool_bytes", NULL, "Bytes waiting in the disk spool.", "spool_bytes",       \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(REDIS_ERRORS, EDGE, COUNTER, "mailbeacon_redis_errors_total", NULL, "Batches Redis could not take (spooled).",     \
+    NULL, MB_BOUNDS_NONE)                                                                                              \
+  X(KEY_RELOADS_OK, EDGE, COUNTER, "mailbeacon_key_reloads_total", "result=\"ok\"",                                    \
+    "Key ring reloads (SIGHUP) by result.", NULL, MB_BOUNDS_NONE)                                                      \
+  X(KEY_RELOADS_FAILED, EDGE, COUNTER, "mailbeacon_key_reloads_total", "result=\"failed\"", NULL, NULL,                \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(PROBLEM_KEYS, EDGE, PROBLEM, "mailbeacon_problem", "what=\"keys_not_reloaded\"",                                   \
+    "1 while a problem lasts: /healthz says degraded; a fatal one also makes /readyz answer 503.",                     \
+    "keys_not_reloaded", MB_BOUNDS_NONE)                                                                               \
+  X(REQUEST_DURATION, EDGE, HISTOGRAM, "mailbeacon_request_duration_seconds", NULL,                                    \
+    "Time from request headers read to answer queued.", NULL, MB_BOUNDS_REQUEST)                                       \
+  /* the batcher: stream to PostgreSQL */                                                                              \
+  X(BATCHES, BATCHER, COUNTER, "mailbeacon_batcher_batches_total", NULL, "Transactions committed by the batcher.",     \
+    NULL, MB_BOUNDS_NONE)                                                                                              \
+  X(LAST_BATCH_EVENTS, BATCHER, GAUGE, "mailbeacon_batcher_batch_events", NULL,                                        \
+    "Events in the last batch; _sum/_count give the mean.", NULL, MB_BOUNDS_NONE)                                      \
+  X(BATCH_EVENTS_SUM, BATCHER, COUNTER, "mailbeacon_batcher_batch_events_sum", NULL, NULL, NULL, MB_BOUNDS_NONE)       \
+  X(BATCH_EVENTS_COUNT, BATCHER, COUNTER, "mailbeacon_batcher_batch_events_count", NULL, NULL, NULL, MB_BOUNDS_NONE)   \
+  X(ROWS_LOADED, BATCHER, COUNTER, "mailbeacon_batcher_rows_total", "result=\"loaded\"",                               \
+    "Event rows by outcome: loaded, duplicate (already there), rejected.", "rows_loaded", MB_BOUNDS_NONE)              \
+  X(ROWS_DUPLICATE, BATCHER, COUNTER, "mailbeacon_batcher_rows_total", "result=\"duplicate\"", NULL, NULL,             \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(ROWS_REJECTED, BATCHER, COUNTER, "mailbeacon_batcher_rows_total", "result=\"rejected\"", NULL, NULL,               \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(SENT_LOADED, BATCHER, COUNTER, "mailbeacon_batcher_sent_total", NULL, "Sent records loaded.", NULL,                \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(ROWS_PER_SECOND, BATCHER, GAUGE, "mailbeacon_batcher_rows_per_second", NULL,                                       \
+    "Event rows loaded per second, last second.", NULL, MB_BOUNDS_NONE)                                                \
+  X(STREAM_LAG, BATCHER, SECONDS, "mailbeacon_batcher_lag_seconds", NULL,                                              \
+    "Age of the oldest stream entry not loaded and acknowledged yet.", "lag_seconds", MB_BOUNDS_NONE)                  \
+  X(RECLAIMED, BATCHER, COUNTER, "mailbeacon_batcher_reclaimed_total", NULL,                                           \
+    "Entries taken over from a stopped batcher.", NULL, MB_BOUNDS_NONE)                                                \
+  X(PG_ERRORS, BATCHER, COUNTER, "mailbeacon_batcher_errors_total", "system=\"postgres\"", "Errors by system.", NULL,  \
+    0)                                                                                                                 \
+  X(BATCHER_REDIS_ERRORS, BATCHER, COUNTER, "mailbeacon_batcher_errors_total", "system=\"redis\"", NULL, NULL,         \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(PG_UP, BATCHER, UP, "mailbeacon_batcher_postgres_up", NULL, "1 while the batcher is connected to PostgreSQL.",     \
+    "postgres", MB_BOUNDS_NONE)                                                                                        \
+  X(BATCHER_REDIS_UP, BATCHER, UP, "mailbeacon_batcher_redis_up", NULL, "1 while the batcher is connected to Redis.",  \
+    "redis", MB_BOUNDS_NONE)                                                                                           \
+  X(LOAD_DELAY, BATCHER, HISTOGRAM, "mailbeacon_batcher_load_delay_seconds", NULL,                                     \
     "Time from a hit at the edge to its row committed.", NULL, MB_BOUNDS_LOAD_DELAY)
 
 /* The ids: MB_M_HITS_OPEN_VALID, ... */
