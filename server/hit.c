@@ -109,32 +109,81 @@ int mb_cidr_match(const mb_cidr *ranges, size_t n, int family, const unsigned ch
   return 0;
 }
 
+#define MAX_HOPS 64 /* items of the headers looked at: the last ones, which count */
+
+/* Splits the header values into their items at the commas outside quoted
+ * strings, in order, keeping the last MAX_HOPS. Returns how many. */
+static size_t split_items(const mb_slice *v, size_t nv, mb_slice items[MAX_HOPS]) {
+  mb_slice ring[MAX_HOPS];
+  size_t n = 0;
+  for (size_t h = 0; h < nv; h++) {
+    const char *p = v[h].p, *end = p + v[h].n, *start = p;
+    int quoted = 0;
+    for (; p <= end; p++) {
+      if (p < end && *p == '"') quoted = !quoted;
+      if (p < end && (quoted || *p != ',')) continue;
+      ring[n % MAX_HOPS] = (mb_slice){start, (size_t)(p - start)};
+      n++;
+      start = p + 1;
+    }
+  }
+  size_t k = n < MAX_HOPS ? n : MAX_HOPS;
+  for (size_t i = 0; i < k; i++) items[i] = ring[(n - k + i) % MAX_HOPS];
+  return k;
+}
+
+static mb_slice trim(mb_slice s) {
+  while (s.n && (s.p[0] == ' ' || s.p[0] == '\t')) s.p++, s.n--;
+  while (s.n && (s.p[s.n - 1] == ' ' || s.p[s.n - 1] == '\t')) s.n--;
+  return s;
+}
+
+/* The address of a Forwarded element (RFC 7239): its for= parameter,
+ * unquoted, an IPv6 address without its brackets and either without its
+ * port. An element without one gives an empty slice. */
+static mb_slice forwarded_for(mb_slice e) {
+  const char *p = e.p, *end = e.p + e.n;
+  while (p < end) {
+    const char *semi = p;
+    int quoted = 0;
+    while (semi < end && (quoted || *semi != ';')) quoted ^= *semi++ == '"';
+    mb_slice pair = trim((mb_slice){p, (size_t)(semi - p)});
+    if (pair.n > 4 && strncasecmp(pair.p, "for=", 4) == 0) {
+      mb_slice v = {pair.p + 4, pair.n - 4};
+      if (v.n >= 2 && v.p[0] == '"' && v.p[v.n - 1] == '"') v.p++, v.n -= 2;
+      if (v.n && v.p[0] == '[') { /* [v6] or [v6]:port */
+        const char *close = memchr(v.p, ']', v.n);
+        return close ? (mb_slice){v.p + 1, (size_t)(close - v.p - 1)} : (mb_slice){v.p, 0};
+      }
+      const char *colon = memchr(v.p, ':', v.n); /* v4:port (an IPv6 address is bracketed) */
+      if (colon) v.n = (size_t)(colon - v.p);
+      return v;
+    }
+    p = semi + 1;
+  }
+  return (mb_slice){e.p, 0};
+}
+
 size_t mb_hit_client_ip(const mb_cidr *trusted, size_t ntrusted, int family, const unsigned char *addr,
-                        const mb_slice *xff, size_t nxff, char *out) {
+                        const mb_slice *xff, size_t nxff, const mb_slice *fwd, size_t nfwd, char *out) {
   unsigned char a[16] = {0};
   if (family == AF_INET) memcpy(a, addr, 4);
   else if (family == AF_INET6) memcpy(a, addr, 16);
   else family = 0;
-  int believe = family && ntrusted && mb_cidr_match(trusted, ntrusted, family, a);
-  /* from the last header's last item leftwards, while the hops are trusted */
-  for (size_t h = nxff; believe && h-- > 0;) {
-    const char *start = xff[h].p, *end = start + xff[h].n;
-    while (believe && end > start) {
-      const char *comma = end;
-      while (comma > start && comma[-1] != ',') comma--;
-      const char *s = comma, *e = end;
-      while (s < e && (*s == ' ' || *s == '\t')) s++;
-      while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
-      unsigned char item[16];
-      int f = parse_ip(s, (size_t)(e - s), item);
-      if (!f) { /* garbage: stop believing the header */
-        believe = 0;
-        break;
-      }
+  if (family && ntrusted && mb_cidr_match(trusted, ntrusted, family, a)) {
+    /* Forwarded when the proxy sent it, else X-Forwarded-For: from the
+     * last item leftwards, while the hops are trusted proxies */
+    mb_slice items[MAX_HOPS];
+    size_t n = nfwd ? split_items(fwd, nfwd, items) : split_items(xff, nxff, items);
+    while (n-- > 0) {
+      mb_slice it = trim(items[n]);
+      if (nfwd) it = forwarded_for(it);
+      unsigned char ip[16];
+      int f = parse_ip(it.p, it.n, ip);
+      if (!f) break; /* garbage: stop believing the header; what came before stands */
       family = f;
-      memcpy(a, item, 16);
-      believe = mb_cidr_match(trusted, ntrusted, f, item);
-      end = comma > start ? comma - 1 : start;
+      memcpy(a, ip, 16);
+      if (!mb_cidr_match(trusted, ntrusted, f, ip)) break;
     }
   }
   if (!family || !inet_ntop(family, a, out, MB_IP_TEXT_MAX)) {

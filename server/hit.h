@@ -51,14 +51,17 @@ typedef struct mb_slice {
 
 /* The client's address as text, into out (MB_IP_TEXT_MAX bytes): the
  * peer's (family AF_INET or AF_INET6, addr 4 or 16 bytes; family 0: none,
- * "-"), unless the peer is one of the trusted proxies: then the
- * X-Forwarded-For values (xff[0..nxff), in the order the headers came) are
- * walked from the right, and the client is the first address that is not a
- * trusted proxy, or the leftmost when all are. An item that is not an
- * address stops the walk: what came before it (from the right) stands.
- * Items are trimmed of spaces and tabs. Returns the text's length. */
+ * "-"), unless the peer is one of the trusted proxies: then the Forwarded
+ * headers (RFC 7239, their for= parameters; fwd[0..nfwd)) when there are,
+ * else the X-Forwarded-For ones (xff[0..nxff)), all of them in the order
+ * they came, are walked from the right, and the client is the first
+ * address that is not a trusted proxy, or the leftmost when all are. An
+ * item that is not an address ("unknown", an obfuscated name, garbage)
+ * stops the walk: what came before it (from the right) stands. Items are
+ * trimmed of spaces and tabs; the last 64 are looked at. Returns the text's
+ * length. */
 size_t mb_hit_client_ip(const mb_cidr *trusted, size_t ntrusted, int family, const unsigned char *addr,
-                        const mb_slice *xff, size_t nxff, char *out);
+                        const mb_slice *xff, size_t nxff, const mb_slice *fwd, size_t nfwd, char *out);
 
 /* ---- the event ---- */
 

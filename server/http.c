@@ -56,28 +56,33 @@ static uint32_t next_event_counter(void) {
   return high | (n++ & 0xFFFFFFu);
 }
 
-/* Collects the X-Forwarded-For headers of a request, in order. */
-typedef struct xff_list {
-  mb_slice v[8];
-  size_t n;
-} xff_list;
+/* Collects the X-Forwarded-For and Forwarded headers of a request, in order. */
+typedef struct proxy_headers {
+  mb_slice xff[8], fwd[8];
+  size_t nxff, nfwd;
+} proxy_headers;
 
-static enum MHD_Result collect_xff(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
-                                   const char *value, size_t value_size) {
+static void keep_last(mb_slice *v, size_t *n, mb_slice s) {
+  if (*n == 8) memmove(v, v + 1, 7 * sizeof *v); /* more than 8: the last 8 count */
+  else (*n)++;
+  v[*n - 1] = s;
+}
+
+static enum MHD_Result collect_proxy_headers(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                             const char *value, size_t value_size) {
   (void)kind;
-  xff_list *l = cls;
-  if (key_size == 15 && strncasecmp(key, "X-Forwarded-For", 15) == 0 && value) {
-    if (l->n == sizeof l->v / sizeof l->v[0])
-      memmove(l->v, l->v + 1, sizeof l->v - sizeof l->v[0]); /* more than 8: the last 8 count */
-    else l->n++;
-    l->v[l->n - 1] = (mb_slice){value, value_size};
-  }
+  proxy_headers *p = cls;
+  if (!value) return MHD_YES;
+  if (key_size == 15 && strncasecmp(key, "X-Forwarded-For", 15) == 0)
+    keep_last(p->xff, &p->nxff, (mb_slice){value, value_size});
+  else if (key_size == 9 && strncasecmp(key, "Forwarded", 9) == 0)
+    keep_last(p->fwd, &p->nfwd, (mb_slice){value, value_size});
   return MHD_YES;
 }
 
 /* The client's address as text (hit.h: the peer, or behind a trusted proxy
- * what X-Forwarded-For says). The address is stored whole; the batcher
- * truncates it when loading where configured. */
+ * what Forwarded or X-Forwarded-For says). The address is stored whole;
+ * the batcher truncates it when loading where configured. */
 static void client_ip(mb_http *h, struct MHD_Connection *conn, char out[MB_IP_TEXT_MAX]) {
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   const unsigned char *addr = NULL;
@@ -88,10 +93,10 @@ static void client_ip(mb_http *h, struct MHD_Connection *conn, char out[MB_IP_TE
     else if (family == AF_INET6) addr = (const unsigned char *)&((struct sockaddr_in6 *)ci->client_addr)->sin6_addr;
     else family = 0;
   }
-  xff_list xff = {.n = 0};
+  proxy_headers ph = {.nxff = 0};
   if (family && h->nproxies && mb_cidr_match(h->proxies, h->nproxies, family, addr))
-    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, collect_xff, &xff);
-  mb_hit_client_ip(h->proxies, h->nproxies, family, addr, xff.v, xff.n, out);
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, collect_proxy_headers, &ph);
+  mb_hit_client_ip(h->proxies, h->nproxies, family, addr, ph.xff, ph.nxff, ph.fwd, ph.nfwd, out);
 }
 
 /* ---- the hit path ---- */

@@ -28,10 +28,13 @@ static void client_ip(const char *s, size_t size) {
     n = 2;
   }
   char out[MB_IP_TEXT_MAX];
-  size_t l = mb_hit_client_ip(trusted, ntrusted, AF_INET, peer, xff, n, out);
-  if (l == 0 || l >= MB_IP_TEXT_MAX || strlen(out) != l) abort();
-  unsigned char a[16];
-  if (strcmp(out, "-") != 0 && inet_pton(AF_INET, out, a) != 1 && inet_pton(AF_INET6, out, a) != 1) abort();
+  for (int forwarded = 0; forwarded < 2; forwarded++) { /* as X-Forwarded-For, and as Forwarded */
+    size_t l = forwarded ? mb_hit_client_ip(trusted, ntrusted, AF_INET, peer, NULL, 0, xff, n, out)
+                         : mb_hit_client_ip(trusted, ntrusted, AF_INET, peer, xff, n, NULL, 0, out);
+    if (l == 0 || l >= MB_IP_TEXT_MAX || strlen(out) != l) abort();
+    unsigned char a[16];
+    if (strcmp(out, "-") != 0 && inet_pton(AF_INET, out, a) != 1 && inet_pton(AF_INET6, out, a) != 1) abort();
+  }
   /* the input as a trusted_proxies value */
   char list[512];
   size_t k = size < sizeof list - 1 ? size : sizeof list - 1;

@@ -301,6 +301,11 @@ MAILBEACON_TRUSTED_PROXIES="127.0.0.0/8, 10.0.0.1" start_server
 xff 198.51.100.7 -H "X-Forwarded-For: 198.51.100.7"
 xff 198.51.100.7 -H "X-Forwarded-For: 203.0.113.9, 198.51.100.7, 10.0.0.1" # the rightmost untrusted
 xff 2001:db8::5 -H "X-Forwarded-For: 2001:db8::5"
+# several headers (HAProxy appends one): one list, read from the right
+xff 198.51.100.8 -H "X-Forwarded-For: 203.0.113.9" -H "X-Forwarded-For: 198.51.100.8, 10.0.0.1"
+# Forwarded (RFC 7239) read the same way, and preferred
+xff 2001:db8:cafe::17 -H 'Forwarded: for=203.0.113.9, for="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.1' \
+  -H "X-Forwarded-For: 198.51.100.99"
 stop_server
 # ip_truncate is applied by the batcher as it loads (batcher.sh): the stream carries the whole address
 MAILBEACON_TRUSTED_PROXIES=127.0.0.1 MAILBEACON_IP_TRUNCATE=yes start_server

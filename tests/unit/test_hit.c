@@ -96,8 +96,11 @@ static void test_cidr_match(void **state) {
   assert_false(mb_cidr_match(list, 3, AF_INET6, a));
 }
 
-/* The client of a request from peer with the given X-Forwarded-For headers. */
-static const char *client(const char *trusted, const char *peer, const char *const *xff, size_t n) {
+#define ONE(x) ((const char *const[]){x}), 1
+
+/* The client of a request from peer with the given X-Forwarded-For (or,
+ * with forwarded set, Forwarded) headers. */
+static const char *client_h(const char *trusted, const char *peer, const char *const *xff, size_t n, int forwarded) {
   static char out[MB_IP_TEXT_MAX];
   mb_cidr list[8];
   char bad[64];
@@ -108,12 +111,58 @@ static const char *client(const char *trusted, const char *peer, const char *con
   if (peer) family = inet_pton(AF_INET, peer, a) == 1 ? AF_INET : inet_pton(AF_INET6, peer, a) == 1 ? AF_INET6 : 0;
   mb_slice s[4];
   for (size_t i = 0; i < n; i++) s[i] = (mb_slice){xff[i], strlen(xff[i])};
-  size_t l = mb_hit_client_ip(list, (size_t)nt, family, a, s, n, out);
+  size_t l = forwarded ? mb_hit_client_ip(list, (size_t)nt, family, a, NULL, 0, s, n, out)
+                       : mb_hit_client_ip(list, (size_t)nt, family, a, s, n, NULL, 0, out);
   assert_int_equal(l, strlen(out));
   return out;
 }
 
-#define ONE(x) ((const char *const[]){x}), 1
+static const char *client(const char *trusted, const char *peer, const char *const *xff, size_t n) {
+  return client_h(trusted, peer, xff, n, 0);
+}
+
+static const char *fwd(const char *trusted, const char *value) {
+  const char *const v[] = {value};
+  return client_h(trusted, "127.0.0.1", v, 1, 1);
+}
+
+/* Forwarded (RFC 7239): the for= parameters, read as X-Forwarded-For is. */
+static void test_forwarded(void **state) {
+  (void)state;
+  assert_string_equal(fwd("127.0.0.1", "for=198.51.100.7"), "198.51.100.7");
+  assert_string_equal(fwd("127.0.0.1", "for=192.0.2.60;proto=http;by=203.0.113.43"), "192.0.2.60");
+  assert_string_equal(fwd("127.0.0.1", "For=\"[2001:db8:cafe::17]:4711\""), "2001:db8:cafe::17");
+  assert_string_equal(fwd("127.0.0.1", "for=\"192.0.2.43:47011\""), "192.0.2.43");
+  /* a chain: the rightmost that is not a trusted proxy */
+  assert_string_equal(fwd("127.0.0.1, 10.0.0.0/8", "for=203.0.113.9, for=198.51.100.7;proto=https, for=10.0.0.1"),
+                      "198.51.100.7");
+  /* a comma inside a quoted value does not split */
+  assert_string_equal(fwd("127.0.0.1", "for=198.51.100.7;by=\"a,b\""), "198.51.100.7");
+  /* unknown, an obfuscated name, no for=: the walk stops there */
+  assert_string_equal(fwd("127.0.0.1", "for=unknown"), "127.0.0.1");
+  assert_string_equal(fwd("127.0.0.1", "for=_hidden"), "127.0.0.1");
+  assert_string_equal(fwd("127.0.0.1", "proto=https"), "127.0.0.1");
+  assert_string_equal(fwd("127.0.0.1, 10.0.0.1", "for=198.51.100.7, for=unknown, for=10.0.0.1"), "10.0.0.1");
+  /* Forwarded wins over X-Forwarded-For when a proxy sent both */
+  mb_cidr list[1];
+  char bad[64], out[MB_IP_TEXT_MAX];
+  assert_int_equal(mb_cidr_list_parse("127.0.0.1", list, 1, bad, sizeof bad), 1);
+  unsigned char a[16] = {127, 0, 0, 1};
+  mb_slice x = {"203.0.113.1", 11}, f = {"for=198.51.100.2", 16};
+  mb_hit_client_ip(list, 1, AF_INET, a, &x, 1, &f, 1, out);
+  assert_string_equal(out, "198.51.100.2");
+}
+
+/* More hops than are looked at: the right end counts, never cut off. */
+static void test_many_hops(void **state) {
+  (void)state;
+  char v[4096] = "198.51.100.9";
+  for (int i = 0; i < 200; i++) strcat(v, ", 10.0.0.1");
+  /* all 200 trusted, the client beyond the 64 looked at: the leftmost looked at stands */
+  assert_string_equal(client("127.0.0.1, 10.0.0.0/8", "127.0.0.1", ONE(v)), "10.0.0.1");
+  strcat(v, ", 203.0.113.5");
+  assert_string_equal(client("127.0.0.1, 10.0.0.0/8", "127.0.0.1", ONE(v)), "203.0.113.5");
+}
 
 static void test_client_ip(void **state) {
   (void)state;
@@ -181,6 +230,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_paths),      cmocka_unit_test(test_targets),   cmocka_unit_test(test_cidr_parse),
       cmocka_unit_test(test_cidr_match), cmocka_unit_test(test_client_ip), cmocka_unit_test(test_event_line),
+      cmocka_unit_test(test_forwarded),  cmocka_unit_test(test_many_hops),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
