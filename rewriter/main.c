@@ -82,9 +82,7 @@ static int milter(const char *config, const char *socket_spec) {
     mb_keyring_free(ring);
     return EX_CANTCREAT;
   }
-  int rc = mb_milter_run(&cfg, ring, socket_spec);
-  mb_keyring_free(ring);
-  return rc == 0 ? 0 : EX_UNAVAILABLE;
+  return mb_milter_run(&cfg, ring, socket_spec) == 0 ? 0 : EX_UNAVAILABLE; /* it frees the ring */
 }
 
 /* Re-injection: everything goes on, rewritten or not; only a failure to

@@ -14,6 +14,8 @@
 #include "mailbeacon/stream.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -33,7 +35,50 @@
 #define REPLACE_CHUNK 65535
 
 static const mb_config *g_cfg;
-static const mb_keyring *g_ring;
+
+/* The key ring, replaced on SIGUSR1 while messages are being rewritten: a
+ * message holds a reference to the ring it started with; a replaced ring is
+ * freed when its last message is done. */
+typedef struct ring_ref {
+  mb_keyring *ring;
+  unsigned refs;
+} ring_ref;
+static pthread_mutex_t ring_mu = PTHREAD_MUTEX_INITIALIZER;
+static ring_ref *g_ring;
+
+static ring_ref *ring_acquire(void) {
+  pthread_mutex_lock(&ring_mu);
+  ring_ref *r = g_ring;
+  r->refs++;
+  pthread_mutex_unlock(&ring_mu);
+  return r;
+}
+
+static void ring_free(ring_ref *r) {
+  mb_keyring_free(r->ring);
+  free(r);
+}
+
+static void ring_release(ring_ref *r) {
+  pthread_mutex_lock(&ring_mu);
+  int last = --r->refs == 0 && r != g_ring;
+  pthread_mutex_unlock(&ring_mu);
+  if (last) ring_free(r);
+}
+
+/* Makes ring the current one (taking it over). 0, or -1 out of memory. */
+static int ring_replace(mb_keyring *ring) {
+  ring_ref *r = calloc(1, sizeof *r);
+  if (!r) return -1;
+  r->ring = ring;
+  pthread_mutex_lock(&ring_mu);
+  ring_ref *old = g_ring;
+  g_ring = r;
+  int unused = old && old->refs == 0;
+  pthread_mutex_unlock(&ring_mu);
+  if (unused) ring_free(old);
+  return 0;
+}
 
 /* outcome counters, logged at shutdown */
 static atomic_ulong n_rewritten, n_skipped, n_failed;
@@ -314,7 +359,10 @@ static sfsistat on_eom(SMFICTX *ctx) {
   mb_identity id = {
       .sender = c->auth ? c->auth : c->sender, .recipients = (const char *const *)c->rcpts, .nrecipients = c->nrcpts};
   mb_rewrite_result res;
-  if (mb_rewrite_message(g_cfg, g_ring, &id, c->msg.data ? c->msg.data : "", c->msg.len, &res) < 0) {
+  ring_ref *ring = ring_acquire();
+  int rc = mb_rewrite_message(g_cfg, ring->ring, &id, c->msg.data ? c->msg.data : "", c->msg.len, &res);
+  ring_release(ring); /* the result holds no reference to it */
+  if (rc < 0) {
     mb_rewrite_result_free(&res);
     atomic_fetch_add(&n_failed, 1);
     mb_log_errx("%s: out of memory; accepted unchanged", qid);
@@ -429,9 +477,61 @@ static void bound_spec(const char *spec, unsigned port, char *out, size_t n) {
   else snprintf(out, n, "%s", spec);
 }
 
-int mb_milter_run(const mb_config *cfg, const mb_keyring *ring, const char *socket_spec) {
+/* At the end: the current ring, unless a message still holds it. */
+static void ring_drop_current(void) {
+  pthread_mutex_lock(&ring_mu);
+  ring_ref *r = g_ring;
+  int unused = r && r->refs == 0;
+  if (unused) g_ring = NULL;
+  pthread_mutex_unlock(&ring_mu);
+  if (unused) ring_free(r);
+}
+
+/* SIGUSR1: the key ring loaded again, the log file opened again. libmilter
+ * takes SIGHUP, SIGTERM and SIGINT as "stop" (its own signal thread), so
+ * this is the signal the milter can own. */
+static void *reload_on_signal(void *arg) {
+  (void)arg;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  for (;;) {
+    int sig;
+    if (sigwait(&set, &sig) != 0) continue;
+    char err[1024];
+    if (mb_log_to_file() && mb_log_reopen(err, sizeof err) < 0) mb_log_errx("SIGUSR1: %s; still logging here", err);
+    mb_keyring *fresh = mb_keyring_load(g_cfg->key_file, err, sizeof err);
+    if (!fresh || ring_replace(fresh) < 0) {
+      if (fresh) snprintf(err, sizeof err, "out of memory");
+      mb_keyring_free(fresh);
+      mb_log_errx("SIGUSR1: keys not reloaded: %s; the loaded ones go on signing", err);
+      continue;
+    }
+    mb_log_info("SIGUSR1: %zu keys loaded, key %u signs", fresh->nkeys, fresh->sign->id);
+  }
+  return NULL;
+}
+
+int mb_milter_run(const mb_config *cfg, mb_keyring *ring, const char *socket_spec) {
   g_cfg = cfg;
-  g_ring = ring;
+  if (ring_replace(ring) < 0) {
+    mb_keyring_free(ring);
+    mb_log_errx("out of memory");
+    return -1;
+  }
+  /* SIGUSR1 blocked in every thread (libmilter's come later), taken by
+   * ours, which blocks every signal: SIGTERM and the others are for
+   * libmilter's signal thread (delivered to ours, SIGTERM would kill) */
+  sigset_t usr1, all, before;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &before);
+  pthread_t reloader;
+  if (pthread_create(&reloader, NULL, reload_on_signal, NULL) == 0) pthread_detach(reloader);
+  else mb_log_warnx("no SIGUSR1 reloads: cannot start a thread");
+  pthread_sigmask(SIG_SETMASK, &before, NULL);
   static struct smfiDesc desc = {
       .xxfi_name = "mailbeacon",
       .xxfi_version = SMFI_VERSION,
@@ -454,14 +554,17 @@ int mb_milter_run(const mb_config *cfg, const mb_keyring *ring, const char *sock
   g_local = path != NULL;
   if (smfi_setconn((char *)socket_spec) != MI_SUCCESS) {
     mb_log_errx("bad milter socket '%s' (use unix:/path or inet:PORT@HOST)", socket_spec);
+    ring_drop_current();
     return -1;
   }
   if (smfi_register(desc) != MI_SUCCESS) {
     mb_log_errx("smfi_register failed");
+    ring_drop_current();
     return -1;
   }
   if (smfi_opensocket(true) != MI_SUCCESS) {
     mb_log_errx("cannot open milter socket '%s': %s", socket_spec, strerror(errno));
+    ring_drop_current();
     return -1;
   }
   char shown[512];
@@ -472,5 +575,6 @@ int mb_milter_run(const mb_config *cfg, const mb_keyring *ring, const char *sock
   if (path) unlink(path);
   mb_log_info("milter stopped: %lu rewritten, %lu passed unchanged, %lu failed (accepted or tempfailed)",
               atomic_load(&n_rewritten), atomic_load(&n_skipped), atomic_load(&n_failed));
+  ring_drop_current();
   return rc == MI_SUCCESS ? 0 : -1;
 }

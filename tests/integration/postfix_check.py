@@ -85,6 +85,13 @@ def main():
         if body(got) != body(want):
             sys.exit("%s: body differs from %s" % (sys.argv[2], sys.argv[3]))
         return
+    if mode == "keyids":  # the ids of the keys that signed the message's tokens (all must verify)
+        found = tokens(captured_message(sys.argv[2]), keys(sys.argv[3]))
+        if not found or not all(f[1] for f in found):
+            sys.exit("%s: tokens missing or invalid: %s" % (sys.argv[2], found))
+        raw = re.findall(rb"/(?:c|o)/([A-Za-z0-9_-]{48})", captured_message(sys.argv[2]).replace(b"=\r\n", b""))
+        print(" ".join(str(i) for i in sorted({base64.urlsafe_b64decode(t + b"=" * (-len(t) % 4))[1] for t in raw})))
+        return
     if mode == "index":
         found = tokens(captured_message(sys.argv[2]), keys(sys.argv[3]))
         idx = {f[2] for f in found}

@@ -53,6 +53,21 @@ send "$data/22-qp-64k-boundary-link.eml" kim@acme.example
 python_check rewritten "$(captured kim@acme.example)" "$data/22-qp-64k-boundary-link.eml" "$MB_RUN/keys"
 grep -q "rewritten: message" "$MB_RUN/milter.log" || fail "milter logged no rewrite"
 
+# key rotation under the running milter: a new signing key, SIGUSR1 (SIGHUP would stop it: libmilter
+# takes SIGHUP as "stop"), then new mail carries the new key and the earlier mail's tokens still verify
+send "$data/01-single-html-7bit.eml" pat@acme.example
+first=$(captured pat@acme.example)
+[ "$(python3 "$here/postfix_check.py" keyids "$first" "$MB_RUN/keys")" = 1 ] || fail "before the rotation: not key 1"
+"$rewrite" --keygen "$MB_RUN/keys" >/dev/null
+kill -USR1 $mpid
+for _ in $(seq 1 100); do grep -q "SIGUSR1: 2 keys loaded, key 2 signs" "$MB_RUN/milter.log" && break; sleep 0.05; done
+grep -q "SIGUSR1: 2 keys loaded, key 2 signs" "$MB_RUN/milter.log" || fail "no reload on SIGUSR1"
+send "$data/01-single-html-7bit.eml" quinn@acme.example
+[ "$(python3 "$here/postfix_check.py" keyids "$(captured quinn@acme.example)" "$MB_RUN/keys")" = 2 ] ||
+  fail "after the rotation: not key 2"
+python_check rewritten "$first" "$data/01-single-html-7bit.eml" "$MB_RUN/keys"
+kill -0 $mpid || fail "the milter stopped on SIGUSR1"
+
 # the milter stopped: mail still flows, unchanged (milter_default_action = accept)
 kill -TERM $mpid
 for _ in $(seq 1 200); do kill -0 $mpid 2>/dev/null || break; sleep 0.05; done
@@ -60,4 +75,4 @@ wait $mpid || fail "milter exit status"
 mpid=
 send "$data/12-mixed-related-alternative-pdf.eml" ray@acme.example
 python_check body-identical "$(captured ray@acme.example)" "$data/12-mixed-related-alternative-pdf.eml"
-echo "postfix_milter: 5 passed, 0 failed"
+echo "postfix_milter: 6 passed, 0 failed"
