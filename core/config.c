@@ -50,6 +50,7 @@ static const key_def keys[] = {
     {"batch_wait_ms", T_NUM, offsetof(mb_config, batch_wait_ms), sizeof(uint64_t), "200", 1, 60000, NULL},
     {"batcher_group", T_STR, STR(batcher_group), "mailbeacon-batchers", 0, 0, NULL},
     {"reclaim_idle_ms", T_NUM, offsetof(mb_config, reclaim_idle_ms), sizeof(uint64_t), "30000", 1000, 86400000, NULL},
+    {"batch_max_attempts", T_NUM, offsetof(mb_config, batch_max_attempts), sizeof(uint64_t), "5", 1, 1000, NULL},
     {"partitions_ahead", T_NUM, offsetof(mb_config, partitions_ahead), sizeof(uint64_t), "3", 1, 120, NULL},
     {"retention_days", T_NUM, offsetof(mb_config, retention_days), sizeof(uint64_t), "0", 0, 100000, NULL},
     {"ip_retention_days", T_NUM, offsetof(mb_config, ip_retention_days), sizeof(uint64_t), "0", 0, 100000, NULL},

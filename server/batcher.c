@@ -34,7 +34,6 @@
 #define MAX_READS 256       /* XREADGROUP replies held by one batch */
 #define MAX_READ_COUNT 1000 /* entries asked for in one read */
 #define MAX_FIELDS 64       /* fields of an entry looked at */
-#define MAX_MONTHS 64       /* partitions remembered as existing */
 #define LAG_EVERY_MS 1000
 #define MAINTAIN_EVERY_MS (3600 * 1000)
 #define BACKOFF_MIN_MS 100
@@ -87,13 +86,16 @@ struct mb_batcher {
   rejected *rej;
   size_t nrej, caprej;
   mb_buf rej_text;
-  int batch_months[MAX_MONTHS];
-  size_t nbatch_months;
+  int *batch_months; /* year * 12 + month of each row's partition */
+  size_t nbatch_months, capbatch_months;
+  size_t first, last; /* the entries being loaded: all, or one at a time (isolate) */
+  unsigned failures;  /* loads of this batch PostgreSQL refused, connected */
+  char load_error[512];
   mb_evconv conv;
-  int built;              /* rows and rejected lines of the batch in hand are made */
-  int built_failed;       /* ran out of memory making them */
-  int months[MAX_MONTHS]; /* year * 12 + month of partitions known to exist */
-  size_t nmonths;
+  int built;        /* rows and rejected lines of the batch in hand are made */
+  int built_failed; /* ran out of memory making them */
+  int *months;      /* year * 12 + month of partitions known to exist */
+  size_t nmonths, capmonths;
   /* committed but not yet acknowledged ids */
   char (*unacked)[48];
   size_t nunacked, capunacked;
@@ -406,13 +408,15 @@ static int add_time(mb_batcher *b, int64_t us) {
   return 0;
 }
 
-/* Notes the month of the row just made (its partition must exist). */
-static void note_month(mb_batcher *b) {
+/* Notes the month of the row just made (its partition must exist). 0 or -1 (memory). */
+static int note_month(mb_batcher *b) {
   const char *d = b->conv.date; /* YYYY-MM-... of the row just made */
   int m = atoi(d) * 12 + atoi(d + 5) - 1;
   for (size_t i = 0; i < b->nbatch_months; i++)
-    if (b->batch_months[i] == m) return;
-  if (b->nbatch_months < MAX_MONTHS) b->batch_months[b->nbatch_months++] = m;
+    if (b->batch_months[i] == m) return 0;
+  if (mb_grow(&b->batch_months, &b->capbatch_months, b->nbatch_months + 1, sizeof *b->batch_months, 16) < 0) return -1;
+  b->batch_months[b->nbatch_months++] = m;
+  return 0;
 }
 
 static int month_known(const mb_batcher *b, int m) {
@@ -469,8 +473,7 @@ static int build_entry(mb_batcher *b, size_t i) {
     int64_t us;
     const char *why;
     if (mb_event_copy_row(&b->conv, p, len, &b->rows, &us, &why) == 0) {
-      if (add_time(b, us) < 0) return -1;
-      note_month(b);
+      if (add_time(b, us) < 0 || note_month(b) < 0) return -1;
     } else if (add_rejected(b, e->id, part, p, len, why) < 0) {
       return -1;
     }
@@ -486,6 +489,7 @@ static void pg_drop(mb_batcher *b) {
   b->db = NULL;
   b->nmonths = 0;
   mb_metric_set(MB_M_PG_UP, 0);
+  mb_metric_set(MB_M_PROBLEM_PG, 1);
 }
 
 /* Logs and counts a failure; rolls back, or drops a broken connection. */
@@ -494,6 +498,7 @@ static int pg_failed(mb_batcher *b, const char *what, PGresult *res) {
   const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   if (code && strcmp(code, "23514") == 0) b->nmonths = 0; /* no partition for a row: one was dropped meanwhile */
   mb_pg_error(err, sizeof err, what, b->db, res);
+  memcpy(b->load_error, err, sizeof err);
   problem(b, "PostgreSQL: %s", err);
   mb_metric_add(MB_M_PG_ERRORS, 1);
   if (res) PQclear(res);
@@ -536,6 +541,7 @@ static int pg_ready(mb_batcher *b) {
   if (!b->db) {
     problem(b, "%s; retrying", err);
     mb_metric_add(MB_M_PG_ERRORS, 1);
+    mb_metric_set(MB_M_PROBLEM_PG, 1);
     b->pg_retry_at = mb_now_ms() + next_backoff(b);
     return -1;
   }
@@ -564,6 +570,7 @@ static int pg_ready(mb_batcher *b) {
     if (pg_ok(b, PQprepare(b->db, statements[i].name, statements[i].sql, statements[i].nparams, NULL), "preparing") < 0)
       return -1;
   mb_metric_set(MB_M_PG_UP, 1);
+  mb_metric_set(MB_M_PROBLEM_PG, 0);
   recovered(b, "PostgreSQL is back");
   if (!b->next_maintain || mb_now_ms() >= b->next_maintain) maintain(b);
   return b->db ? 0 : -1;
@@ -578,8 +585,7 @@ static int ensure_partitions(mb_batcher *b) {
     snprintf(at, sizeof at, "%04d-%02d-01 00:00:00+00", m / 12, m % 12 + 1);
     const char *params[] = {at};
     if (pg_ok(b, PQexecPrepared(b->db, "partition", 1, params, NULL, NULL, 0), "creating a partition") < 0) return -1;
-    if (b->nmonths == MAX_MONTHS) b->nmonths = 0;
-    b->months[b->nmonths++] = m;
+    if (mb_grow(&b->months, &b->capmonths, b->nmonths + 1, sizeof *b->months, 64) == 0) b->months[b->nmonths++] = m;
   }
   return 0;
 }
@@ -634,7 +640,7 @@ static copy_result copy_while_building(mb_batcher *b) {
   if (pg_exec(b, "BEGIN") < 0 || copy_start(b, "mailbeacon.events") < 0) return COPY_FAILED;
   size_t sent = 0;
   int sending = 1;
-  for (size_t i = 0; i < b->nentries; i++) {
+  for (size_t i = b->first; i < b->last; i++) {
     if (build_entry(b, i) < 0) {
       copy_end(b, "out of memory");
       problem(b, "out of memory building a batch of %zu entries", b->nentries);
@@ -700,7 +706,7 @@ static int load_sent_records(mb_batcher *b, uint64_t *loaded) {
   static const char *const names[] = {"message", "message_id", "rep", "subject", "sent_at", "recipients", "links"};
   enum { N = sizeof names / sizeof names[0] };
   *loaded = 0;
-  for (size_t i = 0; i < b->nentries; i++) {
+  for (size_t i = b->first; i < b->last; i++) {
     const entry *e = &b->entries[i];
     if (e->parsed.type != MB_ENTRY_SENT) continue;
     mb_field f[MAX_FIELDS];
@@ -766,28 +772,82 @@ static int load(mb_batcher *b) {
   return 0;
 }
 
-/* Loads the batch in hand, retrying until it is committed (or stop), then
- * acknowledges it. */
-static void flush(mb_batcher *b) {
-  if (!b->nentries) return;
+static void tick(mb_batcher *b);
+
+/* An entry PostgreSQL refuses on its own, again and again (a row it
+ * cannot take): kept whole in mailbeacon.rejected with PostgreSQL's
+ * reason, so that loading goes on. 0, or -1 (then it stays pending). */
+static int reject_whole(mb_batcher *b, size_t i) {
+  const entry *e = &b->entries[i];
+  mb_buf j;
+  mb_buf_init(&j);
+  entry_json(&j, e->fields);
+  mb_buf clean;
+  mb_buf_init(&clean);
+  int oom = mb_utf8_clean(&clean, j.data ? j.data : "", j.len) | mb_buf_append(&clean, "", 1);
+  char why[600];
+  snprintf(why, sizeof why, "refused by PostgreSQL %u times: %s", b->failures, b->load_error);
+  const char *params[] = {e->id, "0", clean.data, why};
+  int rc = oom ? -1 : pg_ok(b, PQexecPrepared(b->db, "reject", 4, params, NULL, NULL, 0), "rejecting an entry");
+  mb_buf_free(&j);
+  mb_buf_free(&clean);
+  if (rc == 0) {
+    mb_metric_add(MB_M_ROWS_REJECTED, e->parsed.events);
+    mb_log_errx("entry %s refused by PostgreSQL %u times (%s): kept whole in mailbeacon.rejected", e->id, b->failures,
+                b->load_error);
+  }
+  return rc;
+}
+
+/* Loads entries [first, last) of the batch in hand in one transaction,
+ * retrying until it is committed; after batch_max_attempts refusals of
+ * PostgreSQL (connected: the data, not the connection), a batch of several
+ * entries is loaded one entry at a time, and a single entry is rejected
+ * whole. Returns 0 when done (loaded or rejected), -1 when stopping
+ * (nothing of it acknowledged). */
+static int load_range(mb_batcher *b, size_t first, size_t last) {
+  b->first = first, b->last = last;
   b->built = 0;
+  b->failures = 0;
   for (;;) {
-    if (b->built_failed) {
-      b->built_failed = 0;
-      batch_clear(b); /* left pending: reclaimed later */
-      pause_ms(b, 1000);
-      return;
+    if (b->built_failed) return -1;
+    if (pg_ready(b) == 0) {
+      if (load(b) == 0) break;
+      if (b->db) b->failures++; /* connected: PostgreSQL refused this data */
     }
-    if (pg_ready(b) == 0 && load(b) == 0) break;
-    if (atomic_load(&b->stop)) {
-      mb_log_warnx("stopping with %zu entries not loaded: they stay pending in the stream for the next batcher",
-                   b->nentries);
-      batch_clear(b);
-      return;
+    if (b->failures >= (unsigned)b->cfg->batch_max_attempts) {
+      mb_metric_set(MB_M_PROBLEM_STUCK, 1);
+      if (last - first > 1) {
+        mb_log_warnx("a batch of %zu entries refused %u times: loading them one by one", last - first, b->failures);
+        for (size_t i = first; i < last; i++)
+          if (load_range(b, i, i + 1) < 0) return -1;
+        return 0;
+      }
+      if (reject_whole(b, first) == 0) return 0;
     }
+    if (atomic_load(&b->stop)) return -1;
+    if (b->rc) tick(b); /* the lag and health go on while stuck */
     pause_ms(b, next_backoff(b));
   }
   b->backoff_ms = 0;
+  return 0;
+}
+
+/* Loads the batch in hand (load_range), then acknowledges it. */
+static void flush(mb_batcher *b) {
+  if (!b->nentries) return;
+  if (load_range(b, 0, b->nentries) < 0) {
+    if (b->built_failed) {
+      b->built_failed = 0;
+      pause_ms(b, 1000);
+    } else {
+      mb_log_warnx("stopping with %zu entries not loaded: they stay pending in the stream for the next batcher",
+                   b->nentries);
+    }
+    batch_clear(b); /* left pending: reclaimed later */
+    return;
+  }
+  mb_metric_set(MB_M_PROBLEM_STUCK, 0);
   recovered(b, "PostgreSQL takes batches again");
   remember_unacked(b);
   batch_clear(b);
@@ -906,6 +966,8 @@ void mb_batcher_stop(mb_batcher *b) {
   free(b->times);
   free(b->rej);
   free(b->unacked);
+  free(b->months);
+  free(b->batch_months);
   mb_buf_free(&b->rows);
   mb_buf_free(&b->rej_text);
   free(b);

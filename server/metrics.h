@@ -121,6 +121,11 @@ typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_COUNT }
     "postgres", MB_BOUNDS_NONE)                                                                                        \
   X(BATCHER_REDIS_UP, BATCHER, UP, "mailbeacon_batcher_redis_up", NULL, "1 while the batcher is connected to Redis.",  \
     "redis", MB_BOUNDS_NONE)                                                                                           \
+  X(PROBLEM_PG, BATCHER, FATAL, "mailbeacon_batcher_problem", "what=\"postgres_down\"",                                \
+    "1 while a problem of the batcher lasts: /healthz says degraded; a fatal one also makes /readyz answer 503.",      \
+    "postgres_down", MB_BOUNDS_NONE)                                                                                   \
+  X(PROBLEM_STUCK, BATCHER, FATAL, "mailbeacon_batcher_problem", "what=\"batcher_stuck\"", NULL, "batcher_stuck",      \
+    MB_BOUNDS_NONE)                                                                                                    \
   X(LOAD_DELAY, BATCHER, HISTOGRAM, "mailbeacon_batcher_load_delay_seconds", NULL,                                     \
     "Time from a hit at the edge to its row committed.", NULL, MB_BOUNDS_LOAD_DELAY)
 

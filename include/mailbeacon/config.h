@@ -39,16 +39,17 @@ typedef struct mb_config {
   uint64_t queue_size;            /* bytes of events held in memory for the writer */
   int spool_fsync;                /* fdatasync every spool append */
   /* the batcher (stream -> PostgreSQL) */
-  char postgres[1024];        /* libpq connection string; empty = no batcher */
-  uint64_t batch_size;        /* events per PostgreSQL transaction, at most (about) */
-  uint64_t batch_wait_ms;     /* how long a batch waits to fill */
-  char batcher_group[128];    /* Redis consumer group of the batchers */
-  uint64_t reclaim_idle_ms;   /* entries pending this long with a dead consumer are taken over */
-  uint64_t partitions_ahead;  /* months of events partitions created ahead */
-  uint64_t retention_days;    /* events partitions and messages older than this are dropped; 0 = keep */
-  uint64_t ip_retention_days; /* IPs of events older than this are truncated; 0 = never */
-  char log_file[PATH_MAX];    /* "", "stderr", "syslog" or a file (log.h); reopened on SIGHUP */
-  char log_level[16];         /* error, warning, info or debug */
+  char postgres[1024];         /* libpq connection string; empty = no batcher */
+  uint64_t batch_size;         /* events per PostgreSQL transaction, at most (about) */
+  uint64_t batch_wait_ms;      /* how long a batch waits to fill */
+  char batcher_group[128];     /* Redis consumer group of the batchers */
+  uint64_t reclaim_idle_ms;    /* entries pending this long with a dead consumer are taken over */
+  uint64_t batch_max_attempts; /* refusals of a batch before its entries are loaded one by one, and one rejected */
+  uint64_t partitions_ahead;   /* months of events partitions created ahead */
+  uint64_t retention_days;     /* events partitions and messages older than this are dropped; 0 = keep */
+  uint64_t ip_retention_days;  /* IPs of events older than this are truncated; 0 = never */
+  char log_file[PATH_MAX];     /* "", "stderr", "syslog" or a file (log.h); reopened on SIGHUP */
+  char log_level[16];          /* error, warning, info or debug */
   /* never_track parsed into lower-case entries pointing into never_track_buf */
   size_t never_track_n;
   const char *never_track_list[MB_NEVER_TRACK_MAX];

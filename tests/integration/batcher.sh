@@ -286,4 +286,61 @@ kill -TERM $spid
 wait $spid || fail "batcher exit status $?"
 spid=
 echo "ok ip_truncate: whole in the stream, /24 and /48 once loaded"
+
+# --- what used to stop the batcher for ever (issue 11, item 5)
+MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:0 MAILBEACON_BATCH_MAX_ATTEMPTS=2 "$server" --role batcher >> "$MB_RUN/b5.log" 2>&1 &
+spid=$!
+bport=$(mb_wait_port $spid "$MB_RUN/b5.log" admin) || fail "batcher did not start: $(tail -5 "$MB_RUN/b5.log")"
+health() { curl -s "http://127.0.0.1:$bport/healthz"; }
+wait_health() { # wait_health PATTERN: until /healthz matches (15 s)
+  for _ in $(seq 1 300); do health | grep -q "$1" && return 0; sleep 0.05; done
+  fail "/healthz never matched $1: $(health)"
+}
+wait_health '"status":"ok"'
+# an entry whose lines fall in 70 months (the batcher knew 64 and retried it for ever)
+lines=
+for i in $(seq 0 69); do
+  t=$(date -u -d "$(( $(date -u +%Y) + 10 ))-01-15 +$i months" +%s)000000
+  lines="$lines$(line "$(printf '%032x' $((0x500 + i)))" "$t")
+"
+done
+xadd type hits v 1 n 70 d "$lines"
+wait_rows "SELECT count(*) FROM mailbeacon.events WHERE event_id::text LIKE '00000000-0000-0000-0000-0000000005__'" 70
+# an entry PostgreSQL keeps refusing (here a trigger): after batch_max_attempts the batch is loaded
+# entry by entry, that entry is kept whole in mailbeacon.rejected with the reason, the rest loads
+sql "CREATE FUNCTION mailbeacon.t_poison() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN
+       IF NEW.user_agent = 'poison' THEN RAISE EXCEPTION 'poisoned row'; END IF; RETURN NEW; END \$\$" >/dev/null
+sql "CREATE TRIGGER poison BEFORE INSERT ON mailbeacon.events FOR EACH ROW EXECUTE FUNCTION mailbeacon.t_poison()" >/dev/null
+now_us=$(($(date +%s) * 1000000))
+xadd type hits v 1 n 1 d "$(line 00000000000000000000000000000601 "$now_us")
+"
+xadd type hits v 1 n 1 d "$(printf '00000000000000000000000000000602\to\t%s\t1\t0\t%s\t198.51.100.7\tGET\te\tpoison\t' "$msg" "$now_us")
+"
+xadd type hits v 1 n 1 d "$(line 00000000000000000000000000000603 "$now_us")
+"
+wait_rows "SELECT count(*) FROM mailbeacon.rejected WHERE reason LIKE 'refused by PostgreSQL 2 times: %poisoned row%'" 1
+wait_rows "SELECT count(*) FROM mailbeacon.events WHERE event_id::text LIKE '00000000-0000-0000-0000-00000000060_'" 2
+expect "SELECT entry::json->>'d' LIKE '%poison%' FROM mailbeacon.rejected WHERE reason LIKE 'refused by PostgreSQL%'" t
+sql "DROP TRIGGER poison ON mailbeacon.events" >/dev/null
+wait_health '"status":"ok"'
+# PostgreSQL down: the lag grows while entries wait, /healthz says why, /readyz answers 503; then back
+mb_pg_stop
+xadd type hits v 1 n 1 d "$(line 00000000000000000000000000000701 "$(($(date +%s) * 1000000))")
+"
+wait_health '"status":"degraded","problems":\["postgres_down"\]'
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$bport/readyz")" = 503 ] || fail "/readyz while PostgreSQL is down"
+for _ in $(seq 1 100); do
+  lag=$(health | python3 -c 'import json,sys; print(json.load(sys.stdin)["batcher"]["lag_seconds"])')
+  python3 -c "import sys; sys.exit(0 if $lag >= 1.5 else 1)" && break
+  sleep 0.1
+done
+python3 -c "import sys; sys.exit(0 if $lag >= 1.5 else 1)" || fail "the lag did not grow while PostgreSQL was down: $lag"
+mb_pg_start
+wait_rows "SELECT count(*) FROM mailbeacon.events WHERE event_id = '00000000000000000000000000000701'" 1
+wait_health '"status":"ok"'
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$bport/readyz")" = 200 ] || fail "/readyz after PostgreSQL came back"
+kill -TERM $spid
+wait $spid || fail "batcher exit status $?"
+spid=
+echo "ok no entry stops the batcher: 70 months, an entry PostgreSQL refuses, PostgreSQL down (lag, health, readiness)"
 echo "batcher: all passed"
