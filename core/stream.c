@@ -324,6 +324,10 @@ long mb_stream_add_batch(mb_stream *s, const mb_field *const *records, const siz
         off += (size_t)got;
       }
     }
+    /* Redis failed mid-way (a command timeout: stalled, not gone): no new
+     * try for retry_ms either, so that the caller spools at the disk's
+     * speed meanwhile instead of waiting on Redis once per call */
+    if (!s->redis) s->next_try_us = mb_mono_us() + (int64_t)retry_ms * 1000;
   }
   for (size_t i = (size_t)stored; i < n; i++) {
     if (!s->spool || spool_record(s, records[i], nfields[i], i >= uncertain_from) < 0) {

@@ -29,7 +29,6 @@ struct mb_edge {
   char name[64];
   mb_keyring *ring;
   old_ring *old;
-  mb_spool *overflow; /* where hits go when the queue is full */
   mb_queue *queue;
   mb_writer *writer;
   mb_http *http;
@@ -65,16 +64,18 @@ int mb_edge_start(const mb_config *cfg, mb_edge **out, char *err, size_t errlen)
   }
   /* The spool must work from the start (spool_dir made when missing): it is
    * where hits go when Redis cannot take them. */
-  if (!(e->overflow = mb_spool_open(cfg->spool_dir, "events.spool", cfg->spool_fsync, err, errlen))) {
+  mb_spool *check = mb_spool_open(cfg->spool_dir, "events.spool", cfg->spool_fsync, err, errlen);
+  if (!check) {
     rc = EX_CANTCREAT;
     goto fail;
   }
+  mb_spool_close(check);
   if (!(e->queue = mb_queue_new((size_t)cfg->queue_size))) {
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
   if (!(e->writer = mb_writer_start(cfg, e->queue, err, errlen))) goto fail;
-  if (!(e->http = mb_http_start(cfg, e->ring, e->queue, e->overflow, e->name, err, errlen))) goto fail;
+  if (!(e->http = mb_http_start(cfg, e->ring, e->queue, e->name, err, errlen))) goto fail;
   mb_metrics_on_render(queue_gauges, e);
   mb_metrics_enable(MB_GROUP_EDGE);
   *out = e;
@@ -138,7 +139,6 @@ void mb_edge_stop(mb_edge *e) {
                 (unsigned long long)mb_metric_total(MB_M_EVENTS_SPOOLED),
                 (unsigned long long)mb_metric_total(MB_M_EVENTS_LOST));
   mb_queue_free(e->queue);
-  mb_spool_close(e->overflow);
   while (e->old) { /* the listener has stopped: nothing holds them */
     old_ring *o = e->old;
     e->old = o->next;

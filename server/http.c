@@ -34,7 +34,6 @@ struct mb_http {
   const mb_config *cfg;
   _Atomic(const mb_keyring *) ring;
   mb_queue *queue;
-  mb_spool *spool; /* for events the full queue cannot take */
   struct MHD_Response *r_gif, *r_400, *r_404, *r_405, *r_414;
   char edge[64];
   uint32_t edge_rand;
@@ -126,12 +125,11 @@ static void record(mb_http *h, struct MHD_Connection *conn, const char *method, 
     mb_metric_add(MB_M_EVENTS_QUEUED, 1);
     return;
   }
-  /* the queue is full (or shutting down): straight to the spool */
-  char num[12];
-  mb_field f[MB_HITS_FIELDS];
-  mb_hits_entry(f, num, line, n, 1);
-  if (h->spool && mb_spool_append(h->spool, f, MB_HITS_FIELDS) == 0) mb_metric_add(MB_M_EVENTS_SPOOLED, 1);
-  else mb_metric_add(MB_M_EVENTS_LOST, 1);
+  /* The queue is full: the writer has not kept up for queue_size bytes of
+   * events (Redis stalled and the spool slower than the hits). The HTTP
+   * thread never waits on disk: the event is lost, and counted. */
+  mb_metric_add(MB_M_EVENTS_LOST, 1);
+  mb_metric_add(MB_M_EVENTS_QUEUE_FULL, 1);
 }
 
 static enum MHD_Result answer(struct MHD_Connection *conn, unsigned code, struct MHD_Response *r, int64_t t0) {
@@ -308,8 +306,8 @@ static struct MHD_Response *fixed(const void *body, size_t n, const char *type) 
   return r;
 }
 
-mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *queue, mb_spool *spool,
-                       const char *edge_name, char *err, size_t errlen) {
+mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *queue, const char *edge_name, char *err,
+                       size_t errlen) {
   mb_http *h = calloc(1, sizeof *h);
   if (!h) {
     snprintf(err, errlen, "out of memory");
@@ -318,7 +316,6 @@ mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *q
   h->cfg = cfg;
   atomic_store(&h->ring, ring);
   h->queue = queue;
-  h->spool = spool;
   snprintf(h->edge, sizeof h->edge, "%s", edge_name);
   randombytes_buf(&h->edge_rand, sizeof h->edge_rand);
   char bad[128];

@@ -2,8 +2,9 @@
  * and the redirects.
  *
  * The hit path: parse the path, verify the token with the key ring, format
- * the event line, push it into the queue (or, when the queue is full,
- * straight into the spool), answer. The pixel, 404 and 405 answers are
+ * the event line, push it into the queue (the writer takes it to Redis, or
+ * to the spool), answer; a hit that finds the queue full is lost and
+ * counted: an HTTP thread never waits on Redis or on the disk. The pixel, 404 and 405 answers are
  * built once at start. Nothing here waits on Redis. */
 #ifndef MAILBEACON_HTTP_H
 #define MAILBEACON_HTTP_H
@@ -11,7 +12,6 @@
 #include "queue.h"
 #include "mailbeacon/config.h"
 #include "mailbeacon/keys.h"
-#include "mailbeacon/spool.h"
 
 #include <microhttpd.h>
 
@@ -21,10 +21,9 @@
 typedef struct mb_http mb_http;
 
 /* Starts the public listener on cfg->listen; events, named edge_name, go
- * to queue, or to spool when the queue is full. cfg, ring, queue and spool
- * must outlive it. NULL with err set. */
-mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *queue, mb_spool *spool,
-                       const char *edge_name, char *err, size_t errlen);
+ * to queue. cfg, ring and queue must outlive it. NULL with err set. */
+mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *queue, const char *edge_name, char *err,
+                       size_t errlen);
 
 /* Swaps the key ring (SIGHUP); the old one must outlive requests in flight:
  * free it once the listener passed a mark taken after the swap. */

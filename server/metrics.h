@@ -73,6 +73,8 @@ typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_COUNT }
   X(EVENTS_REDIS, EDGE, COUNTER, "mailbeacon_events_total", "to=\"redis\"", NULL, NULL, MB_BOUNDS_NONE)                \
   X(EVENTS_SPOOLED, EDGE, COUNTER, "mailbeacon_events_total", "to=\"spool\"", NULL, NULL, MB_BOUNDS_NONE)              \
   X(EVENTS_LOST, EDGE, COUNTER, "mailbeacon_events_total", "to=\"lost\"", NULL, NULL, MB_BOUNDS_NONE)                  \
+  X(EVENTS_QUEUE_FULL, EDGE, COUNTER, "mailbeacon_events_queue_full_total", NULL,                                      \
+    "Hits lost because the queue was full (the writer did not keep up for queue_size bytes).", NULL, MB_BOUNDS_NONE)   \
   X(REDIS_UP, EDGE, UP, "mailbeacon_redis_up", NULL, "1 while the last exchange with Redis worked.", "redis",          \
     MB_BOUNDS_NONE)                                                                                                    \
   X(QUEUE_EVENTS, EDGE, GAUGE, "mailbeacon_queue_events", NULL, "Events waiting in memory for the writer.",            \

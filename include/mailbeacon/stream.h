@@ -33,8 +33,8 @@ int mb_stream_add(mb_stream *s, const mb_field *fields, size_t nfields, char *er
 
 /* Adds n records in order, pipelined: Redis takes what it can, the rest
  * goes to the spool (after anything already spooled, which is replayed
- * first). While Redis is down, reconnects are tried at most every
- * retry_ms. Returns how many records went to Redis (the first ones);
+ * first). While Redis is down, or after it failed a command (a timeout:
+ * stalled), reconnects are tried at most every retry_ms. Returns how many records went to Redis (the first ones);
  * *spooled gets how many of the rest were spooled. Records neither stored
  * nor spooled (n - returned - *spooled) are lost, and err says why. */
 long mb_stream_add_batch(mb_stream *s, const mb_field *const *records, const size_t *nfields, size_t n,

@@ -77,6 +77,27 @@ echo "Redis killed: wrk completed $done1, server answered $valid, $spooled spool
 [ "$n" = "$valid" ] || fail "stream holds $n events, the server answered $valid"
 [ "$n" -ge "$done1" ] || fail "stream holds $n events, wrk completed $done1"
 
+# 1b. Redis frozen (SIGSTOP: connections hang, commands time out) during the load: the HTTP threads
+#     never wait on it or on the disk (the writer spools between tries), nothing is lost
+n_before=$n valid_before=$valid
+t0=$(date +%s)
+wrk -t2 -c64 -d4s --latency -s "$rotate" "http://127.0.0.1:$port" -- "$MB_RUN/tokens" > "$MB_RUN/wrk1b" 2>&1 &
+wpid=$!
+sleep 1
+kill -STOP "$(cat "$MB_RUN/redis/pid")"
+sleep 2
+kill -CONT "$(cat "$MB_RUN/redis/pid")"
+wait $wpid || fail "wrk"
+! grep -q "Non-2xx\|Socket errors" "$MB_RUN/wrk1b" || fail "errors while Redis was frozen: $(cat "$MB_RUN/wrk1b")"
+drained
+t1=$(date +%s)
+valid=$(metric 'mailbeacon_hits_total{kind="open",result="valid"}')
+read -r n dup <<< "$(count)"
+echo "Redis frozen 2 s: drained $(( t1 - t0 )) s after the load began; wrk completed $(answered "$MB_RUN/wrk1b"), p99 $(awk '$1 == "99%" {print $2}' "$MB_RUN/wrk1b"), queue full $(metric mailbeacon_events_queue_full_total), lost $(metric 'mailbeacon_events_total{to="lost"}'), spooled $(metric 'mailbeacon_events_total{to="spool"}') in all"
+[ "$(metric 'mailbeacon_events_total{to="lost"}')" = 0 ] || fail "events lost while Redis was frozen"
+[ "$dup" = 0 ] || fail "$dup events twice"
+[ $((n - n_before)) = $((valid - valid_before)) ] || fail "stream holds $((n - n_before)) new events, the server answered $((valid - valid_before))"
+
 # 2. SIGTERM during the load
 wrk -t2 -c64 -d4s -s "$rotate" "http://127.0.0.1:$port" -- "$MB_RUN/tokens" > "$MB_RUN/wrk2" 2>&1 &
 wpid=$!
@@ -93,4 +114,4 @@ done2=$(answered "$MB_RUN/wrk2")
 echo "SIGTERM: wrk completed $done2 (before the stop), stream holds $((n2 - n)) more ($dup2 twice); server: $stored"
 [ "$dup2" = 0 ] || fail "$dup2 events twice"
 [ $((n2 - n)) -ge "$done2" ] || fail "answered $done2 hits, only $((n2 - n)) in the stream"
-echo "server_faults: 2 passed, 0 failed"
+echo "server_faults: 3 passed, 0 failed"
