@@ -44,6 +44,8 @@ static const key_def keys[] = {
     {"http_threads", T_NUM, offsetof(mb_config, http_threads), sizeof(uint64_t), "0", 0, 256, NULL},
     {"queue_size", T_SIZE, offsetof(mb_config, queue_size), sizeof(uint64_t), "64M", 1024 * 1024, (uint64_t)4 << 30,
      NULL},
+    {"spool_max_bytes", T_SIZE, offsetof(mb_config, spool_max_bytes), sizeof(uint64_t), "1G", 64 * 1024,
+     (uint64_t)1 << 40, NULL},
     {"spool_fsync", T_BOOL, offsetof(mb_config, spool_fsync), sizeof(int), "yes", 0, 1, NULL},
     {"postgres", T_STR, STR(postgres), "", 0, 0, NULL},
     {"batch_size", T_NUM, offsetof(mb_config, batch_size), sizeof(uint64_t), "5000", 1, 1000000, NULL},

@@ -17,6 +17,8 @@
 #define HEADER_SIZE 16
 #define RECORD_HEAD 12
 #define MAX_FIELDS 256
+#define REPLAY_WINDOW (4u << 20) /* bytes of the spool a replay reads at a time */
+#define RECORD_MAX (64u << 20)   /* a record claiming more is corrupt */
 static const char file_magic[8] = {'M', 'B', 'S', 'P', 'O', 'O', 'L', '1'};
 static const char record_magic[4] = {'M', 'B', 'R', '1'};
 
@@ -24,6 +26,7 @@ struct mb_spool {
   int fd;
   _Atomic long long skipped; /* unreadable bytes skipped by replays */
   int fsync_each;
+  uint64_t max_bytes; /* the file may not grow beyond (0: no limit) */
   pthread_mutex_t lock;
   char path[PATH_MAX];
 };
@@ -118,6 +121,8 @@ void mb_spool_close(mb_spool *s) {
 
 const char *mb_spool_path(const mb_spool *s) { return s->path; }
 
+void mb_spool_set_limit(mb_spool *s, uint64_t max_bytes) { s->max_bytes = max_bytes; }
+
 int64_t mb_spool_skipped_bytes(const mb_spool *s) { return s->skipped; }
 
 int mb_spool_append(mb_spool *s, const mb_field *fields, size_t nfields) {
@@ -160,7 +165,9 @@ int mb_spool_append(mb_spool *s, const mb_field *fields, size_t nfields) {
       size_t n = RECORD_HEAD + payload;
       /* Every writer holds the flock, so the end cannot move under us. Not
        * O_APPEND: Linux pwrite would ignore the header offset then. */
-      if (write_all_at(s->fd, rec, n, st.st_size) == 0 && (!s->fsync_each || fdatasync(s->fd) == 0)) {
+      if (s->max_bytes && (uint64_t)st.st_size + n > s->max_bytes) {
+        saved = ENOSPC; /* at the cap: refused, the caller counts it lost */
+      } else if (write_all_at(s->fd, rec, n, st.st_size) == 0 && (!s->fsync_each || fdatasync(s->fd) == 0)) {
         rc = 0;
       } else {
         saved = errno;
@@ -218,12 +225,35 @@ static size_t parse_record(const uint8_t *buf, size_t len, size_t off, mb_field 
   return RECORD_HEAD + payload;
 }
 
+/* The size a record at buf[off..len) claims (header and payload): 0 when
+ * its header is not in the buffer, SIZE_MAX when it is not a record. */
+static size_t claimed_size(const uint8_t *buf, size_t len, size_t off) {
+  if (len - off < RECORD_HEAD) return 0;
+  if (memcmp(buf + off, record_magic, 4) != 0) return SIZE_MAX;
+  uint32_t payload = get32(buf + off + 4);
+  if (payload < 4 || payload > RECORD_MAX) return SIZE_MAX;
+  return RECORD_HEAD + payload;
+}
+
+/* Reads n bytes at off into buf. 0 or -1. */
+static int read_all_at(int fd, uint8_t *buf, size_t n, off_t off) {
+  for (size_t got = 0; got < n;) {
+    ssize_t r = pread(fd, buf + got, n - got, off + (off_t)got);
+    if (r <= 0) {
+      if (r < 0 && errno == EINTR) continue;
+      return -1;
+    }
+    got += (size_t)r;
+  }
+  return 0;
+}
+
 long mb_spool_replay(mb_spool *s, size_t max_batch, mb_spool_fn fn, void *ctx) {
   long total = 0;
   uint8_t *buf = NULL;
   mb_field *fields = NULL;
   const mb_field **recs = NULL;
-  size_t *counts = NULL;
+  size_t *counts = NULL, cap = REPLAY_WINDOW;
   if (max_batch == 0) max_batch = 1;
   pthread_mutex_lock(&s->lock);
   if (flock(s->fd, LOCK_EX) != 0) {
@@ -231,55 +261,66 @@ long mb_spool_replay(mb_spool *s, size_t max_batch, mb_spool_fn fn, void *ctx) {
     return -1;
   }
   struct stat st;
-  int64_t consumed = read_header(s);
-  if (consumed < 0 || fstat(s->fd, &st) < 0) goto fail;
-  if (st.st_size <= consumed) {
+  int64_t pos = read_header(s); /* the first record not replayed yet */
+  if (pos < 0 || fstat(s->fd, &st) < 0) goto fail;
+  if (st.st_size <= pos) {
     if (st.st_size > HEADER_SIZE) goto truncate;
     goto done;
   }
-  size_t len = (size_t)(st.st_size - consumed);
-  buf = malloc(len);
+  buf = malloc(cap);
   fields = malloc(max_batch * (MAX_FIELDS / 2) * sizeof *fields);
   recs = malloc(max_batch * sizeof *recs);
   counts = malloc(max_batch * sizeof *counts);
   if (!buf || !fields || !recs || !counts) goto fail;
-  for (size_t got = 0; got < len;) {
-    ssize_t r = pread(s->fd, buf + got, len - got, consumed + (off_t)got);
-    if (r <= 0) {
-      if (r < 0 && errno == EINTR) continue;
-      goto fail;
-    }
-    got += (size_t)r;
-  }
-  size_t off = 0;
-  while (off < len) {
-    size_t n = 0, scan = off;
+  /* a window of the file at a time, never the whole of it: a spool can
+   * hold far more than the memory the process may use */
+  while (pos < st.st_size) {
+    size_t len = (size_t)(st.st_size - pos) < cap ? (size_t)(st.st_size - pos) : cap;
+    if (read_all_at(s->fd, buf, len, pos) < 0) goto fail;
+    size_t n = 0, scan = 0;
+    int corrupt = 0;
     while (n < max_batch && scan < len) {
+      size_t need = claimed_size(buf, len, scan);
+      if (need == SIZE_MAX) {
+        corrupt = 1;
+        break;
+      }
+      if (need == 0 || scan + need > len) {                                 /* the record goes on past the window */
+        if (need && pos + (int64_t)(scan + need) > st.st_size) corrupt = 1; /* nor is it whole in the file */
+        else if (need == 0 && pos + (int64_t)scan + RECORD_HEAD > st.st_size) corrupt = 1;
+        break;
+      }
       size_t sz = parse_record(buf, len, scan, fields + n * (MAX_FIELDS / 2), &counts[n]);
-      if (sz == 0) break;
+      if (sz == 0) {
+        corrupt = 1;
+        break;
+      }
       recs[n] = fields + n * (MAX_FIELDS / 2);
       scan += sz;
       n++;
     }
+    if (n == 0 && !corrupt) { /* one record larger than the window: a larger window */
+      size_t need = claimed_size(buf, len, 0);
+      uint8_t *bigger = need && need != SIZE_MAX ? realloc(buf, need) : NULL;
+      if (!bigger) goto fail;
+      buf = bigger, cap = need;
+      continue;
+    }
     if (n == 0) {
       /* A torn or corrupt tail: nothing after it can be trusted. Skip it. */
-      s->skipped += (long long)(len - off);
-      off = len;
+      s->skipped += (long long)(st.st_size - pos);
+      pos = st.st_size;
       break;
     }
     long stored = fn(ctx, recs, counts, n);
     if (stored < 0) stored = 0;
     if ((size_t)stored > n) stored = (long)n;
-    /* advance past the stored prefix */
-    size_t adv = 0;
-    for (long i = 0; i < stored; i++) {
-      size_t dummy;
-      adv += parse_record(buf, len, off + adv, fields, &dummy);
-    }
-    off += adv;
+    size_t adv = 0; /* past the stored prefix */
+    for (long i = 0; i < stored; i++) adv += claimed_size(buf, len, adv);
+    pos += (int64_t)adv;
     total += stored;
     uint8_t o[8];
-    put64(o, (uint64_t)(consumed + (int64_t)off));
+    put64(o, (uint64_t)pos);
     if (write_all_at(s->fd, o, 8, 8) < 0 || fdatasync(s->fd) < 0) goto fail;
     if ((size_t)stored < n) goto done; /* the sink failed; the rest waits */
   }

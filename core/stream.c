@@ -246,6 +246,7 @@ mb_stream *mb_stream_new_fsync(const mb_config *c, const char *spool_name, int f
   snprintf(s->stream, sizeof s->stream, "%s", c->redis_stream);
   /* A missing spool is not fatal while Redis answers; the error is kept for later. */
   s->spool = mb_spool_open(c->spool_dir, spool_name, fsync_each, s->spool_err, sizeof s->spool_err);
+  if (s->spool) mb_spool_set_limit(s->spool, c->spool_max_bytes);
   return s;
 }
 
@@ -332,6 +333,9 @@ long mb_stream_add_batch(mb_stream *s, const mb_field *const *records, const siz
   for (size_t i = (size_t)stored; i < n; i++) {
     if (!s->spool || spool_record(s, records[i], nfields[i], i >= uncertain_from) < 0) {
       if (!s->spool) snprintf(err, errlen, "Redis %s unavailable and no spool: %s", s->addr, s->spool_err);
+      else if (errno == ENOSPC)
+        snprintf(err, errlen, "Redis %s unavailable and spool %s full (spool_max_bytes)", s->addr,
+                 mb_spool_path(s->spool));
       else
         snprintf(err, errlen, "Redis %s unavailable and spool %s not writable: %s", s->addr, mb_spool_path(s->spool),
                  strerror(errno));

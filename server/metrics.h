@@ -89,9 +89,15 @@ typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_COUNT }
     "Key ring reloads (SIGHUP) by result.", NULL, MB_BOUNDS_NONE)                                                      \
   X(KEY_RELOADS_FAILED, EDGE, COUNTER, "mailbeacon_key_reloads_total", "result=\"failed\"", NULL, NULL,                \
     MB_BOUNDS_NONE)                                                                                                    \
-  X(PROBLEM_KEYS, EDGE, PROBLEM, "mailbeacon_problem", "what=\"keys_not_reloaded\"",                                   \
-    "1 while a problem lasts: /healthz says degraded; a fatal one also makes /readyz answer 503.",                     \
-    "keys_not_reloaded", MB_BOUNDS_NONE)                                                                               \
+  X(PROBLEM_REDIS, EDGE, PROBLEM, "mailbeacon_problem", "what=\"redis_down\"",                                         \
+    "1 while a problem lasts: /healthz says degraded; a fatal one also makes /readyz answer 503.", "redis_down",       \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(PROBLEM_LOSING, EDGE, FATAL, "mailbeacon_problem", "what=\"losing_events\"", NULL, "losing_events",                \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(PROBLEM_SPOOL, EDGE, PROBLEM, "mailbeacon_problem", "what=\"spool_not_draining\"", NULL, "spool_not_draining",     \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(PROBLEM_KEYS, EDGE, PROBLEM, "mailbeacon_problem", "what=\"keys_not_reloaded\"", NULL, "keys_not_reloaded",        \
+    MB_BOUNDS_NONE)                                                                                                    \
   X(REQUEST_DURATION, EDGE, HISTOGRAM, "mailbeacon_request_duration_seconds", NULL,                                    \
     "Time from request headers read to answer queued.", NULL, MB_BOUNDS_REQUEST)                                       \
   /* the batcher: stream to PostgreSQL */                                                                              \

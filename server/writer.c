@@ -2,6 +2,7 @@
 
 #include "entry.h"
 #include "metrics.h"
+#include "mailbeacon/clock.h"
 #include "mailbeacon/log.h"
 #include "mailbeacon/spool.h"
 #include "mailbeacon/stream.h"
@@ -16,11 +17,22 @@
 #define RETRY_MS 500
 #define MAX_ENTRIES (POP_MAX / 32)
 
+#define PROBLEM_WINDOW_MS 30000 /* a loss, or a spool that does not shrink, counts this long */
+#define LOG_EVERY_MS 10000      /* a repeated problem is logged at most this often, with a count */
+
 struct mb_writer {
   pthread_t thread;
   mb_queue *q;
   mb_stream *stream;
   long long skipped_reported;
+  /* health */
+  uint64_t lost_seen;        /* events lost, as last seen */
+  int64_t last_loss_ms;      /* when one was last lost (monotonic) */
+  int64_t spool_seen;        /* pending spool bytes, as last seen */
+  int64_t spool_progress_ms; /* when the spool last shrank, or was empty */
+  uint64_t lost_unlogged;    /* lost since the last log line */
+  int64_t logged_ms;
+  char last_err[512];
 };
 
 /* Says so when a replay had to skip unreadable spool bytes (a torn tail). */
@@ -32,11 +44,36 @@ static void report_skipped(mb_writer *w) {
   }
 }
 
-/* The stream's state as gauges. */
+/* The stream's state as gauges, and the edge's problems (/healthz): Redis
+ * down; events lost lately (by the writer, or by an HTTP thread that found
+ * the queue full: the edge can then neither queue nor spool); a spool that
+ * does not shrink although Redis answers. */
 static void report_state(mb_writer *w) {
-  mb_metric_set(MB_M_REDIS_UP, mb_stream_redis_up(w->stream));
-  mb_metric_set(MB_M_SPOOL_BYTES, mb_stream_spool_bytes(w->stream));
+  int64_t now = mb_mono_ms(), spool = mb_stream_spool_bytes(w->stream);
+  int up = mb_stream_redis_up(w->stream);
+  mb_metric_set(MB_M_REDIS_UP, up);
+  mb_metric_set(MB_M_SPOOL_BYTES, spool);
+  mb_metric_set(MB_M_PROBLEM_REDIS, !up);
+  uint64_t lost = mb_metric_total(MB_M_EVENTS_LOST);
+  if (lost != w->lost_seen) w->last_loss_ms = now, w->lost_seen = lost;
+  mb_metric_set(MB_M_PROBLEM_LOSING, w->last_loss_ms && now - w->last_loss_ms < PROBLEM_WINDOW_MS);
+  if (spool == 0 || spool < w->spool_seen || !up) w->spool_progress_ms = now;
+  w->spool_seen = spool;
+  mb_metric_set(MB_M_PROBLEM_SPOOL, spool > 0 && now - w->spool_progress_ms >= PROBLEM_WINDOW_MS);
   report_skipped(w);
+}
+
+/* Events neither Redis nor the spool took: counted at once, logged at
+ * most every LOG_EVERY_MS with how many. */
+static void lost(mb_writer *w, uint64_t n, const char *err) {
+  mb_metric_add(MB_M_EVENTS_LOST, n);
+  w->lost_unlogged += n;
+  snprintf(w->last_err, sizeof w->last_err, "%s", err);
+  int64_t now = mb_mono_ms();
+  if (w->logged_ms && now - w->logged_ms < LOG_EVERY_MS) return;
+  mb_log_errx("%llu events lost: %s", (unsigned long long)w->lost_unlogged, w->last_err);
+  w->lost_unlogged = 0;
+  w->logged_ms = now;
 }
 
 static void *run(void *arg) {
@@ -100,10 +137,7 @@ static void *run(void *arg) {
     }
     mb_metric_add(MB_M_EVENTS_REDIS, ev_stored);
     mb_metric_add(MB_M_EVENTS_SPOOLED, ev_spooled);
-    if (ev_stored + ev_spooled < events) {
-      mb_log_errx("%s", err);
-      mb_metric_add(MB_M_EVENTS_LOST, events - ev_stored - ev_spooled);
-    }
+    if (ev_stored + ev_spooled < events) lost(w, events - ev_stored - ev_spooled, err);
     if (spooled) mb_metric_add(MB_M_REDIS_ERRORS, 1);
     report_state(w);
   }
@@ -140,6 +174,7 @@ mb_writer *mb_writer_start(const mb_config *cfg, mb_queue *q, char *err, size_t 
 void mb_writer_join(mb_writer *w) {
   if (!w) return;
   pthread_join(w->thread, NULL);
+  if (w->lost_unlogged) mb_log_errx("%llu events lost: %s", (unsigned long long)w->lost_unlogged, w->last_err);
   mb_stream_free(w->stream);
   free(w);
 }

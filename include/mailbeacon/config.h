@@ -38,6 +38,7 @@ typedef struct mb_config {
   uint64_t http_threads;          /* 0: one per core */
   uint64_t queue_size;            /* bytes of events held in memory for the writer */
   int spool_fsync;                /* fdatasync every spool append */
+  uint64_t spool_max_bytes;       /* a spool file grows no further: what does not fit is lost, and counted */
   /* the batcher (stream -> PostgreSQL) */
   char postgres[1024];         /* libpq connection string; empty = no batcher */
   uint64_t batch_size;         /* events per PostgreSQL transaction, at most (about) */

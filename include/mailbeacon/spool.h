@@ -30,15 +30,19 @@ typedef struct mb_spool mb_spool;
 mb_spool *mb_spool_open(const char *dir, const char *name, int fsync_each, char *err, size_t errlen);
 void mb_spool_close(mb_spool *s);
 
-/* Appends one record. Returns 0 or -1 (errno set); on failure the file is
- * left as it was. */
+/* The file may not grow beyond max_bytes (0: no limit, the default). */
+void mb_spool_set_limit(mb_spool *s, uint64_t max_bytes);
+
+/* Appends one record. Returns 0 or -1 (errno set: ENOSPC at the limit);
+ * on failure the file is left as it was. */
 int mb_spool_append(mb_spool *s, const mb_field *fields, size_t nfields);
 
 /* Hands the pending records to fn in order, in groups of at most max_batch.
  * fn returns how many records of the group it stored (a prefix); replay
  * stops at the first record fn did not store. Replayed records are marked
  * consumed; when all are, the file is truncated. Returns the number of
- * records replayed, or -1 on an I/O error. */
+ * records replayed, or -1 on an I/O error. Reads the file a window (4 MB,
+ * or one record when larger) at a time. */
 typedef long (*mb_spool_fn)(void *ctx, const mb_field *const *records, const size_t *nfields, size_t nrecords);
 long mb_spool_replay(mb_spool *s, size_t max_batch, mb_spool_fn fn, void *ctx);
 

@@ -346,4 +346,31 @@ grep -q "stopped: .* 0 lost" "$MB_RUN/edge.log" || fail "log_file: the shutdown 
 if MAILBEACON_LOG_FILE=$MB_RUN/no/such/dir/edge.log "$server" 2> "$MB_RUN/nolog"; then fail "started with a log_file it cannot open"; fi
 grep -q "cannot open log_file" "$MB_RUN/nolog" || fail "log_file error: $(cat "$MB_RUN/nolog")"
 ok
+
+# 13. the spool's cap: with Redis down, what the spool (spool_max_bytes) cannot take is lost and
+#     counted, never silently; /healthz says so (losing_events, redis_down), /readyz answers 503;
+#     Redis back: the spool drains and the edge is ready again
+export MAILBEACON_REDIS_STREAM=mb:cap
+stream=mb:cap
+MAILBEACON_SPOOL_MAX_BYTES=64K MAILBEACON_SPOOL_DIR=$MB_RUN/capspool start_server
+metric() { curl -s "http://127.0.0.1:$aport/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
+mb_redis_stop
+echo "$pixel" > "$MB_RUN/pixel-url"
+check hits "$port" "$MB_RUN/pixel-url" 2000 > "$MB_RUN/cap-hits"
+grep -q '"200": 2000' "$MB_RUN/cap-hits" || fail "hits while the spool was full: $(cat "$MB_RUN/cap-hits")"
+for _ in $(seq 1 100); do [ "$(metric 'mailbeacon_events_total{to="lost"}')" -gt 0 ] && break; sleep 0.05; done
+lost=$(metric 'mailbeacon_events_total{to="lost"}') spooled=$(metric 'mailbeacon_events_total{to="spool"}')
+[ "$lost" -gt 0 ] && [ "$spooled" -gt 0 ] || fail "spool cap: lost $lost, spooled $spooled"
+[ "$(stat -c %s "$MB_RUN/capspool/events.spool")" -le 65536 ] || fail "the spool grew past its cap"
+curl -s "http://127.0.0.1:$aport/healthz" | grep -q '"status":"degraded","problems":\["redis_down","losing_events"\]' ||
+  fail "spool cap: $(curl -s "http://127.0.0.1:$aport/healthz")"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$aport/readyz")" = 503 ] || fail "/readyz while losing events"
+grep -q "events lost: .*spool_max_bytes" "$MB_RUN/server.log" || fail "the loss not logged"
+[ "$(grep -c "events lost" "$MB_RUN/server.log")" -le 3 ] || fail "the loss logged for every batch"
+mb_redis_start
+for _ in $(seq 1 200); do [ "$(nevents)" = "$spooled" ] && break; sleep 0.05; done
+[ "$(nevents)" = "$spooled" ] || fail "spooled $spooled, the stream holds $(nevents)"
+[ "$(metric mailbeacon_spool_bytes)" = 0 ] || fail "the spool did not drain"
+stop_server
+ok
 echo "server_hits: $passed passed, 0 failed"
