@@ -658,6 +658,47 @@ static int assemble(job *j) {
   return mb_buf_append(out, j->msg + pos, j->len - pos);
 }
 
+/* What the MIME parser would make objects of, counted cheaply before it
+ * runs (a 25 MB message of 3.2 million tiny parts took it 78 s and 4.8 GB):
+ * the lines starting with "--" (every part's boundary is one; an upper
+ * bound), and the lines of header blocks (the message's, and the block
+ * after each "--" line, a part's when that line is a boundary). */
+static void prescan(const char *msg, size_t len, uint64_t *dash_lines, uint64_t *header_lines) {
+  int in_header = 1;
+  *dash_lines = *header_lines = 0;
+  for (const char *p = msg, *end = msg + len; p < end;) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+    if (l && p[l - 1] == '\r') l--;
+    if (in_header) {
+      if (l == 0) in_header = 0;
+      else (*header_lines)++;
+    } else if (l >= 2 && p[0] == '-' && p[1] == '-') {
+      (*dash_lines)++;
+      in_header = 1;
+    }
+    p = nl ? nl + 1 : end;
+  }
+}
+
+/* The HTML leaves a walk would rewrite, counted, up to max + 1. */
+static uint64_t count_html(GMimeObject *o, int depth, uint64_t max) {
+  if (depth > MAX_DEPTH) return 0;
+  GMimeContentType *ct = g_mime_object_get_content_type(o);
+  if (GMIME_IS_MULTIPART(o)) {
+    if (g_mime_content_type_is_type(ct, "multipart", "signed") ||
+        g_mime_content_type_is_type(ct, "multipart", "encrypted"))
+      return 0;
+    uint64_t n = 0;
+    GMimeMultipart *mp = GMIME_MULTIPART(o);
+    for (int i = 0; i < g_mime_multipart_get_count(mp) && n <= max; i++)
+      n += count_html(g_mime_multipart_get_part(mp, i), depth + 1, max);
+    return n;
+  }
+  return GMIME_IS_PART(o) && ct && g_mime_content_type_is_type(ct, "text", "html") &&
+         !g_mime_part_is_attachment(GMIME_PART(o));
+}
+
 static int pass_through(job *j, const char *reason) {
   j->res->skip_reason = reason;
   j->res->rewritten = 0;
@@ -680,6 +721,10 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
 
   if (len > cfg->max_message_size) return pass_through(&j, "message over max_message_size");
   if (len == 0) return pass_through(&j, "empty message");
+  uint64_t dashes, header_lines;
+  prescan(msg, len, &dashes, &header_lines);
+  if (dashes > cfg->max_mime_parts) return pass_through(&j, "more MIME parts than max_mime_parts");
+  if (header_lines > cfg->max_header_lines) return pass_through(&j, "more header lines than max_header_lines");
   pthread_once(&gmime_once, gmime_init);
 
   int rc = -1;
@@ -731,6 +776,10 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
       mb_links_pixel_prefix(&res->links, &j.pixel_prefix) < 0)
     goto done;
 
+  if (count_html(m->mime_part, 0, cfg->max_html_parts) > cfg->max_html_parts) {
+    rc = pass_through(&j, "more HTML parts than max_html_parts");
+    goto done;
+  }
   int parts = walk(&j, m->mime_part, 0);
   if (parts < 0) goto done;
   if (parts == 0) {

@@ -23,6 +23,9 @@ typedef struct mb_config {
   char redis_stream[128];
   char spool_dir[PATH_MAX];
   uint64_t max_message_size;
+  uint64_t max_mime_parts;   /* a message with more passes through untouched (its parse would cost too much) */
+  uint64_t max_header_lines; /* the same for lines of header blocks */
+  uint64_t max_html_parts;   /* the same for HTML parts to rewrite */
   /* re-injection (mailbeacon-rewrite --reinject) */
   char reinject_via[16]; /* "sendmail" or "smtp" */
   char sendmail_path[PATH_MAX];

@@ -471,6 +471,60 @@ static void long_tracking_url_left_alone(void **state) {
   mb_buf_free(&msg);
 }
 
+/* A multipart/mixed message of n parts, html of them text/html with a link,
+ * each part with extra header lines. */
+static void many_parts(mb_buf *m, int n, int html, int extra_headers) {
+  m->len = 0;
+  mb_buf_puts(m, "From: a@ourco.example\r\nTo: b@acme.example\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+                 "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
+  for (int i = 0; i < n; i++) {
+    mb_buf_puts(m, "--b\r\n");
+    mb_buf_puts(m, i < html ? "Content-Type: text/html\r\n" : "Content-Type: text/plain\r\n");
+    for (int k = 0; k < extra_headers; k++) mb_buf_printf(m, "X-H%d: v\r\n", k);
+    mb_buf_puts(m, i < html ? "\r\n<a href=\"https://example.com/\">x</a>\r\n" : "\r\nhello\r\n");
+  }
+  mb_buf_puts(m, "--b--\r\n");
+}
+
+/* Limits below max_message_size (a message of millions of tiny parts or
+ * header lines cost the parser minutes and gigabytes): beyond them the
+ * message passes through untouched, before the parser runs. */
+static void structure_limits(void **state) {
+  (void)state;
+  mb_buf m;
+  mb_buf_init(&m);
+  mb_rewrite_result res;
+  char err[256];
+  assert_int_equal(mb_config_set(&cfg, "max_mime_parts", "50", "test", err, sizeof err), 0);
+  assert_int_equal(mb_config_set(&cfg, "max_header_lines", "400", "test", err, sizeof err), 0);
+  assert_int_equal(mb_config_set(&cfg, "max_html_parts", "3", "test", err, sizeof err), 0);
+  static const struct {
+    int parts, html, headers;
+    const char *skip; /* NULL: rewritten */
+  } cases[] = {
+      {40, 3, 2, NULL},
+      {60, 1, 0, "more MIME parts than max_mime_parts"},
+      {20, 1, 25, "more header lines than max_header_lines"},
+      {20, 4, 0, "more HTML parts than max_html_parts"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    many_parts(&m, cases[i].parts, cases[i].html, cases[i].headers);
+    assert_int_equal(rewrite(m.data, m.len, &res), 0);
+    if (!cases[i].skip) {
+      assert_true(res.rewritten);
+      assert_int_equal(res.parts_rewritten, cases[i].html);
+    } else {
+      assert_false(res.rewritten);
+      assert_string_equal(res.skip_reason, cases[i].skip);
+      assert_int_equal(res.out.len, m.len);
+      assert_memory_equal(res.out.data, m.data, m.len);
+    }
+    mb_rewrite_result_free(&res);
+  }
+  mb_buf_free(&m);
+  setup_cfg(); /* the defaults again */
+}
+
 static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static int setup(void **state) {
@@ -500,8 +554,8 @@ static int teardown(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(corpus), cmocka_unit_test(expectations),
-                                     cmocka_unit_test(identity_and_size_limit),
-                                     cmocka_unit_test(long_tracking_url_left_alone)};
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(corpus), cmocka_unit_test(expectations), cmocka_unit_test(identity_and_size_limit),
+      cmocka_unit_test(long_tracking_url_left_alone), cmocka_unit_test(structure_limits)};
   return cmocka_run_group_tests(tests, setup, teardown);
 }
