@@ -531,7 +531,18 @@ out:
 
 /* ---- the tree ---- */
 
-static int walk(job *j, GMimeObject *o, int depth) {
+/* What a walk does with each HTML part it may rewrite: 1 when it was
+ * (rewritten, or counted), 0 not, -1 out of memory. */
+typedef int leaf_fn(job *j, GMimePart *part);
+
+static int count_leaf(job *j, GMimePart *part) {
+  (void)j, (void)part;
+  return 1;
+}
+
+/* The HTML parts that are not attachments, outside signed or encrypted
+ * multiparts and forwarded messages, 40 levels deep at most, to leaf. */
+static int walk(job *j, GMimeObject *o, int depth, leaf_fn *leaf) {
   if (depth > MAX_DEPTH) return 0;
   GMimeContentType *ct = g_mime_object_get_content_type(o);
   if (GMIME_IS_MULTIPART(o)) {
@@ -542,7 +553,7 @@ static int walk(job *j, GMimeObject *o, int depth) {
     GMimeMultipart *mp = GMIME_MULTIPART(o);
     int n = g_mime_multipart_get_count(mp), total = 0;
     for (int i = 0; i < n; i++) {
-      int r = walk(j, g_mime_multipart_get_part(mp, i), depth + 1);
+      int r = walk(j, g_mime_multipart_get_part(mp, i), depth + 1, leaf);
       if (r < 0) return -1;
       total += r;
     }
@@ -551,7 +562,7 @@ static int walk(job *j, GMimeObject *o, int depth) {
   if (GMIME_IS_MESSAGE_PART(o)) return 0; /* a forwarded message is someone else's */
   if (GMIME_IS_PART(o) && ct && g_mime_content_type_is_type(ct, "text", "html") &&
       !g_mime_part_is_attachment(GMIME_PART(o)))
-    return rewrite_part(j, GMIME_PART(o));
+    return leaf(j, GMIME_PART(o));
   return 0;
 }
 
@@ -681,24 +692,6 @@ static void prescan(const char *msg, size_t len, uint64_t *dash_lines, uint64_t 
   }
 }
 
-/* The HTML leaves a walk would rewrite, counted, up to max + 1. */
-static uint64_t count_html(GMimeObject *o, int depth, uint64_t max) {
-  if (depth > MAX_DEPTH) return 0;
-  GMimeContentType *ct = g_mime_object_get_content_type(o);
-  if (GMIME_IS_MULTIPART(o)) {
-    if (g_mime_content_type_is_type(ct, "multipart", "signed") ||
-        g_mime_content_type_is_type(ct, "multipart", "encrypted"))
-      return 0;
-    uint64_t n = 0;
-    GMimeMultipart *mp = GMIME_MULTIPART(o);
-    for (int i = 0; i < g_mime_multipart_get_count(mp) && n <= max; i++)
-      n += count_html(g_mime_multipart_get_part(mp, i), depth + 1, max);
-    return n;
-  }
-  return GMIME_IS_PART(o) && ct && g_mime_content_type_is_type(ct, "text", "html") &&
-         !g_mime_part_is_attachment(GMIME_PART(o));
-}
-
 static int pass_through(job *j, const char *reason) {
   j->res->skip_reason = reason;
   j->res->rewritten = 0;
@@ -776,11 +769,11 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
       mb_links_pixel_prefix(&res->links, &j.pixel_prefix) < 0)
     goto done;
 
-  if (count_html(m->mime_part, 0, cfg->max_html_parts) > cfg->max_html_parts) {
+  if ((uint64_t)walk(&j, m->mime_part, 0, count_leaf) > cfg->max_html_parts) {
     rc = pass_through(&j, "more HTML parts than max_html_parts");
     goto done;
   }
-  int parts = walk(&j, m->mime_part, 0);
+  int parts = walk(&j, m->mime_part, 0, rewrite_part);
   if (parts < 0) goto done;
   if (parts == 0) {
     rc = pass_through(&j, res->parts_skipped ? "no HTML part could be rewritten safely"
