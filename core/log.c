@@ -149,3 +149,62 @@ DEFINE_LOG(mb_log_warnx, MB_LOG_WARNING, 0)
 DEFINE_LOG(mb_log_warn, MB_LOG_WARNING, 1)
 DEFINE_LOG(mb_log_info, MB_LOG_INFO, 0)
 DEFINE_LOG(mb_log_debug, MB_LOG_DEBUG, 0)
+
+static void mb_log_at(mb_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void mb_log_at(mb_log_level level, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  mb_logv(level, 0, fmt, ap);
+  va_end(ap);
+}
+
+void mb_log_limited(mb_log_limit *lim, mb_log_level level, const char *fmt, ...) {
+  if (!mb_log_enabled(level)) return;
+  int e = errno;
+  char text[LINE_MAX_BYTES];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  int64_t now = mb_mono_ms();
+  pthread_mutex_lock(&lim->mu);
+  if (lim->logged_ms && now - lim->logged_ms < (lim->interval_ms ? lim->interval_ms : MB_LOG_LIMIT_MS)) {
+    lim->skipped++;
+    lim->level = level;
+    size_t n = strnlen(text, sizeof lim->last - 1);
+    memcpy(lim->last, text, n);
+    lim->last[n] = '\0';
+    pthread_mutex_unlock(&lim->mu);
+    errno = e;
+    return;
+  }
+  uint64_t skipped = lim->skipped;
+  int64_t since = lim->logged_ms;
+  lim->skipped = 0;
+  lim->logged_ms = now;
+  pthread_mutex_unlock(&lim->mu);
+  if (skipped)
+    mb_log_at(level, "%s (and %llu more like it in the last %lld s)", text, (unsigned long long)skipped,
+              (long long)((now - since + 999) / 1000));
+  else mb_log_at(level, "%s", text);
+  errno = e;
+}
+
+void mb_log_limit_flush(mb_log_limit *lim) {
+  int64_t now = mb_mono_ms();
+  pthread_mutex_lock(&lim->mu);
+  if (!lim->skipped || now - lim->logged_ms < (lim->interval_ms ? lim->interval_ms : MB_LOG_LIMIT_MS)) {
+    pthread_mutex_unlock(&lim->mu);
+    return;
+  }
+  char text[sizeof lim->last];
+  memcpy(text, lim->last, sizeof text);
+  uint64_t skipped = lim->skipped;
+  int64_t since = lim->logged_ms;
+  mb_log_level level = lim->level;
+  lim->skipped = 0;
+  lim->logged_ms = now;
+  pthread_mutex_unlock(&lim->mu);
+  mb_log_at(level, "%s (%llu lines like it in the last %lld s, this the last)", text, (unsigned long long)skipped,
+            (long long)((now - since + 999) / 1000));
+}

@@ -17,8 +17,10 @@
 #ifndef MAILBEACON_LOG_H
 #define MAILBEACON_LOG_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum mb_log_level { MB_LOG_ERROR = 0, MB_LOG_WARNING, MB_LOG_INFO, MB_LOG_DEBUG } mb_log_level;
 
@@ -68,5 +70,27 @@ void mb_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The general form: errnum 0 adds nothing, else ": " strerror(errnum). */
 void mb_logv(mb_log_level level, int errnum, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+
+/* A line that can repeat without end (one per refused connection, one per
+ * message of a library under attack) is logged through a limiter: at most
+ * one line per MB_LOG_LIMIT_MS; the lines in between are counted, and the
+ * next line logged, or mb_log_limit_flush once the interval is over, says
+ * how many ("... [and 4711 more like it in 10 s]"). Declare one per kind of
+ * line: static mb_log_limit lim = MB_LOG_LIMIT_INIT; thread-safe. */
+#define MB_LOG_LIMIT_MS 10000
+typedef struct mb_log_limit {
+  pthread_mutex_t mu;
+  int64_t interval_ms; /* 0: MB_LOG_LIMIT_MS */
+  int64_t logged_ms;   /* mb_mono_ms() of the last line written; 0: none yet */
+  uint64_t skipped;    /* lines not written since */
+  mb_log_level level;  /* of the last line skipped */
+  char last[256];      /* its text, for the flush */
+} mb_log_limit;
+#define MB_LOG_LIMIT_INIT \
+  { .mu = PTHREAD_MUTEX_INITIALIZER }
+void mb_log_limited(mb_log_limit *lim, mb_log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Writes the count of lines skipped once the interval since the last line
+ * is over (call it about once a second); nothing when none were. */
+void mb_log_limit_flush(mb_log_limit *lim);
 
 #endif

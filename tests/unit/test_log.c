@@ -1,5 +1,6 @@
 /* core/log.c: the line format to a file, errno variants, one line per call,
- * levels, the thread's role, reopening after a rename (logrotate). */
+ * levels, the thread's role, reopening after a rename (logrotate), lines
+ * limited to one per interval with their count. */
 #include "mailbeacon/log.h"
 #include "testutil.h"
 
@@ -150,8 +151,38 @@ static void test_reopen_and_level(void **state) {
   assert_int_equal(mb_log_level_parse("verbose", &l), -1);
 }
 
+/* A line repeated without end: one line per interval, and the count. */
+static void test_limited(void **state) {
+  (void)state;
+  char err[256];
+  unlink(path);
+  assert_int_equal(mb_log_open("mb-test", "edge", path, 0, MB_LOG_INFO, err, sizeof err), 0);
+  static mb_log_limit lim = MB_LOG_LIMIT_INIT;
+  lim.interval_ms = 60000;
+  for (int i = 0; i < 1000; i++) mb_log_limited(&lim, MB_LOG_WARNING, "refused connection %d", i);
+  mb_log_limit_flush(&lim); /* the interval is not over: nothing */
+  lim.logged_ms -= 60000;   /* as if a minute went by */
+  mb_log_limit_flush(&lim);
+  mb_log_limit_flush(&lim);                                                        /* nothing skipped since */
+  for (int i = 0; i < 3; i++) mb_log_limited(&lim, MB_LOG_WARNING, "again %d", i); /* the flush was a line */
+  lim.logged_ms -= 60000;
+  mb_log_limited(&lim, MB_LOG_ERROR, "later");
+  mb_log_limited(&lim, MB_LOG_INFO, "skipped, counted");
+  dup2(saved_stderr, 2);
+  const char *log = slurp(path);
+  assert_matches(log, "^.* edge: warning: refused connection 0$");
+  assert_matches(log, "^.* edge: warning: refused connection 999 \\(999 lines like it in the last 60 s, this the "
+                      "last\\)$");
+  assert_null(strstr(log, "again"));
+  assert_matches(log, "^.* edge: error: later \\(and 3 more like it in the last 60 s\\)$");
+  int lines = 0;
+  for (const char *p = log; *p; p++) lines += *p == '\n';
+  assert_int_equal(lines, 3);
+  assert_int_equal(lim.skipped, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_file_lines), cmocka_unit_test(test_threads_and_roles),
-                                     cmocka_unit_test(test_reopen_and_level)};
+                                     cmocka_unit_test(test_reopen_and_level), cmocka_unit_test(test_limited)};
   return cmocka_run_group_tests(tests, setup, teardown);
 }
