@@ -47,9 +47,11 @@ int main(int argc, char **argv) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, NULL); /* before libmicrohttpd's threads start */
   gif = mb_http_gif_response();
-  mb_listener *l = gif ? mb_listener_start((struct sockaddr *)&a, alen, argc > 2 ? (unsigned)atoi(argv[2]) : 0,
-                                           on_request, NULL, NULL, err, sizeof err)
-                       : NULL;
+  /* the server's defaults (docs/config.md) */
+  mb_listener_opts o = {
+      .threads = argc > 2 ? (unsigned)atoi(argv[2]) : 0, .per_ip_max = 1000, .header_timeout_ms = 10000};
+  mb_listener *l =
+      gif ? mb_listener_start((struct sockaddr *)&a, alen, &o, on_request, NULL, NULL, err, sizeof err) : NULL;
   if (!l) {
     fprintf(stderr, "mb-bench-mhd-floor: cannot listen on %s: %s\n", argv[1], err);
     return 1;

@@ -82,7 +82,7 @@ mb_admin *mb_admin_start(const char *addr, const char *key, const char *edge_nam
   unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
   a->d = MHD_start_daemon(flags, 0, NULL, NULL, on_admin, a, MHD_OPTION_EXTERNAL_LOGGER, mb_mhd_log, NULL,
                           MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)15,
-                          MHD_OPTION_END);
+                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)MB_ADMIN_CONNECTIONS, MHD_OPTION_END);
   if (!a->d) {
     snprintf(err, errlen, "cannot listen on %s (%s)", addr, key);
     goto fail;

@@ -40,13 +40,15 @@ void mb_edge_name(const mb_config *cfg, char out[64]) {
   out[63] = '\0';
 }
 
-/* The queue's depth, read when /metrics or /healthz is rendered. */
+/* The queue's depth and the open connections, read when /metrics or
+ * /healthz is rendered. */
 static void queue_gauges(void *arg) {
   mb_edge *e = arg;
   size_t lines = 0, bytes = 0;
   mb_queue_depth(e->queue, &lines, &bytes);
   mb_metric_set(MB_M_QUEUE_EVENTS, (int64_t)lines);
   mb_metric_set(MB_M_QUEUE_BYTES, (int64_t)bytes);
+  mb_metric_set(MB_M_CONNECTIONS, (int64_t)mb_listener_open(mb_http_listener(e->http)));
 }
 
 int mb_edge_start(const mb_config *cfg, mb_edge **out, char *err, size_t errlen) {
@@ -76,6 +78,7 @@ int mb_edge_start(const mb_config *cfg, mb_edge **out, char *err, size_t errlen)
   }
   if (!(e->writer = mb_writer_start(cfg, e->queue, err, errlen))) goto fail;
   if (!(e->http = mb_http_start(cfg, e->ring, e->queue, e->name, err, errlen))) goto fail;
+  mb_metric_set(MB_M_CONNECTIONS_LIMIT, (int64_t)mb_listener_limit(mb_http_listener(e->http)));
   mb_metrics_on_render(queue_gauges, e);
   mb_metrics_enable(MB_GROUP_EDGE);
   *out = e;

@@ -340,8 +340,13 @@ mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *q
   socklen_t len;
   if (mb_listen_addr(cfg->listen, &pub, &len, err, errlen) < 0) goto fail;
   char why[256];
-  h->pub = mb_listener_start((struct sockaddr *)&pub, len, (unsigned)cfg->http_threads, on_request, h, on_uri, why,
-                             sizeof why);
+  mb_listener_opts o = {.threads = (unsigned)cfg->http_threads,
+                        .max_connections = (unsigned)cfg->max_connections,
+                        .per_ip_max = (unsigned)cfg->max_connections_per_ip,
+                        .header_timeout_ms = (unsigned)cfg->request_header_timeout_ms,
+                        .exempt = h->proxies,
+                        .nexempt = h->nproxies};
+  h->pub = mb_listener_start((struct sockaddr *)&pub, len, &o, on_request, h, on_uri, why, sizeof why);
   if (!h->pub) {
     snprintf(err, errlen, "cannot listen on %s (listen): %s", cfg->listen, why);
     goto fail;

@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sysexits.h>
 
 #define PROG "mailbeacon-server"
@@ -46,6 +47,21 @@ static void block_signals(sigset_t *sigs) {
   signal(SIGPIPE, SIG_IGN);
 }
 
+/* The soft limit of open files up to the hard one: systemd's default soft
+ * limit (1024) would cap the edge's connections near a thousand. The edge
+ * derives its connection limit from what this leaves (listener.h). */
+static void raise_nofile(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max) return;
+  rlim_t was = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+    mb_log_warn("cannot raise the file descriptor limit from %llu", (unsigned long long)was);
+  else
+    mb_log_info("file descriptor limit raised from %llu to %llu", (unsigned long long)was,
+                (unsigned long long)rl.rlim_cur);
+}
+
 /* Runs the roles until SIGTERM or SIGINT. Returns the exit status. */
 static int serve(const mb_config *cfg, int edge_role, int batcher_role) {
   char err[1024], name[64];
@@ -57,6 +73,7 @@ static int serve(const mb_config *cfg, int edge_role, int batcher_role) {
     return EX_CONFIG;
   }
   block_signals(&sigs);
+  raise_nofile();
   mb_edge_name(cfg, name);
   const char *admin_addr = edge_role ? cfg->admin_listen : cfg->batcher_admin_listen;
   mb_admin *admin = mb_admin_start(admin_addr, edge_role ? "admin_listen" : "batcher_admin_listen",
@@ -73,8 +90,9 @@ static int serve(const mb_config *cfg, int edge_role, int batcher_role) {
       mb_admin_stop(admin);
       return rc;
     }
-    mb_log_info("listening on %s (port %u), admin on %s (port %u), Redis %s, stream %s", cfg->listen,
-                mb_edge_port(edge), admin_addr, mb_admin_port(admin), cfg->redis, cfg->redis_stream);
+    mb_log_info("listening on %s (port %u), admin on %s (port %u), Redis %s, stream %s, at most %lld connections",
+                cfg->listen, mb_edge_port(edge), admin_addr, mb_admin_port(admin), cfg->redis, cfg->redis_stream,
+                (long long)mb_metric_gauge(MB_M_CONNECTIONS_LIMIT));
   }
   mb_batcher *batcher = NULL;
   if (batching) {

@@ -98,6 +98,18 @@ typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_COUNT }
     MB_BOUNDS_NONE)                                                                                                    \
   X(PROBLEM_KEYS, EDGE, PROBLEM, "mailbeacon_problem", "what=\"keys_not_reloaded\"", NULL, "keys_not_reloaded",        \
     MB_BOUNDS_NONE)                                                                                                    \
+  X(CONNECTIONS, EDGE, GAUGE, "mailbeacon_connections", NULL, "Public connections open now.", "connections",           \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(CONNECTIONS_LIMIT, EDGE, GAUGE, "mailbeacon_connections_limit", NULL,                                              \
+    "Public connections at most: max_connections, or what the file descriptor limit leaves.", NULL, MB_BOUNDS_NONE)    \
+  X(CONN_HEADER_TIMEOUT, EDGE, COUNTER, "mailbeacon_connections_closed_total", "reason=\"header_timeout\"",            \
+    "Public connections the edge closed: no whole request within request_header_timeout_ms, shed at the "              \
+    "connection limit, refused over max_connections_per_ip.",                                                          \
+    NULL, MB_BOUNDS_NONE)                                                                                              \
+  X(CONN_SHED, EDGE, COUNTER, "mailbeacon_connections_closed_total", "reason=\"at_limit\"", NULL, NULL,                \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(CONN_PER_IP, EDGE, COUNTER, "mailbeacon_connections_closed_total", "reason=\"per_ip_limit\"", NULL, NULL,          \
+    MB_BOUNDS_NONE)                                                                                                    \
   X(REQUEST_DURATION, EDGE, HISTOGRAM, "mailbeacon_request_duration_seconds", NULL,                                    \
     "Time from request headers read to answer queued.", NULL, MB_BOUNDS_REQUEST)                                       \
   /* the batcher: stream to PostgreSQL */                                                                              \

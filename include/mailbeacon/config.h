@@ -32,16 +32,20 @@ typedef struct mb_config {
   char reinject_smtp[256]; /* host:port of a listener without the content filter */
   int per_recipient;       /* one copy per recipient, each with its own tokens */
   /* the tracking server (mailbeacon-server) */
-  char listen[256];               /* public listener host:port */
-  char admin_listen[256];         /* /healthz and /metrics of the roles all and edge */
-  char batcher_admin_listen[256]; /* the same for --role batcher (its own port: both roles run from one config) */
-  char trusted_proxies[2048];     /* comma-separated addresses whose X-Forwarded-For is believed */
-  int ip_truncate;                /* store IPv4 /24, IPv6 /48 */
-  char edge_id[64];               /* names this edge in events (default: the host name) */
-  uint64_t http_threads;          /* 0: one per core */
-  uint64_t queue_size;            /* bytes of events held in memory for the writer */
-  int spool_fsync;                /* fdatasync every spool append */
-  uint64_t spool_max_bytes;       /* a spool file grows no further: what does not fit is lost, and counted */
+  char listen[256];                /* public listener host:port */
+  char admin_listen[256];          /* /healthz and /metrics of the roles all and edge */
+  char batcher_admin_listen[256];  /* the same for --role batcher (its own port: both roles run from one config) */
+  char trusted_proxies[2048];      /* comma-separated addresses whose X-Forwarded-For is believed */
+  int ip_truncate;                 /* store IPv4 /24, IPv6 /48 */
+  char edge_id[64];                /* names this edge in events (default: the host name) */
+  uint64_t http_threads;           /* 0: one per core */
+  uint64_t max_connections;        /* public connections at most; 0: what the file descriptor limit leaves */
+  uint64_t max_connections_per_ip; /* per client address (IPv6: /64), trusted proxies aside; 0: no cap */
+  uint64_t
+      request_header_timeout_ms; /* a request's headers must be in this long after the connection or the last answer */
+  uint64_t queue_size;           /* bytes of events held in memory for the writer */
+  int spool_fsync;               /* fdatasync every spool append */
+  uint64_t spool_max_bytes;      /* a spool file grows no further: what does not fit is lost, and counted */
   /* the batcher (stream -> PostgreSQL) */
   char postgres[1024];         /* libpq connection string; empty = no batcher */
   uint64_t batch_size;         /* events per PostgreSQL transaction, at most (about) */

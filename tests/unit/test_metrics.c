@@ -86,8 +86,9 @@ static void test_edge(void **state) {
   /* HELP and TYPE once per family */
   assert_null(strstr(strstr(m, "# TYPE mailbeacon_hits_total") + 1, "# TYPE mailbeacon_hits_total"));
   assert_null(strstr(m, "batcher"));
-  assert_string_equal(render(1), "{\"status\":\"ok\",\"redis\":\"up\",\"queue_events\":7,\"queue_bytes\":0,"
-                                 "\"spool_bytes\":0,\"version\":\"9.9.9\",\"edge\":\"edge-\\\"1\\\"\"}\n");
+  assert_string_equal(render(1),
+                      "{\"status\":\"ok\",\"redis\":\"up\",\"queue_events\":7,\"queue_bytes\":0,"
+                      "\"spool_bytes\":0,\"connections\":0,\"version\":\"9.9.9\",\"edge\":\"edge-\\\"1\\\"\"}\n");
 }
 
 static void test_batcher(void **state) {
