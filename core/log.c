@@ -185,7 +185,7 @@ void mb_log_limited(mb_log_limit *lim, mb_log_level level, const char *fmt, ...)
   pthread_mutex_unlock(&lim->mu);
   if (skipped)
     mb_log_at(level, "%s (and %llu more like it in the last %lld s)", text, (unsigned long long)skipped,
-              (long long)((now - since + 999) / 1000));
+              (long long)((now - since + 500) / 1000));
   else mb_log_at(level, "%s", text);
   errno = e;
 }
@@ -206,5 +206,5 @@ void mb_log_limit_flush(mb_log_limit *lim) {
   lim->logged_ms = now;
   pthread_mutex_unlock(&lim->mu);
   mb_log_at(level, "%s (%llu lines like it in the last %lld s, this the last)", text, (unsigned long long)skipped,
-            (long long)((now - since + 999) / 1000));
+            (long long)((now - since + 500) / 1000));
 }
