@@ -244,7 +244,14 @@ static void check_chunking(const char *name, const char *html, size_t n) {
     mb_links l;
     mb_links_init(&l, ring, BASE, msg, 1);
     mb_html *h = mb_html_new();
-    mb_html_opts o = {sink, pass ? &b : &a, mb_links_rewrite, &l, "<PIXEL>", 7, BASE "/o/", strlen(BASE "/o/")};
+    mb_html_opts o = {.write = sink,
+                      .write_ctx = pass ? &b : &a,
+                      .link = mb_links_rewrite,
+                      .link_ctx = &l,
+                      .pixel = "<PIXEL>",
+                      .pixel_len = 7,
+                      .pixel_prefix = BASE "/o/",
+                      .pixel_prefix_len = strlen(BASE "/o/")};
     mb_html_reset(h, &o);
     size_t chunk = pass ? 65535 : n + 1;
     for (size_t i = 0; i < n; i += chunk) mb_html_feed(h, html + i, n - i < chunk ? n - i : chunk);
