@@ -1,9 +1,12 @@
 /* Whole-message rewrite over the corpus in tests/data:
  *   - golden files: output == tests/data/expected/NAME.out
  *     (MB_UPDATE_GOLDEN=1 rewrites them; review the diff before committing);
- *   - properties: bytes outside the HTML parts identical, every rewritten
+ *   - properties: bytes outside the HTML parts identical, each rewritten
+ *     HTML part decodes to the input part's decoded bytes with only the
+ *     hrefs and the pixel changed (line endings included), every rewritten
  *     link's token verifies and yields the original URL, idempotence, no
- *     line over 998 octets, and chunked HTML feeding changes nothing. */
+ *     line over 998 octets (re-encoded quoted-printable lines: 76), and
+ *     chunked HTML feeding changes nothing. */
 #include "html.h"
 #include "links.h"
 #include "mime.h"
@@ -28,6 +31,7 @@ static const uint8_t fixed_uuid[16] = {0x6f, 0x1c, 0x3b, 0x52, 0x8d, 0x2e, 0x4a,
 
 static mb_config cfg;
 static mb_keyring *ring;
+static mb_html *html_rw; /* the tests' own HTML rewriter, reused (each one is ~400 KB) */
 static char *names[128];
 static size_t nnames;
 
@@ -243,7 +247,7 @@ static void check_chunking(const char *name, const char *html, size_t n) {
   for (int pass = 0; pass < 2; pass++) {
     mb_links l;
     mb_links_init(&l, ring, BASE, msg, 1);
-    mb_html *h = mb_html_new();
+    mb_html *h = html_rw;
     mb_html_opts o = {.write = sink,
                       .write_ctx = pass ? &b : &a,
                       .link = mb_links_rewrite,
@@ -256,11 +260,143 @@ static void check_chunking(const char *name, const char *html, size_t n) {
     size_t chunk = pass ? 65535 : n + 1;
     for (size_t i = 0; i < n; i += chunk) mb_html_feed(h, html + i, n - i < chunk ? n - i : chunk);
     mb_html_finish(h, NULL);
-    mb_html_free(h);
     mb_links_free(&l);
   }
   if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0) fail_msg("%s: chunked HTML rewrite differs", name);
   mb_buf_free(&a), mb_buf_free(&b);
+}
+
+static int same(const mb_buf *a, const mb_buf *b) {
+  return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+/* Where want and got first differ, for a failure message. */
+static void show_difference(const char *name, size_t part, const mb_buf *want, const mb_buf *got) {
+  size_t i = 0, n = want->len < got->len ? want->len : got->len;
+  while (i < n && want->data[i] == got->data[i]) i++;
+  size_t from = i > 40 ? i - 40 : 0;
+  mb_buf w, g;
+  mb_buf_init(&w), mb_buf_init(&g);
+  for (int k = 0; k < 2; k++) {
+    const mb_buf *src = k ? got : want;
+    mb_buf *dst = k ? &g : &w;
+    for (size_t j = from; j < src->len && j < i + 40; j++) {
+      unsigned char c = (unsigned char)src->data[j];
+      if (c >= 32 && c < 127 && c != '\\') mb_buf_append(dst, &c, 1);
+      else mb_buf_printf(dst, "\\x%02x", c);
+    }
+    mb_buf_append(dst, "", 1);
+  }
+  fail_msg("%s: HTML part %zu decodes to other bytes than the input's with the rewriter's changes: "
+           "at %zu (of %zu / %zu):\n  want ...%s...\n  got  ...%s...",
+           name, part, i, want->len, got->len, w.data, g.data);
+}
+
+static size_t count(const mb_buf *b, const mb_buf *what) {
+  size_t n = 0;
+  for (const char *q = b->data, *end = b->data + b->len;
+       b->len && (q = memmem(q, (size_t)(end - q), what->data, what->len)); q++)
+    n++;
+  return n;
+}
+
+/* Whether the rewriter must have added its pixel to this HTML: the HTML
+ * rewriter adds one to it, as to it less the line break at its end (which
+ * the rewriter keeps after the pixel) of either kind. */
+static int pixel_due(const mb_buf *a, const mb_buf *pixel) {
+  for (size_t cut = 0; cut <= 2; cut++) {
+    if (cut && (a->len < cut || memcmp(a->data + a->len - cut, "\r\n" + 2 - cut, cut) != 0)) continue;
+    mb_html_opts o = {.write = discard,
+                      .pixel = pixel->data,
+                      .pixel_len = pixel->len,
+                      .pixel_prefix = BASE "/o/",
+                      .pixel_prefix_len = strlen(BASE "/o/")};
+    mb_html_result hr;
+    assert_int_equal(mb_html_rewrite(html_rw, &o, a->len ? a->data : "", a->len - cut, &hr), 0);
+    if (!hr.pixel_inserted) return 0;
+  }
+  return 1;
+}
+
+/* Every rewritten HTML part, decoded (transfer encoding and charset, by
+ * GMime), is the input part decoded with only the changes the rewriter may
+ * make: the input's decoded HTML, through the same HTML rewriter with the
+ * same links (the same tokens) and no pixel, is the output's decoded HTML
+ * less its pixel, byte for byte (line endings and encoded CR/LF included). */
+static void check_decoded(const char *name, const mb_rewrite_result *res, const tree *ti, const char *in,
+                          const tree *to, const char *out) {
+  mb_links l;
+  mb_links_init(&l, ring, BASE, fixed_uuid, res->token_recipient);
+  mb_buf pixel, a, b, want, less;
+  mb_buf_init(&pixel), mb_buf_init(&a), mb_buf_init(&b), mb_buf_init(&want), mb_buf_init(&less);
+  assert_int_equal(mb_links_pixel(&l, &pixel), 0);
+  mb_html *h = html_rw;
+  unsigned rewritten = 0;
+  for (size_t i = 0; i < ti->n; i++) {
+    const leaf *li = &ti->leaves[i], *lo = &to->leaves[i];
+    size_t n = li->end - li->start;
+    if (!li->eligible || (lo->end - lo->start == n && memcmp(in + li->start, out + lo->start, n) == 0))
+      continue; /* left alone */
+    rewritten++;
+    assert_int_equal(leaf_html(li, &a), 0);
+    assert_int_equal(leaf_html(lo, &b), 0);
+    want.len = 0;
+    mb_html_opts o = {.write = sink, .write_ctx = &want, .link = mb_links_rewrite, .link_ctx = &l};
+    assert_int_equal(mb_html_rewrite(h, &o, a.data ? a.data : "", a.len, NULL), 0);
+    /* the output less its pixel (at one of the places it is) */
+    int ok = same(&b, &want);
+    for (const char *q = b.data, *end = b.data + b.len;
+         !ok && b.len >= want.len + pixel.len && (q = memmem(q, (size_t)(end - q), pixel.data, pixel.len)); q++) {
+      size_t at = (size_t)(q - b.data);
+      less.len = 0;
+      mb_buf_append(&less, b.data, at);
+      mb_buf_append(&less, q + pixel.len, b.len - at - pixel.len);
+      ok = same(&less, &want);
+    }
+    if (pixel_due(&a, &pixel) && count(&b, &pixel) != count(&a, &pixel) + 1)
+      fail_msg("%s: HTML part %zu: the pixel is missing", name, i);
+    /* the range ends with a line ending exactly when the input's did */
+    int in_eol = n && in[li->end - 1] == '\n', out_eol = lo->end > lo->start && out[lo->end - 1] == '\n';
+    if (in_eol != out_eol)
+      fail_msg("%s: HTML part %zu %s the line ending at its end", name, i, in_eol ? "lost" : "gained");
+    if (!ok) { /* show the difference after the first pixel */
+      const char *q = b.len ? memmem(b.data, b.len, pixel.data, pixel.len) : NULL;
+      less.len = 0;
+      if (q) {
+        mb_buf_append(&less, b.data, (size_t)(q - b.data));
+        mb_buf_append(&less, q + pixel.len, b.len - (size_t)(q - b.data) - pixel.len);
+      }
+      show_difference(name, i, &want, q ? &less : &b);
+    }
+  }
+  assert_int_equal(rewritten, res->parts_rewritten);
+  mb_links_free(&l);
+  mb_buf_free(&pixel), mb_buf_free(&a), mb_buf_free(&b), mb_buf_free(&want), mb_buf_free(&less);
+}
+
+/* In each rewritten quoted-printable part, a line over 76 characters is one
+ * the input part had (kept as it was). */
+static void check_qp_lines(const char *name, const tree *ti, const char *in, const tree *to, const char *out) {
+  for (size_t i = 0; i < to->n; i++) {
+    const leaf *li = &ti->leaves[i], *lo = &to->leaves[i];
+    if (!lo->eligible || g_mime_part_get_content_encoding(lo->part) != GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) continue;
+    const char *p = out + lo->start, *end = out + lo->end;
+    while (p < end) {
+      const char *nl = memchr(p, '\n', (size_t)(end - p));
+      size_t l = (size_t)((nl ? nl : end) - p);
+      size_t cl = l && p[l - 1] == '\r' ? l - 1 : l;
+      if (cl > 76) { /* the same line, whole, in the input part */
+        const char *from = in + li->start, *q = from, *iend = in + li->end;
+        int found = 0;
+        while (!found && (q = memmem(q, (size_t)(iend - q), p, l))) {
+          found = (q == from || q[-1] == '\n') && (q + l == iend || q[l] == '\n');
+          q++;
+        }
+        if (!found) fail_msg("%s: part %zu: a re-encoded line of %zu characters", name, i, cl);
+      }
+      p = nl ? nl + 1 : end;
+    }
+  }
 }
 
 static size_t longest_line(const char *p, size_t n) {
@@ -277,6 +413,80 @@ static size_t longest_line(const char *p, size_t n) {
   return cur > best ? cur : best;
 }
 
+/* The properties every rewrite keeps (see the top of this file). */
+static void check_properties(const char *name, const char *in, size_t inlen, const mb_rewrite_result *res) {
+  /* idempotence: the rewriter on its own output changes nothing. (Not for
+   * a message opted out by "X-Mailbeacon: off": the header is an order to
+   * the rewriter and is consumed, so a second pass sees ordinary mail.) */
+  int opted_out = res->skip_reason && strcmp(res->skip_reason, "X-Mailbeacon: off") == 0;
+  mb_rewrite_result again;
+  assert_int_equal(rewrite(res->out.data, res->out.len, &again), 0);
+  if (!opted_out && !same(&again.out, &res->out)) fail_msg("%s: second run changed the message", name);
+  if (res->rewritten && again.rewritten) fail_msg("%s: second run rewrote it again", name);
+  mb_rewrite_result_free(&again);
+
+  tree ti, to;
+  int parsed = parse_tree(&ti, in, inlen) == 0;
+  if (parsed && res->rewritten) {
+    assert_int_equal(parse_tree(&to, res->out.data, res->out.len), 0);
+    /* everything outside the HTML leaves is byte-identical */
+    assert_int_equal(ti.n, to.n);
+    mb_buf si, so;
+    mb_buf_init(&si), mb_buf_init(&so);
+    skeleton(&ti, in, inlen, &si);
+    skeleton(&to, res->out.data, res->out.len, &so);
+    if (!same(&si, &so)) fail_msg("%s: bytes outside the HTML parts changed", name);
+    mb_buf_free(&si), mb_buf_free(&so);
+
+    /* inside them, only the hrefs and the pixel */
+    check_decoded(name, res, &ti, in, &to, res->out.data);
+    check_qp_lines(name, &ti, in, &to, res->out.data);
+
+    /* tokens verify and carry the URLs the input had, in order */
+    mb_buf html;
+    mb_buf_init(&html);
+    size_t tracked = 0;
+    for (size_t i = 0; i < to.n; i++)
+      if (leaf_html(&to.leaves[i], &html) == 0) tracked += check_tokens(name, res, html.data, html.len);
+    assert_int_equal(tracked, res->links.n);
+    mb_links policy;
+    mb_links_init(&policy, ring, BASE, fixed_uuid, 0);
+    hrefs want = {.policy = &policy};
+    mb_buf_init(&want.urls);
+    mb_buf got;
+    mb_buf_init(&got);
+    for (size_t i = 0; i < res->links.n; i++) {
+      mb_buf_append(&got, res->links.list[i].url, res->links.list[i].url_len);
+      mb_buf_append(&got, "\n", 1);
+    }
+    for (size_t i = 0; i < ti.n; i++) {
+      if (!ti.leaves[i].eligible || leaf_html(&ti.leaves[i], &html) < 0) continue;
+      mb_html_opts o = {.write = discard, .link = collect_href, .link_ctx = &want};
+      mb_html_rewrite(html_rw, &o, html.data ? html.data : "", html.len, NULL);
+      check_chunking(name, html.data ? html.data : "", html.len);
+    }
+    if (want.n != res->links.n || !same(&want.urls, &got))
+      fail_msg("%s: sent record URLs differ from the input's links", name);
+    mb_buf_free(&want.urls), mb_buf_free(&got), mb_buf_free(&html);
+    mb_links_free(&policy);
+    free_tree(&to);
+
+    /* no line over 998 octets */
+    if (longest_line(res->out.data, res->out.len) > 998) fail_msg("%s: a line over 998 octets", name);
+  } else if (!res->rewritten && !getenv("MB_UPDATE_GOLDEN")) {
+    /* skipped: byte-identical, except the X-Mailbeacon header that opts out */
+    if (!opted_out) {
+      assert_int_equal(res->out.len, inlen);
+      assert_memory_equal(res->out.data, in, inlen);
+    }
+  }
+  if (parsed) free_tree(&ti);
+  /* line endings kept: CRLF in, CRLF out; LF in, LF out */
+  int in_crlf = memmem(in, inlen, "\r\n", 2) != NULL;
+  int out_crlf = memmem(res->out.data, res->out.len, "\r\n", 2) != NULL;
+  assert_int_equal(in_crlf, out_crlf);
+}
+
 static void one_message(const char *name) {
   mb_buf in = load(name);
   mb_rewrite_result res;
@@ -289,81 +499,11 @@ static void one_message(const char *name) {
     assert_int_equal(test_write_file(gpath, res.out.data, res.out.len), 0);
   } else {
     mb_buf want = test_read_file(gpath);
-    if (want.len != res.out.len || memcmp(want.data, res.out.data, want.len) != 0)
+    if (!same(&want, &res.out))
       fail_msg("%s: output differs from %s (MB_UPDATE_GOLDEN=1 to regenerate, then review)", name, gpath);
     mb_buf_free(&want);
   }
-
-  /* idempotence: the rewriter on its own output changes nothing. (Not for
-   * a message opted out by "X-Mailbeacon: off": the header is an order to
-   * the rewriter and is consumed, so a second pass sees ordinary mail.) */
-  int opted_out = res.skip_reason && strcmp(res.skip_reason, "X-Mailbeacon: off") == 0;
-  mb_rewrite_result again;
-  assert_int_equal(rewrite(res.out.data, res.out.len, &again), 0);
-  if (!opted_out && (again.out.len != res.out.len || memcmp(again.out.data, res.out.data, res.out.len) != 0))
-    fail_msg("%s: second run changed the message", name);
-  if (res.rewritten) assert_int_equal(again.rewritten, 0);
-  mb_rewrite_result_free(&again);
-
-  tree ti, to;
-  int parsed = parse_tree(&ti, in.data, in.len) == 0;
-  if (parsed && res.rewritten) {
-    assert_int_equal(parse_tree(&to, res.out.data, res.out.len), 0);
-    /* everything outside the HTML leaves is byte-identical */
-    assert_int_equal(ti.n, to.n);
-    mb_buf si, so;
-    mb_buf_init(&si), mb_buf_init(&so);
-    skeleton(&ti, in.data, in.len, &si);
-    skeleton(&to, res.out.data, res.out.len, &so);
-    if (si.len != so.len || memcmp(si.data, so.data, si.len) != 0)
-      fail_msg("%s: bytes outside the HTML parts changed", name);
-    mb_buf_free(&si), mb_buf_free(&so);
-
-    /* tokens verify and carry the URLs the input had, in order */
-    mb_buf html;
-    mb_buf_init(&html);
-    size_t tracked = 0;
-    for (size_t i = 0; i < to.n; i++)
-      if (leaf_html(&to.leaves[i], &html) == 0) tracked += check_tokens(name, &res, html.data, html.len);
-    assert_int_equal(tracked, res.links.n);
-    mb_links policy;
-    mb_links_init(&policy, ring, BASE, fixed_uuid, 0);
-    hrefs want = {.policy = &policy};
-    mb_buf_init(&want.urls);
-    mb_buf got;
-    mb_buf_init(&got);
-    for (size_t i = 0; i < res.links.n; i++) {
-      mb_buf_append(&got, res.links.list[i].url, res.links.list[i].url_len);
-      mb_buf_append(&got, "\n", 1);
-    }
-    mb_html *h = mb_html_new();
-    for (size_t i = 0; i < ti.n; i++) {
-      if (!ti.leaves[i].eligible || leaf_html(&ti.leaves[i], &html) < 0) continue;
-      mb_html_opts o = {.write = discard, .link = collect_href, .link_ctx = &want};
-      mb_html_rewrite(h, &o, html.data ? html.data : "", html.len, NULL);
-      check_chunking(name, html.data ? html.data : "", html.len);
-    }
-    mb_html_free(h);
-    if (want.n != res.links.n || want.urls.len != got.len || memcmp(want.urls.data, got.data, got.len) != 0)
-      fail_msg("%s: sent record URLs differ from the input's links", name);
-    mb_buf_free(&want.urls), mb_buf_free(&got), mb_buf_free(&html);
-    mb_links_free(&policy);
-    free_tree(&to);
-
-    /* no line over 998 octets */
-    if (longest_line(res.out.data, res.out.len) > 998) fail_msg("%s: a line over 998 octets", name);
-  } else if (!res.rewritten && !getenv("MB_UPDATE_GOLDEN")) {
-    /* skipped: byte-identical, except the X-Mailbeacon header that opts out */
-    if (!opted_out) {
-      assert_int_equal(res.out.len, in.len);
-      assert_memory_equal(res.out.data, in.data, in.len);
-    }
-  }
-  if (parsed) free_tree(&ti);
-  /* line endings kept: CRLF in, CRLF out; LF in, LF out */
-  int in_crlf = memmem(in.data, in.len, "\r\n", 2) != NULL;
-  int out_crlf = memmem(res.out.data, res.out.len, "\r\n", 2) != NULL;
-  assert_int_equal(in_crlf, out_crlf);
+  check_properties(name, in.data, in.len, &res);
   mb_rewrite_result_free(&res);
   mb_buf_free(&in);
 }
@@ -550,13 +690,15 @@ static int setup(void **state) {
   closedir(d);
   qsort(names, nnames, sizeof *names, cmp_names);
   g_mime_init();
-  return 0;
+  html_rw = mb_html_new();
+  return html_rw ? 0 : -1;
 }
 
 static int teardown(void **state) {
   (void)state;
   for (size_t i = 0; i < nnames; i++) free(names[i]);
   mb_keyring_free(ring);
+  mb_html_free(html_rw);
   return 0;
 }
 
