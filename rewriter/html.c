@@ -96,6 +96,8 @@ struct mb_html {
   int failed;
 
   /* output */
+  const char *chunk;    /* the chunk being fed */
+  size_t fed;           /* input bytes fed before it */
   const char *out_from; /* first input byte of this chunk not yet written */
   int holding;          /* output goes to hold: we are after a real </body> */
   mb_buf hold;
@@ -131,6 +133,7 @@ struct mb_html {
   /* pixel placement */
   int last_is_pixel; /* the last markup seen was our pixel */
   int pixel_at_body; /* ... as seen at the last </body> */
+  size_t body_at;    /* input offset of the last </body>'s '<' */
 
   mb_html_result res;
   char norm[VALUE_MAX * 3];
@@ -173,6 +176,7 @@ void mb_html_reset(mb_html *h, const mb_html_opts *opts) {
   h->failed = 0;
   h->holding = 0;
   h->hold.len = 0;
+  h->fed = 0;
   h->tag_track = 0;
   h->tbuf_len = 0;
   h->depth = h->overflow = 0;
@@ -492,6 +496,7 @@ static size_t html_escape(char *out, const char *s, size_t n) {
 static void rewrite_tag(mb_html *h, const char *p) {
   const char *tag;
   size_t len;
+  size_t at = h->fed + (size_t)(h->tag_seg - h->chunk) - h->tbuf_len; /* the tag's input offset */
   if (h->tbuf_len) {
     size_t seg = (size_t)(p + 1 - h->tag_seg);
     if (h->tbuf_len + seg > TAG_MAX) { /* too long to rewrite: let it through */
@@ -523,6 +528,7 @@ static void rewrite_tag(mb_html *h, const char *p) {
       h->hold.len = 0;
     }
     h->pixel_at_body = h->last_is_pixel;
+    h->body_at = at;
     h->holding = 1;
   } else if (h->kind == T_ANNOTATION) {
     if (h->seen_enc) {
@@ -565,6 +571,7 @@ static void rewrite_tag(mb_html *h, const char *p) {
     emit(h, tag, cut_s);
     emit(h, rep, rep_len);
     emit(h, tag + cut_e, len - cut_e);
+    if (h->o.edit) h->o.edit(h->o.edit_ctx, at + cut_s, at + cut_e, rep, rep_len);
   } else {
     emit(h, tag, len);
   }
@@ -622,6 +629,7 @@ static enum state decl_state(mb_html *h) {
 
 int mb_html_feed(mb_html *h, const char *buf, size_t n) {
   const char *p = buf, *end = buf + n;
+  h->chunk = buf;
   h->out_from = buf;
   if (h->tag_track) h->tag_seg = buf;
   while (p < end && !h->failed) {
@@ -1027,13 +1035,14 @@ int mb_html_feed(mb_html *h, const char *buf, size_t n) {
   } else {
     flush_to(h, end);
   }
+  h->fed += n;
   return h->failed ? -1 : 0;
 }
 
 int mb_html_finish(mb_html *h, mb_html_result *res) {
   if (h->tag_track) untrack(h); /* a tag cut off by the end of input is not a tag */
   int at_end_ok = h->st == S_DATA;
-  int insert = 0;
+  int insert = 0, held = h->holding;
   if (h->holding) {
     h->res.already_tracked = h->pixel_at_body;
     insert = !h->pixel_at_body;
@@ -1045,6 +1054,8 @@ int mb_html_finish(mb_html *h, mb_html_result *res) {
   if (insert && h->o.pixel_len) {
     emit(h, h->o.pixel, h->o.pixel_len);
     h->res.pixel_inserted = 1;
+    size_t at = held ? h->body_at : h->fed; /* before the last </body>, else at the end */
+    if (h->o.edit) h->o.edit(h->o.edit_ctx, at, at, h->o.pixel, h->o.pixel_len);
   }
   emit(h, h->hold.data, h->hold.len);
   h->hold.len = 0;

@@ -28,6 +28,14 @@ typedef int (*mb_html_write_fn)(void *ctx, const char *p, size_t n);
  * returns its length, or returns 0 to leave the link as it is. */
 typedef size_t (*mb_html_link_fn)(void *ctx, const char *href, size_t len, char *out, size_t outcap);
 
+/* Told of each change, in input offsets (bytes fed since mb_html_reset):
+ * the input bytes [start, end) became the n bytes at rep (start == end: rep
+ * inserted there, as the pixel is; n == 0: the bytes removed). The output is
+ * the input with these changes made. Changes never overlap; they are told
+ * as they are decided, not in input order (the pixel, decided at the end,
+ * goes before the last </body>). */
+typedef void (*mb_html_edit_fn)(void *ctx, size_t start, size_t end, const char *rep, size_t n);
+
 typedef struct mb_html_opts {
   mb_html_write_fn write;
   void *write_ctx;
@@ -40,6 +48,8 @@ typedef struct mb_html_opts {
    * rewritten (result.already_tracked). */
   const char *pixel_prefix;
   size_t pixel_prefix_len;
+  mb_html_edit_fn edit; /* NULL: not told */
+  void *edit_ctx;
 } mb_html_opts;
 
 typedef struct mb_html_result {

@@ -138,58 +138,37 @@ static int is_utf8_label(const char *cs) {
          !g_ascii_strcasecmp(cs, "us-ascii") || !g_ascii_strcasecmp(cs, "ascii");
 }
 
-/* iconv over a whole buffer; -1 on any invalid or incomplete input. */
-static int convert(const char *to, const char *from, const char *in, size_t n, mb_buf *out) {
-  iconv_t cd = g_mime_iconv_open(to, from);
-  if (cd == (iconv_t)-1) return -1;
-  out->len = 0;
-  int rc = 0;
+/* iconv of a whole buffer with cd (its state reset first), appended to out;
+ * -1 on any invalid or incomplete input. */
+static int iconv_append(iconv_t cd, const char *in, size_t n, mb_buf *out) {
+  iconv(cd, NULL, NULL, NULL, NULL);
   char *ip = (char *)in;
   size_t il = n;
   while (il > 0) {
-    if (mb_buf_reserve(out, il * 4 + 64) < 0) {
-      rc = -1;
-      break;
-    }
+    if (mb_buf_reserve(out, il * 4 + 64) < 0) return -1;
     char *op = out->data + out->len;
     size_t ol = out->cap - out->len;
     size_t r = iconv(cd, &ip, &il, &op, &ol);
     out->len = (size_t)(op - out->data);
-    if (r == (size_t)-1 && errno != E2BIG) {
-      rc = -1;
-      break;
-    }
+    if (r == (size_t)-1 && errno != E2BIG) return -1;
   }
-  if (rc == 0) { /* flush a stateful encoder (ISO-2022-JP back to ASCII) */
-    if (mb_buf_reserve(out, 64) < 0) rc = -1;
-    else {
-      char *op = out->data + out->len;
-      size_t ol = out->cap - out->len;
-      if (iconv(cd, NULL, NULL, &op, &ol) == (size_t)-1) rc = -1;
-      out->len = (size_t)(op - out->data);
-    }
-  }
-  g_mime_iconv_close(cd);
-  return rc;
+  /* flush a stateful encoder (ISO-2022-JP back to ASCII) */
+  if (mb_buf_reserve(out, 64) < 0) return -1;
+  char *op = out->data + out->len;
+  size_t ol = out->cap - out->len;
+  size_t r = iconv(cd, NULL, NULL, &op, &ol);
+  out->len = (size_t)(op - out->data);
+  return r == (size_t)-1 ? -1 : 0;
 }
 
-static int crlf_to_lf(const char *in, size_t n, mb_buf *out) {
+/* iconv over a whole buffer into out; -1 on any invalid or incomplete input. */
+static int convert(const char *to, const char *from, const char *in, size_t n, mb_buf *out) {
+  iconv_t cd = g_mime_iconv_open(to, from);
+  if (cd == (iconv_t)-1) return -1;
   out->len = 0;
-  if (mb_buf_reserve(out, n + 1) < 0) return -1;
-  char *o = out->data;
-  const char *p = in, *end = in + n;
-  while (p < end) {
-    const char *cr = memchr(p, '\r', (size_t)(end - p));
-    size_t run = (size_t)((cr ? cr : end) - p);
-    memcpy(o, p, run);
-    o += run;
-    p += run;
-    if (!cr) break;
-    if (p + 1 < end && p[1] == '\n') p++; /* drop the CR of a CRLF */
-    else *o++ = *p++;                     /* a lone CR stays */
-  }
-  out->len = (size_t)(o - out->data);
-  return 0;
+  int rc = iconv_append(cd, in, n, out);
+  g_mime_iconv_close(cd);
+  return rc;
 }
 
 static int lf_to_eol(const char *in, size_t n, int crlf, mb_buf *out) {
@@ -271,114 +250,396 @@ static int encode_transfer(GMimeContentEncoding enc, const char *in, size_t n, m
 }
 
 /* ---- quoted-printable, line by line ----
- * A "logical line" of quoted-printable text runs to a hard line break; soft
- * breaks ("=" at the end of a physical line) continue it. Each decodes to one
- * line of text. Decoding and re-encoding line by line lets the lines the
- * rewrite did not touch keep their original bytes, and saves encoding them. */
+ * A logical line of quoted-printable text runs to a hard line break: an LF
+ * that is not part of a soft break ("=" LF, "=" CR LF). Each line is decoded
+ * on its own, the way GMime decodes (g_mime_encoding_quoted_printable_decode_
+ * step, which every other reader of the part here uses): "=XX" in either case
+ * is the byte, any other "=" sequence stays as it is written, trailing blanks
+ * stay, an incomplete "=" sequence at the very end of the part is dropped.
+ * A line is its content (the decoded bytes, which hold CR and LF where they
+ * were written =0D and =0A) and its hard break (CR LF or LF, as written; the
+ * last line may have none, when the part ends without one or in a soft
+ * break). The text the HTML rewriter reads is every content and hard break in
+ * order: the decoded part, exactly. The rewriter tells which bytes of it it
+ * changed; the lines no change touched keep their raw bytes, the others are
+ * encoded again from the rewritten text: content as quoted-printable (CR and
+ * LF as =0D and =0A), each hard break a change left as it was written. */
 
 typedef struct qp_line {
-  size_t start, end;   /* raw bytes, with the hard break */
-  size_t content_end;  /* raw bytes before the hard break */
-  size_t dstart, dend; /* the decoded line in the decoded text */
-  int hard_break;
+  size_t start, end;      /* raw bytes, with the hard break */
+  size_t tstart, tend;    /* its content in the text (its hard break follows) */
+  unsigned char hb;       /* hard break: 2 (CR LF), 1 (LF), 0 (none: the last line) */
+  unsigned char overlong; /* a physical line over 998 octets: written again even when unchanged */
+  /* after the rewrite */
+  unsigned char touched, hb_kept; /* a change in it; its hard break unchanged */
+  size_t hstart, hend, hhb;       /* in the rewritten text: where the line starts (when no
+                                     change runs into it), ends, and its hard break starts */
 } qp_line;
 
-/* Splits raw into logical lines. Returns the count, or -1 (out of memory). */
-static long qp_split(const char *raw, size_t n, qp_line **out) {
-  size_t cap = 0, k = 0, p = 0;
-  qp_line *v = NULL;
-  if (mb_grow(&v, &cap, 64, sizeof *v, 64) < 0) return -1;
+static int hex_value(unsigned char c) {
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                : -1;
+}
+
+/* Decodes the logical line at raw[p..n) into o (room for n - p bytes): its
+ * content length in *olen, its hard break in *hb. Returns the offset after
+ * the line. */
+static size_t qp_decode_line(const char *raw, size_t p, size_t n, char *o, size_t *olen, unsigned char *hb) {
+  size_t start = p, w = 0;
+  *hb = 0;
   while (p < n) {
-    size_t start = p;
-    for (;;) { /* physical lines until one does not end in a soft break */
-      const char *nl = memchr(raw + p, '\n', n - p);
-      if (!nl) {
-        p = n;
+    unsigned char c = (unsigned char)raw[p++];
+    if (c == '\n') {
+      /* a CR before it went out as the last byte: it belongs to the break */
+      *hb = p - 1 > start && raw[p - 2] == '\r' ? 2 : 1;
+      w -= *hb - 1u;
+      break;
+    }
+    if (c != '=') {
+      o[w++] = (char)c;
+      continue;
+    }
+    if (p == n) break; /* "=" at the end: dropped */
+    unsigned char x = (unsigned char)raw[p++];
+    if (x == '\n') continue; /* soft break */
+    if (p == n) break;       /* "=X" at the end: dropped */
+    c = (unsigned char)raw[p++];
+    int hi = hex_value(x), lo = hex_value(c);
+    if (hi >= 0 && lo >= 0) {
+      o[w++] = (char)(hi << 4 | lo);
+    } else if (x == '\r' && c == '\n') {
+      continue; /* soft break */
+    } else {    /* kept as written */
+      o[w++] = '=';
+      o[w++] = (char)x;
+      if (c == '\n') {
+        *hb = 1;
         break;
       }
-      size_t e = (size_t)(nl - raw);
-      size_t c = e;
-      if (c > start && raw[c - 1] == '\r') c--;
-      while (c > p && (raw[c - 1] == ' ' || raw[c - 1] == '\t')) c--; /* transport padding */
-      p = e + 1;
-      if (!(c > 0 && c > start && raw[c - 1] == '=')) break;
+      o[w++] = (char)c;
     }
+  }
+  *olen = w;
+  return p;
+}
+
+/* Splits raw into logical lines (one at least) and decodes them into text.
+ * Returns the count, or -1 (out of memory). */
+static long qp_split(const char *raw, size_t n, qp_line **out, mb_buf *text) {
+  size_t cap = 0, k = 0, p = 0;
+  qp_line *v = NULL;
+  text->len = 0;
+  if (mb_buf_reserve(text, n + 1) < 0) return -1; /* decoding never grows */
+  do {
     if (mb_grow(&v, &cap, k + 1, sizeof *v, 64) < 0) {
       free(v);
       return -1;
     }
     qp_line *l = &v[k++];
-    l->start = start;
+    memset(l, 0, sizeof *l);
+    size_t w;
+    l->start = p;
+    l->tstart = text->len;
+    p = qp_decode_line(raw, p, n, text->data + text->len, &w, &l->hb);
     l->end = p;
-    l->hard_break = p > start && raw[p - 1] == '\n';
-    l->content_end = p - (size_t)l->hard_break;
-    if (l->hard_break && l->content_end > start && raw[l->content_end - 1] == '\r') l->content_end--;
-  }
+    l->tend = l->tstart + w;
+    memcpy(text->data + l->tend, raw + p - l->hb, l->hb);
+    text->len = l->tend + l->hb;
+    l->overlong = longest_line(raw + l->start, p - l->start) > MAX_LINE;
+  } while (p < n);
   *out = v;
   return (long)k;
 }
 
-/* Decodes each logical line on its own into dec (lines joined with LF).
- * Returns 0, 1 when a line decodes to text holding a line break itself
- * (=0A): then the lines cannot be mapped and the caller decodes as a whole,
- * or -1 on out of memory. */
-static int qp_decode_lines(const char *raw, qp_line *lines, size_t k, mb_buf *dec) {
-  dec->len = 0;
+/* The lines' contents converted to UTF-8 (a line at a time, each exactly
+ * back to its bytes) into utf, their hard breaks as they are. Returns 0, or
+ * -1 when they do not convert, do not come back, or memory ran out. */
+static int qp_to_utf8(qp_line *lines, size_t k, const char *text, iconv_t to, iconv_t back, mb_buf *utf, mb_buf *tmp) {
+  utf->len = 0;
   for (size_t i = 0; i < k; i++) {
     qp_line *l = &lines[i];
-    size_t n = l->content_end - l->start;
-    if (mb_buf_reserve(dec, n + 2) < 0) return -1;
-    GMimeEncoding st;
-    g_mime_encoding_init_decode(&st, GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE);
-    l->dstart = dec->len;
-    dec->len += g_mime_encoding_step(&st, raw + l->start, n, dec->data + dec->len);
-    l->dend = dec->len;
-    if (memchr(dec->data + l->dstart, '\n', l->dend - l->dstart)) return 1;
-    if (l->hard_break) dec->data[dec->len++] = '\n';
+    size_t n = l->tend - l->tstart, at = utf->len;
+    tmp->len = 0;
+    if (iconv_append(to, text + l->tstart, n, utf) < 0 || iconv_append(back, utf->data + at, utf->len - at, tmp) < 0 ||
+        tmp->len != n || (n && memcmp(tmp->data, text + l->tstart, n) != 0) ||
+        mb_buf_append(utf, text + l->tend, l->hb) < 0)
+      return -1;
+    l->tstart = at;
+    l->tend = utf->len - l->hb;
   }
   return 0;
 }
 
-/* Re-encodes html (LF lines) against the original lines: an unchanged line
- * keeps its raw bytes. Returns 0, 1 when the line structure changed (the
- * caller encodes as a whole), or -1 on out of memory. */
-static int qp_encode_lines(const char *raw, const qp_line *lines, size_t k, const char *dec, const char *html,
-                           size_t hlen, int crlf, mb_buf *out) {
-  size_t pos = 0, mark = out->len;
-  mb_buf enc;
-  mb_buf_init(&enc);
-  for (size_t i = 0; i < k; i++) {
-    const qp_line *l = &lines[i];
-    const char *nl = l->hard_break ? memchr(html + pos, '\n', hlen - pos) : NULL;
-    if (l->hard_break != (nl != NULL) || (i + 1 == k && !l->hard_break && memchr(html + pos, '\n', hlen - pos))) {
-      out->len = mark;
-      mb_buf_free(&enc);
-      return 1;
+/* How an encoded piece of text ends. */
+enum qp_end {
+  QP_HARD, /* with a hard break (the bytes given) */
+  QP_SOFT, /* joined to what follows: a soft break ("=" and the bytes given) unless at a line's start */
+  QP_NONE  /* as it is: the end of the part */
+};
+
+static int qp_safe(unsigned char c) { return c == '\t' || (c >= ' ' && c <= '~' && c != '='); }
+
+/* Appends p[0..n) (content: no hard break in it) as quoted-printable lines
+ * of at most 76 characters in the message's line ending (eol), written as
+ * GMime's encoder writes them (where its lines stay within 76); then the
+ * end. CR and LF are encoded, as every byte outside printable ASCII and
+ * '='; a blank at the end of a line is encoded. */
+static int qp_encode(mb_buf *out, const char *p, size_t n, const char *eol, enum qp_end end, const char *brk,
+                     size_t brk_len) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t el = strlen(eol);
+  /* 3 characters a byte at most, a soft break (1 + el) every 72 of them */
+  if (mb_buf_reserve(out, n * 3 + (n / 24 + 2) * (1 + el) + brk_len + 8) < 0) return -1;
+  char *o = out->data + out->len;
+  size_t col = 0;
+  int blank = -1; /* a blank not yet written: encoded if the line ends after it */
+#define QP_FIT(w, limit)           \
+  do {                             \
+    if (col + (w) > (limit)) {     \
+      *o++ = '=';                  \
+      memcpy(o, eol, el), o += el; \
+      col = 0;                     \
+    }                              \
+  } while (0)
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (blank >= 0) {
+      QP_FIT(1, 75);
+      *o++ = (char)blank, col++;
+      blank = -1;
     }
-    size_t end = nl ? (size_t)(nl - html) : hlen;
-    size_t len = end - pos;
-    if (len == l->dend - l->dstart && memcmp(html + pos, dec + l->dstart, len) == 0) {
-      if (mb_buf_append(out, raw + l->start, l->end - l->start) < 0) goto oom;
-    } else if (encode_transfer(GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE, html + pos, len + (nl != NULL), &enc) < 0 ||
-               lf_to_eol(enc.data ? enc.data : "", enc.len, crlf, out) < 0) {
-      goto oom;
+    if (c == ' ' || c == '\t') {
+      blank = c;
+    } else if (qp_safe(c)) {
+      QP_FIT(1, 75);
+      *o++ = (char)c, col++;
+    } else {
+      QP_FIT(3, 75);
+      *o++ = '=', *o++ = hex[c >> 4], *o++ = hex[c & 15], col += 3;
     }
-    pos = end + (nl != NULL);
   }
-  mb_buf_free(&enc);
-  if (pos != hlen) {
-    out->len = mark;
-    return 1;
+  if (blank >= 0) {
+    QP_FIT(3, end == QP_HARD ? 76u : 75u); /* a hard break needs no '=' after it */
+    *o++ = '=', *o++ = hex[blank >> 4], *o++ = hex[blank & 15], col += 3;
+  }
+#undef QP_FIT
+  if (end == QP_HARD) {
+    memcpy(o, brk, brk_len), o += brk_len;
+  } else if (end == QP_SOFT && col > 0) {
+    *o++ = '=';
+    memcpy(o, brk, brk_len), o += brk_len;
+  }
+  out->len = (size_t)(o - out->data);
+  return 0;
+}
+
+/* Text with lines ending in LF (CR LF in a CRLF message) as quoted-printable,
+ * its line breaks kept as they are and every other CR or LF encoded. */
+static int qp_encode_text(const char *p, size_t n, int crlf, mb_buf *out) {
+  const char *eol = crlf ? "\r\n" : "\n", *end = p + n;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl) return qp_encode(out, p, (size_t)(end - p), eol, QP_NONE, NULL, 0);
+    size_t hb = crlf && nl > p && nl[-1] == '\r' ? 2 : 1;
+    if (qp_encode(out, p, (size_t)(nl + 1 - p) - hb, eol, QP_HARD, nl + 1 - hb, hb) < 0) return -1;
+    p = nl + 1;
   }
   return 0;
-oom:
-  mb_buf_free(&enc);
-  return -1;
+}
+
+/* ---- what the HTML rewriter changed ---- */
+
+typedef struct html_change {
+  size_t start, end; /* input range */
+  size_t n;          /* bytes written in its place */
+} html_change;
+
+typedef struct html_changes {
+  html_change *v;
+  size_t n, cap;
+  int failed;
+} html_changes;
+
+static void note_change(void *ctx, size_t start, size_t end, const char *rep, size_t n) {
+  (void)rep;
+  html_changes *c = ctx;
+  if (mb_grow(&c->v, &c->cap, c->n + 1, sizeof *c->v, 16) < 0) {
+    c->failed = 1;
+    return;
+  }
+  c->v[c->n++] = (html_change){start, end, n};
+}
+
+static int change_cmp(const void *a, const void *b) {
+  const html_change *x = a, *y = b;
+  if (x->start != y->start) return x->start < y->start ? -1 : 1;
+  return x->end < y->end ? -1 : x->end > y->end ? 1 : 0;
+}
+
+/* Marks the lines the changes (sorted) touch, and where each line, its end
+ * and its hard break are in the rewritten text. A change belongs to the line
+ * it starts in (an insertion at the end of the text, to the last line), and
+ * touches the lines up to where it ends; a hard break inside a change is
+ * gone. An overlong line counts as touched: no line of a rewritten part is
+ * over 998 octets. */
+static void qp_map(qp_line *lines, size_t k, const html_change *c, size_t nc) {
+  size_t ci = 0, reach = 0; /* the furthest end of the changes so far */
+  long long delta = 0;      /* rewritten offset - text offset, after the changes so far */
+  for (size_t i = 0; i < k; i++) {
+    qp_line *l = &lines[i];
+    size_t lend = l->tend + l->hb;
+    l->hstart = (size_t)((long long)l->tstart + delta);
+    l->touched = reach > l->tstart || l->overlong;
+    l->hb_kept = l->hb && reach <= l->tend;
+    for (; ci < nc && (c[ci].start < lend || i + 1 == k); ci++) {
+      const html_change *x = &c[ci];
+      l->touched = 1;
+      if (x->start < lend && (x->end > x->start ? x->end > l->tend : x->start > l->tend)) l->hb_kept = 0;
+      delta += (long long)x->n - (long long)(x->end - x->start);
+      if (x->end > reach) reach = x->end;
+    }
+    l->hhb = (size_t)((long long)l->tend + delta);
+    l->hend = (size_t)((long long)lend + delta);
+  }
+}
+
+/* Writes the part again into out: each line no change touched as it was
+ * written, each run of touched lines encoded again from html (the rewritten
+ * text; back to the part's charset with back when set). soft_eol: the line
+ * ending after a soft break that ended the part, when it did so. Returns 0,
+ * 1 when a piece does not convert back, -1 on out of memory. */
+static int qp_write(const char *raw, const qp_line *lines, size_t k, const char *html, iconv_t back, int crlf,
+                    const char *soft_eol, size_t soft_eol_len, mb_buf *out, mb_buf *tmp) {
+  const char *eol = crlf ? "\r\n" : "\n";
+  for (size_t i = 0; i < k;) {
+    if (!lines[i].touched) {
+      if (mb_buf_append(out, raw + lines[i].start, lines[i].end - lines[i].start) < 0) return -1;
+      i++;
+      continue;
+    }
+    size_t pos = lines[i].hstart, last = i;
+    while (last + 1 < k && lines[last + 1].touched) last++;
+    for (size_t m = i; m <= last + 1; m++) {
+      /* a piece: up to the next hard break kept, or the run's end */
+      const qp_line *l = &lines[m <= last ? m : last];
+      int brk = m <= last && l->hb_kept;
+      if (m <= last && !brk) continue;
+      size_t to = brk ? l->hhb : l->hend;
+      if (m > last && to == pos) break; /* the run ended with its hard break */
+      const char *piece = html + pos;
+      size_t n = to - pos;
+      if (back != (iconv_t)-1) {
+        tmp->len = 0;
+        if (iconv_append(back, piece, n, tmp) < 0) return 1;
+        piece = tmp->data ? tmp->data : "", n = tmp->len;
+      }
+      int rc;
+      if (brk) rc = qp_encode(out, piece, n, eol, QP_HARD, html + l->hhb, l->hb);
+      else if (last + 1 < k) rc = qp_encode(out, piece, n, eol, QP_SOFT, eol, strlen(eol));
+      else rc = qp_encode(out, piece, n, eol, soft_eol ? QP_SOFT : QP_NONE, soft_eol, soft_eol_len);
+      if (rc < 0) return -1;
+      pos = brk ? l->hhb + l->hb : to;
+    }
+    i = last + 1;
+  }
+  return 0;
 }
 
 /* ---- one HTML part ---- */
 
 static int html_write(void *ctx, const char *p, size_t n) { return mb_buf_append(ctx, p, n); }
+
+/* Rewrites the HTML text into html, telling changes when asked. Returns 1
+ * when it changed something, 0 when the part is to be left as it is (nothing
+ * to change, or rewritten already: its links given back), -1 on out of
+ * memory. */
+static int rewrite_html(job *j, const char *text, size_t n, mb_buf *html, html_changes *changes) {
+  size_t mark = j->res->links.n;
+  mb_html_opts o = {.write = html_write,
+                    .write_ctx = html,
+                    .link = mb_links_rewrite,
+                    .link_ctx = &j->res->links,
+                    .pixel = j->pixel.data,
+                    .pixel_len = j->pixel.len,
+                    .pixel_prefix = j->pixel_prefix.data,
+                    .pixel_prefix_len = j->pixel_prefix.len,
+                    .edit = changes ? note_change : NULL,
+                    .edit_ctx = changes};
+  mb_html_result hr;
+  if (mb_html_rewrite(j->html, &o, text, n, &hr) < 0 || (changes && changes->failed)) return -1;
+  if (hr.already_tracked || (hr.links_rewritten == 0 && !hr.pixel_inserted)) {
+    mb_links_rollback(&j->res->links, mark);
+    return 0;
+  }
+  return 1;
+}
+
+/* Rewrites a quoted-printable text/html leaf, raw = msg[bs..be). Returns 1
+ * when it added an edit, 0 when the part is left alone, -1 when memory ran
+ * out. */
+static int rewrite_qp(job *j, size_t bs, size_t be, const char *charset) {
+  const char *raw = j->msg + bs;
+  size_t rawlen = be - bs, raw_eol = trailing_eol(raw, rawlen);
+  size_t mark = j->res->links.n;
+  int rc = -1;
+  qp_line *lines = NULL;
+  html_changes ch = {0};
+  iconv_t to = (iconv_t)-1, back = (iconv_t)-1;
+  mb_buf text, utf, html, tmp;
+  mb_buf_init(&text), mb_buf_init(&utf), mb_buf_init(&html), mb_buf_init(&tmp);
+
+  long nl = qp_split(raw, rawlen, &lines, &text);
+  if (nl < 0) goto out;
+  size_t k = (size_t)nl;
+  if (!is_utf8_label(charset)) { /* work in UTF-8, when each line comes back exactly */
+    to = g_mime_iconv_open("UTF-8", charset);
+    back = g_mime_iconv_open(charset, "UTF-8");
+    if (to == (iconv_t)-1 || back == (iconv_t)-1 || qp_to_utf8(lines, k, text.data, to, back, &utf, &tmp) < 0)
+      goto skip;
+    mb_buf t = text;
+    text = utf;
+    utf = t;
+  }
+  /* the pixel goes before the last hard break, not after it */
+  size_t tail = lines[k - 1].hb;
+  int r = rewrite_html(j, text.data, text.len - tail, &html, &ch);
+  if (r <= 0) {
+    rc = r;
+    goto out;
+  }
+  if (mb_buf_append(&html, text.data + text.len - tail, tail) < 0) goto out;
+  qsort(ch.v, ch.n, sizeof *ch.v, change_cmp);
+  qp_map(lines, k, ch.v, ch.n);
+
+  edit *e = edit_add(&j->ed, bs, be);
+  if (!e) goto out;
+  /* a part that ended in a soft break still does (no line break gained) */
+  int soft_end = lines[k - 1].hb == 0 && raw_eol;
+  r = qp_write(raw, lines, k, html.data, back, j->crlf, soft_end ? raw + rawlen - raw_eol : NULL, raw_eol, &e->data,
+               &tmp);
+  if (r < 0) goto out;
+  if (r > 0) {
+    mb_buf_free(&e->data);
+    j->ed.n--;
+    goto rollback;
+  }
+  rc = 1;
+  goto out;
+rollback:
+  mb_links_rollback(&j->res->links, mark);
+skip:
+  j->res->parts_skipped++;
+  rc = 0;
+out:
+  if (to != (iconv_t)-1) g_mime_iconv_close(to);
+  if (back != (iconv_t)-1) g_mime_iconv_close(back);
+  free(lines);
+  free(ch.v);
+  mb_buf_free(&text), mb_buf_free(&utf), mb_buf_free(&html), mb_buf_free(&tmp);
+  return rc;
+}
 
 /* Rewrites one text/html leaf. Returns 1 when it added an edit, 0 when the
  * part is left alone, -1 when memory ran out. */
@@ -395,14 +656,12 @@ static int rewrite_part(job *j, GMimePart *part) {
 
   GMimeContentEncoding enc = g_mime_part_get_content_encoding(part);
   const char *charset = g_mime_object_get_content_type_parameter(obj, "charset");
+  if (enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) return rewrite_qp(j, (size_t)bs, (size_t)be, charset);
   int rc = -1;
-  qp_line *qp = NULL; /* quoted-printable lines, when they map one to one */
-  size_t nqp = 0;
   mb_buf dec, conv, html, tmp, enc_out;
   mb_buf_init(&dec), mb_buf_init(&conv), mb_buf_init(&html), mb_buf_init(&tmp), mb_buf_init(&enc_out);
 
-  /* 1. transfer decoding, into text whose lines end in LF for QP and
-   *    base64, as written for the identity encodings */
+  /* 1. transfer decoding: base64 decoded, the identity encodings as written */
   const char *text;
   size_t tlen, tail = 0;
   switch (enc) {
@@ -411,21 +670,6 @@ static int rewrite_part(job *j, GMimePart *part) {
     if (decode_transfer(enc, raw, rawlen, &dec) < 0) goto out;
     text = dec.data ? dec.data : "", tlen = dec.len;
     break;
-  case GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE: {
-    long k = qp_split(raw, rawlen, &qp);
-    if (k < 0) goto out;
-    nqp = (size_t)k;
-    int r = qp_decode_lines(raw, qp, nqp, &dec);
-    if (r < 0) goto out;
-    if (r == 1) { /* an encoded line break inside a line: decode as a whole */
-      free(qp), qp = NULL, nqp = 0;
-      if (decode_transfer(enc, raw, rawlen, &tmp) < 0 || crlf_to_lf(tmp.data ? tmp.data : "", tmp.len, &dec) < 0)
-        goto out;
-    }
-    text = dec.data ? dec.data : "", tlen = dec.len;
-    tail = trailing_eol(text, tlen);
-    break;
-  }
   case GMIME_CONTENT_ENCODING_DEFAULT:
   case GMIME_CONTENT_ENCODING_7BIT:
   case GMIME_CONTENT_ENCODING_8BIT:
@@ -436,8 +680,6 @@ static int rewrite_part(job *j, GMimePart *part) {
   default: goto skip; /* uuencode and unknown encodings */
   }
   tlen -= tail; /* the pixel goes before the final line break, not after it */
-  char tail_bytes[2];
-  memcpy(tail_bytes, text + tlen, tail);
 
   /* 2. charset: work in UTF-8; only when the round trip is exact */
   int converted = 0;
@@ -452,22 +694,12 @@ static int rewrite_part(job *j, GMimePart *part) {
 
   /* 3. the HTML */
   size_t mark = j->res->links.n;
-  mb_html_opts o = {.write = html_write,
-                    .write_ctx = &html,
-                    .link = mb_links_rewrite,
-                    .link_ctx = &j->res->links,
-                    .pixel = j->pixel.data,
-                    .pixel_len = j->pixel.len,
-                    .pixel_prefix = j->pixel_prefix.data,
-                    .pixel_prefix_len = j->pixel_prefix.len};
-  mb_html_result hr;
-  if (mb_html_rewrite(j->html, &o, text, tlen, &hr) < 0) goto out;
-  if (hr.already_tracked || (hr.links_rewritten == 0 && !hr.pixel_inserted)) {
-    mb_links_rollback(&j->res->links, mark);
-    rc = 0;
+  int r = rewrite_html(j, text, tlen, &html, NULL);
+  if (r <= 0) {
+    rc = r;
     goto out;
   }
-  if (mb_buf_append(&html, tail_bytes, tail) < 0) goto out;
+  if (mb_buf_append(&html, raw + rawlen - tail, tail) < 0) goto out;
 
   if (converted) {
     if (convert(charset, "UTF-8", html.data ? html.data : "", html.len, &tmp) < 0) goto rollback;
@@ -481,31 +713,15 @@ static int rewrite_part(job *j, GMimePart *part) {
   if (!e) goto out;
   mb_buf *nb = &e->data;
   int to_qp = 0;
-  switch (enc) {
-  case GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE:
-    if (qp) {
-      int r =
-          qp_encode_lines(raw, qp, nqp, dec.data ? dec.data : "", html.data ? html.data : "", html.len, j->crlf, nb);
-      if (r < 0) goto out;
-      if (r == 0) break;
-    }
-    /* encode the whole part */
-    __attribute__((fallthrough));
-  case GMIME_CONTENT_ENCODING_BASE64:
+  if (enc == GMIME_CONTENT_ENCODING_BASE64) {
     if (encode_transfer(enc, html.data ? html.data : "", html.len, &enc_out) < 0 ||
         lf_to_eol(enc_out.data ? enc_out.data : "", enc_out.len, j->crlf, nb) < 0)
       goto out;
-    break;
-  default:
-    if (longest_line(html.data ? html.data : "", html.len) > MAX_LINE) {
-      to_qp = 1;
-      if (crlf_to_lf(html.data, html.len, &tmp) < 0 ||
-          encode_transfer(GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE, tmp.data ? tmp.data : "", tmp.len, &enc_out) < 0 ||
-          lf_to_eol(enc_out.data ? enc_out.data : "", enc_out.len, j->crlf, nb) < 0)
-        goto out;
-    } else if (mb_buf_append(nb, html.data, html.len) < 0) {
-      goto out;
-    }
+  } else if (longest_line(html.data ? html.data : "", html.len) > MAX_LINE) {
+    to_qp = 1;
+    if (qp_encode_text(html.data ? html.data : "", html.len, j->crlf, nb) < 0) goto out;
+  } else if (mb_buf_append(nb, html.data, html.len) < 0) {
+    goto out;
   }
   /* the range ends with a line ending exactly when the original did */
   size_t got = trailing_eol(nb->data ? nb->data : "", nb->len);
@@ -524,7 +740,6 @@ skip:
   j->res->parts_skipped++;
   rc = 0;
 out:
-  free(qp);
   mb_buf_free(&dec), mb_buf_free(&conv), mb_buf_free(&html), mb_buf_free(&tmp), mb_buf_free(&enc_out);
   return rc;
 }

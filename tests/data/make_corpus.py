@@ -2,7 +2,7 @@
 """Regenerate the mailbeacon-rewrite input corpus (tests/data/NN-*.eml).
 
 Deterministic: running it again rewrites every file byte-identically.
-All files use CRLF line endings except 19-lf-only.eml (LF only).
+All files use CRLF line endings except 19-lf-only.eml and 39-qp-encoded-crlf-lf-only.eml (LF only).
 Messages are composed here with LF and converted to CRLF at the very end.
 
 Usage:  python3 tests/data/make_corpus.py [--check]
@@ -977,16 +977,65 @@ def c36():
     add("36-internal-recipients.eml", message(h, html_doc("Deal review", std_html_body())))
 
 
+# Quoted-printable whose decoded bytes must come back exactly: line-ending
+# bytes that were encoded (=0D, =0A) are text, not line breaks, and a soft
+# break at the very end adds no line break. The QP is written out by hand.
+
+def qp_html_headers(n, subject):
+    return std_headers(n, subject) + [
+        "Content-Type: text/html; charset=utf-8",
+        "Content-Transfer-Encoding: quoted-printable"]
+
+
+def c37():
+    body = ('<html><body><a href=3D"https://example.com/">x</a>=0D\n'
+            "</body></html>\n")
+    add("37-qp-encoded-cr-before-break.eml", message(qp_html_headers(37, "Encoded CR"), body))
+
+
+def c38():
+    body = '<html><body>=0A<a href=3D"https://example.com/">x</a>=0A</body></html>\n'
+    add("38-qp-encoded-line-feeds.eml", message(qp_html_headers(38, "Encoded LF"), body))
+
+
+def c39():
+    body = '<html><body>=0D=0A<a href=3D"https://example.com/">x</a>=0D=0A</body></html>\n'
+    add("39-qp-encoded-crlf-lf-only.eml", message(qp_html_headers(39, "Encoded CRLF, LF only"), body),
+        lf_only=True)
+
+
+def c40():
+    body = '<html><body><a href=3D"https://example.com/">x</a></body></html>=\n'
+    add("40-qp-trailing-soft-break.eml", message(qp_html_headers(40, "Trailing soft break"), body))
+
+
+def c41():
+    b = "------------Qp5Soft6Break7End8"
+    h = std_headers(41, "Trailing soft break before the boundary") + [
+        'Content-Type: multipart/alternative; boundary="%s"' % b]
+    html = '<html><body><a href=3D"https://example.com/">x</a></body></html>=\n'
+    body = ("--%s\n"
+            "Content-Type: text/plain; charset=utf-8\n"
+            "Content-Transfer-Encoding: 7bit\n\n"
+            "x: https://example.com/\n\n"
+            "--%s\n"
+            "Content-Type: text/html; charset=utf-8\n"
+            "Content-Transfer-Encoding: quoted-printable\n\n"
+            "%s\n"
+            "--%s--\n") % (b, b, html, b)
+    add("41-qp-trailing-soft-break-multipart.eml", message(h, body))
+
+
 CASES = [c01, c02, c03, c04, c05, c06, c07, c08, c09, c10, c11, c12, c13, c14, c15, c16, c17,
          c18, c19, c20, c21, c22, c23, c24, c25, c26, c27, c28, c29, c30, c31, c32, c33, c34,
-         c35, c36]
+         c35, c36, c37, c38, c39, c40, c41]
 
 
 def main():
     check = "--check" in sys.argv[1:]
     for c in CASES:
         c()
-    assert len(FILES) == 36
+    assert len(FILES) == 41
     bad = 0
     for name, data in sorted(FILES.items()):
         p = HERE / name

@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t n = size - 2;
   if (s1 > n) s1 = n;
   if (s2 > n) s2 = n;
-  mb_html_opts o = {sink, &a, wrap, NULL, "<P>", 3, "T/o/", 4};
+  mb_html_opts o = {sink, &a, wrap, NULL, "<P>", 3, "T/o/", 4, NULL, NULL};
   mb_html_result ra, rb;
   a.len = b.len = 0;
   mb_html_rewrite(h, &o, doc, n, &ra);

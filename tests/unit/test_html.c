@@ -26,18 +26,59 @@ static size_t wrap(void *ctx, const char *href, size_t n, char *out, size_t cap)
 
 static mb_html_result last;
 
+/* The changes the rewriter tells of (mb_html_opts.edit), their bytes in reps. */
+static struct change { size_t start, end, off, n; } changes[64];
+static size_t nchanges;
+static mb_buf reps;
+
+static void note_change(void *ctx, size_t start, size_t end, const char *rep, size_t n) {
+  (void)ctx;
+  assert_true(nchanges < sizeof changes / sizeof changes[0]);
+  changes[nchanges++] = (struct change){start, end, reps.len, n};
+  mb_buf_append(&reps, rep, n);
+}
+
+/* The input with the changes told applied is the output. */
+static void check_changes(const char *in, size_t n, const mb_buf *out) {
+  for (size_t i = 1; i < nchanges; i++) /* by start, a pixel before a change starting at the same place */
+    for (size_t k = i; k > 0 && (changes[k].start < changes[k - 1].start ||
+                                 (changes[k].start == changes[k - 1].start && changes[k].end < changes[k - 1].end));
+         k--) {
+      struct change t = changes[k];
+      changes[k] = changes[k - 1];
+      changes[k - 1] = t;
+    }
+  mb_buf want;
+  mb_buf_init(&want);
+  size_t pos = 0;
+  for (size_t i = 0; i < nchanges; i++) {
+    assert_true(changes[i].start >= pos && changes[i].end >= changes[i].start && changes[i].end <= n);
+    mb_buf_append(&want, in + pos, changes[i].start - pos);
+    mb_buf_append(&want, reps.data + changes[i].off, changes[i].n);
+    pos = changes[i].end;
+  }
+  mb_buf_append(&want, in + pos, n - pos);
+  if (want.len != out->len || memcmp(want.data, out->data, want.len) != 0)
+    fail_msg("the changes told do not make the output:\n%.*s\nvs\n%.*s", (int)want.len, want.data, (int)out->len,
+             out->data);
+  mb_buf_free(&want);
+}
+
 /* Rewrites s fed in chunks of `chunk` bytes (0: all at once). */
 static char *rw_chunked(const char *s, size_t chunk) {
   static mb_buf out;
   mb_html *h = mb_html_new();
   out.len = 0;
-  mb_html_opts o = {sink, &out, wrap, NULL, PIXEL, strlen(PIXEL), "https://T/o/", 12};
+  nchanges = 0;
+  reps.len = 0;
+  mb_html_opts o = {sink, &out, wrap, NULL, PIXEL, strlen(PIXEL), "https://T/o/", 12, note_change, NULL};
   mb_html_reset(h, &o);
   size_t n = strlen(s);
   if (chunk == 0) chunk = n ? n : 1;
   for (size_t i = 0; i < n; i += chunk) assert_int_equal(mb_html_feed(h, s + i, n - i < chunk ? n - i : chunk), 0);
   assert_int_equal(mb_html_finish(h, &last), 0);
   mb_html_free(h);
+  check_changes(s, n, &out);
   mb_buf_append(&out, "", 1);
   out.len--;
   return out.data;
