@@ -614,7 +614,11 @@ static int rewrite_qp(job *j, size_t bs, size_t be, const char *charset) {
   qp_map(lines, k, ch.v, ch.n);
 
   edit *e = edit_add(&j->ed, bs, be);
-  if (!e) goto out;
+  /* Room for the whole part at once: the raw lines kept, and the text
+   * encoded again at its worst (qp_encode asks, per piece, for at most
+   * 3.2 bytes a byte and 20 more). Pages never written are never touched:
+   * growing by doubling instead cost a realloc and page faults per step. */
+  if (!e || mb_buf_reserve(&e->data, rawlen + html.len * 4 + (k + 1) * 24 + 64) < 0) goto out;
   /* a part that ended in a soft break still does (no line break gained) */
   int soft_end = lines[k - 1].hb == 0 && raw_eol;
   r = qp_write(raw, lines, k, html.data, back, j->crlf, soft_end ? raw + rawlen - raw_eol : NULL, raw_eol, &e->data,
