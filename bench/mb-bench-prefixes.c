@@ -70,8 +70,8 @@ int main(int argc, char **argv) {
   double ns = (double)(t3 - t2) * 1000.0 / (double)lookups;
   printf("prefixes %zu, segments %zu, build %.1f ms, lookups %zu (%.1f%% in a list), %.1f ns per lookup, "
          "%.2f million lookups/s\n",
-         n, mb_prefixes_segments(s), (double)(t1 - t0) / 1000.0, lookups, 100.0 * (double)found / (double)lookups,
-         ns, 1000.0 / ns);
+         n, mb_prefixes_segments(s), (double)(t1 - t0) / 1000.0, lookups, 100.0 * (double)found / (double)lookups, ns,
+         1000.0 / ns);
   mb_prefixes_free(s);
   free(q);
   free(r);

@@ -40,8 +40,8 @@ static int cmp128(mb_ip128 a, mb_ip128 b) {
 mb_ip128 mb_ip128_of(int family, const unsigned char *addr) {
   mb_ip128 ip = {0, 0};
   if (family == AF_INET) {
-    ip.lo = UINT64_C(0xffff) << 32 | (uint64_t)addr[0] << 24 | (uint64_t)addr[1] << 16 | (uint64_t)addr[2] << 8 |
-            addr[3];
+    ip.lo =
+        UINT64_C(0xffff) << 32 | (uint64_t)addr[0] << 24 | (uint64_t)addr[1] << 16 | (uint64_t)addr[2] << 8 | addr[3];
     return ip;
   }
   for (int i = 0; i < 8; i++) ip.hi = ip.hi << 8 | addr[i];
@@ -143,7 +143,7 @@ int mb_prefixes_freeze(mb_prefixes *s) {
       if (depth[e[i].list]) mask |= UINT64_C(1) << e[i].list;
       else mask &= ~(UINT64_C(1) << e[i].list);
     }
-    if (mask == s->masks[s->nseg - 1]) continue; /* nothing changes here */
+    if (mask == s->masks[s->nseg - 1]) continue;                                /* nothing changes here */
     if (cmp128(s->starts[s->nseg - 1], key) == 0) s->masks[s->nseg - 1] = mask; /* at :: itself */
     else {
       s->starts[s->nseg] = key;

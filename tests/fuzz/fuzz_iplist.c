@@ -43,8 +43,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   static got g;
   g.n = 0;
   char err[256];
-  long n = mb_iplist_parse((mb_iplist_format)(data[0] % 4), (const char *)data + 1, size - 1, keep, &g, err,
-                           sizeof err);
+  long n =
+      mb_iplist_parse((mb_iplist_format)(data[0] % 4), (const char *)data + 1, size - 1, keep, &g, err, sizeof err);
   if (n < 0 && !err[0]) abort(); /* an error always says what */
   if (n >= 0 && (size_t)n != g.n) abort();
   mb_prefixes *s = mb_prefixes_new();
@@ -59,8 +59,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
       int fam = g.r[q].family, last = fam == AF_INET ? 3 : 15;
       memcpy(a, g.r[q].addr, 16);
       if (before)
-        for (int k = last; k >= 0 && a[k]-- == 0; k--) {
-        }
+        for (int k = last; k >= 0 && a[k]-- == 0; k--) {}
       uint64_t want = 0;
       for (size_t i = 0; i < g.n; i++)
         if (oracle(&g.r[i], fam, a)) want |= UINT64_C(1) << (i % MB_PREFIX_LISTS);

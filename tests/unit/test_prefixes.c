@@ -55,7 +55,7 @@ static void test_basics(void **state) {
   c = cidr("0.0.0.0/0"), assert_int_equal(mb_prefixes_add(s, &c, 5), 0);
   assert_int_equal(mb_prefixes_add(s, &c, 64), -1);
   assert_int_equal(mb_prefixes_freeze(s), 0);
-  assert_int_equal(mb_prefixes_add(s, &c, 1), -1); /* frozen */
+  assert_int_equal(mb_prefixes_add(s, &c, 1), -1);   /* frozen */
   uint64_t all6 = UINT64_C(1) << 63, all4 = 1u << 5; /* ::/0 is not 0.0.0.0/0 */
   assert_int_equal(lookup(s, "17.58.3.4"), all4 | 1 | 2 | 4);
   assert_int_equal(lookup(s, "17.58.3.5"), all4 | 1 | 2);
@@ -128,7 +128,8 @@ static void test_model(void **state) {
       for (int i = 0; i < N; i++)
         if (oracle(&r[i], family, a)) want |= UINT64_C(1) << list[i];
       uint64_t got = mb_prefixes_lookup(s, mb_ip128_of(family, a));
-      if (got != want) fail_msg("round %d query %d: %llx, want %llx", round, q, (unsigned long long)got, (unsigned long long)want);
+      if (got != want)
+        fail_msg("round %d query %d: %llx, want %llx", round, q, (unsigned long long)got, (unsigned long long)want);
     }
     mb_prefixes_free(s);
   }
@@ -196,7 +197,8 @@ static void test_formats(void **state) {
            " {\"id\": 3, \"serviceArea\": \"SharePoint\", \"ips\": [\"13.107.136.0/22\"]},"
            " {\"id\": 4, \"serviceArea\": \"Exchange\", \"ips\": [\"40.92.0.0/15\"]}]",
            3, "13.107.6.152/31 2603:1006::/40 40.92.0.0/15 ");
-  parse_bad("m365-json", "[{\"serviceArea\": \"Exchange\", \"ips\": [\"13.107.6.152/31\", 7]}]", "[0].ips[1]: not a string");
+  parse_bad("m365-json", "[{\"serviceArea\": \"Exchange\", \"ips\": [\"13.107.6.152/31\", 7]}]",
+            "[0].ips[1]: not a string");
   parse_bad("m365-json", "{}", "not an array of endpoint sets");
   mb_iplist_format f;
   assert_int_equal(mb_iplist_format_parse("csv", &f), -1);
