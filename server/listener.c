@@ -192,14 +192,13 @@ static void sweep(loop *lp) {
   if (lp == &l->loops[0]) mb_listener_flush_log();
 }
 
-static int exempt(const mb_listener *l, const mb_peer *p, const struct sockaddr *sa) {
+static int exempt(const mb_listener *l, const struct sockaddr *sa) {
   if (!l->o.nexempt) return 0;
   if (sa->sa_family == AF_INET)
     return mb_cidr_match(l->exempt, l->o.nexempt, AF_INET,
                          (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr);
   if (sa->sa_family == AF_INET6)
     return mb_cidr_match(l->exempt, l->o.nexempt, AF_INET6, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr);
-  (void)p;
   return 0;
 }
 
@@ -208,7 +207,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t
   loop *lp = cls;
   mb_listener *l = lp->l;
   mb_peer p;
-  if (!l->peers || mb_peer_of(sa, len, &p) < 0 || exempt(l, &p, sa)) return MHD_YES;
+  if (!l->peers || mb_peer_of(sa, len, &p) < 0 || exempt(l, sa)) return MHD_YES;
   unsigned n = mb_peers_count(l->peers, &p);
   if (n < l->o.per_ip_max) return MHD_YES;
   char who[64];
@@ -233,7 +232,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     const struct sockaddr *sa = ad ? ad->client_addr : NULL;
     socklen_t salen = sa && sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (!sa || mb_peer_of(sa, salen, &k->peer) < 0) k->peer.b[0] = 0;
-    else if (l->peers && !exempt(l, &k->peer, sa)) {
+    else if (l->peers && !exempt(l, sa)) {
       unsigned n = mb_peers_add(l->peers, &k->peer);
       k->counted = n > 0;
       if (n > l->o.per_ip_max) { /* threads accepted from one address at once */
