@@ -29,6 +29,7 @@ typedef struct conn {
   int64_t since_ms;         /* waiting for a request since */
   int fd;
   unsigned char linked, counted, closing;
+  unsigned calls; /* of the handler, for the request in hand */
   mb_peer peer;
 } conn;
 
@@ -241,7 +242,9 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         return;
       }
     }
-    if (open - lp->closing > lp->limit) { /* at the limit: the one that waited longest makes room */
+    /* at the limit (this thread over its share, and the process over
+     * the whole): the one that waited longest makes room */
+    if (open - lp->closing > lp->limit && mb_listener_open(l) > l->limit) {
       conn *old = lp->head;
       char who[64];
       mb_metric_add(MB_M_CONN_SHED, 1);
@@ -275,13 +278,16 @@ static conn *conn_of(struct MHD_Connection *c) {
   return i ? i->socket_context : NULL;
 }
 
-/* The request's headers are in: no deadline while it is answered. */
+/* The whole request is in (headers, and the body when there is one: the
+ * handler is called once for the headers, once per piece of body, then
+ * once more with none left): no deadline while it is answered. A body
+ * trickled a byte at a time stays under the deadline. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
   loop *lp = cls;
   conn *k = conn_of(c);
-  if (k && k->linked) unlink_conn(lp, k);
+  if (k && ++k->calls >= 2 && *upload_data_size == 0 && k->linked) unlink_conn(lp, k);
   return lp->l->handler(lp->l->cls, c, url, method, version, upload_data, upload_data_size, con_cls);
 }
 
@@ -290,7 +296,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
   (void)con_cls, (void)toe;
   loop *lp = cls;
   conn *k = conn_of(c);
-  if (k && !k->closing && k->fd >= 0) link_conn(lp, k);
+  if (!k) return;
+  k->calls = 0;
+  if (!k->closing && k->fd >= 0) link_conn(lp, k);
 }
 
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c) {
@@ -304,8 +312,10 @@ static void *run(void *arg) {
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(lp->d, MHD_DAEMON_INFO_EPOLL_FD);
   struct pollfd p[2] = {{.fd = di ? di->epoll_fd : -1, .events = POLLIN}, {.fd = lp->l->wake_fd, .events = POLLIN}};
   while (!atomic_load_explicit(&lp->l->stopping, memory_order_acquire)) {
-    MHD_UNSIGNED_LONG_LONG ms = 1000; /* at least a round a second: sweeps, quiescence marks */
-    if (MHD_get_timeout(lp->d, &ms) != MHD_YES || ms > 1000) ms = 1000;
+    /* at least a round a second (quiescence marks), ten while connections
+     * wait for a request (the sweep) */
+    MHD_UNSIGNED_LONG_LONG cap = lp->head ? 100 : 1000, ms = cap;
+    if (MHD_get_timeout(lp->d, &ms) != MHD_YES || ms > cap) ms = cap;
     /* ready connections left from the last round give a timeout of 0 */
     if (ms > 0 && poll(p, 2, (int)ms) < 0 && errno != EINTR) break;
     lp->now_ms = mb_mono_ms();

@@ -14,13 +14,14 @@
  * What libmicrohttpd does not give, the listener adds (docs/server.md,
  * "Limits"):
  *   - a deadline for a whole request: a connection that has not delivered
- *     a request's headers within header_timeout_ms of its start or of the
- *     previous answer is shut down (libmicrohttpd has only an inactivity
+ *     a request (its headers, and its body when it has one) within
+ *     header_timeout_ms of its start or of the previous answer is shut down (libmicrohttpd has only an inactivity
  *     timeout, which a client sending one byte every few seconds never
  *     meets). Each thread keeps its connections that wait for a request in
  *     a list, oldest first, and sweeps its head;
- *   - at the connection limit, a new connection takes the place of the one
- *     that has waited longest for a request (an idle kept-alive connection,
+ *   - at the connection limit (the thread over its share, limit/threads,
+ *     and the process over the whole), a new connection takes the place of
+ *     the one that has waited longest on its thread for a request (an idle kept-alive connection,
  *     a slow client), which is shut down; when none waits, the new one is.
  *     libmicrohttpd's own limit is above ours by a headroom, so that it
  *     keeps accepting (and new clients do not queue in the kernel's backlog

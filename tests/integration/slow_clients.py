@@ -50,10 +50,6 @@ def open_slow(src):
     sel.register(s, selectors.EVENT_READ, d)
 
 
-for i in range(sources):
-    for _ in range(per):
-        open_slow("127.0.1.%d" % (i + 1))
-
 normal = {"ok": 0, "failed": 0, "worst_ms": 0.0, "first_failure": None}
 health = {"ok": 0, "failed": 0}
 stop = time.monotonic() + seconds
@@ -113,6 +109,10 @@ if child == 0:
     os.write(wfd, json.dumps({"normal": normal, "health": health}).encode())
     os._exit(0)
 os.close(wfd)
+# after the fork: the child holds none of these sockets
+for i in range(sources):
+    for _ in range(per):
+        open_slow("127.0.1.%d" % (i + 1))
 next_byte = time.monotonic() + 1
 while time.monotonic() < stop:
     for key, _ in sel.select(timeout=0.2):
