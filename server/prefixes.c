@@ -85,7 +85,8 @@ int mb_prefixes_add(mb_prefixes *s, const mb_cidr *c, unsigned list) {
    * the mapped form, inside ::ffff:0:0/96), not by an IPv6 range around
    * them such as ::/0: it is cut in two around the IPv4 block */
   const mb_ip128 v4first = {0, UINT64_C(0xffff) << 32}, v4last = {0, UINT64_C(0xffffffffffff)};
-  if (c->family == AF_INET6 && cmp128(first, v4first) <= 0 && cmp128(last, v4last) >= 0) {
+  if (c->family == AF_INET6 && cmp128(first, v4first) <= 0 && cmp128(last, v4last) >= 0 &&
+      (cmp128(first, v4first) < 0 || cmp128(last, v4last) > 0)) { /* around it, not the block itself */
     mb_ip128 before = {0, v4first.lo - 1}, after = {0, v4last.lo + 1};
     if (cmp128(first, v4first) < 0 && push(s, first, before, list) < 0) return -1;
     return cmp128(last, v4last) > 0 ? push(s, after, last, list) : 0;
@@ -128,7 +129,8 @@ int mb_prefixes_freeze(mb_prefixes *s) {
   s->starts = malloc((ne + 1) * sizeof *s->starts);
   s->masks = malloc((ne + 1) * sizeof *s->masks);
   if (!s->starts || !s->masks) {
-    free(e);
+    free(e), free(s->starts), free(s->masks);
+    s->starts = NULL, s->masks = NULL;
     return -1;
   }
   uint32_t depth[MB_PREFIX_LISTS] = {0};
@@ -155,13 +157,13 @@ int mb_prefixes_freeze(mb_prefixes *s) {
   if (s->nseg <= SMALL) return 0; /* a search over all of them is short */
   s->at4 = malloc((BLOCKS + 1) * sizeof *s->at4);
   s->at6 = malloc((BLOCKS + 1) * sizeof *s->at6);
-  if (!s->at4 || !s->at6) {
+  if (!s->at4 || !s->at6) { /* out of memory: the search without the tables is right, only slower */
     free(s->at4), free(s->at6);
     s->at4 = s->at6 = NULL;
-    return -1;
+    return 0;
   }
   for (size_t b = 0; b <= BLOCKS; b++) {
-    /* the first address of the block (past the last one: the end of the space) */
+    /* the first address of the block (past the last block: the last address of the family) */
     mb_ip128 k4 = {0, b < BLOCKS ? UINT64_C(0xffff) << 32 | (uint64_t)b << 16 : UINT64_C(0xffffffffffff)};
     mb_ip128 k6 = {b < BLOCKS ? (uint64_t)b << 48 : ~UINT64_C(0), b < BLOCKS ? 0 : ~UINT64_C(0)};
     s->at4[b] = (uint32_t)last_at_or_before(s, 0, s->nseg, k4);

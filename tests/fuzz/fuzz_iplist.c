@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   if (size < 1) return 0;
   static got g;
   g.n = 0;
-  char err[256];
+  char err[256] = "";
   long n =
       mb_iplist_parse((mb_iplist_format)(data[0] % 4), (const char *)data + 1, size - 1, keep, &g, err, sizeof err);
   if (n < 0 && !err[0]) abort(); /* an error always says what */

@@ -80,6 +80,14 @@ static void test_basics(void **state) {
   assert_int_equal(lookup(s, "192.0.2.77"), 8);
   assert_int_equal(lookup(s, "192.0.3.0"), 0);
   mb_prefixes_free(s);
+  /* the mapped block itself: every IPv4 address */
+  s = mb_prefixes_new();
+  c = cidr("::ffff:0:0/96"), assert_int_equal(mb_prefixes_add(s, &c, 0), 0);
+  assert_int_equal(mb_prefixes_freeze(s), 0);
+  assert_int_equal(mb_prefixes_ranges(s), 1);
+  assert_int_equal(lookup(s, "1.2.3.4"), 1);
+  assert_int_equal(lookup(s, "::1"), 0);
+  mb_prefixes_free(s);
   /* empty */
   s = mb_prefixes_new();
   assert_int_equal(mb_prefixes_freeze(s), 0);
