@@ -75,7 +75,7 @@ void mb_logv(mb_log_level level, int errnum, const char *fmt, va_list ap) __attr
  * message of a library under attack) is logged through a limiter: at most
  * one line per MB_LOG_LIMIT_MS; the lines in between are counted, and the
  * next line logged, or mb_log_limit_flush once the interval is over, says
- * how many ("... [and 4711 more like it in 10 s]"). Declare one per kind of
+ * how many ("... (and 4711 more like it in the last 10 s)"). Declare one per kind of
  * line: static mb_log_limit lim = MB_LOG_LIMIT_INIT; thread-safe. */
 #define MB_LOG_LIMIT_MS 10000
 typedef struct mb_log_limit {
