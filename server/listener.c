@@ -242,9 +242,11 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         return;
       }
     }
-    /* at the limit (this thread over its share, and the process over
-     * the whole): the one that waited longest makes room */
-    if (open - lp->closing > lp->limit && mb_listener_open(l) > l->limit) {
+    /* at the limit (this thread over its share: waiting for the process
+     * to be over the whole let a thread fill up to libmicrohttpd's own
+     * limit and stop accepting, and new clients waited in the kernel's
+     * backlog again, up to 1 s): the one that waited longest makes room */
+    if (open - lp->closing > lp->limit) {
       conn *old = lp->head;
       char who[64];
       mb_metric_add(MB_M_CONN_SHED, 1);

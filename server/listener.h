@@ -19,9 +19,9 @@
  *     timeout, which a client sending one byte every few seconds never
  *     meets). Each thread keeps its connections that wait for a request in
  *     a list, oldest first, and sweeps its head;
- *   - at the connection limit (the thread over its share, limit/threads,
- *     and the process over the whole), a new connection takes the place of
- *     the one that has waited longest on its thread for a request (an idle kept-alive connection,
+ *   - at the connection limit (each thread has an equal share of it), a
+ *     new connection takes the place of the one that has waited longest
+ *     on its thread for a request (an idle kept-alive connection,
  *     a slow client), which is shut down; when none waits, the new one is.
  *     libmicrohttpd's own limit is above ours by a headroom, so that it
  *     keeps accepting (and new clients do not queue in the kernel's backlog
