@@ -55,19 +55,25 @@ health = {"ok": 0, "failed": 0}
 stop = time.monotonic() + seconds
 
 
+def get(to_port, target, timeout):
+    """One GET on a new connection from 127.0.0.1; the whole answer."""
+    c = socket.create_connection(("127.0.0.1", to_port), timeout=timeout, source_address=("127.0.0.1", 0))
+    c.sendall(b"GET " + target.encode() + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        b = c.recv(4096)
+        if not b:
+            break
+        data += b
+    c.close()
+    return data
+
+
 def normal_client():
     while time.monotonic() < stop:
         t0 = time.monotonic()
         try:
-            c = socket.create_connection(("127.0.0.1", port), timeout=15, source_address=("127.0.0.1", 0))
-            c.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                b = c.recv(4096)
-                if not b:
-                    break
-                data += b
-            c.close()
+            data = get(port, path, 15)
             if not data.startswith(b"HTTP/1.1 200") or b"image/gif" not in data:
                 raise RuntimeError("answer: %r" % data[:80])
             normal["ok"] += 1
@@ -81,16 +87,7 @@ def normal_client():
 def health_client():
     while time.monotonic() < stop:
         try:
-            c = socket.create_connection(("127.0.0.1", aport), timeout=5)
-            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                b = c.recv(4096)
-                if not b:
-                    break
-                data += b
-            c.close()
-            health["ok" if data.startswith(b"HTTP/1.1 200") else "failed"] += 1
+            health["ok" if get(aport, "/healthz", 5).startswith(b"HTTP/1.1 200") else "failed"] += 1
         except Exception:  # noqa: BLE001
             health["failed"] += 1
         time.sleep(0.5)
