@@ -64,6 +64,7 @@ static const key_def keys[] = {
     {"partitions_ahead", T_NUM, offsetof(mb_config, partitions_ahead), sizeof(uint64_t), "3", 1, 120, NULL},
     {"retention_days", T_NUM, offsetof(mb_config, retention_days), sizeof(uint64_t), "0", 0, 100000, NULL},
     {"ip_retention_days", T_NUM, offsetof(mb_config, ip_retention_days), sizeof(uint64_t), "0", 0, 100000, NULL},
+    {"rules_file", T_STR, STR(rules_file), "", 0, 0, NULL},
     {"log_file", T_STR, STR(log_file), "", 0, 0, NULL},
     {"log_level", T_CHOICE, STR(log_level), "info", 0, 0, "error|warning|info|debug"},
 };

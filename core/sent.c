@@ -3,8 +3,9 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
-static const char *const names[MB_SENT_FIELDS] = {
-    "type", "v", "message", "message_id", "rep", "recipients", "token_recipient", "subject", "sent_at", "links"};
+static const char *const names[MB_SENT_FIELDS] = {"type",    "v",          "message",         "message_id",
+                                                  "rep",     "recipients", "token_recipient", "subject",
+                                                  "sent_at", "links",      "client_ip"};
 
 int mb_sent_fields(const mb_sent *s, mb_buf *store, mb_field fields[MB_SENT_FIELDS]) {
   size_t start[MB_SENT_FIELDS + 1];
@@ -36,6 +37,7 @@ int mb_sent_fields(const mb_sent *s, mb_buf *store, mb_field fields[MB_SENT_FIEL
     rc |= mb_buf_puts(store, "}");
   }
   rc |= mb_buf_puts(store, "]");
+  start[k++] = store->len, rc |= mb_buf_puts(store, s->client_ip ? s->client_ip : "");
   start[k] = store->len;
   if (rc) return -1;
   /* Pointers are taken only now: the buffer may have moved while growing. */

@@ -30,9 +30,10 @@
 #define PROG "mailbeacon-rewrite"
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: " PROG " [--config FILE] [--sender ADDR] [--recipient ADDR]... < in.eml > out.eml\n"
+  fprintf(f, "usage: " PROG " [--config FILE] [--sender ADDR] [--client-address IP] [--recipient ADDR]... < in.eml "
+             "> out.eml\n"
              "       " PROG " [--config FILE] --milter unix:/path|inet:PORT@HOST\n"
-             "       " PROG " [--config FILE] --reinject -f SENDER -- RECIPIENT...\n"
+             "       " PROG " [--config FILE] --reinject -f SENDER [--client-address IP] -- RECIPIENT...\n"
              "       " PROG " --keygen FILE\n"
              "       " PROG " [--config FILE] --explain URL\n"
              "       " PROG " [--config FILE] --print-config\n"
@@ -87,30 +88,31 @@ static int milter(const char *config, const char *socket_spec) {
 
 /* Re-injection: everything goes on, rewritten or not; only a failure to
  * hand the message on (or a usage error) makes the MTA try again. */
-static int reinject(const char *config, const char *sender, char **rcpts, size_t n) {
+static int reinject(const char *config, const char *sender, const char *client_ip, char **rcpts, size_t n) {
   static mb_config cfg;
   mb_keyring *ring;
   char err[1024];
   mb_front_status st = mb_front_setup(config, "reinject", 1, &cfg, &ring, err, sizeof err);
   if (st != MB_FRONT_OK) mb_log_errx("%s; message passed on unchanged", err);
   if (!sender || !n) {
-    mb_log_errx("usage: --reinject -f SENDER -- RECIPIENT...");
+    mb_log_errx("usage: --reinject -f SENDER [--client-address IP] -- RECIPIENT...");
     mb_keyring_free(ring);
     return EX_TEMPFAIL;
   }
-  int rc = mb_reinject_run(&cfg, ring, sender, rcpts, n, 0);
+  int rc = mb_reinject_run(&cfg, ring, sender, client_ip, rcpts, n, 0);
   mb_keyring_free(ring);
   return rc;
 }
 
-static int pipe_mode(const char *config, const char *sender, const char *const *rcpts, size_t n, int verbose) {
+static int pipe_mode(const char *config, const char *sender, const char *client_ip, const char *const *rcpts, size_t n,
+                     int verbose) {
   static mb_config cfg;
   mb_keyring *ring;
   char err[1024];
   mb_front_status st = mb_front_setup(config, "pipe", 1, &cfg, &ring, err, sizeof err);
   if (verbose) mb_log_set_level(MB_LOG_DEBUG);
   if (st != MB_FRONT_OK) mb_log_errx("%s; message passed through unchanged", err);
-  int rc = mb_pipe_run(&cfg, ring, sender, rcpts, n, 0, 1);
+  int rc = mb_pipe_run(&cfg, ring, sender, client_ip, rcpts, n, 0, 1);
   mb_keyring_free(ring);
   return rc;
 }
@@ -119,6 +121,7 @@ int main(int argc, char **argv) {
   static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                        {"sender", required_argument, 0, 's'},
                                        {"recipient", required_argument, 0, 'r'},
+                                       {"client-address", required_argument, 0, 'a'},
                                        {"keygen", required_argument, 0, 'k'},
                                        {"explain", required_argument, 0, 'e'},
                                        {"print-config", no_argument, 0, 'p'},
@@ -127,7 +130,8 @@ int main(int argc, char **argv) {
                                        {"verbose", no_argument, 0, 'v'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
-  const char *config = NULL, *sender = NULL, *keygen_path = NULL, *explain_url = NULL, *milter_spec = NULL;
+  const char *config = NULL, *sender = NULL, *client_ip = NULL, *keygen_path = NULL, *explain_url = NULL,
+             *milter_spec = NULL;
   int print_config = 0, reinject_mode = 0, verbose = 0;
   const char **rcpts = calloc((size_t)argc + 1, sizeof *rcpts);
   size_t nrcpts = 0;
@@ -141,6 +145,7 @@ int main(int argc, char **argv) {
     case 'm': milter_spec = optarg; break;
     case 'R': reinject_mode = 1; break;
     case 'r': rcpts[nrcpts++] = optarg; break;
+    case 'a': client_ip = optarg; break;
     case 'k': keygen_path = optarg; break;
     case 'e': explain_url = optarg; break;
     case 'p': print_config = 1; break;
@@ -163,8 +168,8 @@ int main(int argc, char **argv) {
   if (keygen_path) rc = keygen(keygen_path);
   else if (explain_url || print_config) rc = config_command(config, explain_url);
   else if (milter_spec) rc = milter(config, milter_spec);
-  else if (reinject_mode) rc = reinject(config, sender, argv + optind, (size_t)(argc - optind));
-  else rc = pipe_mode(config, sender, rcpts, nrcpts, verbose);
+  else if (reinject_mode) rc = reinject(config, sender, client_ip, argv + optind, (size_t)(argc - optind));
+  else rc = pipe_mode(config, sender, client_ip, rcpts, nrcpts, verbose);
   free(rcpts);
   return rc;
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -88,12 +89,13 @@ static atomic_ulong n_rewritten, n_skipped, n_failed;
 static bool g_local;
 
 typedef struct conn {
-  mb_buf msg;     /* the message as the MTA sees it: headers, CRLF, body */
-  size_t body_at; /* where the body starts in msg */
-  int too_big;    /* over max_message_size: pass it on unchanged */
-  char *sender;   /* envelope sender */
-  char *auth;     /* {auth_authen}, the rep when present */
-  char **rcpts;   /* envelope recipients */
+  mb_buf msg;         /* the message as the MTA sees it: headers, CRLF, body */
+  size_t body_at;     /* where the body starts in msg */
+  int too_big;        /* over max_message_size: pass it on unchanged */
+  char *sender;       /* envelope sender */
+  char *auth;         /* {auth_authen}, the rep when present */
+  char client_ip[46]; /* the SMTP client's address (the connection's): "" when not an IP */
+  char **rcpts;       /* envelope recipients */
   size_t nrcpts, rcap;
   mb_stream *stream;   /* for sent records, opened on first use */
   unsigned long proto; /* protocol flags negotiated on this connection */
@@ -167,9 +169,13 @@ static sfsistat on_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 }
 
 static sfsistat on_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr) {
-  (void)host, (void)addr;
+  (void)host;
   conn *c = get(ctx);
   if (!c) c = new_conn(ctx); /* an MTA that did not negotiate */
+  if (c && addr && addr->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((struct sockaddr_in *)addr)->sin_addr, c->client_ip, sizeof c->client_ip);
+  else if (c && addr && addr->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((struct sockaddr_in6 *)addr)->sin6_addr, c->client_ip, sizeof c->client_ip);
   return next(c, SMFIP_NR_CONN);
 }
 
@@ -356,8 +362,10 @@ static sfsistat on_eom(SMFICTX *ctx) {
     mb_log_info("%s: not rewritten: message over max_message_size", qid);
     return SMFIS_ACCEPT;
   }
-  mb_identity id = {
-      .sender = c->auth ? c->auth : c->sender, .recipients = (const char *const *)c->rcpts, .nrecipients = c->nrcpts};
+  mb_identity id = {.sender = c->auth ? c->auth : c->sender,
+                    .recipients = (const char *const *)c->rcpts,
+                    .nrecipients = c->nrcpts,
+                    .client_ip = c->client_ip};
   mb_rewrite_result res;
   ring_ref *ring = ring_acquire();
   int rc = mb_rewrite_message(g_cfg, ring->ring, &id, c->msg.data ? c->msg.data : "", c->msg.len, &res);

@@ -10,10 +10,12 @@
 #include "mailbeacon/clock.h"
 #include "mailbeacon/sent.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <gmime/gmime.h>
 #include <iconv.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -826,6 +828,15 @@ static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
 
 static int identify(job *j, GMimeMessage *m, const mb_identity *id) {
   mb_rewrite_result *r = j->res;
+  /* the submitting client's address, unless it is a loopback one (mail
+   * handed over on the MTA's own host, a webmail there: it says nothing of
+   * where the rep reads mail) */
+  unsigned char a[16];
+  static const unsigned char v6_loop[16] = {[15] = 1};
+  if (id && id->client_ip && strlen(id->client_ip) < sizeof r->client_ip &&
+      ((inet_pton(AF_INET, id->client_ip, a) == 1 && a[0] != 127) ||
+       (inet_pton(AF_INET6, id->client_ip, a) == 1 && memcmp(a, v6_loop, 16) != 0)))
+    snprintf(r->client_ip, sizeof r->client_ip, "%s", id->client_ip);
   if (id && id->sender) {
     r->rep = xstrdup(id->sender);
   } else {
@@ -1037,4 +1048,5 @@ void mb_rewrite_sent(const mb_rewrite_result *res, mb_sent *sent) {
   sent->sent_at_us = mb_now_us();
   sent->links = res->links.list;
   sent->nlinks = res->links.n;
+  sent->client_ip = res->client_ip;
 }

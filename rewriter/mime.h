@@ -26,6 +26,10 @@ typedef struct mb_identity {
    * recipient's index in it (added when absent), and only this recipient is
    * checked against never_track. */
   const char *copy_for;
+  /* The address of the client that submitted the message to the MTA (the
+   * rep's machine: the milter's connection, or an option of the pipe and
+   * re-inject modes); kept in the sent record when it is an IP address. */
+  const char *client_ip;
 } mb_identity;
 
 typedef struct mb_rewrite_result {
@@ -37,6 +41,7 @@ typedef struct mb_rewrite_result {
   char *message_id;
   char *subject;
   char *rep;
+  char client_ip[46]; /* "" when unknown */
   char **recipients;
   size_t nrecipients;
   uint16_t token_recipient;

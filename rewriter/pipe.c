@@ -29,8 +29,8 @@ static int copy_rest(int in_fd, int out_fd) {
   }
 }
 
-int mb_pipe_run(const mb_config *cfg, const mb_keyring *ring, const char *sender, const char *const *rcpts, size_t n,
-                int in_fd, int out_fd) {
+int mb_pipe_run(const mb_config *cfg, const mb_keyring *ring, const char *sender, const char *client_ip,
+                const char *const *rcpts, size_t n, int in_fd, int out_fd) {
   mb_buf in;
   mb_buf_init(&in);
   /* without a key ring nothing is rewritten: the message streams through */
@@ -49,7 +49,7 @@ int mb_pipe_run(const mb_config *cfg, const mb_keyring *ring, const char *sender
   } else if (!whole) {
     mb_log_debug("message over max_message_size; passed through unchanged");
   } else {
-    mb_identity id = {.sender = sender, .recipients = rcpts, .nrecipients = n};
+    mb_identity id = {.sender = sender, .recipients = rcpts, .nrecipients = n, .client_ip = client_ip};
     if (mb_rewrite_message(cfg, ring, &id, in.data ? in.data : "", in.len, &res) < 0) {
       mb_log_errx("out of memory; message passed through unchanged");
     } else {

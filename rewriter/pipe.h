@@ -14,7 +14,7 @@
  * and rcpts (may be NULL/0) name the envelope. Returns 0, or EX_IOERR when
  * the input cannot be read or the output cannot be written (the MTA then
  * keeps the message and tries again). */
-int mb_pipe_run(const mb_config *cfg, const mb_keyring *ring, const char *sender, const char *const *rcpts, size_t n,
-                int in_fd, int out_fd);
+int mb_pipe_run(const mb_config *cfg, const mb_keyring *ring, const char *sender, const char *client_ip,
+                const char *const *rcpts, size_t n, int in_fd, int out_fd);
 
 #endif

@@ -10,6 +10,7 @@
  * again) is recognised by its primary key and skipped (load_events). */
 #include "batcher.h"
 
+#include "classify.h"
 #include "entry.h"
 #include "events.h"
 #include "metrics.h"
@@ -21,6 +22,7 @@
 #include "mailbeacon/sent.h"
 #include "mailbeacon/stream.h"
 
+#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -52,6 +54,15 @@ typedef struct rejected {
   const char *why;
   size_t off, len; /* the text, in b->rej_text */
 } rejected;
+
+/* A message of the batch: what its sent record says, for the judgement. */
+typedef struct msg_info {
+  char id[36];     /* the UUID as the events carry it */
+  int64_t sent_us; /* -1: no sent record (yet) */
+  int family;      /* of the submitting client's address; 0: unknown */
+  unsigned char addr[16];
+  int open; /* it has events a later one may change: mailbeacon.judge_context */
+} msg_info;
 
 /* What a COPY into PostgreSQL came to. */
 typedef enum copy_result {
@@ -104,7 +115,24 @@ struct mb_batcher {
   uint64_t rate_rows;
   int64_t rate_at;
   char last_error[512];
+  /* the classifier judging, and one a reload (SIGHUP) left for the next batch */
+  mb_classifier *cls;
+  pthread_mutex_t reload_mu;
+  mb_classifier *reloaded;
+  /* the batch's checked events and their verdicts, its messages */
+  mb_event_in *evs;
+  mb_verdict *verdicts;
+  size_t nevs, capevs, capverdicts;
+  msg_info *info;
+  size_t ninfo, capinfo;
+  int judged;              /* evs, verdicts and rejected lines are made for [first, last) */
+  int64_t ctx_lo, ctx_hi;  /* times (µs) of the events left open */
+  int64_t batch_first_ms;  /* the earliest entry id of the batch */
+  int64_t oldest_entry_ms; /* the stream's oldest entry (update_lag); 0: none */
+  int64_t next_finalize;
 };
+
+static int pg_failed(mb_batcher *b, const char *what, PGresult *res);
 
 /* Logs a problem, once until it changes (a batcher retrying every few
  * seconds must not fill the log with the same line). */
@@ -382,9 +410,11 @@ static void update_lag(mb_batcher *b) {
   redisReply *r = cmd_argv(b, 6, argv, NULL);
   if (!r) return;
   long long lag = 0;
+  b->oldest_entry_ms = 0;
   if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
       r->element[0]->elements >= 1 && r->element[0]->element[0]->type == REDIS_REPLY_STRING) {
     long long ms = strtoll(r->element[0]->element[0]->str, NULL, 10);
+    b->oldest_entry_ms = ms;
     lag = mb_now_ms() - ms;
     if (lag < 0) lag = 0;
   }
@@ -446,38 +476,154 @@ static void entry_json(mb_buf *out, const redisReply *f) {
 
 static void build_reset(mb_batcher *b) {
   b->rows.len = 0;
-  b->nrows = b->nrej = b->nbatch_months = 0;
-  b->rej_text.len = 0;
+  b->nrows = b->nbatch_months = 0;
   /* events already past IP retention are truncated as they load:
    * apply_retention reads only the days since its last run */
   if (b->cfg->ip_retention_days)
     b->conv.ip_truncate_before_us = mb_now_us() - (int64_t)b->cfg->ip_retention_days * 86400 * 1000000;
 }
 
-/* Adds entry i's COPY rows (or rejected lines) to the batch. 0 or -1 (memory). */
-static int build_entry(mb_batcher *b, size_t i) {
-  const entry *e = &b->entries[i];
-  if (e->parsed.type == MB_ENTRY_DELETED || e->parsed.type == MB_ENTRY_SENT) return 0; /* sent: load_sent_records */
-  if (e->parsed.type == MB_ENTRY_OTHER) {
-    mb_buf j;
-    mb_buf_init(&j);
-    entry_json(&j, e->fields);
-    int rc = add_rejected(b, e->id, 0, j.data ? j.data : "", j.len, "not a type=hits v=1 or type=sent v=1 entry");
-    mb_buf_free(&j);
-    return rc;
-  }
-  const char *p = e->parsed.lines, *end = p + e->parsed.lines_len;
-  for (int part = 1; p < end; part++) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-    int64_t us;
-    const char *why;
-    if (mb_event_copy_row(&b->conv, p, len, &b->rows, &us, &why) == 0) {
-      if (add_time(b, us) < 0 || note_month(b) < 0) return -1;
-    } else if (add_rejected(b, e->id, part, p, len, why) < 0) {
-      return -1;
+/* Checks the event lines of entries [first, last): the good ones into evs,
+ * the others (and entries of no known type) into the rejected. 0 or -1
+ * (memory). */
+static int parse_batch(mb_batcher *b) {
+  b->nevs = b->nrej = 0;
+  b->rej_text.len = 0;
+  b->batch_first_ms = 0;
+  for (size_t i = b->first; i < b->last; i++) {
+    const entry *e = &b->entries[i];
+    int64_t ms = strtoll(e->id, NULL, 10);
+    if (ms > 0 && (!b->batch_first_ms || ms < b->batch_first_ms)) b->batch_first_ms = ms;
+    if (e->parsed.type == MB_ENTRY_DELETED || e->parsed.type == MB_ENTRY_SENT) continue; /* sent: load_sent_records */
+    if (e->parsed.type == MB_ENTRY_OTHER) {
+      mb_buf j;
+      mb_buf_init(&j);
+      entry_json(&j, e->fields);
+      int rc = add_rejected(b, e->id, 0, j.data ? j.data : "", j.len, "not a type=hits v=1|2 or type=sent v=1 entry");
+      mb_buf_free(&j);
+      if (rc < 0) return -1;
+      continue;
     }
-    p += len + 1;
+    const char *p = e->parsed.lines, *end = p + e->parsed.lines_len;
+    for (int part = 1; p < end; part++) {
+      const char *nl = memchr(p, '\n', (size_t)(end - p));
+      size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+      const char *why;
+      if (mb_grow(&b->evs, &b->capevs, b->nevs + 1, sizeof *b->evs, 8192) < 0) return -1;
+      if (mb_event_parse(p, len, &b->evs[b->nevs], &why) == 0) b->nevs++;
+      else if (add_rejected(b, e->id, part, p, len, why) < 0) return -1;
+      p += len + 1;
+    }
+  }
+  return 0;
+}
+
+static int info_cmp(const void *x, const void *y) { return memcmp(x, y, 36); }
+
+static msg_info *info_of(mb_batcher *b, const char *message) {
+  return bsearch(message, b->info, b->ninfo, sizeof *b->info, info_cmp);
+}
+
+/* "{uuid,uuid,...}" of the batch's messages (all, or those left open). */
+static int uuid_array(const mb_batcher *b, int open_only, mb_buf *out) {
+  out->len = 0;
+  int rc = mb_buf_append(out, "{", 1);
+  size_t n = 0;
+  for (size_t i = 0; i < b->ninfo; i++) {
+    if (open_only && !b->info[i].open) continue;
+    if (n++) rc |= mb_buf_append(out, ",", 1);
+    rc |= mb_buf_append(out, b->info[i].id, 36);
+  }
+  rc |= mb_buf_append(out, "}", 2); /* with its NUL */
+  return rc ? -1 : (int)(n > 0);
+}
+
+/* The batch's messages, with their sent time and submitting address from
+ * PostgreSQL (the batch's own sent records are loaded already). 0 or -1. */
+static int message_info(mb_batcher *b) {
+  b->ninfo = 0;
+  for (size_t k = 0; k < b->nevs; k++) {
+    if (mb_grow(&b->info, &b->capinfo, b->ninfo + 1, sizeof *b->info, 1024) < 0)
+      return pg_failed(b, "out of memory", NULL);
+    msg_info *m = &b->info[b->ninfo++];
+    memset(m, 0, sizeof *m);
+    memcpy(m->id, b->evs[k].message, 36);
+    m->sent_us = -1;
+  }
+  if (!b->ninfo) return 0;
+  qsort(b->info, b->ninfo, sizeof *b->info, info_cmp);
+  size_t u = 1;
+  for (size_t i = 1; i < b->ninfo; i++)
+    if (memcmp(b->info[i].id, b->info[u - 1].id, 36) != 0) b->info[u++] = b->info[i];
+  b->ninfo = u;
+  mb_buf arr;
+  mb_buf_init(&arr);
+  if (uuid_array(b, 0, &arr) < 0) {
+    mb_buf_free(&arr);
+    return pg_failed(b, "out of memory", NULL);
+  }
+  const char *params[] = {arr.data};
+  PGresult *r = PQexecPrepared(b->db, "messages", 1, params, NULL, NULL, 0);
+  mb_buf_free(&arr);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return pg_failed(b, "reading the batch's messages", r);
+  for (int i = 0; i < PQntuples(r); i++) {
+    msg_info *m = PQgetlength(r, i, 0) == 36 ? info_of(b, PQgetvalue(r, i, 0)) : NULL;
+    if (!m) continue;
+    m->sent_us = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+    const char *ip = PQgetvalue(r, i, 2);
+    if (inet_pton(AF_INET, ip, m->addr) == 1) m->family = AF_INET;
+    else if (inet_pton(AF_INET6, ip, m->addr) == 1) m->family = AF_INET6;
+  }
+  PQclear(r);
+  return 0;
+}
+
+/* Judges each event of the batch from its own facts (classify.h), and
+ * notes the messages whose events a later one may still change. In the
+ * batch's transaction, its sent records loaded. 0 or -1 (rolled back). */
+static int judge_batch(mb_batcher *b) {
+  if (parse_batch(b) < 0) return pg_failed(b, "out of memory", NULL);
+  if (message_info(b) < 0) return -1;
+  if (mb_grow(&b->verdicts, &b->capverdicts, b->nevs ? b->nevs : 1, sizeof *b->verdicts, 8192) < 0)
+    return pg_failed(b, "out of memory", NULL);
+  b->ctx_lo = INT64_MAX, b->ctx_hi = INT64_MIN;
+  for (size_t k = 0; k < b->nevs; k++) {
+    const mb_event_in *ev = &b->evs[k];
+    char method[20], ua[4 * MB_EVENT_UA_MAX], purpose[4 * MB_EVENT_PURPOSE_MAX];
+    memcpy(method, ev->method, ev->method_len);
+    method[ev->method_len] = '\0';
+    mb_event_unescape(ev->ua, ev->ua_len, ua, sizeof ua);
+    mb_event_unescape(ev->purpose, ev->purpose_len, purpose, sizeof purpose);
+    msg_info *m = info_of(b, ev->message);
+    int64_t since = -1;
+    if (m && m->sent_us >= 0) since = ev->time_us > m->sent_us ? (ev->time_us - m->sent_us) / 1000 : 0;
+    mb_judge_in in = {.kind = ev->kind,
+                      .method = method,
+                      .ua = ua,
+                      .purpose = purpose,
+                      .family = ev->family,
+                      .addr = ev->addr,
+                      .since_sent_ms = since,
+                      .from_submitter = m && ev->family && m->family == ev->family &&
+                                        memcmp(m->addr, ev->addr, ev->family == AF_INET ? 4 : 16) == 0};
+    mb_classify(b->cls, &in, &b->verdicts[k]);
+    if (m && (!b->verdicts[k].final || ev->kind == 'h')) {
+      m->open = 1;
+      if (ev->time_us < b->ctx_lo) b->ctx_lo = ev->time_us;
+      if (ev->time_us > b->ctx_hi) b->ctx_hi = ev->time_us;
+    }
+  }
+  b->judged = 1;
+  return 0;
+}
+
+/* Adds the COPY rows of events [from, to) to the batch. 0 or -1 (memory). */
+static int build_rows(mb_batcher *b, size_t from, size_t to) {
+  for (size_t k = from; k < to; k++) {
+    const char *why;
+    if (mb_event_row(&b->conv, &b->evs[k], &b->verdicts[k], &b->rows, &why) < 0 || add_time(b, b->evs[k].time_us) < 0 ||
+        note_month(b) < 0)
+      return -1;
   }
   return 0;
 }
@@ -559,12 +705,19 @@ static int pg_ready(mb_batcher *b) {
     const char *name, *sql;
     int nparams;
   } statements[] = {
-      {"load_sent", "SELECT mailbeacon.load_sent($1, $2, $3, $4, $5, $6, $7, $8)", 8},
       {"reject",
        "INSERT INTO mailbeacon.rejected (stream_id, part, entry, reason) VALUES ($1, $2, $3, $4) "
        "ON CONFLICT DO NOTHING",
        4},
       {"partition", "SELECT mailbeacon.ensure_partition($1::timestamptz)", 1},
+      {"load_sent", "SELECT mailbeacon.load_sent($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9},
+      {"messages",
+       "SELECT message::text, (extract(epoch FROM sent_at) * 1000000)::bigint, coalesce(host(sender_ip), '') "
+       "FROM mailbeacon.messages WHERE message = ANY ($1::uuid[])",
+       1},
+      {"judge", MB_PG_JUDGE_CONTEXT, 8},
+      {"finalize",
+       "UPDATE mailbeacon.events SET final = true WHERE NOT final AND occurred_at < to_timestamp($1::float8 / 1e6)", 1},
   };
   for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
     if (pg_ok(b, PQprepare(b->db, statements[i].name, statements[i].sql, statements[i].nparams, NULL), "preparing") < 0)
@@ -631,17 +784,28 @@ static copy_result copy_rows(mb_batcher *b, const char *table) {
   return copy_end(b, NULL);
 }
 
-/* The first attempt at a batch: BEGIN, the COPY starts right away and each
- * entry's rows are sent as soon as they are made, so that PostgreSQL works
- * while the batcher converts. A row for a month whose partition is not
- * known stops the sending: the rest is still built, the COPY abandoned. */
+static int load_sent_records(mb_batcher *b, uint64_t *loaded);
+
+/* Opens the batch's transaction: BEGIN, its sent records loaded (so that
+ * its events are judged with them), its events judged (once). 0, or -1
+ * (rolled back). */
+static int begin_batch(mb_batcher *b, uint64_t *sent) {
+  if (pg_exec(b, "BEGIN") < 0 || load_sent_records(b, sent) < 0) return -1;
+  return b->judged ? 0 : judge_batch(b);
+}
+
+/* The first attempt at a batch, in its open transaction: the COPY starts
+ * right away and the rows are sent as soon as they are made, so that
+ * PostgreSQL works while the batcher converts. A row for a month whose
+ * partition is not known stops the sending: the rest is still built, the
+ * COPY abandoned. */
 static copy_result copy_while_building(mb_batcher *b) {
   build_reset(b);
-  if (pg_exec(b, "BEGIN") < 0 || copy_start(b, "mailbeacon.events") < 0) return COPY_FAILED;
+  if (copy_start(b, "mailbeacon.events") < 0) return COPY_FAILED;
   size_t sent = 0;
   int sending = 1;
-  for (size_t i = b->first; i < b->last; i++) {
-    if (build_entry(b, i) < 0) {
+  for (size_t k = 0; k < b->nevs; k += 256) {
+    if (build_rows(b, k, k + 256 < b->nevs ? k + 256 : b->nevs) < 0) {
       copy_end(b, "out of memory");
       problem(b, "out of memory building a batch of %zu entries", b->nentries);
       b->built_failed = 1;
@@ -660,10 +824,10 @@ static copy_result copy_while_building(mb_batcher *b) {
 }
 
 /* Some events of the batch are stored already (it was delivered before):
- * BEGIN, COPY into a staging table, insert what is not there yet.
- * *dups gets how many were there. 0 (transaction open) or -1. */
-static int copy_through_staging(mb_batcher *b, uint64_t *dups) {
-  if (pg_exec(b, "BEGIN") < 0 ||
+ * a new transaction, the COPY into a staging table, insert what is not
+ * there yet. *dups gets how many were there. 0 (transaction open) or -1. */
+static int copy_through_staging(mb_batcher *b, uint64_t *dups, uint64_t *sent) {
+  if (begin_batch(b, sent) < 0 ||
       pg_ok(b,
             PQexec(b->db, "CREATE TEMP TABLE IF NOT EXISTS mb_staging (LIKE mailbeacon.events INCLUDING DEFAULTS) "
                           "ON COMMIT DELETE ROWS"),
@@ -677,33 +841,83 @@ static int copy_through_staging(mb_batcher *b, uint64_t *dups) {
   return 0;
 }
 
-/* Opens the batch's transaction with its events in it: first by COPY as
- * they are built; when a partition is missing, after creating it; when
- * some events are there already, through a staging table. *dups gets how
- * many were there. 0 (transaction open) or -1 (rolled back). */
-static int load_events(mb_batcher *b, uint64_t *dups) {
+/* Opens the batch's transaction with its sent records and its judged
+ * events in it: first by COPY as they are built; when a partition is
+ * missing, after creating it; when some events are there already, through
+ * a staging table. *dups gets how many were there, *sent the sent records
+ * loaded. 0 (transaction open) or -1 (rolled back). */
+static int load_events(mb_batcher *b, uint64_t *dups, uint64_t *sent) {
   *dups = 0;
   copy_result first = COPY_PARTITION_NEEDED; /* a retry: built already, partitions first */
   if (!b->built) {
+    if (begin_batch(b, sent) < 0) return -1;
     first = copy_while_building(b);
     if (first == COPY_DONE) return 0;
     if (first == COPY_FAILED) return -1;
   }
   if (ensure_partitions(b) < 0) return -1;
   if (first != COPY_DUPLICATE) {
-    if (pg_exec(b, "BEGIN") < 0) return -1;
+    if (begin_batch(b, sent) < 0) return -1;
     if (!b->nrows) return 0;
     copy_result again = copy_rows(b, "mailbeacon.events");
     if (again != COPY_DUPLICATE) return again == COPY_DONE ? 0 : -1;
   }
-  return copy_through_staging(b, dups);
+  return copy_through_staging(b, dups, sent);
+}
+
+/* Re-judges, by the other events of their messages (in this batch and in
+ * PostgreSQL), the events of the batch a later event may change and the
+ * open ones around them: mailbeacon.judge_context. In the transaction. */
+static int judge_context(mb_batcher *b) {
+  if (b->ctx_lo > b->ctx_hi) return 0; /* nothing open */
+  mb_buf arr;
+  mb_buf_init(&arr);
+  int any = uuid_array(b, 1, &arr);
+  if (any <= 0) {
+    mb_buf_free(&arr);
+    return any < 0 ? pg_failed(b, "out of memory", NULL) : 0;
+  }
+  int64_t burst = mb_classifier_setting(b->cls, "burst_window_ms", 5000);
+  int64_t pair = mb_classifier_setting(b->cls, "pair_window_ms", 2000);
+  int64_t window = (burst > pair ? burst : pair) * 1000;
+  char lo[24], hi[24], links[24], bw[24], pw[24];
+  snprintf(lo, sizeof lo, "%lld", (long long)(b->ctx_lo - window));
+  snprintf(hi, sizeof hi, "%lld", (long long)(b->ctx_hi + window));
+  snprintf(links, sizeof links, "%lld", (long long)mb_classifier_setting(b->cls, "burst_links", 3));
+  snprintf(bw, sizeof bw, "%lld", (long long)burst);
+  snprintf(pw, sizeof pw, "%lld", (long long)pair);
+  const char *params[] = {arr.data, lo, hi, "true", links, bw, pw, mb_classifier_version(b->cls)};
+  PGresult *r = PQexecPrepared(b->db, "judge", 8, params, NULL, NULL, 0);
+  mb_buf_free(&arr);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return pg_failed(b, "judging by context", r);
+  mb_metric_add(MB_M_REJUDGED, strtoull(PQgetvalue(r, 0, 0), NULL, 10));
+  PQclear(r);
+  return 0;
+}
+
+/* Makes final the events whose look-ahead window closed: older than
+ * lookahead_ms before the oldest event that may still come (the stream's
+ * oldest entry, the batch in hand), or before now. */
+static int finalize(mb_batcher *b) {
+  int64_t t = mb_now_ms();
+  if (b->oldest_entry_ms > 0 && b->oldest_entry_ms < t) t = b->oldest_entry_ms;
+  if (b->nentries && b->batch_first_ms > 0 && b->batch_first_ms < t) t = b->batch_first_ms;
+  char cutoff[24];
+  snprintf(cutoff, sizeof cutoff, "%lld", (long long)(t - mb_classifier_setting(b->cls, "lookahead_ms", 5000)) * 1000);
+  const char *params[] = {cutoff};
+  PGresult *r = PQexecPrepared(b->db, "finalize", 1, params, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) return pg_failed(b, "making events final", r);
+  mb_metric_add(MB_M_FINALIZED, strtoull(PQcmdTuples(r), NULL, 10));
+  PQclear(r);
+  return 0;
 }
 
 /* Loads the batch's sent records (mailbeacon.load_sent: messages,
  * recipients, links); a record it cannot take is counted as rejected.
  * *loaded gets how many it took. 0 or -1. */
 static int load_sent_records(mb_batcher *b, uint64_t *loaded) {
-  static const char *const names[] = {"message", "message_id", "rep", "subject", "sent_at", "recipients", "links"};
+  static const char *const names[] = {"message", "message_id", "rep",   "subject",
+                                      "sent_at", "recipients", "links", "client_ip"};
   enum { N = sizeof names / sizeof names[0] };
   *loaded = 0;
   for (size_t i = b->first; i < b->last; i++) {
@@ -765,7 +979,7 @@ static void account(mb_batcher *b, uint64_t dups, uint64_t sent) {
  * (rolled back: nothing of it is stored). */
 static int load(mb_batcher *b) {
   uint64_t dups, sent;
-  if (load_events(b, &dups) < 0 || load_sent_records(b, &sent) < 0 || record_rejected(b) < 0 ||
+  if (load_events(b, &dups, &sent) < 0 || judge_context(b) < 0 || finalize(b) < 0 || record_rejected(b) < 0 ||
       pg_exec(b, "COMMIT") < 0)
     return -1;
   account(b, dups, sent);
@@ -773,6 +987,17 @@ static int load(mb_batcher *b) {
 }
 
 static void tick(mb_batcher *b);
+
+/* Between batches: the classifier a reload left, if any, takes over. */
+static void take_reloaded(mb_batcher *b) {
+  pthread_mutex_lock(&b->reload_mu);
+  mb_classifier *c = b->reloaded;
+  b->reloaded = NULL;
+  pthread_mutex_unlock(&b->reload_mu);
+  if (!c) return;
+  mb_classifier_free(b->cls);
+  b->cls = c;
+}
 
 /* An entry PostgreSQL refuses on its own, again and again (a row it
  * cannot take): kept whole in mailbeacon.rejected with PostgreSQL's
@@ -806,8 +1031,9 @@ static int reject_whole(mb_batcher *b, size_t i) {
  * whole. Returns 0 when done (loaded or rejected), -1 when stopping
  * (nothing of it acknowledged). */
 static int load_range(mb_batcher *b, size_t first, size_t last) {
+  take_reloaded(b);
   b->first = first, b->last = last;
-  b->built = 0;
+  b->built = b->judged = 0;
   b->failures = 0;
   for (;;) {
     if (b->built_failed) return -1;
@@ -867,6 +1093,11 @@ static void tick(mb_batcher *b) {
     b->next_lag = t + LAG_EVERY_MS;
   }
   if (b->db && t >= b->next_maintain) maintain(b);
+  if (b->db && t >= b->next_finalize && PQtransactionStatus(b->db) == PQTRANS_IDLE) {
+    /* the look-ahead windows close while the stream is idle too */
+    b->next_finalize = t + LAG_EVERY_MS;
+    finalize(b);
+  }
 }
 
 static void *run(void *arg) {
@@ -921,6 +1152,50 @@ int mb_batcher_check(const mb_config *cfg, char *err, size_t errlen) {
   return 0;
 }
 
+static void warn_line(void *ctx, const char *line) {
+  (void)ctx;
+  mb_log_warnx("%s", line);
+}
+
+/* The classifier of rules_file, or the one with no rules when it is not
+ * set. NULL with err. */
+static mb_classifier *load_classifier(const mb_config *cfg, char *err, size_t errlen) {
+  if (!cfg->rules_file[0]) {
+    mb_classifier *c = mb_classifier_none();
+    if (!c) snprintf(err, errlen, "out of memory");
+    return c;
+  }
+  return mb_classifier_load(cfg->rules_file, warn_line, NULL, err, errlen);
+}
+
+static void log_classifier(const char *what, const mb_config *cfg, const mb_classifier *c) {
+  if (!cfg->rules_file[0])
+    mb_log_warnx("%s: rules_file is not set: events are judged by the honeypot and context rules alone "
+                 "(docs/classifier.md)",
+                 what);
+  else
+    mb_log_info("%s: rules %s version %s: %zu lists, %zu address ranges", what, cfg->rules_file,
+                mb_classifier_version(c), mb_classifier_lists(c), mb_classifier_ranges(c));
+}
+
+int mb_batcher_reload(mb_batcher *b) {
+  char err[1024];
+  mb_classifier *c = load_classifier(b->cfg, err, sizeof err);
+  if (!c) {
+    mb_metric_add(MB_M_RULES_RELOADS_FAILED, 1);
+    mb_log_errx("SIGHUP: rules not reloaded, the old ones stay: %s", err);
+    return -1;
+  }
+  pthread_mutex_lock(&b->reload_mu);
+  mb_classifier *old = b->reloaded; /* left by an earlier reload no batch took yet */
+  b->reloaded = c;
+  pthread_mutex_unlock(&b->reload_mu);
+  mb_classifier_free(old);
+  mb_metric_add(MB_M_RULES_RELOADS_OK, 1);
+  log_classifier("SIGHUP", b->cfg, c);
+  return 0;
+}
+
 mb_batcher *mb_batcher_start(const mb_config *cfg, char *err, size_t errlen) {
   if (!cfg->postgres[0] || !cfg->redis[0]) {
     snprintf(err, errlen, "the batcher needs both postgres and redis set");
@@ -932,6 +1207,12 @@ mb_batcher *mb_batcher_start(const mb_config *cfg, char *err, size_t errlen) {
     return NULL;
   }
   b->cfg = cfg;
+  if (!(b->cls = load_classifier(cfg, err, errlen))) {
+    free(b);
+    return NULL;
+  }
+  log_classifier("batcher", cfg, b->cls);
+  pthread_mutex_init(&b->reload_mu, NULL);
   /* the consumer name: unique per process */
   char host[128] = "host";
   if (cfg->edge_id[0]) snprintf(host, sizeof host, "%s", cfg->edge_id);
@@ -945,6 +1226,8 @@ mb_batcher *mb_batcher_start(const mb_config *cfg, char *err, size_t errlen) {
   mb_metrics_enable(MB_GROUP_BATCHER);
   if (pthread_create(&b->thread, NULL, run, b) != 0) {
     snprintf(err, errlen, "cannot start the batcher thread");
+    mb_classifier_free(b->cls);
+    pthread_mutex_destroy(&b->reload_mu);
     free(b);
     return NULL;
   }
@@ -968,6 +1251,12 @@ void mb_batcher_stop(mb_batcher *b) {
   free(b->unacked);
   free(b->months);
   free(b->batch_months);
+  free(b->evs);
+  free(b->verdicts);
+  free(b->info);
+  mb_classifier_free(b->cls);
+  mb_classifier_free(b->reloaded);
+  pthread_mutex_destroy(&b->reload_mu);
   mb_buf_free(&b->rows);
   mb_buf_free(&b->rej_text);
   free(b);

@@ -3,8 +3,12 @@
  * (cfg->postgres), exactly once:
  *
  *   read up to batch_size events, or what came within batch_wait_ms;
- *   COPY the hits into mailbeacon.events and load the sent records, in one
- *   transaction; commit; only then XACK and XDEL the entries.
+ *   in one transaction: load the sent records, judge each event with the
+ *   classifier (classify.h: rules_file), COPY them into mailbeacon.events,
+ *   re-judge the open clicks by their context (mailbeacon.judge_context)
+ *   and make final those whose look-ahead window closed; commit; only then
+ *   XACK and XDEL the entries. The windows also close on a timer, every
+ *   second, while the stream is idle.
  *
  * A batch delivered again (the batcher died between commit and XACK, its
  * entries were reclaimed by another batcher, the commit's reply was lost)
@@ -30,6 +34,12 @@ int mb_batcher_check(const mb_config *cfg, char *err, size_t errlen);
 /* Starts the batcher thread, a consumer named after edge_id (or the host)
  * and the process id. cfg must outlive it. NULL with err set. */
 mb_batcher *mb_batcher_start(const mb_config *cfg, char *err, size_t errlen);
+
+/* Reads rules_file and its IP lists again (SIGHUP; call from one thread,
+ * not the batcher's): the next batch is judged with them. A file that
+ * does not load is refused, logged with file:line, and the rules in use
+ * stay. 0 or -1. */
+int mb_batcher_reload(mb_batcher *b);
 
 /* Its consumer name in the group. */
 const char *mb_batcher_name(const mb_batcher *b);

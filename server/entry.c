@@ -7,7 +7,7 @@
 void mb_hits_entry(mb_field fields[MB_HITS_FIELDS], char num[12], const char *lines, size_t len, size_t count) {
   int l = snprintf(num, 12, "%zu", count);
   fields[0] = (mb_field){"type", 4, "hits", 4};
-  fields[1] = (mb_field){"v", 1, "1", 1};
+  fields[1] = (mb_field){"v", 1, "2", 1};
   fields[2] = (mb_field){"n", 1, num, (size_t)l};
   fields[3] = (mb_field){"d", 1, lines, len};
 }
@@ -33,7 +33,7 @@ void mb_entry_parse(const mb_field *fields, size_t n, mb_entry *e) {
   e->type = MB_ENTRY_OTHER;
   if (is(type, "sent") && is(v, "1")) {
     e->type = MB_ENTRY_SENT;
-  } else if (is(type, "hits") && is(v, "1") && d) {
+  } else if (is(type, "hits") && (is(v, "2") || is(v, "1")) && d) {
     e->type = MB_ENTRY_HITS;
     e->lines = d->value;
     e->lines_len = d->value_len;

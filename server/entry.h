@@ -1,6 +1,6 @@
 /* The stream entries mailbeacon-server writes and reads (docs/events.md),
  * in one place:
- *   type=hits v=1 n=<events> d=<event lines>  built here, by the edge (the
+ *   type=hits v=2 n=<events> d=<event lines>  built here, by the edge (the
  *                                             writer, or straight into the
  *                                             spool when the queue is full)
  *   type=sent v=1 ...                         written by the rewriter
@@ -23,7 +23,7 @@ void mb_hits_entry(mb_field fields[MB_HITS_FIELDS], char num[12], const char *li
 
 typedef enum mb_entry_type {
   MB_ENTRY_DELETED, /* no fields: deleted from the stream before it was read */
-  MB_ENTRY_HITS,    /* type=hits v=1 with its lines */
+  MB_ENTRY_HITS,    /* type=hits v=2 (or v=1, still read) with its lines */
   MB_ENTRY_SENT,    /* type=sent v=1 */
   MB_ENTRY_OTHER    /* anything else: not loaded, kept as rejected */
 } mb_entry_type;

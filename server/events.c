@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#define NFIELDS 11
+#define NFIELDS 12 /* v2; v1 lines have 11 */
 
 void mb_evconv_init(mb_evconv *c) {
   c->sec = INT64_MIN;
@@ -127,57 +127,104 @@ int mb_utf8_clean(mb_buf *out, const char *s, size_t n) {
   return 0;
 }
 
-int mb_event_copy_row(mb_evconv *c, const char *line, size_t len, mb_buf *out, int64_t *us, const char **why) {
+/* 1 when every backslash of the text field starts one of the edge's escapes. */
+static int escapes_ok(const char *p, size_t n) {
+  for (const char *b = memchr(p, '\\', n); b; b = memchr(b, '\\', (size_t)(p + n - b))) {
+    if (b + 1 >= p + n || (b[1] != 't' && b[1] != 'n' && b[1] != 'r' && b[1] != '\\')) return 0;
+    b += 2;
+    if (b >= p + n) break;
+  }
+  return 1;
+}
+
+int mb_event_parse(const char *line, size_t len, mb_event_in *ev, const char **why) {
   const char *f[NFIELDS];
   size_t fl[NFIELDS];
   size_t nf = 0, start = 0;
   for (size_t i = 0; i <= len; i++) {
     if (i == len || line[i] == '\t') {
-      if (nf == NFIELDS) {
-        *why = "more than 11 fields";
-        return -1;
-      }
+      if (nf == NFIELDS) return *why = "more than 12 fields", -1;
       f[nf] = line + start;
       fl[nf++] = i - start;
       start = i + 1;
     }
   }
-  if (nf != NFIELDS) {
-    *why = "fewer than 11 fields";
-    return -1;
-  }
+  if (nf < NFIELDS - 1) return *why = "fewer than 11 fields", -1;
+  if (nf == NFIELDS - 1) f[NFIELDS - 1] = line + len, fl[NFIELDS - 1] = 0; /* v1: no purpose */
+  memset(ev, 0, sizeof *ev);
   if (fl[0] != 32 || !all_hex(f[0], 32)) return *why = "event id is not 32 hex digits", -1;
-  const char *kind;
-  if (fl[1] == 1 && f[1][0] == 'o') kind = "open";
-  else if (fl[1] == 1 && f[1][0] == 'c') kind = "click";
-  else return *why = "kind is not o or c", -1;
+  ev->id = f[0];
+  if (fl[1] != 1 || (f[1][0] != 'o' && f[1][0] != 'c' && f[1][0] != 'h')) return *why = "kind is not o, c or h", -1;
+  ev->kind = f[1][0];
   if (!is_uuid(f[2], fl[2])) return *why = "message is not a UUID", -1;
+  ev->message = f[2];
   uint64_t rcpt, link, t;
   if (!number(f[3], fl[3], 10, INT32_MAX, &rcpt)) return *why = "bad recipient index", -1;
   if (!number(f[4], fl[4], 10, INT32_MAX, &link)) return *why = "bad link index", -1;
   /* 2000-01-01 .. 9999-12-31 */
   if (!number(f[5], fl[5], 18, 253402300799999999ULL, &t) || t < 946684800000000ULL) return *why = "bad time", -1;
-  char ip[INET6_ADDRSTRLEN];
-  size_t ip_len = 0;
+  ev->recipient = (uint32_t)rcpt, ev->link = (uint32_t)link, ev->time_us = (int64_t)t;
   if (!(fl[6] == 0 || (fl[6] == 1 && f[6][0] == '-'))) {
-    unsigned char a[16];
+    char ip[INET6_ADDRSTRLEN];
     if (fl[6] >= sizeof ip || memchr(f[6], '\0', fl[6])) return *why = "bad client IP", -1;
     memcpy(ip, f[6], fl[6]);
     ip[fl[6]] = '\0';
-    int family = inet_pton(AF_INET, ip, a) == 1 ? AF_INET : inet_pton(AF_INET6, ip, a) == 1 ? AF_INET6 : 0;
-    if (!family) return *why = "bad client IP", -1;
-    ip_len = fl[6];
-    if (c->ip_truncate || (int64_t)t < c->ip_truncate_before_us) { /* or already past IP retention */
-      mb_ip_truncate(family, a);
-      if (!inet_ntop(family, a, ip, sizeof ip)) return *why = "bad client IP", -1;
-      ip_len = strlen(ip);
-    }
+    ev->family = inet_pton(AF_INET, ip, ev->addr) == 1    ? AF_INET
+                 : inet_pton(AF_INET6, ip, ev->addr) == 1 ? AF_INET6
+                                                          : 0;
+    if (!ev->family) return *why = "bad client IP", -1;
   }
   if (fl[7] == 0 || fl[7] > 16) return *why = "bad method", -1;
   for (size_t i = 0; i < fl[7]; i++)
     if (f[7][i] < 'A' || f[7][i] > 'Z') return *why = "bad method", -1;
+  ev->method = f[7], ev->method_len = fl[7];
+  for (int k = 8; k < NFIELDS; k++)
+    if (!escapes_ok(f[k], fl[k])) return *why = "bad escape in a text field", -1;
+  ev->edge = f[8], ev->edge_len = fl[8];
+  ev->ua = f[9], ev->ua_len = fl[9];
+  ev->url = f[10], ev->url_len = fl[10];
+  ev->purpose = f[11], ev->purpose_len = fl[11];
+  return 0;
+}
 
-  int64_t sec = (int64_t)(t / 1000000);
+size_t mb_event_unescape(const char *p, size_t n, char *out, size_t cap) {
+  size_t k = 0;
+  for (size_t i = 0; i < n && k + 1 < cap; i++) {
+    char c = p[i];
+    if (c == '\\' && i + 1 < n) {
+      char e = p[++i];
+      c = e == 't' ? '\t' : e == 'n' ? '\n' : e == 'r' ? '\r' : e;
+    }
+    out[k++] = c ? c : ' ';
+  }
+  if (cap) out[k] = '\0';
+  return k;
+}
+
+/* A text column: \N when null, else the characters (static text, no escaping needed). */
+static char *put_word(char *d, const char *s) {
+  if (!s) {
+    *d++ = '\\';
+    *d++ = 'N';
+    return d;
+  }
+  size_t n = strnlen(s, 200);
+  memcpy(d, s, n);
+  return d + n;
+}
+
+int mb_event_row(mb_evconv *c, const mb_event_in *ev, const mb_verdict *v, mb_buf *out, const char **why) {
+  char ip[INET6_ADDRSTRLEN];
+  size_t ip_len = 0;
+  if (ev->family) {
+    unsigned char a[16];
+    memcpy(a, ev->addr, sizeof a);
+    if (c->ip_truncate || ev->time_us < c->ip_truncate_before_us) /* or already past IP retention */
+      mb_ip_truncate(ev->family, a);
+    if (!inet_ntop(ev->family, a, ip, sizeof ip)) return *why = "bad client IP", -1;
+    ip_len = strlen(ip);
+  }
+  int64_t sec = ev->time_us / 1000000;
   if (sec != c->sec) {
     time_t tt = (time_t)sec;
     struct tm tm;
@@ -185,28 +232,27 @@ int mb_event_copy_row(mb_evconv *c, const char *line, size_t len, mb_buf *out, i
     strftime(c->date, sizeof c->date, "%Y-%m-%d %H:%M:%S", &tm);
     c->sec = sec;
   }
-  /* fixed fields at most about 200 bytes; the text fields at most triple
-   * (U+FFFD or %XX for one byte) */
-  if (mb_buf_reserve(out, 256 + 3 * (fl[8] + fl[9] + fl[10])) < 0) return *why = "out of memory", -1;
+  /* fixed fields and the verdict at most about 900 bytes; the text fields
+   * at most triple (U+FFFD or %XX for one byte) */
+  if (mb_buf_reserve(out, 1024 + 3 * (ev->edge_len + ev->ua_len + ev->url_len + ev->purpose_len)) < 0)
+    return *why = "out of memory", -1;
   char *d = out->data + out->len;
-  memcpy(d, f[0], 32);
+  memcpy(d, ev->id, 32);
   d += 32;
   *d++ = '\t';
-  size_t kl = strlen(kind);
-  memcpy(d, kind, kl);
-  d += kl;
+  d = put_word(d, ev->kind == 'o' ? "open" : ev->kind == 'c' ? "click" : "honeypot");
   *d++ = '\t';
-  memcpy(d, f[2], 36);
+  memcpy(d, ev->message, 36);
   d += 36;
   *d++ = '\t';
-  d = mb_put_dec(d, rcpt);
+  d = mb_put_dec(d, ev->recipient);
   *d++ = '\t';
-  d = mb_put_dec(d, link);
+  d = mb_put_dec(d, ev->link);
   *d++ = '\t';
   memcpy(d, c->date, 19);
   d += 19;
   *d++ = '.';
-  unsigned frac = (unsigned)(t % 1000000);
+  unsigned frac = (unsigned)(ev->time_us % 1000000);
   for (int k = 5; k >= 0; k--, frac /= 10) d[k] = (char)('0' + frac % 10);
   d += 6;
   memcpy(d, "+00\t", 4);
@@ -215,25 +261,36 @@ int mb_event_copy_row(mb_evconv *c, const char *line, size_t len, mb_buf *out, i
     memcpy(d, ip, ip_len);
     d += ip_len;
   } else {
-    *d++ = '\\';
-    *d++ = 'N';
+    d = put_word(d, NULL);
   }
   *d++ = '\t';
-  memcpy(d, f[7], fl[7]);
-  d += fl[7];
+  memcpy(d, ev->method, ev->method_len);
+  d += ev->method_len;
   *d++ = '\t';
-  if (!(d = text_field(d, f[8], fl[8], 0, why))) return -1;
+  const char *bad = NULL; /* cannot happen: mb_event_parse checked the escapes */
+  d = text_field(d, ev->edge, ev->edge_len, 0, &bad);
   *d++ = '\t';
-  if (!(d = text_field(d, f[9], fl[9], 0, why))) return -1;
+  d = text_field(d, ev->ua, ev->ua_len, 0, &bad);
   *d++ = '\t';
-  if (fl[10] == 0) {
-    *d++ = '\\';
-    *d++ = 'N';
-  } else if (!(d = text_field(d, f[10], fl[10], 1, why))) {
-    return -1;
-  }
+  d = ev->url_len ? text_field(d, ev->url, ev->url_len, 1, &bad) : put_word(d, NULL);
+  *d++ = '\t';
+  d = ev->purpose_len ? text_field(d, ev->purpose, ev->purpose_len, 0, &bad) : put_word(d, NULL);
+  *d++ = '\t';
+  d = put_word(d, v ? v->cls : NULL);
+  *d++ = '\t';
+  d = put_word(d, v ? v->reason : NULL);
+  *d++ = '\t';
+  d = put_word(d, v ? v->version : NULL);
+  *d++ = '\t';
+  *d++ = !v || v->final ? 't' : 'f';
   *d++ = '\n';
   out->len = (size_t)(d - out->data);
-  *us = (int64_t)t;
+  return 0;
+}
+
+int mb_event_copy_row(mb_evconv *c, const char *line, size_t len, mb_buf *out, int64_t *us, const char **why) {
+  mb_event_in ev;
+  if (mb_event_parse(line, len, &ev, why) < 0 || mb_event_row(c, &ev, NULL, out, why) < 0) return -1;
+  *us = ev.time_us;
   return 0;
 }

@@ -13,8 +13,32 @@
 
 #include <stdint.h>
 
-#define MB_EVENT_COLUMNS \
-  "event_id, kind, message, recipient_idx, link_idx, occurred_at, ip, method, edge, user_agent, url"
+#define MB_EVENT_COLUMNS                                                                                        \
+  "event_id, kind, message, recipient_idx, link_idx, occurred_at, ip, method, edge, user_agent, url, purpose, " \
+  "class, reason, rules_version, final"
+#define MB_EVENT_NCOLUMNS 16
+
+/* One checked event line (v1: 11 fields, v2: 12); the slices point into
+ * the line, the text ones still escaped as the edge wrote them. */
+typedef struct mb_event_in {
+  const char *id;      /* 32 hex digits */
+  char kind;           /* 'o' open, 'c' click, 'h' honeypot */
+  const char *message; /* 36 characters, a UUID */
+  uint32_t recipient, link;
+  int64_t time_us;
+  int family; /* AF_INET, AF_INET6, or 0 (no address) */
+  unsigned char addr[16];
+  const char *method; /* [A-Z]{1,16} */
+  size_t method_len;
+  const char *edge, *ua, *url, *purpose; /* url empty: none; purpose empty: none (v1) */
+  size_t edge_len, ua_len, url_len, purpose_len;
+} mb_event_in;
+
+/* The judgement a row carries (NULL: not classified, final). */
+typedef struct mb_verdict {
+  const char *cls, *reason, *version; /* static or owned by the caller */
+  int final;                          /* no later event can change it */
+} mb_verdict;
 
 typedef struct mb_evconv {
   int64_t sec;   /* second the cached date text is for */
@@ -33,11 +57,23 @@ void mb_ip_truncate(int family, unsigned char *addr);
 
 void mb_evconv_init(mb_evconv *c);
 
-/* Appends the COPY row (ending in '\n') for line (without its '\n') to out
- * and sets *us to the event's time (µs since the epoch). Returns 0; or -1
- * with *why set to a static reason and out unchanged (also when memory
- * runs out: *why says so). */
+/* Checks line (without its '\n') and fills ev. Returns 0; or -1 with *why
+ * set to a static reason. */
+int mb_event_parse(const char *line, size_t len, mb_event_in *ev, const char **why);
+
+/* Appends ev's COPY row (ending in '\n', columns MB_EVENT_COLUMNS) with
+ * verdict v (NULL: none) to out. Returns 0, or -1 with *why set when
+ * memory runs out (out unchanged). */
+int mb_event_row(mb_evconv *c, const mb_event_in *ev, const mb_verdict *v, mb_buf *out, const char **why);
+
+/* Both: the row of line with no verdict; *us gets the event's time (µs
+ * since the epoch). 0, or -1 with *why set and out unchanged. */
 int mb_event_copy_row(mb_evconv *c, const char *line, size_t len, mb_buf *out, int64_t *us, const char **why);
+
+/* Copies an escaped text field (\t \n \r \\ as the edge writes them) back
+ * to its bytes, at most cap - 1 of them, NUL-terminated (a NUL byte in it
+ * becomes a space). Returns the length. */
+size_t mb_event_unescape(const char *p, size_t n, char *out, size_t cap);
 
 /* Appends p[0..n) as valid UTF-8 without control bytes: a byte that does
  * not start a valid sequence becomes U+FFFD, NUL and other C0 controls

@@ -259,6 +259,9 @@ size_t mb_event_line(const mb_event *e, char *out) {
   if (e->ua) o += esc(out + o, e->ua, e->ua_len > MB_EVENT_UA_MAX ? MB_EVENT_UA_MAX : e->ua_len);
   out[o++] = '\t';
   if (e->url) o += esc(out + o, e->url, e->url_len > MB_URL_MAX ? MB_URL_MAX : e->url_len);
+  out[o++] = '\t';
+  if (e->purpose)
+    o += esc(out + o, e->purpose, e->purpose_len > MB_EVENT_PURPOSE_MAX ? MB_EVENT_PURPOSE_MAX : e->purpose_len);
   out[o++] = '\n';
   return o;
 }

@@ -66,7 +66,8 @@ size_t mb_hit_client_ip(const mb_cidr *trusted, size_t ntrusted, int family, con
 /* ---- the event ---- */
 
 #define MB_EVENT_UA_MAX 256
-#define MB_EVENT_LINE_MAX (200 + 2 * MB_EVENT_UA_MAX + 2 * MB_URL_MAX + 128)
+#define MB_EVENT_PURPOSE_MAX 64
+#define MB_EVENT_LINE_MAX (200 + 2 * MB_EVENT_UA_MAX + 2 * MB_URL_MAX + 2 * MB_EVENT_PURPOSE_MAX + 128)
 
 typedef struct mb_event {
   char id[33]; /* 32 hex digits, unique across edges */
@@ -81,6 +82,8 @@ typedef struct mb_event {
   size_t ua_len;
   const char *url; /* clicks; NULL for opens */
   size_t url_len;
+  const char *purpose; /* Sec-Purpose, Purpose, X-Purpose or X-Moz; may be NULL */
+  size_t purpose_len;
 } mb_event;
 
 /* The event id: 32 hex digits of the time (µs), the edge's random number

@@ -100,11 +100,42 @@ static void client_ip(mb_http *h, struct MHD_Connection *conn, char out[MB_IP_TE
 
 /* ---- the hit path ---- */
 
+/* The request headers an event keeps: User-Agent, and the first of the
+ * headers by which browsers say a fetch is a prefetch or a preview
+ * (Sec-Purpose, Purpose, X-Purpose, X-Moz), in one walk of the headers. */
+typedef struct event_headers {
+  const char *ua, *purpose;
+  size_t ua_len, purpose_len;
+  int purpose_rank; /* of the purpose kept: 0 Sec-Purpose .. 3 X-Moz, 4 none */
+} event_headers;
+
+static enum MHD_Result collect_event_headers(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                             const char *value, size_t value_size) {
+  (void)kind;
+  static const struct {
+    const char *name;
+    size_t len;
+  } purposes[] = {{"Sec-Purpose", 11}, {"Purpose", 7}, {"X-Purpose", 9}, {"X-Moz", 5}};
+  event_headers *h = cls;
+  if (!value) return MHD_YES;
+  if (key_size == 10 && strncasecmp(key, "User-Agent", 10) == 0) {
+    if (!h->ua) h->ua = value, h->ua_len = value_size;
+    return MHD_YES;
+  }
+  for (int i = 0; i < h->purpose_rank; i++)
+    if (key_size == purposes[i].len && strncasecmp(key, purposes[i].name, key_size) == 0) {
+      h->purpose = value, h->purpose_len = value_size, h->purpose_rank = i;
+      break;
+    }
+  return MHD_YES;
+}
+
 static void record(mb_http *h, struct MHD_Connection *conn, const char *method, const mb_token *tok, const char *url,
                    size_t url_len) {
   char ip[MB_IP_TEXT_MAX];
   client_ip(h, conn, ip);
-  const char *ua = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
+  event_headers eh = {.purpose_rank = 4};
+  MHD_get_connection_values_n(conn, MHD_HEADER_KIND, collect_event_headers, &eh);
   int64_t t = mb_now_us();
   mb_event e = {.kind = tok->kind,
                 .message = tok->message,
@@ -114,10 +145,12 @@ static void record(mb_http *h, struct MHD_Connection *conn, const char *method, 
                 .ip = ip,
                 .method = method,
                 .edge = h->edge,
-                .ua = ua,
-                .ua_len = ua ? strnlen(ua, MB_EVENT_UA_MAX) : 0,
+                .ua = eh.ua,
+                .ua_len = eh.ua_len,
                 .url = url,
-                .url_len = url_len};
+                .url_len = url_len,
+                .purpose = eh.purpose,
+                .purpose_len = eh.purpose_len};
   mb_event_id(e.id, t, h->edge_rand, next_event_counter());
   char line[MB_EVENT_LINE_MAX];
   size_t n = mb_event_line(&e, line);

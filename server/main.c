@@ -33,6 +33,8 @@ static void usage(FILE *f) {
   fprintf(f, "usage: " PROG " [serve] [--role all|edge|batcher] [--config FILE]\n"
              "       " PROG " migrate [--config FILE]    apply the PostgreSQL schema migrations\n"
              "       " PROG " maintain [--config FILE]   create partitions ahead, apply retention\n"
+             "       " PROG " reclassify [--since TIME] [--until TIME] [--config FILE]\n"
+             "                                         judge stored events again with rules_file\n"
              "Every config key K can be set with the environment variable MAILBEACON_<K>.\n");
 }
 
@@ -121,6 +123,7 @@ static int serve(const mb_config *cfg, int edge_role, int batcher_role) {
       else mb_log_info("SIGHUP: log reopened");
     }
     if (edge) mb_edge_reload(edge);
+    if (batcher) mb_batcher_reload(batcher);
   }
 
   mb_admin_stop(admin); /* first: it reads the edge's queue */
@@ -134,22 +137,24 @@ static int serve(const mb_config *cfg, int edge_role, int batcher_role) {
 }
 
 int main(int argc, char **argv) {
-  static const struct option opts[] = {{"config", required_argument, 0, 'c'},
-                                       {"role", required_argument, 0, 'r'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
-  const char *config = NULL, *role = "all";
+  static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"role", required_argument, 0, 'r'},
+                                       {"since", required_argument, 0, 's'},  {"until", required_argument, 0, 'u'},
+                                       {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+  const char *config = NULL, *role = "all", *since = NULL, *until = NULL;
   int c;
   while ((c = getopt_long(argc, argv, "c:r:h", opts, NULL)) != -1) {
     switch (c) {
     case 'c': config = optarg; break;
     case 'r': role = optarg; break;
+    case 's': since = optarg; break;
+    case 'u': until = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return EX_USAGE;
     }
   }
   const char *command = optind < argc ? argv[optind] : "serve";
-  if (optind + 1 < argc || (strcmp(command, "serve") && strcmp(command, "migrate") && strcmp(command, "maintain"))) {
+  if (optind + 1 < argc || (strcmp(command, "serve") && strcmp(command, "migrate") && strcmp(command, "maintain") &&
+                            strcmp(command, "reclassify"))) {
     fprintf(stderr, PROG ": unknown command '%s'\n", optind + 1 < argc ? argv[optind + 1] : command);
     usage(stderr);
     return EX_USAGE;
@@ -170,6 +175,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(command, "migrate")) return mb_cmd_migrate(&cfg);
   if (!strcmp(command, "maintain")) return mb_cmd_maintain(&cfg);
+  if (!strcmp(command, "reclassify")) return mb_cmd_reclassify(&cfg, since, until);
   mb_log_level level = MB_LOG_INFO;
   mb_log_level_parse(cfg.log_level, &level);
   if (mb_log_open(PROG, role_name, cfg.log_file, 0, level, err, sizeof err) < 0) {

@@ -133,6 +133,14 @@ typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_COUNT }
     "Age of the oldest stream entry not loaded and acknowledged yet.", "lag_seconds", MB_BOUNDS_NONE)                  \
   X(RECLAIMED, BATCHER, COUNTER, "mailbeacon_batcher_reclaimed_total", NULL,                                           \
     "Entries taken over from a stopped batcher.", NULL, MB_BOUNDS_NONE)                                                \
+  X(REJUDGED, BATCHER, COUNTER, "mailbeacon_batcher_rejudged_total", NULL,                                             \
+    "Events whose class a later event changed (burst, pair, honeypot).", NULL, MB_BOUNDS_NONE)                         \
+  X(FINALIZED, BATCHER, COUNTER, "mailbeacon_batcher_finalized_total", NULL,                                           \
+    "Events made final when their look-ahead window closed.", NULL, MB_BOUNDS_NONE)                                    \
+  X(RULES_RELOADS_OK, BATCHER, COUNTER, "mailbeacon_rules_reloads_total", "result=\"ok\"",                             \
+    "Reloads of the rules file and IP lists (SIGHUP).", NULL, MB_BOUNDS_NONE)                                          \
+  X(RULES_RELOADS_FAILED, BATCHER, COUNTER, "mailbeacon_rules_reloads_total", "result=\"failed\"", NULL, NULL,         \
+    MB_BOUNDS_NONE)                                                                                                    \
   X(PG_ERRORS, BATCHER, COUNTER, "mailbeacon_batcher_errors_total", "system=\"postgres\"", "Errors by system.", NULL,  \
     0)                                                                                                                 \
   X(BATCHER_REDIS_ERRORS, BATCHER, COUNTER, "mailbeacon_batcher_errors_total", "system=\"redis\"", NULL, NULL,         \

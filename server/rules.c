@@ -10,13 +10,12 @@
 
 /* The thresholds a rules file may set (the rules that look at other
  * events read them; docs/classifier.md). */
-static const char *const settings[] = {"burst_links", "burst_window_ms", "fast_click_ms", "lookahead_ms",
-                                       "pair_window_ms"};
+static const char *const settings[] = {"burst_links", "burst_window_ms", "lookahead_ms", "pair_window_ms"};
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
 static const char *const classes[] = {"human", "proxy", "prefetch", "scanner", "sender"};
 
-enum cond_type { C_KIND, C_METHOD, C_UA_IS, C_UA_HAS, C_IP_IN, C_PURPOSE, C_SENT_LT, C_SENT_GE };
+enum cond_type { C_KIND, C_METHOD, C_UA_IS, C_UA_HAS, C_IP_IN, C_SUBMITTER, C_PURPOSE, C_SENT_LT, C_SENT_GE };
 
 typedef struct cond {
   enum cond_type type;
@@ -130,6 +129,13 @@ static int fail(parser *ps, const char *fmt, ...) {
 
 #define SHOW(t) (int)((t).n > 60 ? 60 : (t).n), (t).p
 
+/* A version is stored with every judgement: plain characters only. */
+static int is_version(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)s[i]) && !(s[i] && strchr("._-+:", s[i]))) return 0;
+  return 1;
+}
+
 static int find_list(const mb_rules *r, const char *s, size_t n) {
   for (size_t i = 0; i < r->nlists; i++)
     if (strlen(r->lists[i].name) == n && memcmp(r->lists[i].name, s, n) == 0) return (int)i;
@@ -141,6 +147,8 @@ static int st_list(parser *ps, tok *t, int k) {
   if (k != 4) return fail(ps, "list takes a name, a format and a path");
   if (!is_name(t[1].p, t[1].n)) return fail(ps, "'%.*s' is not a name ([a-z0-9_])", SHOW(t[1]));
   if (find_list(r, t[1].p, t[1].n) >= 0) return fail(ps, "list '%.*s' twice", SHOW(t[1]));
+  if (t[1].n == 9 && memcmp(t[1].p, "submitter", 9) == 0)
+    return fail(ps, "'submitter' is built in (the message's submitting client)");
   if (r->nlists == MB_PREFIX_LISTS) return fail(ps, "more than %d lists", MB_PREFIX_LISTS);
   char fmt[32];
   snprintf(fmt, sizeof fmt, "%.*s", (int)(t[2].n < 31 ? t[2].n : 31), t[2].p);
@@ -229,6 +237,10 @@ static int condition(parser *ps, tok t, cond *c) {
     c->text = alts;
     return 0;
   }
+  if (t.n == 12 && memcmp(t.p, "ip@submitter", 12) == 0) {
+    c->type = C_SUBMITTER;
+    return 0;
+  }
   if (IS("ip@")) {
     c->type = C_IP_IN;
     int i = find_list(ps->r, t.p + 3, t.n - 3);
@@ -298,7 +310,9 @@ mb_rules *mb_rules_parse(const char *text, size_t n, const char *name, char *err
     if (memchr(t[0].p, '\0', t[0].n) && fail(&ps, "a NUL byte")) goto bad;
 #define KW(s) (t[0].n == sizeof(s) - 1 && memcmp(t[0].p, s, sizeof(s) - 1) == 0)
     if (KW("version")) {
-      if ((k != 2 || t[1].n >= sizeof r->version) && fail(&ps, "version takes one word")) goto bad;
+      if ((k != 2 || t[1].n >= sizeof r->version || !is_version(t[1].p, t[1].n)) &&
+          fail(&ps, "version takes one word of letters, digits and . _ - + :"))
+        goto bad;
       if (have_version && fail(&ps, "version twice")) goto bad;
       memcpy(r->version, t[1].p, t[1].n);
       have_version = 1;
@@ -358,6 +372,7 @@ static int holds(const cond *c, const mb_hit_facts *f, const char *ua_lower) {
       if (strstr(ua_lower, a)) return 1;
     return 0;
   case C_IP_IN: return (int)(f->lists >> c->num & 1);
+  case C_SUBMITTER: return f->from_submitter != 0;
   case C_PURPOSE: return f->purpose != 0;
   case C_SENT_LT: return f->since_sent_ms >= 0 && f->since_sent_ms < c->num;
   case C_SENT_GE: return f->since_sent_ms >= 0 && f->since_sent_ms >= c->num;

@@ -16,6 +16,7 @@
  *   ua="TEXT"                        the User-Agent, exactly ("" : none)
  *   ua~"A|B|…"                       the User-Agent contains one of them, any case
  *   ip@LIST                          the client's address is in a list
+ *   ip@submitter                     ... is the one that submitted the message (its sent record's client_ip)
  *   purpose                          the request said it was a prefetch or a preview
  *   sent<MS | sent>=MS               time from sending to the hit, in ms (false when unknown) */
 #ifndef MAILBEACON_RULES_H
@@ -56,6 +57,7 @@ typedef struct mb_hit_facts {
   uint64_t lists;        /* the lists (by index) that hold the client's address */
   int purpose;           /* a prefetch or preview header */
   int64_t since_sent_ms; /* < 0: unknown */
+  int from_submitter;    /* the address is the message's submitting client's */
 } mb_hit_facts;
 
 /* Parses text (n bytes); name (the file) goes into messages. NULL with

@@ -56,6 +56,7 @@ typedef struct mb_config {
   uint64_t partitions_ahead;   /* months of events partitions created ahead */
   uint64_t retention_days;     /* events partitions and messages older than this are dropped; 0 = keep */
   uint64_t ip_retention_days;  /* IPs of events older than this are truncated; 0 = never */
+  char rules_file[PATH_MAX];   /* the classifier's rules (docs/classifier.md); "": none, reloaded on SIGHUP */
   char log_file[PATH_MAX];     /* "", "stderr", "syslog" or a file (log.h); reopened on SIGHUP */
   char log_level[16];          /* error, warning, info or debug */
   /* never_track parsed into lower-case entries pointing into never_track_buf */

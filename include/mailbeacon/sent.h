@@ -4,7 +4,7 @@
  *   type=sent v=1 message=<uuid> message_id=<Message-ID> rep=<address>
  *   recipients=<JSON [{"i":1,"addr":"..."}]> token_recipient=<0|1>
  *   subject=<decoded UTF-8> sent_at=<µs since epoch>
- *   links=<JSON [{"i":1,"url":"..."}]> */
+ *   links=<JSON [{"i":1,"url":"..."}]> client_ip=<submitting client's address, or empty> */
 #ifndef MAILBEACON_SENT_H
 #define MAILBEACON_SENT_H
 
@@ -30,9 +30,10 @@ typedef struct mb_sent {
   int64_t sent_at_us;
   const mb_sent_link *links;
   size_t nlinks;
+  const char *client_ip; /* the submitting client's address as text; NULL or "": unknown */
 } mb_sent;
 
-#define MB_SENT_FIELDS 10
+#define MB_SENT_FIELDS 11
 
 /* Fills fields[MB_SENT_FIELDS] with values held in store (which the caller
  * frees with mb_buf_free after use). Returns 0 or -1 (out of memory). */

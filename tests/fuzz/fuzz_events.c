@@ -1,7 +1,7 @@
 /* libFuzzer: the batcher's reading of a stream entry (server/entry.c: the
  * input as NUL-separated name/value fields) and of a hit event line
  * (server/events.c).
- * A row it makes must be one COPY text line of exactly 11 columns with no
+ * A row it makes must be one COPY text line of exactly MB_EVENT_NCOLUMNS columns with no
  * backslash sequence other than \t \n \r \\ \N, and valid UTF-8. Events before
  * 2026-11-27 have their IPs truncated (ip_retention_days), later ones not,
  * so both ways are read. */
@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         i++;
       }
     }
-    if (tabs != 10) abort();
+    if (tabs != MB_EVENT_NCOLUMNS - 1) abort();
     mb_buf clean;
     mb_buf_init(&clean);
     if (mb_utf8_clean(&clean, out.data, out.len) == 0 &&

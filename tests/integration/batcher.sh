@@ -105,7 +105,7 @@ click 0 2 1 127.0.0.1/32 GET edge-t Mozilla/5.0 (test)"
 expect "SELECT count(*) FROM mailbeacon.events WHERE kind = 'click' AND url IS NULL OR kind = 'open' AND url IS NOT NULL" 0
 expect "SELECT count(*) FROM mailbeacon.events WHERE occurred_at > loaded_at OR loaded_at > now()" 0
 expect "SELECT recipients, opens, unique_opens, clicks, unique_clicks, first_open < last_open, unclassified, human_opens
-          FROM mailbeacon.message_engagement" "2 3 1 3 1 t 6 0"
+          FROM mailbeacon.message_engagement" "2 3 1 3 1 t 0 3"
 expect "SELECT link_idx, clicks, unique_clicks FROM mailbeacon.link_clicks WHERE link_idx <= 3 ORDER BY link_idx" \
   "1 2 1
 2 1 1
@@ -115,10 +115,12 @@ expect "SELECT sent, recipients, opened, opened_pct, clicked_pct FROM mailbeacon
 expect "SELECT address, kind FROM mailbeacon.recipient_timeline ORDER BY address, occurred_at" \
   "dana@acme.example sent
 lee@acme.example sent"
-# classification (a later step) splits the counts
-sql "UPDATE mailbeacon.events SET class = CASE WHEN kind = 'open' THEN 'proxy' ELSE 'human' END" >/dev/null
-expect "SELECT human_opens, machine_opens, human_clicks, human_unique_clicks, unclassified FROM mailbeacon.message_engagement" \
-  "0 3 3 1 0"
+# the classes split the counts (every hit came from one browser: all human, all final once the
+# look-ahead window closed); opens a machine made, and the one a person's click implies
+wait_rows "SELECT count(*) FROM mailbeacon.events WHERE class = 'human' AND reason = 'no_machine_signal' AND final" 6
+sql "UPDATE mailbeacon.events SET class = CASE WHEN kind = 'open' THEN 'prefetch' ELSE 'human' END" >/dev/null
+expect "SELECT human_opens, machine_opens, human_clicks, human_unique_clicks, unclassified, implied_opens, prefetch_opens
+          FROM mailbeacon.message_engagement" "1 3 3 1 0 1 3"
 echo "ok end to end: message, recipients, links, 6 events (forged hit not recorded), every view"
 
 # --- a single-recipient message: its hits are on the recipient's timeline
@@ -168,7 +170,7 @@ expect "SELECT count(*) FROM mailbeacon.events WHERE event_id = '000000000000000
 expect "SELECT part, reason FROM mailbeacon.rejected ORDER BY stream_id, part" \
   "2 fewer than 11 fields
 3 bad time
-0 not a type=hits v=1 or type=sent v=1 entry
+0 not a type=hits v=1|2 or type=sent v=1 entry
 0 invalid input syntax for type json"
 expect "SELECT entry FROM mailbeacon.rejected WHERE part = 2" "not an event"
 for _ in $(seq 1 100); do [ "$(mb_redis_cli XLEN mailbeacon:events)" = 0 ] && break; sleep 0.05; done

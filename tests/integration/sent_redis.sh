@@ -21,7 +21,7 @@ export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_KEY_FILE=$MB_RUN
 rcli() { mb_redis_cli "$@"; }
 
 # 1. Redis up: one entry per rewritten message, with the fields documented in docs/events.md.
-"$rewrite" < "$data/01-single-html-7bit.eml" > "$MB_RUN/01.out"
+"$rewrite" --client-address 192.0.2.44 < "$data/01-single-html-7bit.eml" > "$MB_RUN/01.out"
 [ "$(rcli XLEN mb:test)" = 1 ] || fail "expected 1 entry, got $(rcli XLEN mb:test)"
 link=$(grep -o 'https://t.mailbeacon.test/c/[^"]*' "$MB_RUN/01.out" | head -1 | sed 's/&amp;/\&/g')
 msg=$("$rewrite" --explain "$link" | python3 -c 'import json,sys; print(json.load(sys.stdin)["message"])')
@@ -39,7 +39,15 @@ rc = json.loads(f["recipients"])
 assert rc and rc[0]["i"] == 1 and "@" in rc[0]["addr"], rc
 assert f["rep"].endswith("@ourco.example"), f["rep"]
 assert f["subject"] and f["message_id"] and int(f["sent_at"]) > 1.6e15, f
+assert f["client_ip"] == "192.0.2.44", f  # the submitting client (the classifier's ip@submitter)
 PY
+# a loopback or malformed submitting address is left out: it says nothing of the rep
+for a in 127.0.0.1 ::1 not-an-ip; do
+  "$rewrite" --client-address "$a" < "$data/01-single-html-7bit.eml" > /dev/null
+  [ "$(rcli --raw XREVRANGE mb:test + - COUNT 1 | awk 'prev=="client_ip"{print "[" $0 "]"} {prev=$0}')" = "[]" ] ||
+    fail "client_ip $a kept"
+  rcli XDEL mb:test "$(rcli --raw XREVRANGE mb:test + - COUNT 1 | head -1)" >/dev/null
+done
 
 # 2. Redis down: the message is still rewritten and the record is spooled (into a spool_dir the
 #    rewriter creates: it did not, and the record was lost).

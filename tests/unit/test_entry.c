@@ -42,6 +42,10 @@ static void test_types(void **state) {
   assert_int_equal(e.events, 1);
   mb_field v2[] = {F("type", "hits"), F("v", "2"), F("n", "3"), F("d", "x\n")};
   mb_entry_parse(v2, 4, &e);
+  assert_int_equal(e.type, MB_ENTRY_HITS);
+  assert_int_equal(e.events, 3);
+  mb_field v3[] = {F("type", "hits"), F("v", "3"), F("n", "3"), F("d", "x\n")};
+  mb_entry_parse(v3, 4, &e);
   assert_int_equal(e.type, MB_ENTRY_OTHER);
   mb_field no_d[] = {F("type", "hits"), F("v", "1"), F("n", "3")};
   mb_entry_parse(no_d, 3, &e);

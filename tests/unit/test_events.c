@@ -3,6 +3,7 @@
 #include "events.h"
 #include "hit.h"
 
+#include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -53,8 +54,55 @@ static void test_click_from_hit_line(void **state) {
   assert_non_null(r);
   assert_string_equal(r, "00066141cd858ab13af5bf1e00000001\tclick\t665ce021-2913-4aec-9482-a6de08dcae4e\t1\t2\t"
                          "2026-11-27 13:11:49.113521+00\t203.0.113.7\tGET\tedge-1\tMozilla/5.0\\t(x)\\\\y\t"
-                         "https://example.com/p?a=1\n");
+                         "https://example.com/p?a=1\t\\N\t\\N\t\\N\t\\N\tt\n");
   assert_true(us == 1795785109113521);
+}
+
+/* A v2 line: the purpose header, judged (class, reason, version, final). */
+static void test_purpose_and_verdict(void **state) {
+  (void)state;
+  mb_event e = {.id = "00066141cd858ab13af5bf1e00000002",
+                .kind = MB_KIND_OPEN,
+                .message = msg,
+                .recipient = 1,
+                .time_us = 1795785109113521,
+                .ip = "192.0.2.1",
+                .method = "GET",
+                .edge = "e",
+                .ua = "Mozilla/5.0",
+                .ua_len = 11,
+                .purpose = "prefetch;\tx",
+                .purpose_len = 11};
+  char line[MB_EVENT_LINE_MAX];
+  size_t n = mb_event_line(&e, line);
+  mb_event_in ev;
+  const char *why = NULL;
+  assert_int_equal(mb_event_parse(line, n - 1, &ev, &why), 0);
+  assert_int_equal(ev.kind, 'o');
+  assert_int_equal(ev.family, AF_INET);
+  char p[64];
+  assert_int_equal(mb_event_unescape(ev.purpose, ev.purpose_len, p, sizeof p), 11);
+  assert_string_equal(p, "prefetch;\tx");
+  assert_int_equal(mb_event_unescape(ev.purpose, ev.purpose_len, p, 5), 4); /* cut to the room */
+  assert_string_equal(p, "pref");
+  mb_evconv c;
+  mb_evconv_init(&c);
+  mb_buf out;
+  mb_buf_init(&out);
+  mb_verdict v = {"prefetch", "sec_purpose", "2026-12-01.1", 1};
+  assert_int_equal(mb_event_row(&c, &ev, &v, &out, &why), 0);
+  mb_buf_append(&out, "", 1);
+  assert_non_null(strstr(out.data, "\tMozilla/5.0\t\\N\tprefetch;\\tx\tprefetch\tsec_purpose\t2026-12-01.1\tt\n"));
+  /* a honeypot hit, not final */
+  line[33] = 'h';
+  assert_int_equal(mb_event_parse(line, n - 1, &ev, &why), 0);
+  v.final = 0;
+  out.len = 0;
+  assert_int_equal(mb_event_row(&c, &ev, &v, &out, &why), 0);
+  mb_buf_append(&out, "", 1);
+  assert_non_null(strstr(out.data, "\thoneypot\t"));
+  assert_int_equal(out.data[out.len - 3], 'f');
+  mb_buf_free(&out);
 }
 
 static void test_event_id(void **state) {
@@ -75,7 +123,7 @@ static void test_open_has_null_url_and_ip(void **state) {
                       &us, &why);
   assert_non_null(r);
   assert_string_equal(r, "0123456789abcdef0123456789ABCDEF\topen\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t"
-                         "2000-01-01 00:00:00.000000+00\t\\N\tHEAD\te\t\t\\N\n");
+                         "2000-01-01 00:00:00.000000+00\t\\N\tHEAD\te\t\t\\N\t\\N\t\\N\t\\N\t\\N\tt\n");
   r = row("0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t"
           "1795785109113521\t2001:db8::1\tGET\te\tua\t",
           &us, &why);
@@ -92,7 +140,7 @@ static void test_text_made_utf8(void **state) {
                       "1795785109113521\t1.2.3.4\tGET\te\tcaf\xe9\x01 \xc3\xa9\thttps://x.example/\xff",
                       &us, &why);
   assert_non_null(r);
-  assert_non_null(strstr(r, "\tcaf\xef\xbf\xbd  \xc3\xa9\thttps://x.example/%FF\n"));
+  assert_non_null(strstr(r, "\tcaf\xef\xbf\xbd  \xc3\xa9\thttps://x.example/%FF\t"));
 }
 
 static void test_refused(void **state) {
@@ -101,13 +149,13 @@ static void test_refused(void **state) {
     const char *line, *why;
   } bad[] = {
       {"", "fewer than 11 fields"},
-      {"a\tb\tc\td\te\tf\tg\th\ti\tj\tk\tl", "more than 11 fields"},
+      {"a\tb\tc\td\te\tf\tg\th\ti\tj\tk\tl\tm", "more than 12 fields"},
       {"0123456789abcdef0123456789abcdeg\to\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t1795785109113521\t-"
        "\tGET\te\t\t",
        "event id is not 32 hex digits"},
       {"0123456789abcdef0123456789abcdef\tx\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t1795785109113521\t-"
        "\tGET\te\t\t",
-       "kind is not o or c"},
+       "kind is not o, c or h"},
       {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4\t0\t0\t1795785109113521\t-"
        "\tGET\te\t\t",
        "message is not a UUID"},
@@ -215,6 +263,7 @@ static void test_utf8_clean(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_click_from_hit_line),
+      cmocka_unit_test(test_purpose_and_verdict),
       cmocka_unit_test(test_event_id),
       cmocka_unit_test(test_open_has_null_url_and_ip),
       cmocka_unit_test(test_text_made_utf8),

@@ -83,7 +83,7 @@ static int run_pipe(const mb_config *cfg, const mb_keyring *ring, const char *in
   int ifd = open(ip, O_RDONLY), ofd = open(out_path ? out_path : op, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   assert_true(ifd >= 0 && ofd >= 0);
   static const char *const rcpts[] = {"dana@acme.example"};
-  int rc = mb_pipe_run(cfg, ring, "rep@ourco.example", rcpts, 1, ifd, ofd);
+  int rc = mb_pipe_run(cfg, ring, "rep@ourco.example", NULL, rcpts, 1, ifd, ofd);
   close(ifd), close(ofd);
   if (out) *out = test_read_file(op);
   return rc;

@@ -223,7 +223,12 @@ static void test_event_line(void **state) {
   size_t n = mb_event_line(&e, line);
   line[n] = '\0';
   assert_string_equal(line, "00066141cd858ab13af5bf1e00000001\tc\t665ce021-2913-4aec-9482-a6de08dcae4e\t1\t2\t"
-                            "1795785109113521\t203.0.113.7\tGET\te\\t1\tUA\\\\x\thttps://example.com/\\n\n");
+                            "1795785109113521\t203.0.113.7\tGET\te\\t1\tUA\\\\x\thttps://example.com/\\n\t\n");
+  e.purpose = "prefetch\t";
+  e.purpose_len = 9;
+  n = mb_event_line(&e, line);
+  line[n] = '\0';
+  assert_non_null(strstr(line, "\thttps://example.com/\\n\tprefetch\\t\n"));
 }
 
 int main(void) {

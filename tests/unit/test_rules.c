@@ -13,7 +13,7 @@
 
 static const char *reason(const mb_rules *r, int click, const char *method, const char *ua, uint64_t lists, int purpose,
                           int64_t since) {
-  mb_hit_facts f = {click, method, ua, lists, purpose, since};
+  mb_hit_facts f = {click, method, ua, lists, purpose, since, 0};
   const mb_rule *m = mb_rules_match(r, &f);
   return m ? m->reason : "none";
 }
@@ -49,10 +49,22 @@ static void test_shipped(void **state) {
   assert_string_equal(reason(r, 0, "GET", chrome, 0, 1, 100), "sec_purpose");
   assert_string_equal(reason(r, 1, "GET", "Barracuda Sentinel (EE)", 0, 0, 100), "scanner_ua");
   const mb_rule *m;
-  mb_hit_facts f = {0, "GET", "YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html", 0, 0, -1};
+  mb_hit_facts f = {0, "GET", "YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html", 0, 0, -1, 0};
   assert_non_null(m = mb_rules_match(r, &f));
   assert_int_equal(m->cls, MB_CLASS_PROXY);
   assert_string_equal(mb_class_name(m->cls), "proxy");
+  f = (mb_hit_facts){0, "GET", chrome, 0, 0, 60000, 1}; /* from the address that sent it: the rep */
+  assert_non_null(m = mb_rules_match(r, &f));
+  assert_string_equal(m->reason, "submitting_client");
+  uint64_t google = 4, m365 = 8;
+  assert_string_equal(reason(r, 1, "GET", chrome, m365, 0, 60000), "m365_link_check");
+  assert_string_equal(reason(r, 0, "GET", chrome, m365, 0, 60000), "none"); /* an open from there: no rule */
+  assert_string_equal(reason(r, 1, "GET", "python-requests/2.31", 0, 0, 60000), "library_ua");
+  /* a fast click alone is a person; with a second signal a machine */
+  assert_string_equal(reason(r, 1, "GET", chrome, 0, 0, 2000), "none");
+  assert_string_equal(reason(r, 1, "GET", "", 0, 0, 2000), "fast_click_not_browser");
+  assert_string_equal(reason(r, 1, "GET", chrome, google, 0, 2000), "fast_click_from_google");
+  assert_string_equal(reason(r, 1, "GET", chrome, google, 0, 20000), "none");
   mb_rules_free(r);
   mb_buf_free(&text);
 }
@@ -78,6 +90,13 @@ static void test_conditions(void **state) {
   assert_string_equal(reason(r, 0, "GET", "aYb", 0, 0, 59999), "none");
   assert_string_equal(reason(r, 0, "GET", "say \"hi\" # not a comment", 0, 0, -1), "quote");
   assert_int_equal(mb_rules_count(r), 3);
+  mb_rules_free(r);
+  text = "version 1\nrule sender self ip@submitter\n";
+  assert_non_null(r = mb_rules_parse(text, strlen(text), "t.rules", err, sizeof err));
+  mb_hit_facts f = {1, "GET", "", 0, 0, -1, 1};
+  assert_non_null(mb_rules_match(r, &f));
+  f.from_submitter = 0;
+  assert_null(mb_rules_match(r, &f));
   mb_rules_free(r);
 }
 
@@ -109,6 +128,9 @@ static void test_errors(void **state) {
   bad("version 1\nlist a cidr /x\nlist a cidr /y\n", "b.rules:3: list 'a' twice");
   bad("version 1\nversion 2\n", "b.rules:2: version twice");
   bad("version 1\nallow all\n", "b.rules:2: unknown statement 'allow'");
+  bad("version 1\nlist submitter cidr /x\n", "b.rules:2: 'submitter' is built in");
+  bad("version 1\\x\n", "b.rules:1: version takes one word");
+  bad("version 1\nset fast_click_ms 10\n", "unknown setting 'fast_click_ms'");
   char many[4096] = "version 1\n";
   for (int i = 0; i < 65; i++) snprintf(many + strlen(many), sizeof many - strlen(many), "list l%d cidr /x\n", i);
   bad(many, "b.rules:66: more than 64 lists");

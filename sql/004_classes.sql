@@ -1,0 +1,252 @@
+-- Issue 12: every open and click gets a class and a reason (docs/classifier.md).
+--
+-- The batcher judges each event from its own facts with the rules file as it
+-- loads it, and mailbeacon.judge_context re-judges the clicks a later event
+-- can still change (a burst, a pair, the honeypot) until their look-ahead
+-- window closes and they become final. Raw facts are never changed.
+
+-- A hit on the message's invisible honeypot link (counted in no view).
+ALTER TYPE mailbeacon.event_kind ADD VALUE IF NOT EXISTS 'honeypot';
+
+-- The address of the client that submitted the message (the sent record's
+-- client_ip): the rep's own machine.
+ALTER TABLE mailbeacon.messages ADD COLUMN sender_ip inet;
+
+ALTER TABLE mailbeacon.events
+  ADD COLUMN purpose text,                        -- Sec-Purpose / Purpose / X-Purpose / X-Moz as sent
+  ADD COLUMN rules_version text,                  -- the rules that judged class and reason
+  ADD COLUMN final boolean NOT NULL DEFAULT true; -- false: a later event may still change the class
+CREATE INDEX events_pending ON mailbeacon.events (occurred_at) WHERE NOT final;
+
+-- load_sent with the submitting client's address (empty: unknown).
+DROP FUNCTION mailbeacon.load_sent(text, text, text, text, text, text, text, text);
+CREATE FUNCTION mailbeacon.load_sent(stream_id text, message text, message_id text, rep text, subject text,
+                                     sent_at_us text, recipients text, links text, client_ip text)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  m uuid;
+  r jsonb;
+  l jsonb;
+  ip inet;
+BEGIN
+  BEGIN
+    m := message::uuid;
+    r := recipients::jsonb;
+    l := links::jsonb;
+    ip := nullif(client_ip, '')::inet;
+    INSERT INTO mailbeacon.messages (message, message_id, rep, subject, sent_at, recipient_count, sender_ip)
+    VALUES (m, message_id, rep, subject, to_timestamp(sent_at_us::bigint / 1e6), jsonb_array_length(r), ip)
+    ON CONFLICT DO NOTHING;
+    INSERT INTO mailbeacon.recipients (message, idx, address)
+    SELECT m, x.i, x.addr FROM jsonb_to_recordset(r) AS x(i integer, addr text)
+    ON CONFLICT DO NOTHING;
+    INSERT INTO mailbeacon.links (message, idx, url)
+    SELECT m, x.i, x.url FROM jsonb_to_recordset(l) AS x(i integer, url text)
+    ON CONFLICT DO NOTHING;
+    RETURN true;
+  EXCEPTION WHEN others THEN
+    INSERT INTO mailbeacon.rejected (stream_id, part, entry, reason)
+    VALUES (stream_id, 0,
+            json_build_object('type', 'sent', 'message', message, 'message_id', message_id, 'rep', rep,
+                              'subject', subject, 'sent_at', sent_at_us, 'recipients', recipients,
+                              'links', links, 'client_ip', client_ip)::text,
+            SQLERRM)
+    ON CONFLICT DO NOTHING;
+    RETURN false;
+  END;
+END $$;
+
+-- Re-judges the clicks of messages msgs that occurred in [lo, hi], judged
+-- human so far (and, with pending_only, not final yet), by what the other
+-- events of the message say; first match wins:
+--   honeypot_neighbour  a honeypot hit from the same address within burst_window
+--   burst               from one address, clicks of burst_links distinct links
+--                       of the message and recipient (or of every link, when
+--                       it has fewer, at least 2) within burst_window
+--   paired_scan         the same link and recipient clicked from another
+--                       address within pair_window after it, by a person:
+--                       the scan a link checker made before sending the
+--                       browser on (Safe Links and its peers)
+-- Class scanner with that reason and the rules' version. Returns how many
+-- events it changed.
+CREATE FUNCTION mailbeacon.judge_context(msgs uuid[], lo timestamptz, hi timestamptz, pending_only boolean,
+                                         burst_links integer, burst_window interval, pair_window interval,
+                                         version text)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint;
+  total bigint := 0;
+BEGIN
+  UPDATE mailbeacon.events e
+     SET class = 'scanner', reason = 'honeypot_neighbour', rules_version = version
+   WHERE e.message = ANY (msgs) AND e.kind = 'click' AND e.class = 'human'
+     AND e.occurred_at BETWEEN lo AND hi AND (NOT pending_only OR NOT e.final) AND e.ip IS NOT NULL
+     AND EXISTS (SELECT 1 FROM mailbeacon.events h
+                  WHERE h.message = e.message AND h.kind::text = 'honeypot' AND h.ip = e.ip
+                    AND h.occurred_at BETWEEN e.occurred_at - burst_window AND e.occurred_at + burst_window);
+  GET DIAGNOSTICS n = ROW_COUNT;
+  total := total + n;
+  UPDATE mailbeacon.events e
+     SET class = 'scanner', reason = 'burst', rules_version = version
+   WHERE e.message = ANY (msgs) AND e.kind = 'click' AND e.class = 'human'
+     AND e.occurred_at BETWEEN lo AND hi AND (NOT pending_only OR NOT e.final) AND e.ip IS NOT NULL
+     AND (SELECT count(DISTINCT o.link_idx) FROM mailbeacon.events o
+           WHERE o.message = e.message AND o.recipient_idx = e.recipient_idx AND o.kind = 'click' AND o.ip = e.ip
+             AND o.occurred_at BETWEEN e.occurred_at - burst_window AND e.occurred_at + burst_window)
+         >= greatest(2, (SELECT CASE WHEN count(*) > 0 THEN least(burst_links, count(*)) ELSE burst_links END
+                           FROM mailbeacon.links l WHERE l.message = e.message));
+  GET DIAGNOSTICS n = ROW_COUNT;
+  total := total + n;
+  UPDATE mailbeacon.events e
+     SET class = 'scanner', reason = 'paired_scan', rules_version = version
+   WHERE e.message = ANY (msgs) AND e.kind = 'click' AND e.class = 'human'
+     AND e.occurred_at BETWEEN lo AND hi AND (NOT pending_only OR NOT e.final)
+     AND EXISTS (SELECT 1 FROM mailbeacon.events p
+                  WHERE p.message = e.message AND p.recipient_idx = e.recipient_idx AND p.kind = 'click'
+                    AND p.link_idx = e.link_idx AND p.class = 'human' AND p.ip IS DISTINCT FROM e.ip
+                    AND p.occurred_at > e.occurred_at AND p.occurred_at <= e.occurred_at + pair_window);
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN total + n;
+END $$;
+
+-- The views count people: human, plus proxy for opens (an image proxy
+-- fetches because a person opened), plus one open implied by a person's
+-- click for a recipient with no such open (as HubSpot counts). Honeypot hits
+-- are counted nowhere. Columns keep their names and meanings; the
+-- per-class counts are added after them.
+CREATE OR REPLACE VIEW mailbeacon.message_engagement AS
+SELECT m.message, m.message_id, m.rep, m.subject, m.sent_at,
+       m.recipient_count AS recipients,
+       coalesce(e.opens, 0)::bigint AS opens,
+       coalesce(e.unique_opens, 0)::bigint AS unique_opens,
+       e.first_open, e.last_open,
+       coalesce(e.clicks, 0)::bigint AS clicks,
+       coalesce(e.unique_clicks, 0)::bigint AS unique_clicks,
+       coalesce(e.human_opens, 0)::bigint AS human_opens,
+       coalesce(e.human_unique_opens, 0)::bigint AS human_unique_opens,
+       e.human_first_open,
+       coalesce(e.human_clicks, 0)::bigint AS human_clicks,
+       coalesce(e.human_unique_clicks, 0)::bigint AS human_unique_clicks,
+       coalesce(e.machine_opens, 0)::bigint AS machine_opens,
+       coalesce(e.machine_clicks, 0)::bigint AS machine_clicks,
+       coalesce(e.unclassified, 0)::bigint AS unclassified,
+       coalesce(e.implied_opens, 0)::bigint AS implied_opens,
+       coalesce(e.proxy_opens, 0)::bigint AS proxy_opens,
+       coalesce(e.prefetch_opens, 0)::bigint AS prefetch_opens,
+       coalesce(e.scanner_opens, 0)::bigint AS scanner_opens,
+       coalesce(e.scanner_clicks, 0)::bigint AS scanner_clicks,
+       coalesce(e.sender_opens, 0)::bigint AS sender_opens,
+       coalesce(e.sender_clicks, 0)::bigint AS sender_clicks,
+       coalesce(e.pending, 0)::bigint AS pending
+  FROM mailbeacon.messages m
+  LEFT JOIN LATERAL (
+    SELECT sum(r.opens) AS opens,
+           count(*) FILTER (WHERE r.opens > 0) AS unique_opens,
+           min(r.first_open) AS first_open,
+           max(r.last_open) AS last_open,
+           sum(r.clicks) AS clicks,
+           count(*) FILTER (WHERE r.clicks > 0) AS unique_clicks,
+           sum(r.person_opens + r.implied) AS human_opens,
+           count(*) FILTER (WHERE r.person_opens > 0 OR r.person_clicks > 0) AS human_unique_opens,
+           min(least(r.person_first_open, r.person_first_click)) AS human_first_open,
+           sum(r.person_clicks) AS human_clicks,
+           count(*) FILTER (WHERE r.person_clicks > 0) AS human_unique_clicks,
+           sum(r.machine_opens) AS machine_opens,
+           sum(r.machine_clicks) AS machine_clicks,
+           sum(r.unclassified) AS unclassified,
+           sum(r.implied) AS implied_opens,
+           sum(r.proxy_opens) AS proxy_opens,
+           sum(r.prefetch_opens) AS prefetch_opens,
+           sum(r.scanner_opens) AS scanner_opens,
+           sum(r.scanner_clicks) AS scanner_clicks,
+           sum(r.sender_opens) AS sender_opens,
+           sum(r.sender_clicks) AS sender_clicks,
+           sum(r.pending) AS pending
+      FROM (
+        SELECT ev.recipient_idx,
+               count(*) FILTER (WHERE kind = 'open') AS opens,
+               min(occurred_at) FILTER (WHERE kind = 'open') AS first_open,
+               max(occurred_at) FILTER (WHERE kind = 'open') AS last_open,
+               count(*) FILTER (WHERE kind = 'click') AS clicks,
+               count(*) FILTER (WHERE kind = 'open' AND class IN ('human', 'proxy')) AS person_opens,
+               min(occurred_at) FILTER (WHERE kind = 'open' AND class IN ('human', 'proxy')) AS person_first_open,
+               count(*) FILTER (WHERE kind = 'click' AND class = 'human') AS person_clicks,
+               min(occurred_at) FILTER (WHERE kind = 'click' AND class = 'human') AS person_first_click,
+               CASE WHEN count(*) FILTER (WHERE kind = 'open' AND class IN ('human', 'proxy')) = 0
+                     AND count(*) FILTER (WHERE kind = 'click' AND class = 'human') > 0 THEN 1 ELSE 0 END AS implied,
+               count(*) FILTER (WHERE kind = 'open' AND class NOT IN ('human', 'proxy')) AS machine_opens,
+               count(*) FILTER (WHERE kind = 'click' AND class <> 'human') AS machine_clicks,
+               count(*) FILTER (WHERE class IS NULL) AS unclassified,
+               count(*) FILTER (WHERE kind = 'open' AND class = 'proxy') AS proxy_opens,
+               count(*) FILTER (WHERE kind = 'open' AND class = 'prefetch') AS prefetch_opens,
+               count(*) FILTER (WHERE kind = 'open' AND class = 'scanner') AS scanner_opens,
+               count(*) FILTER (WHERE kind = 'click' AND class = 'scanner') AS scanner_clicks,
+               count(*) FILTER (WHERE kind = 'open' AND class = 'sender') AS sender_opens,
+               count(*) FILTER (WHERE kind = 'click' AND class = 'sender') AS sender_clicks,
+               count(*) FILTER (WHERE NOT final) AS pending
+          FROM mailbeacon.events ev
+         WHERE ev.message = m.message AND ev.kind IN ('open', 'click')
+         GROUP BY ev.recipient_idx
+      ) r
+  ) e ON true;
+
+CREATE OR REPLACE VIEW mailbeacon.link_clicks AS
+SELECT l.message, l.idx AS link_idx, l.url, m.rep, m.subject, m.sent_at,
+       count(ev.event_id) AS clicks,
+       count(DISTINCT ev.recipient_idx) AS unique_clicks,
+       count(ev.event_id) FILTER (WHERE ev.class = 'human') AS human_clicks,
+       count(DISTINCT ev.recipient_idx) FILTER (WHERE ev.class = 'human') AS human_unique_clicks,
+       min(ev.occurred_at) AS first_click,
+       max(ev.occurred_at) AS last_click,
+       count(ev.event_id) FILTER (WHERE ev.class = 'scanner') AS scanner_clicks,
+       count(ev.event_id) FILTER (WHERE ev.class = 'sender') AS sender_clicks,
+       min(ev.occurred_at) FILTER (WHERE ev.class = 'human') AS human_first_click
+  FROM mailbeacon.links l
+  JOIN mailbeacon.messages m ON m.message = l.message
+  LEFT JOIN mailbeacon.events ev ON ev.message = l.message AND ev.kind = 'click' AND ev.link_idx = l.idx
+ GROUP BY l.message, l.idx, l.url, m.rep, m.subject, m.sent_at;
+
+CREATE OR REPLACE VIEW mailbeacon.recipient_timeline AS
+SELECT lower(r.address) AS address, r.message, m.rep, m.subject,
+       m.sent_at AS occurred_at, 'sent'::text AS kind, NULL::integer AS link_idx, NULL::text AS url,
+       NULL::text AS class, NULL::inet AS ip, NULL::text AS user_agent, NULL::uuid AS event_id,
+       NULL::text AS reason, NULL::boolean AS final
+  FROM mailbeacon.recipients r
+  JOIN mailbeacon.messages m ON m.message = r.message
+UNION ALL
+SELECT lower(r.address), r.message, m.rep, m.subject,
+       ev.occurred_at, ev.kind::text, nullif(ev.link_idx, 0), ev.url,
+       ev.class, ev.ip, ev.user_agent, ev.event_id,
+       ev.reason, ev.final
+  FROM mailbeacon.events ev
+  JOIN mailbeacon.recipients r ON r.message = ev.message AND r.idx = ev.recipient_idx
+  JOIN mailbeacon.messages m ON m.message = ev.message
+ WHERE ev.kind IN ('open', 'click');
+
+-- Per recipient address, across every message sent to it: for the analyst
+-- and the rep's CRM. A message counts as opened when a person opened it
+-- (human or proxy open, or a person's click); hits of a copy that went to
+-- several recipients (index 0) belong to no one address and are not here.
+CREATE VIEW mailbeacon.contact_engagement AS
+SELECT lower(r.address) AS address,
+       count(*) AS messages,
+       count(*) FILTER (WHERE p.opened) AS opened,
+       count(*) FILTER (WHERE p.clicked) AS clicked,
+       round(100.0 * count(*) FILTER (WHERE p.opened) / count(*), 1) AS opened_pct,
+       min(m.sent_at) AS first_sent,
+       max(m.sent_at) AS last_sent,
+       max(p.last_human) AS last_human_activity,
+       coalesce(sum(p.machine_hits), 0)::bigint AS machine_hits
+  FROM mailbeacon.recipients r
+  JOIN mailbeacon.messages m ON m.message = r.message
+  LEFT JOIN LATERAL (
+    SELECT bool_or((ev.kind = 'open' AND ev.class IN ('human', 'proxy')) OR (ev.kind = 'click' AND ev.class = 'human'))
+             AS opened,
+           bool_or(ev.kind = 'click' AND ev.class = 'human') AS clicked,
+           max(ev.occurred_at) FILTER (WHERE (ev.kind = 'open' AND ev.class IN ('human', 'proxy'))
+                                          OR (ev.kind = 'click' AND ev.class = 'human')) AS last_human,
+           count(*) FILTER (WHERE ev.class NOT IN ('human', 'proxy')) AS machine_hits
+      FROM mailbeacon.events ev
+     WHERE ev.message = r.message AND ev.recipient_idx = r.idx AND ev.kind IN ('open', 'click')
+  ) p ON true
+ GROUP BY lower(r.address);
