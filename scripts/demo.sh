@@ -3,10 +3,12 @@
 # builds, starts a private Redis and PostgreSQL on Unix sockets in a temp dir,
 # creates a key and the schema, starts the tracking edge, rewrites a sample
 # message as the MTA would, shows its tracked links and pixel (decoded with
-# --explain), opens the pixel and clicks the links as the recipient would,
-# shows what landed in the Redis stream (the "sent" record and the hits),
-# then starts the batcher and shows the rows and engagement views it loaded
-# into PostgreSQL; then stops everything and removes its temp dir.
+# --explain), hits the pixel and links as a security scanner, a link
+# checker, a prefetching browser and the recipient would, shows what landed
+# in the Redis stream (the "sent" record and the hits), then starts the
+# batcher and shows the rows it loaded into PostgreSQL, each judged human or
+# machine with its reason, and the engagement views; then stops everything
+# and removes its temp dir.
 # usage: bash scripts/demo.sh [MESSAGE.eml]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +39,8 @@ batcher_admin_listen = 127.0.0.1:0
 postgres = $(mb_pg_conninfo)
 batch_wait_ms = 50
 log_file = stderr
+rules_file = $PWD/rules/mailbeacon.rules
+trusted_proxies = 127.0.0.1
 CONF
 echo "== mailbeacon-server migrate (creates the PostgreSQL schema)"
 "$server" --config "$MB_RUN/mailbeacon.conf" migrate | sed 's/^/   /'
@@ -69,12 +73,28 @@ while read -r url; do
 done < "$MB_RUN/urls"
 
 echo
-echo "== the recipient opens the message and clicks each link (served by mailbeacon-server)"
-while read -r url; do
-  local_url=http://127.0.0.1:$http${url#https://t.mailbeacon.test}
-  curl -s -o /dev/null -A "Mozilla/5.0 (demo recipient)" \
-    -w "   %{http_code} %{content_type}%{redirect_url}  <- ${url:26:40}...\n" "$local_url"
-done < "$MB_RUN/urls"
+echo "== hits served by mailbeacon-server (trusted_proxies = 127.0.0.1: X-Forwarded-For says who)"
+hit() { # hit URL ADDRESS USER_AGENT [CURL_ARGS...]
+  local url=$1 addr=$2 ua=$3
+  shift 3
+  curl -s -o /dev/null -H "X-Forwarded-For: $addr" -A "$ua" "$@" \
+    -w "   %{http_code} %{content_type}%{redirect_url}  <- $addr ${url:26:30}...\n" \
+    "http://127.0.0.1:$http${url#https://t.mailbeacon.test}"
+}
+pixel=$(grep -m1 '/o/' "$MB_RUN/urls")
+mapfile -t links < <(grep '/c/' "$MB_RUN/urls")
+browser="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+echo "-- at delivery, a security scanner fetches every link at once"
+for l in "${links[@]}"; do hit "$l" 198.51.100.23 "$browser"; done
+echo "-- a link checker probes one with HEAD; a browser prefetches the pixel"
+hit "${links[0]}" 192.0.2.10 "LinkChecker/1.0" -I
+hit "$pixel" 203.0.113.50 "$browser" -H "Sec-Purpose: prefetch"
+echo "-- the recipient opens the message, then follows two links"
+hit "$pixel" 203.0.113.50 "Mozilla/5.0 (Windows NT 10.0; Microsoft Outlook 16.0.17928)"
+sleep 1
+hit "${links[0]}" 203.0.113.50 "$browser"
+sleep 2
+hit "${links[1]}" 203.0.113.50 "$browser"
 sleep 0.3
 echo
 echo "== the Redis stream mailbeacon:events: the sent record, then the hits"
@@ -90,26 +110,34 @@ echo "== the batcher (mailbeacon-server --role batcher) loads the stream into Po
 "$server" --config "$MB_RUN/mailbeacon.conf" --role batcher 2> "$MB_RUN/batcher.log" &
 bpid=$!
 badmin=$(mb_wait_port $bpid "$MB_RUN/batcher.log" admin)
-want=$(wc -l < "$MB_RUN/urls")
+want=$((${#links[@]} + 5))
 for _ in $(seq 1 200); do
   [ "$(mb_psql -tAc 'SELECT count(*) FROM mailbeacon.events')" -ge "$want" ] && break
   sleep 0.05
 done
+echo "   each event judged (docs/classifier.md); a person's click stays open to re-judgement for 5 s:"
+for _ in $(seq 1 100); do
+  [ "$(mb_psql -tAc 'SELECT count(*) FROM mailbeacon.events WHERE NOT final')" = 0 ] && break
+  sleep 0.1
+done
 echo "   stream entries left: $(mb_redis_cli XLEN mailbeacon:events)"
 echo "-- mailbeacon.events"
-mb_psql -c "SELECT kind, recipient_idx AS rcpt, link_idx AS link, occurred_at, ip, url
-                    FROM mailbeacon.events ORDER BY occurred_at" | sed 's/^/   /'
+mb_psql -c "SELECT kind, link_idx AS link, occurred_at, host(ip) AS ip, method, class, reason, final,
+                           left(url, 32) AS url FROM mailbeacon.events ORDER BY occurred_at" | sed 's/^/   /'
 echo "-- mailbeacon.message_engagement (per message)"
-mb_psql -x -c "SELECT message, rep, subject, sent_at, recipients, opens, unique_opens, first_open, clicks,
-                            unique_clicks FROM mailbeacon.message_engagement" | sed 's/^/   /'
+mb_psql -x -c "SELECT message, rep, subject, sent_at, recipients, opens, human_opens, first_open, clicks,
+                            human_clicks, human_unique_clicks, prefetch_opens, scanner_clicks
+                       FROM mailbeacon.message_engagement" | sed 's/^/   /'
 echo "-- mailbeacon.link_clicks"
-mb_psql -c "SELECT link_idx, url, clicks, unique_clicks FROM mailbeacon.link_clicks ORDER BY link_idx" |
+mb_psql -c "SELECT link_idx, url, clicks, human_clicks, scanner_clicks FROM mailbeacon.link_clicks ORDER BY link_idx" |
   sed 's/^/   /'
 echo "-- mailbeacon.rep_daily"
 mb_psql -c "SELECT * FROM mailbeacon.rep_daily" | sed 's/^/   /'
 echo "-- mailbeacon.recipient_timeline"
-mb_psql -c "SELECT address, occurred_at, kind, url FROM mailbeacon.recipient_timeline ORDER BY occurred_at" |
+mb_psql -c "SELECT address, occurred_at, kind, class, url FROM mailbeacon.recipient_timeline ORDER BY occurred_at" |
   sed 's/^/   /'
+echo "-- mailbeacon.contact_engagement"
+mb_psql -c "SELECT * FROM mailbeacon.contact_engagement" | sed 's/^/   /'
 echo "   batcher /healthz: $(curl -s "http://127.0.0.1:$badmin/healthz")"
 kill -TERM $bpid && wait $bpid && bpid=
 echo "   $(tail -1 "$MB_RUN/batcher.log")"
