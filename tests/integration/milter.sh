@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The milter on its own: the protocol exchange (milter_protocol.py), clean
-# shutdown on SIGTERM, and the Unix socket removed on the way out.
+# shutdown on SIGTERM, and the Unix socket removed on the way out; with
+# Redis, the sent records carry the SMTP client's address (client_ip).
 # usage: milter.sh MAILBEACON_REWRITE DATA_DIR
 set -euo pipefail
 rewrite=$1 data=$2
@@ -8,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../scripts/lib/services.sh"
 MB_RUN=$(mktemp -d /tmp/mb-milter.XXXXXX)
 pid=
-trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$MB_RUN"' EXIT
+trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; mb_redis_stop; rm -rf "$MB_RUN"' EXIT
 fail() { echo "FAIL: $*" >&2; cat "$MB_RUN/milter.log" >&2 || true; exit 1; }
 
 "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
@@ -32,13 +33,19 @@ wait $pid || fail "milter exited non-zero"
 grep -q "milter stopped: .* rewritten" "$MB_RUN/milter.log" || fail "no shutdown summary"
 
 # 2. Unix socket: created, the protocol test again (no replies before end of
-#    message there), then removed on SIGTERM
+#    message there), then removed on SIGTERM; the sent records go to Redis
+#    with the SMTP client's address
+mb_redis_start
 sock=$MB_RUN/milter.sock
-"$rewrite" --milter "unix:$sock" 2> "$MB_RUN/milter.log" &
+MAILBEACON_REDIS=$(mb_redis_addr) "$rewrite" --milter "unix:$sock" 2> "$MB_RUN/milter.log" &
 pid=$!
 for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.05; done
 [ -S "$sock" ] || fail "socket not created"
-python3 "$here/milter_protocol.py" "$sock" "$MB_RUN/keys" "$rewrite" "$data" || fail "protocol test (Unix socket)"
+MB_MILTER_CLIENT=192.0.2.33 python3 "$here/milter_protocol.py" "$sock" "$MB_RUN/keys" "$rewrite" "$data" ||
+  fail "protocol test (Unix socket)"
+ips=$(mb_redis_cli --raw XRANGE mailbeacon:events - + | awk 'prev=="client_ip"{print} {prev=$0}' | sort | uniq -c)
+[ "$(echo "$ips" | wc -l)" = 1 ] && [ "$(echo "$ips" | awk '{print $2}')" = 192.0.2.33 ] &&
+  [ "$(echo "$ips" | awk '{print $1}')" -ge 5 ] || fail "sent records' client_ip: $ips"
 kill -TERM $pid
 wait_stopped $pid || fail "milter did not stop on SIGTERM"
 wait $pid || fail "milter exited non-zero"

@@ -21,6 +21,7 @@ Ends with "N passed, M failed".
 import base64
 import hashlib
 import hmac
+import os
 import re
 import socket
 import struct
@@ -82,7 +83,9 @@ class Milter:
         cmd, data = self.recv()
         assert cmd == b"O", cmd
         _, self.actions, self.proto = struct.unpack(">III", data[:12])
-        self.send(b"C", b"mta.test\x00" + b"4" + struct.pack(">H", 25) + b"127.0.0.1\x00")
+        # the SMTP client's address (MB_MILTER_CLIENT, default 127.0.0.1): the sent record's client_ip
+        client = os.environ.get("MB_MILTER_CLIENT", "127.0.0.1").encode()
+        self.send(b"C", b"mta.test\x00" + b"4" + struct.pack(">H", 25) + client + b"\x00")
         self.maybe_reply(0x1000)  # SMFIP_NR_CONN
 
     def send(self, cmd, data=b""):
