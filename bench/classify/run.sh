@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The classifier benchmark (issue 12), end to end: a labeled scenario set
+# (gen_scenarios.py) goes through the real batcher and is scored against its
+# ground truth (score.py).
+#
+#   1. gen_scenarios.py writes the stream entries, their labels, small IP
+#      lists in the publishers' formats and the bench's rules file (the
+#      repository's rules/mailbeacon.rules with its list paths pointed at
+#      those lists), in a temp dir, with times relative to now;
+#   2. a private Redis and PostgreSQL (scripts/lib/services.sh),
+#      `mailbeacon-server migrate`, then `mailbeacon-server --role batcher`
+#      with rules_file set to the bench's rules;
+#   3. the entries are added with redis-cli --pipe: every sent record first,
+#      then the hits entries in time order (so the replay compresses days of
+#      hits into a second or two: every event arrives within the look-ahead
+#      of the ones around it);
+#   4. waits until every event is loaded and none is left non-final (at
+#      least lookahead_ms after the last one loaded), then score.py reads
+#      event_id, class, reason, final from mailbeacon.events and prints
+#      precision and recall of "a person" and of "human", the confusion
+#      matrix and the misjudged behaviours with the reasons given.
+# Services are stopped on exit.
+#
+# usage: bash bench/classify/run.sh [build/mailbeacon-server [build/mailbeacon-rewrite]]
+# env: SEED (12) MESSAGES (2000) RULES (rules/mailbeacon.rules) TIMEOUT (300 s, for loading and finality)
+#      HITS_VERSION (2; 1 tries the plumbing against a batcher without the classifier)
+#      KEEP=1 keeps the temp dir (scenarios, labels, logs, the events as scored)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+server=${1:-build/mailbeacon-server}
+rewrite=${2:-build/mailbeacon-rewrite}
+seed=${SEED:-12} messages=${MESSAGES:-2000} rules=${RULES:-rules/mailbeacon.rules} timeout=${TIMEOUT:-300}
+hv=${HITS_VERSION:-2}
+for b in "$server" "$rewrite"; do
+  [ -x "$b" ] || { echo "no $b: build first (cmake -S . -B build && cmake --build build)" >&2; exit 2; }
+done
+
+. scripts/lib/services.sh
+MB_RUN=$(mktemp -d /tmp/mb-bench-classify.XXXXXX)
+bpid=
+cleanup() {
+  if [ -n "$bpid" ]; then kill -TERM "$bpid" 2>/dev/null && wait "$bpid" 2>/dev/null || true; fi
+  mb_redis_stop
+  mb_pg_stop
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept $MB_RUN" >&2; else rm -rf "$MB_RUN"; fi
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; tail -20 "$MB_RUN/batcher.log" >&2 2>/dev/null || true; exit 1; }
+sql() { mb_psql -tA -c "$1"; }
+
+# --- 1. the scenarios
+python3 bench/classify/gen_scenarios.py --out "$MB_RUN/set" --seed "$seed" --messages "$messages" \
+  --rules "$rules" --hits-version "$hv" 2> "$MB_RUN/gen.log" || fail "gen_scenarios: $(cat "$MB_RUN/gen.log")"
+cat "$MB_RUN/gen.log"
+nevents=$(($(wc -l < "$MB_RUN/set/labels.tsv") - 1))
+nentries=$(wc -l < "$MB_RUN/set/entries.jsonl")
+lookahead=$(sed -n 's/^[[:space:]]*set[[:space:]][[:space:]]*lookahead_ms[[:space:]][[:space:]]*\([0-9][0-9]*\).*/\1/p' \
+  "$MB_RUN/set/rules/mailbeacon.rules" | tail -1)
+lookahead=${lookahead:-5000}
+
+# --- 2. services, schema, batcher
+mb_redis_start no
+mb_pg_start
+"$rewrite" --keygen "$MB_RUN/keys" > /dev/null
+export MAILBEACON_POSTGRES="$(mb_pg_conninfo)" MAILBEACON_REDIS=$(mb_redis_addr) \
+  MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_SPOOL_DIR=$MB_RUN/spool \
+  MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:0 MAILBEACON_RULES_FILE=$MB_RUN/set/rules/mailbeacon.rules
+"$server" migrate > "$MB_RUN/migrate.log" 2>&1 || fail "migrate: $(cat "$MB_RUN/migrate.log")"
+"$server" --role batcher >> "$MB_RUN/batcher.log" 2>&1 &
+bpid=$!
+aport=$(mb_wait_port $bpid "$MB_RUN/batcher.log" admin) || fail "the batcher did not start"
+for _ in $(seq 1 200); do curl -s "http://127.0.0.1:$aport/healthz" | grep -q '"postgres":"up"' && break; sleep 0.05; done
+has_final=$(sql "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'mailbeacon'
+                   AND table_name = 'events' AND column_name = 'final'")
+echo "rules: $rules (version $(sed -n 's/^[[:space:]]*version[[:space:]][[:space:]]*\([^[:space:]#]*\).*/\1/p' \
+  "$MB_RUN/set/rules/mailbeacon.rules" | head -1)), lookahead_ms $lookahead; commit $(git rev-parse --short HEAD)"
+
+# --- 3. the entries, in order
+t0=$(date +%s.%N)
+mb_redis_cli --pipe < "$MB_RUN/set/entries.resp" > "$MB_RUN/pipe.log" || fail "redis-cli --pipe: $(cat "$MB_RUN/pipe.log")"
+grep -q "errors: 0, replies: $nentries" "$MB_RUN/pipe.log" || fail "XADD: $(cat "$MB_RUN/pipe.log")"
+
+# --- 4. loaded and final
+loaded=0
+for ((i = 0; i < timeout * 10; i++)); do
+  loaded=$(sql "SELECT count(*) FROM mailbeacon.events")
+  [ "$loaded" -ge "$nevents" ] && [ "$(mb_redis_cli XLEN mailbeacon:events)" = 0 ] && break
+  kill -0 $bpid 2>/dev/null || fail "the batcher exited"
+  sleep 0.1
+done
+t1=$(date +%s.%N)
+[ "$loaded" -ge "$nevents" ] || fail "only $loaded of $nevents events loaded in $timeout s"
+sleep "$(awk -v ms="$lookahead" 'BEGIN { printf "%.3f", ms / 1000 + 0.5 }')"
+if [ "$has_final" = 1 ]; then
+  for ((i = 0; i < timeout * 10; i++)); do
+    open=$(sql "SELECT count(*) FROM mailbeacon.events WHERE NOT final")
+    [ "$open" = 0 ] && break
+    sleep 0.1
+  done
+  [ "$open" = 0 ] || echo "WARNING: $open events still not final after $timeout s (scored as they are)" >&2
+else
+  echo "WARNING: mailbeacon.events has no column final (no classifier in this build?)" >&2
+fi
+t2=$(date +%s.%N)
+rejected=$(sql "SELECT count(*) FROM mailbeacon.rejected")
+[ "$rejected" = 0 ] || { echo "WARNING: $rejected entries or lines rejected; the first:" >&2
+  sql "SELECT reason || ': ' || left(entry, 160) FROM mailbeacon.rejected ORDER BY stream_id, part LIMIT 3" >&2; }
+awk -v a="$t0" -v b="$t1" -v c="$t2" -v n="$nevents" -v e="$nentries" 'BEGIN {
+  printf "loaded %d events (%d entries) in %.1f s; all final %.1f s later\n", n, e, b - a, c - b }'
+unclassified=$(sql "SELECT count(*) FROM mailbeacon.events WHERE class IS NULL")
+[ "$unclassified" = 0 ] || echo "WARNING: $unclassified events have no class" >&2
+echo
+
+mb_psql -tA -F $'\t' -c "SELECT event_id, class, reason$([ "$has_final" = 1 ] && echo ", final") FROM mailbeacon.events" \
+  > "$MB_RUN/events.tsv"
+python3 bench/classify/score.py --labels "$MB_RUN/set/labels.tsv" --psql "$(mb_pg_conninfo)"
