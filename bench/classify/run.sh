@@ -35,11 +35,12 @@ for b in "$server" "$rewrite"; do
   [ -x "$b" ] || { echo "no $b: build first (cmake -S . -B build && cmake --build build)" >&2; exit 2; }
 done
 
+# shellcheck source=scripts/lib/services.sh
 . scripts/lib/services.sh
 MB_RUN=$(mktemp -d /tmp/mb-bench-classify.XXXXXX)
 bpid=
 cleanup() {
-  if [ -n "$bpid" ]; then kill -TERM "$bpid" 2>/dev/null && wait "$bpid" 2>/dev/null || true; fi
+  if [ -n "$bpid" ] && kill -TERM "$bpid" 2>/dev/null; then wait "$bpid" 2>/dev/null || true; fi
   mb_redis_stop
   mb_pg_stop
   if [ "${KEEP:-0}" = 1 ]; then echo "kept $MB_RUN" >&2; else rm -rf "$MB_RUN"; fi
@@ -62,7 +63,8 @@ lookahead=${lookahead:-5000}
 mb_redis_start no
 mb_pg_start
 "$rewrite" --keygen "$MB_RUN/keys" > /dev/null
-export MAILBEACON_POSTGRES="$(mb_pg_conninfo)" MAILBEACON_REDIS=$(mb_redis_addr) \
+MAILBEACON_POSTGRES=$(mb_pg_conninfo) MAILBEACON_REDIS=$(mb_redis_addr)
+export MAILBEACON_POSTGRES MAILBEACON_REDIS \
   MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_SPOOL_DIR=$MB_RUN/spool \
   MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:0 MAILBEACON_RULES_FILE=$MB_RUN/set/rules/mailbeacon.rules
 "$server" migrate > "$MB_RUN/migrate.log" 2>&1 || fail "migrate: $(cat "$MB_RUN/migrate.log")"
@@ -105,8 +107,10 @@ t2=$(date +%s.%N)
 rejected=$(sql "SELECT count(*) FROM mailbeacon.rejected")
 [ "$rejected" = 0 ] || { echo "WARNING: $rejected entries or lines rejected; the first:" >&2
   sql "SELECT reason || ': ' || left(entry, 160) FROM mailbeacon.rejected ORDER BY stream_id, part LIMIT 3" >&2; }
-awk -v a="$t0" -v b="$t1" -v c="$t2" -v n="$nevents" -v e="$nentries" 'BEGIN {
-  printf "loaded %d events (%d entries) in %.1f s; all final %.1f s later\n", n, e, b - a, c - b }'
+awk -v a="$t0" -v b="$t1" -v c="$t2" -v n="$nevents" -v e="$nentries" -v f="$has_final" 'BEGIN {
+  printf "loaded %d events (%d entries) in %.1f s", n, e, b - a
+  if (f == 1) printf "; all final %.1f s later", c - b
+  printf "\n" }'
 unclassified=$(sql "SELECT count(*) FROM mailbeacon.events WHERE class IS NULL")
 [ "$unclassified" = 0 ] || echo "WARNING: $unclassified events have no class" >&2
 echo
