@@ -153,7 +153,7 @@ class Sim:
         n = self.r.choice(nets)
         if n.version == 4:
             return str(n[self.r.randrange(1, n.num_addresses - 1)])
-        return str(n[self.r.randrange(1, min(n.num_addresses, 1 << 80))])
+        return str(n[self.r.randrange(1, n.num_addresses)])
 
     def person_ip(self):
         """A person's own device on a home or mobile network."""
@@ -585,8 +585,9 @@ def fast_person(s, m, rc):
     s.open(t_open, m, rc, rc["ip"], rc["client_ua"] or UA_OUTLOOK, "human", "human_fast_open_on_call", "person")
     if m["links"]:
         t = max(t_open + SEC, m["sent_at"] + s.r.uniform(0.4 * fc, 0.9 * fc))
-        s.hit(t, "c", m, rc, 1 + s.r.randrange(len(m["links"])), rc["click_ip"], rc["browser"], "human",
-              "human_fast_click_on_call", "person")
+        link = 1 + s.r.randrange(len(m["links"]))
+        click_time_checks(s, m, rc, t, link, rc["click_ip"])
+        s.hit(t, "c", m, rc, link, rc["click_ip"], rc["browser"], "human", "human_fast_click_on_call", "person")
 
 
 def simultaneous_shared_copy(s, m, rc, others):
@@ -637,8 +638,9 @@ def recipient_in_office(s, m, rc):
     t = m["sent_at"] + s.r.uniform(1 * MIN, 2 * HOUR)
     s.open(t, m, rc, ip, rc["client_ua"] or UA_IOS_MAIL, "human", "recipient_in_office", "person")
     if m["links"] and s.r.random() < 0.6:
-        s.hit(t + s.gap(5, 200), "c", m, rc, 1 + s.r.randrange(len(m["links"])), ip, BROWSER_IPHONE, "human",
-              "recipient_in_office_click", "person")
+        t, link = t + s.gap(5, 200), 1 + s.r.randrange(len(m["links"]))
+        click_time_checks(s, m, rc, t, link, ip)  # the mail still went through the recipient's gateway
+        s.hit(t, "c", m, rc, link, ip, BROWSER_IPHONE, "human", "recipient_in_office_click", "person")
 
 
 # ===========================================================================
