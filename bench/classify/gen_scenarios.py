@@ -342,14 +342,12 @@ def person_clicks(s, m, rc, start):
     elif x < 0.92:  # two links a few seconds apart (6-9 s), or just past the burst window (x1.1-1.6)
         dt = s.gap(6, 9) if s.r.random() < 0.5 else s.r.uniform(1.1 * win, 1.6 * win)
         plan = [(0, "human_click"), (dt, "human_two_links_seconds_apart")]
-    else:  # ctrl-click into tabs: burst_links links within a fraction of the window
+    else:  # ctrl-click into tabs: burst_links links (or every link, when fewer) within a fraction of the window
         k = min(len(links), s.t["burst_links"] + s.r.choice([0, 0, 1]))
         plan, t = [], 0
         for _ in range(k):
             plan.append((t, "human_tabs_burst"))
             t += s.r.uniform(0.15 * win / k, 0.7 * win / k)
-        if k < s.t["burst_links"]:
-            plan = [(p[0], "human_click") for p in plan]
     order = s.r.sample(range(1, len(links) + 1), len(links))
     out = []
     for i, (dt, beh) in enumerate(plan):
