@@ -715,7 +715,7 @@ static int pg_ready(mb_batcher *b) {
        "SELECT message::text, (extract(epoch FROM sent_at) * 1000000)::bigint, coalesce(host(sender_ip), '') "
        "FROM mailbeacon.messages WHERE message = ANY ($1::uuid[])",
        1},
-      {"judge", MB_PG_JUDGE_CONTEXT, 8},
+      {"judge", MB_PG_JUDGE_CONTEXT, 9},
       {"finalize",
        "UPDATE mailbeacon.events SET final = true WHERE NOT final AND occurred_at < to_timestamp($1::float8 / 1e6)", 1},
   };
@@ -877,17 +877,11 @@ static int judge_context(mb_batcher *b) {
     mb_buf_free(&arr);
     return any < 0 ? pg_failed(b, "out of memory", NULL) : 0;
   }
-  int64_t burst = mb_classifier_setting(b->cls, "burst_window_ms", 5000);
-  int64_t pair = mb_classifier_setting(b->cls, "pair_window_ms", 2000);
-  int64_t window = (burst > pair ? burst : pair) * 1000;
-  char lo[24], hi[24], links[24], bw[24], pw[24];
-  snprintf(lo, sizeof lo, "%lld", (long long)(b->ctx_lo - window));
-  snprintf(hi, sizeof hi, "%lld", (long long)(b->ctx_hi + window));
-  snprintf(links, sizeof links, "%lld", (long long)mb_classifier_setting(b->cls, "burst_links", 3));
-  snprintf(bw, sizeof bw, "%lld", (long long)burst);
-  snprintf(pw, sizeof pw, "%lld", (long long)pair);
-  const char *params[] = {arr.data, lo, hi, "true", links, bw, pw, mb_classifier_version(b->cls)};
-  PGresult *r = PQexecPrepared(b->db, "judge", 8, params, NULL, NULL, 0);
+  mb_context_params p;
+  mb_classifier_context(b->cls, b->ctx_lo, b->ctx_hi, &p);
+  const char *params[] = {
+      arr.data, p.lo, p.hi, "true", p.links, p.burst_ms, p.pair_ms, p.honeypot_ms, mb_classifier_version(b->cls)};
+  PGresult *r = PQexecPrepared(b->db, "judge", 9, params, NULL, NULL, 0);
   mb_buf_free(&arr);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) return pg_failed(b, "judging by context", r);
   mb_metric_add(MB_M_REJUDGED, strtoull(PQgetvalue(r, 0, 0), NULL, 10));

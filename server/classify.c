@@ -156,7 +156,21 @@ void mb_classify(const mb_classifier *c, const mb_judge_in *in, mb_verdict *out)
   } else {
     out->cls = "human", out->reason = "no_machine_signal";
   }
-  /* a person's click may yet turn out a scanner's (a burst, a pair, the
+  /* a person's hit may yet turn out a scanner's (a burst, a pair, the
    * honeypot): open until the look-ahead window closes */
-  out->final = !(f.click && (!r || r->cls == MB_CLASS_HUMAN));
+  out->final = r && r->cls != MB_CLASS_HUMAN;
+}
+
+void mb_classifier_context(const mb_classifier *c, int64_t first_us, int64_t last_us, mb_context_params *p) {
+  int64_t burst = mb_classifier_setting(c, "burst_window_ms", 5000);
+  int64_t pair = mb_classifier_setting(c, "pair_window_ms", 2000);
+  int64_t honeypot = mb_classifier_setting(c, "honeypot_window_ms", 120000);
+  int64_t w = burst > pair ? burst : pair;
+  if (honeypot > w) w = honeypot;
+  snprintf(p->lo, sizeof p->lo, "%lld", (long long)(first_us - w * 1000));
+  snprintf(p->hi, sizeof p->hi, "%lld", (long long)(last_us + w * 1000));
+  snprintf(p->links, sizeof p->links, "%lld", (long long)mb_classifier_setting(c, "burst_links", 3));
+  snprintf(p->burst_ms, sizeof p->burst_ms, "%lld", (long long)burst);
+  snprintf(p->pair_ms, sizeof p->pair_ms, "%lld", (long long)pair);
+  snprintf(p->honeypot_ms, sizeof p->honeypot_ms, "%lld", (long long)honeypot);
 }

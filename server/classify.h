@@ -55,10 +55,20 @@ typedef struct mb_judge_in {
 } mb_judge_in;
 
 /* The verdict: a honeypot hit is a scanner; otherwise the first rule that
- * matches, or human ("no_machine_signal"). A click judged human stays open
- * (final = 0) for the look-ahead window; everything else is final. The
- * strings are static or the classifier's. */
+ * matches, or human ("no_machine_signal"). An open or click judged human
+ * stays open (final = 0) for the look-ahead window, as the context rules
+ * may still find it was a machine; everything else is final. The strings
+ * are static or the classifier's. */
 void mb_classify(const mb_classifier *c, const mb_judge_in *in, mb_verdict *out);
+
+/* The thresholds of the context rules (mailbeacon.judge_context), as text
+ * for its statement (MB_PG_JUDGE_CONTEXT in pg.h), and the times (µs) from
+ * and to which events of [first_us, last_us] may be changed: that range
+ * widened by the widest window. */
+typedef struct mb_context_params {
+  char lo[24], hi[24], links[24], burst_ms[24], pair_ms[24], honeypot_ms[24];
+} mb_context_params;
+void mb_classifier_context(const mb_classifier *c, int64_t first_us, int64_t last_us, mb_context_params *p);
 
 /* 1 when a purpose header's value says prefetch or preview (any case). */
 int mb_purpose_is_prefetch(const char *value);

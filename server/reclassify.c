@@ -103,7 +103,7 @@ static int judge_page(PGconn *db, const mb_classifier *c, PGresult *r, uint64_t 
     page_add(&p.why, v.reason, 1);
     page_add(&p.old_cls, PQgetisnull(r, i, 11) ? NULL : PQgetvalue(r, i, 11), 1);
     page_add(&p.old_why, PQgetisnull(r, i, 12) ? NULL : PQgetvalue(r, i, 12), 1);
-    if (in.kind != 'o') page_add(&p.msgs, PQgetvalue(r, i, 10), 0);
+    page_add(&p.msgs, PQgetvalue(r, i, 10), 0);
     if (at < p.lo_us) p.lo_us = at;
     if (at > p.hi_us) p.hi_us = at;
   }
@@ -121,17 +121,12 @@ static int judge_page(PGconn *db, const mb_classifier *c, PGresult *r, uint64_t 
   }
   PQclear(u);
   if (p.msgs.len) {
-    int64_t burst = mb_classifier_setting(c, "burst_window_ms", 5000);
-    int64_t pair = mb_classifier_setting(c, "pair_window_ms", 2000);
-    int64_t w = (burst > pair ? burst : pair) * 1000;
-    char lo[24], hi[24], links[24], bw[24], pw[24];
-    snprintf(lo, sizeof lo, "%lld", (long long)(p.lo_us - w));
-    snprintf(hi, sizeof hi, "%lld", (long long)(p.hi_us + w));
-    snprintf(links, sizeof links, "%lld", (long long)mb_classifier_setting(c, "burst_links", 3));
-    snprintf(bw, sizeof bw, "%lld", (long long)burst);
-    snprintf(pw, sizeof pw, "%lld", (long long)pair);
-    const char *jp[] = {page_end(&p.msgs), lo, hi, "false", links, bw, pw, mb_classifier_version(c)};
-    PGresult *j = PQexecParams(db, MB_PG_JUDGE_CONTEXT, 8, NULL, jp, NULL, NULL, 0);
+    mb_context_params cp;
+    mb_classifier_context(c, p.lo_us, p.hi_us, &cp);
+    const char *jp[] = {page_end(&p.msgs), cp.lo,          cp.hi,
+                        "false",           cp.links,       cp.burst_ms,
+                        cp.pair_ms,        cp.honeypot_ms, mb_classifier_version(c)};
+    PGresult *j = PQexecParams(db, MB_PG_JUDGE_CONTEXT, 9, NULL, jp, NULL, NULL, 0);
     if (PQresultStatus(j) != PGRES_TUPLES_OK) {
       failed(db, j, "judging by context");
       goto out;

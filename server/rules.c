@@ -10,7 +10,8 @@
 
 /* The thresholds a rules file may set (the rules that look at other
  * events read them; docs/classifier.md). */
-static const char *const settings[] = {"burst_links", "burst_window_ms", "lookahead_ms", "pair_window_ms"};
+static const char *const settings[] = {"burst_links", "burst_window_ms", "honeypot_window_ms", "lookahead_ms",
+                                       "pair_window_ms"};
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
 static const char *const classes[] = {"human", "proxy", "prefetch", "scanner", "sender"};

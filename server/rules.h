@@ -7,7 +7,9 @@
  * A line is one statement; '#' starts a comment outside quotes:
  *   version TEXT                     the rules' version, stored with each judgement
  *   list NAME FORMAT PATH            an IP list (iplists.h formats); PATH relative to the file
- *   set NAME NUMBER                  a threshold of the rules that look at other events
+ *   set NAME NUMBER                  a threshold of the rules that look at other events:
+ *                                    burst_links, burst_window_ms, honeypot_window_ms,
+ *                                    lookahead_ms, pair_window_ms
  *   rule CLASS REASON COND...        first match wins; every COND must hold
  * CLASS: human, proxy, prefetch, scanner or sender. REASON: a name
  * ([a-z0-9_]), once per file. COND, each may start with '!' (not):

@@ -56,22 +56,25 @@ BEGIN
   END;
 END $$;
 
--- Re-judges the clicks of messages msgs that occurred in [lo, hi], judged
--- human so far (and, with pending_only, not final yet), by what the other
--- events of the message say; first match wins:
---   honeypot_neighbour  a honeypot hit from the same address within burst_window
---   burst               from one address, clicks of burst_links distinct links
---                       of the message and recipient (or of every link, when
---                       it has fewer, at least 2) within burst_window
---   paired_scan         the same link and recipient clicked from another
---                       address within pair_window after it, by a person:
+-- Re-judges the opens and clicks of messages msgs that occurred in [lo, hi],
+-- judged human so far (and, with pending_only, not final yet), by what the
+-- other events of the message say. "The same source" is the same address
+-- and the same user agent (a scanner keeps both; a person behind the same
+-- NAT has a browser of their own). First match wins:
+--   honeypot_neighbour  a hit on the message's honeypot link from the same
+--                       source within honeypot_window
+--   burst               from the same source, clicks of burst_links distinct
+--                       links of the message and recipient within
+--                       burst_window of it (an open: the scanner rendering)
+--   paired_scan         a click whose link and recipient a person clicked
+--                       from another address within pair_window after it:
 --                       the scan a link checker made before sending the
 --                       browser on (Safe Links and its peers)
 -- Class scanner with that reason and the rules' version. Returns how many
 -- events it changed.
 CREATE FUNCTION mailbeacon.judge_context(msgs uuid[], lo timestamptz, hi timestamptz, pending_only boolean,
                                          burst_links integer, burst_window interval, pair_window interval,
-                                         version text)
+                                         honeypot_window interval, version text)
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
   n bigint;
@@ -79,22 +82,23 @@ DECLARE
 BEGIN
   UPDATE mailbeacon.events e
      SET class = 'scanner', reason = 'honeypot_neighbour', rules_version = version
-   WHERE e.message = ANY (msgs) AND e.kind = 'click' AND e.class = 'human'
+   WHERE e.message = ANY (msgs) AND e.kind IN ('open', 'click') AND e.class = 'human'
      AND e.occurred_at BETWEEN lo AND hi AND (NOT pending_only OR NOT e.final) AND e.ip IS NOT NULL
      AND EXISTS (SELECT 1 FROM mailbeacon.events h
                   WHERE h.message = e.message AND h.kind::text = 'honeypot' AND h.ip = e.ip
-                    AND h.occurred_at BETWEEN e.occurred_at - burst_window AND e.occurred_at + burst_window);
+                    AND h.user_agent = e.user_agent
+                    AND h.occurred_at BETWEEN e.occurred_at - honeypot_window AND e.occurred_at + honeypot_window);
   GET DIAGNOSTICS n = ROW_COUNT;
   total := total + n;
   UPDATE mailbeacon.events e
      SET class = 'scanner', reason = 'burst', rules_version = version
-   WHERE e.message = ANY (msgs) AND e.kind = 'click' AND e.class = 'human'
+   WHERE e.message = ANY (msgs) AND e.kind IN ('open', 'click') AND e.class = 'human'
      AND e.occurred_at BETWEEN lo AND hi AND (NOT pending_only OR NOT e.final) AND e.ip IS NOT NULL
      AND (SELECT count(DISTINCT o.link_idx) FROM mailbeacon.events o
            WHERE o.message = e.message AND o.recipient_idx = e.recipient_idx AND o.kind = 'click' AND o.ip = e.ip
+             AND o.user_agent = e.user_agent
              AND o.occurred_at BETWEEN e.occurred_at - burst_window AND e.occurred_at + burst_window)
-         >= greatest(2, (SELECT CASE WHEN count(*) > 0 THEN least(burst_links, count(*)) ELSE burst_links END
-                           FROM mailbeacon.links l WHERE l.message = e.message));
+         >= greatest(burst_links, 2);
   GET DIAGNOSTICS n = ROW_COUNT;
   total := total + n;
   UPDATE mailbeacon.events e

@@ -109,7 +109,7 @@ hits "$(ev 1 o 0 $((t0 + 3 * S)) 203.0.113.5 GET 'Mozilla/5.0')" \
   "$(ev 2 o 0 $((t0 + 5 * H)) 66.249.84.1 GET 'Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)')" \
   "$(ev 3 o 0 $((t0 + 4 * S)) 192.0.2.200 GET "$gmail_prefetch")" \
   "$(ev 4 o 0 $((t0 + 20 * M)) 198.18.0.4 GET "$outlook")" \
-  "$(ev 4 c 2 $((t0 + 22 * M)) 198.18.0.4 GET "$chrome")"
+  "$(ev 4 c 2 $((t0 + 22 * M)) 198.18.0.4 GET "$chrome")" "$(ev 4 c 3 $((t0 + 22 * M + S)) 198.18.0.4 GET "$chrome")"
 # a scanner's burst: every link in a second, a browser's user agent, a minute after delivery
 hits "$(ev 5 c 1 $((t0 + M)) 198.18.0.5 GET "$chrome")" "$(ev 5 c 2 $((t0 + M + 200000)) 198.18.0.5 GET "$chrome")" \
   "$(ev 5 c 3 $((t0 + M + 400000)) 198.18.0.5 GET "$chrome")" "$(ev 5 c 4 $((t0 + M + 600000)) 198.18.0.5 GET "$chrome")"
@@ -120,13 +120,17 @@ hits "$(ev 6 c 1 $((t0 + 2 * H)) 198.18.0.61 GET "$chrome")" "$(ev 6 c 1 $((t0 +
 # fast clicks: a person on the phone with the rep (alone: a person); no browser, Google's ranges
 hits "$(ev 7 c 1 $((t0 + 2 * S)) 198.18.0.7 GET "$chrome")" "$(ev 7 c 2 $((t0 + 3 * S)) 198.18.0.70 GET "")" \
   "$(ev 7 c 3 $((t0 + 4 * S)) 192.0.2.201 GET "$chrome")"
-# the honeypot and what came from the same address around it; a person later
-hits "$(ev 8 c 1 $((t0 + 5 * M)) 198.18.0.8 GET "$chrome")" "$(ev 8 h 0 $((t0 + 5 * M + S)) 198.18.0.8 GET "$chrome")" \
-  "$(ev 8 c 2 $((t0 + 5 * M + 2 * S)) 198.18.0.8 GET "$chrome")" "$(ev 8 c 1 $((t0 + 2 * H)) 198.18.0.80 GET "$chrome")"
+# the honeypot and what came from the same source (address and user agent) around it: the
+# scanner rendering the pixel, a link before, a slow one after; a person behind the same NAT
+# with a browser of their own; a person later
+firefox='Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0'
+hits "$(ev 8 o 0 $((t0 + 5 * M - S)) 198.18.0.8 GET "$chrome")" "$(ev 8 c 1 $((t0 + 5 * M)) 198.18.0.8 GET "$chrome")" \
+  "$(ev 8 h 0 $((t0 + 5 * M + S)) 198.18.0.8 GET "$chrome")" "$(ev 8 c 3 $((t0 + 5 * M + 2 * S)) 198.18.0.8 GET "$firefox")" \
+  "$(ev 8 c 2 $((t0 + 6 * M)) 198.18.0.8 GET "$chrome")" "$(ev 8 c 1 $((t0 + 2 * H)) 198.18.0.80 GET "$chrome")"
 # the rep: from the address that submitted the message, and from the office
 hits "$(ev 9 o 0 $((t0 + 10 * S)) 192.0.2.99 GET "$outlook")" "$(ev 9 c 1 $((t0 + 11 * S)) 198.51.100.20 GET "$chrome")" \
   "$(ev 9 o 0 $((t0 + 2 * H)) 198.18.0.9 GET "$outlook")"
-wait_rows "SELECT count(*) FROM mailbeacon.events" 23
+wait_rows "SELECT count(*) FROM mailbeacon.events" 26
 
 expect "SELECT DISTINCT rules_version FROM mailbeacon.events" "$version"
 expect "SELECT count(*) FROM mailbeacon.events WHERE NOT final" 0 # hours old: final at once
@@ -134,7 +138,8 @@ expect "SELECT count(*) FROM mailbeacon.events WHERE NOT final" 0 # hours old: f
 [ "$(judged "$(uuid 2)")" = "open 0 66.249.84.1 proxy gmail_image_proxy" ] || fail "Gmail proxy: $(judged "$(uuid 2)")"
 [ "$(judged "$(uuid 3)")" = "open 0 192.0.2.200 prefetch gmail_prefetch" ] || fail "Gmail prefetch: $(judged "$(uuid 3)")"
 [ "$(judged "$(uuid 4)")" = "open 0 198.18.0.4 human no_machine_signal
-click 2 198.18.0.4 human no_machine_signal" ] || fail "a person: $(judged "$(uuid 4)")"
+click 2 198.18.0.4 human no_machine_signal
+click 3 198.18.0.4 human no_machine_signal" ] || fail "a person (two links into tabs): $(judged "$(uuid 4)")"
 [ "$(judged "$(uuid 5)")" = "click 1 198.18.0.5 scanner burst
 click 2 198.18.0.5 scanner burst
 click 3 198.18.0.5 scanner burst
@@ -146,8 +151,10 @@ click 3 198.18.0.6 human no_machine_signal" ] || fail "pairs: $(judged "$(uuid 6
 [ "$(judged "$(uuid 7)")" = "click 1 198.18.0.7 human no_machine_signal
 click 2 198.18.0.70 scanner fast_click_not_browser
 click 3 192.0.2.201 scanner fast_click_from_google" ] || fail "fast clicks: $(judged "$(uuid 7)")"
-[ "$(judged "$(uuid 8)")" = "click 1 198.18.0.8 scanner honeypot_neighbour
+[ "$(judged "$(uuid 8)")" = "open 0 198.18.0.8 scanner honeypot_neighbour
+click 1 198.18.0.8 scanner honeypot_neighbour
 honeypot 0 198.18.0.8 scanner honeypot
+click 3 198.18.0.8 human no_machine_signal
 click 2 198.18.0.8 scanner honeypot_neighbour
 click 1 198.18.0.80 human no_machine_signal" ] || fail "honeypot: $(judged "$(uuid 8)")"
 [ "$(judged "$(uuid 9)")" = "open 0 192.0.2.99 sender submitting_client
@@ -162,13 +169,13 @@ expect "SELECT message, opens, human_opens, implied_opens, prefetch_opens, proxy
   "$(uuid 1) 1 0 0 1 0 0 0 0 0 0 1 0
 $(uuid 2) 1 1 0 0 1 0 0 0 0 0 0 0
 $(uuid 3) 1 0 0 1 0 0 0 0 0 0 1 0
-$(uuid 4) 1 1 0 0 0 1 1 0 0 0 0 0
+$(uuid 4) 1 1 0 0 0 2 2 0 0 0 0 0
 $(uuid 5) 0 0 0 0 0 4 0 4 0 0 0 4
 $(uuid 6) 0 1 1 0 0 4 2 2 0 0 0 2
 $(uuid 7) 0 1 1 0 0 3 1 2 0 0 0 2
-$(uuid 8) 0 1 1 0 0 3 1 2 0 0 0 2
+$(uuid 8) 1 1 1 0 0 4 2 2 0 0 1 2
 $(uuid 9) 2 1 0 0 0 1 0 0 1 1 1 1"
-expect "SELECT human_opened, opened FROM mailbeacon.rep_daily" "6 5"
+expect "SELECT human_opened, opened FROM mailbeacon.rep_daily" "6 6"
 expect "SELECT link_idx, clicks, human_clicks, scanner_clicks FROM mailbeacon.link_clicks WHERE message = '$(uuid 6)' AND clicks > 0 ORDER BY 1" \
   "1 2 1 1
 3 2 1 1"
@@ -256,8 +263,8 @@ click 1 198.51.100.20 sender sender_ip
 open 0 198.18.0.9 prefetch outlook_test" ] || fail "reclassified: $(judged "$(uuid 9)")"
 [ "$(judged "$(uuid 5)" | awk '{print $5}' | sort -u)" = burst ] || fail "the burst lost: $(judged "$(uuid 5)")"
 [ "$(judged "$(uuid 8)" | awk '{print $5}' | sort | uniq -c | tr -s ' ')" = " 1 honeypot
- 2 honeypot_neighbour
- 1 no_machine_signal" ] || fail "the honeypot lost: $(judged "$(uuid 8)")"
+ 3 honeypot_neighbour
+ 2 no_machine_signal" ] || fail "the honeypot lost: $(judged "$(uuid 8)")"
 expect "SELECT DISTINCT rules_version FROM mailbeacon.events" "t-4"
 [ "$(sql "$raw")" = "$before" ] || fail "reclassify changed raw facts"
 # the bounds: nothing before --since

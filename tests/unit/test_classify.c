@@ -83,6 +83,12 @@ static void test_load_and_judge(void **state) {
   assert_int_equal(mb_classifier_ranges(c), 3);
   assert_int_equal(mb_classifier_setting(c, "lookahead_ms", 5000), 3000);
   assert_int_equal(mb_classifier_setting(c, "pair_window_ms", 2000), 2000);
+  mb_context_params p;
+  mb_classifier_context(c, 10000000, 20000000, &p); /* widened by the widest window: honeypot_window_ms */
+  assert_string_equal(p.lo, "-110000000");
+  assert_string_equal(p.hi, "140000000");
+  assert_string_equal(p.links, "3");
+  assert_string_equal(p.honeypot_ms, "120000");
 
   mb_verdict v = judge(c, 'o', "GET", "Mozilla/5.0", "203.0.113.9", "", 1000, 0);
   assert_string_equal(v.cls, "prefetch");
@@ -94,13 +100,13 @@ static void test_load_and_judge(void **state) {
   v = judge(c, 'o', "GET", "Mozilla/5.0", "192.0.2.1", "", 1000, 0); /* not Apple's: a person */
   assert_string_equal(v.cls, "human");
   assert_string_equal(v.reason, "no_machine_signal");
-  assert_true(v.final); /* an open: no later event changes it */
+  assert_false(v.final); /* a person's open: open for the look-ahead window (a honeypot hit may follow) */
   v = judge(c, 'c', "GET", "Mozilla/5.0 (X11)", "192.0.2.1", "", 1000, 0);
   assert_string_equal(v.cls, "human");
   assert_false(v.final); /* a person's click: open for the look-ahead window */
   v = judge(c, 'c', "HEAD", "Mozilla/5.0 (X11)", "192.0.2.1", "", 1000, 0);
   assert_string_equal(v.reason, "head");
-  assert_true(v.final);
+  assert_true(v.final); /* a machine's: no later event changes it */
   v = judge(c, 'c', "GET", "x", "198.51.100.7", "", 1000, 0);
   assert_string_equal(v.cls, "sender");
   assert_string_equal(v.reason, "office");

@@ -31,6 +31,7 @@ static void test_shipped(void **state) {
   assert_string_equal(l[1].name, "apple_egress");
   assert_int_equal(l[1].format, MB_IPLIST_APPLE_CSV);
   assert_int_equal(mb_rules_setting(r, "burst_links", 0), 3);
+  assert_int_equal(mb_rules_setting(r, "honeypot_window_ms", 0), 120000);
   assert_int_equal(mb_rules_setting(r, "no_such", 7), 7);
   uint64_t office = 1, apple = 2;
   const char *chrome = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -60,6 +61,8 @@ static void test_shipped(void **state) {
   assert_string_equal(reason(r, 1, "GET", chrome, m365, 0, 60000), "m365_link_check");
   assert_string_equal(reason(r, 0, "GET", chrome, m365, 0, 60000), "none"); /* an open from there: no rule */
   assert_string_equal(reason(r, 1, "GET", "python-requests/2.31", 0, 0, 60000), "library_ua");
+  assert_string_equal(reason(r, 1, "GET", "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", 0, 0, 60000),
+                      "link_expander");
   /* a fast click alone is a person; with a second signal a machine */
   assert_string_equal(reason(r, 1, "GET", chrome, 0, 0, 2000), "none");
   assert_string_equal(reason(r, 1, "GET", "", 0, 0, 2000), "fast_click_not_browser");

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# The batcher with the classifier against the same batcher without it
+# (issue 12: rows/s with classification >= 0.9x without), side by side in
+# one run on this machine.
+#
+# "Without" is mailbeacon-server built from BASE (default 948c75a, the last
+# commit before the classifier), "with" is the build given (the current
+# tree) with the shipped rules file, its IP lists pointed at generated files
+# the size of the real ones (LIST_RANGES ranges in Apple's CSV format, a
+# Microsoft 365 JSON and an office CIDR list). Each has its own database in
+# one private PostgreSQL 15 (migrated by its own binary), and reads the same
+# stream: the sent records of the 10,000 messages (mb-bench-pg sent), then
+# ROWS events as the edge writes them (mb-bench-pg preload: 3 opens for 1
+# click, 5 recipients, 8 links, events 50 µs apart, from 10 minutes ago).
+# Timed from starting `mailbeacon-server --role batcher` until the stream is
+# empty (entries are deleted after their commit and XACK); rows/s = ROWS /
+# that time. REPS repetitions each, interleaved (base, new, new, base, ...),
+# TRUNCATE + CHECKPOINT before every run. Checks: ROWS rows loaded, and with
+# the classifier every row classified and final.
+#
+# usage: bash bench/run-classify.sh [build/mailbeacon-server [build/bench/mb-bench-pg]]   (as root)
+# env: ROWS (500000) REPS (3) BATCH (5000) BASE (948c75a) LIST_RANGES (50000) KEEP=1 keeps the temp dir
+set -euo pipefail
+cd "$(dirname "$0")/.."
+server=$(realpath "${1:-build/mailbeacon-server}")
+driver=$(realpath "${2:-build/bench/mb-bench-pg}")
+rows=${ROWS:-500000} reps=${REPS:-3} batch=${BATCH:-5000} base_rev=${BASE:-948c75a} nranges=${LIST_RANGES:-50000}
+stream=mailbeacon:events seed=1
+for b in "$server" "$driver"; do
+  [ -x "$b" ] || { echo "no $b: build first (cmake -S . -B build && cmake --build build)" >&2; exit 2; }
+done
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
+show() { printf '+' >&2; printf ' %q' "$@" >&2; printf '\n' >&2; }
+run() { show "$@"; "$@"; }
+
+. scripts/lib/services.sh
+MB_RUN=$(mktemp -d /tmp/mb-bench-classify.XXXXXX)
+bpid='' redis='' pg=''
+cleanup() {
+  set +e
+  [ -n "$bpid" ] && { kill -TERM "$bpid"; wait "$bpid"; }
+  [ -n "$redis" ] && mb_redis_stop
+  [ -n "$pg" ] && mb_pg_stop
+  git worktree remove --force "$MB_RUN/base-src" 2>/dev/null
+  if [ -n "${KEEP:-}" ]; then echo "kept $MB_RUN" >&2; else rm -rf "$MB_RUN"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- the batcher without the classifier, built from BASE
+run git worktree add --detach "$MB_RUN/base-src" "$base_rev" >/dev/null 2>&1
+run cmake -S "$MB_RUN/base-src" -B "$MB_RUN/base-build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMB_TESTS=OFF >/dev/null
+run cmake --build "$MB_RUN/base-build" -j"$(nproc)" --target mailbeacon-server >/dev/null
+base_server=$MB_RUN/base-build/mailbeacon-server
+
+# ---- the rules and lists the classifier reads
+lists=$MB_RUN/lists
+mkdir -p "$lists"
+python3 - "$lists" "$nranges" <<'PY'
+import json, sys
+d, n = sys.argv[1], int(sys.argv[2])
+# Apple's format, n /28 ranges (as many lines as its egress list has tens of thousands of)
+with open(f"{d}/egress-ip-ranges.csv", "w") as f:
+    for i in range(n):
+        a = 0x64400000 + i * 16  # 100.64.0.0 upwards
+        f.write(f"{a >> 24}.{a >> 16 & 255}.{a >> 8 & 255}.{a & 255}/28,US,US-CA,Cupertino,\n")
+ips = [f"40.{i >> 8 & 255}.{i & 255}.0/24" for i in range(300)] + [f"2603:10a6:{i:x}::/48" for i in range(200)]
+json.dump([{"id": 1, "serviceArea": "Exchange", "ips": ips}], open(f"{d}/m365.json", "w"))
+json.dump({"prefixes": [{"ipv4Prefix": f"66.{i}.0.0/16"} for i in range(100)]}, open(f"{d}/goog.json", "w"))
+open(f"{d}/office.txt", "w").write("198.51.100.0/24\n")
+PY
+sed -e "s|^list office cidr .*|list office cidr $lists/office.txt|" \
+  -e "s|^list apple_egress apple-csv .*|list apple_egress apple-csv $lists/egress-ip-ranges.csv|" \
+  -e "s|^list google google-json .*|list google google-json $lists/goog.json|" \
+  -e "s|^list m365_exchange m365-json .*|list m365_exchange m365-json $lists/m365.json|" \
+  rules/mailbeacon.rules > "$MB_RUN/mailbeacon.rules"
+
+# ---- Redis (no persistence: the stream is not what is measured) and PostgreSQL, over TCP
+redis=1
+run mb_redis_start no tcp
+raddr=$(mb_redis_addr tcp)
+pg=1
+mb_pg_start tcp
+conninfo=$(mb_pg_conninfo tcp)
+mb_psql -qc "CREATE DATABASE base" >/dev/null
+base_conninfo=${conninfo/dbname=mailbeacon/dbname=base}
+MAILBEACON_POSTGRES=$base_conninfo run "$base_server" migrate >/dev/null
+MAILBEACON_POSTGRES=$conninfo run "$server" migrate >/dev/null
+export MAILBEACON_REDIS=$raddr MAILBEACON_REDIS_STREAM=$stream MAILBEACON_BATCH_SIZE=$batch \
+  MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:0
+base_us=$(( ($(date +%s) - 600) * 1000000 ))
+for db in "$base_conninfo" "$conninfo"; do
+  psql "$db" -qtAc "SELECT mailbeacon.ensure_partition(to_timestamp($base_us / 1e6)),
+                           mailbeacon.ensure_partition(to_timestamp(($base_us + 50 * $rows) / 1e6))" >/dev/null
+done
+
+pg_pid=$(head -1 "$MB_RUN/pg/data/postmaster.pid")
+ticks=$(getconf CLK_TCK)
+cpu_of() { # CPU ticks of the processes and their children
+  local t=0 p s
+  for p in "$@" $(pgrep -P "$(echo "$@" | tr ' ' ,)" 2>/dev/null || true); do
+    s=$(cut -d')' -f2 "/proc/$p/stat" 2>/dev/null) || continue
+    t=$((t + $(echo "$s" | awk '{print $12 + $13 + $14 + $15}')))
+  done
+  echo "$t"
+}
+secs() { awk -v t="$1" -v k="$ticks" 'BEGIN {printf "%.1f", t / k}'; }
+
+run_one() { # run_one base|new REP
+  local which=$1 db=$conninfo bin=$server extra=() t0 out done_ns n pg0 pg1 bc open unclassified
+  [ "$which" = base ] && db=$base_conninfo bin=$base_server
+  [ "$which" = new ] && extra=(env "MAILBEACON_RULES_FILE=$MB_RUN/mailbeacon.rules")
+  mb_redis_cli DEL "$stream" >/dev/null
+  "$driver" sent "$raddr" "$stream" "$base_us" >/dev/null
+  "$driver" preload "$raddr" "$stream" "$rows" "$seed" "$base_us" >/dev/null
+  psql "$db" -qc "TRUNCATE mailbeacon.events, mailbeacon.messages CASCADE" -c "CHECKPOINT" >/dev/null
+  pg0=$(cpu_of "$pg_pid")
+  t0=$(date +%s%N)
+  MAILBEACON_POSTGRES=$db "${extra[@]}" "$bin" --role batcher 2> "$MB_RUN/batcher.$which.$2.log" &
+  bpid=$!
+  out=$("$driver" drain "$raddr" "$stream" 900) || { echo "$out" >&2; tail "$MB_RUN/batcher.$which.$2.log" >&2; exit 1; }
+  done_ns=${out#*done_ns=}
+  done_ns=${done_ns%% *}
+  bc=$(cpu_of "$bpid") pg1=$(cpu_of "$pg_pid")
+  kill -TERM "$bpid" && wait "$bpid"
+  bpid=''
+  n=$(psql "$db" -qtAc "SELECT count(*) FROM mailbeacon.events")
+  [ "$n" = "$rows" ] || { echo "$which: $n rows, want $rows" >&2; exit 1; }
+  if [ "$which" = new ]; then
+    unclassified=$(psql "$db" -qtAc "SELECT count(*) FROM mailbeacon.events WHERE class IS NULL")
+    open=$(psql "$db" -qtAc "SELECT count(*) FROM mailbeacon.events WHERE NOT final")
+    [ "$unclassified" = 0 ] && [ "$open" = 0 ] || { echo "new: $unclassified unclassified, $open open" >&2; exit 1; }
+    psql "$db" -qtAc "SELECT class || '/' || reason || '=' || count(*) FROM mailbeacon.events GROUP BY class, reason
+                       ORDER BY count(*) DESC" | tr '\n' ' ' > "$MB_RUN/classes"
+  fi
+  awk -v w="$which" -v r="$2" -v a="$t0" -v b="$done_ns" -v n="$rows" -v bc="$(secs "$bc")" \
+    -v pc="$(secs $((pg1 - pg0)))" \
+    'BEGIN {s = (b - a) / 1e9; printf "%s rep%s seconds=%.3f rows_per_s=%.0f cpu_batcher=%s cpu_pg=%s\n", w, r, s, n / s, bc, pc}' |
+    tee -a "$MB_RUN/results" >&2
+}
+
+echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB; PostgreSQL $(psql -V | awk '{print $3}');" \
+  "commit $(git rev-parse --short HEAD) against $base_rev; $rows events, batch_size $batch, $nranges Apple ranges" >&2
+: > "$MB_RUN/results"
+for rep in $(seq 1 "$reps"); do
+  if [ $((rep % 2)) = 1 ]; then run_one base "$rep"; run_one new "$rep"; else run_one new "$rep"; run_one base "$rep"; fi
+done
+echo "classes (the last run with the classifier): $(cat "$MB_RUN/classes")" >&2
+awk '{for (i = 3; i <= NF; i++) {split($i, kv, "="); v[$1, $2, kv[1]] = kv[2]} reps[$2] = 1}
+     END {
+       n = 0
+       for (r in reps) { ratio[++n] = v["new", r, "rows_per_s"] / v["base", r, "rows_per_s"]; b[n] = v["base", r, "rows_per_s"]; w[n] = v["new", r, "rows_per_s"] }
+       asort(ratio); asort(b); asort(w)
+       m = int((n + 1) / 2)
+       printf "median rows/s: without the classifier %.0f, with it %.0f; ratio with/without (median of the per-repetition ratios) %.3f (min %.3f, max %.3f)\n", b[m], w[m], ratio[m], ratio[1], ratio[n]
+     }' "$MB_RUN/results"
