@@ -3,7 +3,11 @@
  *   mb-bench-pg preload HOST:PORT STREAM EVENTS SEED BASE_US
  *       XADDs events 0..EVENTS-1 to STREAM as type=hits entries of 256
  *       events each (the last one fewer), as the edge writes them,
- *       pipelined.
+ *       pipelined; version 1 lines (11 fields), which every batcher reads.
+ *   mb-bench-pg sent HOST:PORT STREAM BASE_US
+ *       XADDs the sent records of the 10,000 messages the events belong to
+ *       (sent a minute before BASE_US, 5 recipients, 8 links, a submitting
+ *       client's address), as the rewriter writes them.
  *   mb-bench-pg copy CONNINFO EVENTS SEED BASE_US BATCH
  *       The same events as rows (made with the batcher's own line-to-row
  *       conversion, before the clock starts), COPYed into mailbeacon.events
@@ -58,6 +62,8 @@ static const char *const paths[] = {"pricing",
                                     "product/tour",
                                     "careers"};
 
+#define MESSAGES 10000
+
 static void die(const char *fmt, const char *what) {
   fprintf(stderr, "mb-bench-pg: ");
   fprintf(stderr, fmt, what);
@@ -88,7 +94,7 @@ static int event_line(char *out, size_t cap, uint64_t seed, uint64_t base_us, ui
   uint64_t r = mix(seed * 0x100000001b3ULL ^ i), r2 = mix(r);
   uint64_t t = base_us + STEP_US * i;
   int click = r % 4 == 0;
-  unsigned msg = (unsigned)((r >> 8) % 10000), rcpt = 1 + (unsigned)((r >> 24) % 5);
+  unsigned msg = (unsigned)((r >> 8) % MESSAGES), rcpt = 1 + (unsigned)((r >> 24) % 5);
   unsigned link = click ? 1 + (unsigned)((r >> 32) % 8) : 0;
   uint64_t m = mix(msg);
   char url[128] = "";
@@ -152,6 +158,7 @@ static int preload(char **argv) {
     }
     mb_field f[MB_HITS_FIELDS];
     mb_hits_entry(f, cnt, d.data, d.len, (size_t)k);
+    f[1].value = "1"; /* the lines have version 1's 11 fields */
     const char *av[3 + 2 * MB_HITS_FIELDS] = {"XADD", stream, "*"};
     size_t lens[3 + 2 * MB_HITS_FIELDS] = {4, strlen(stream), 1};
     for (int x = 0; x < MB_HITS_FIELDS; x++) {
@@ -297,14 +304,85 @@ static int drain(char **argv) {
   return 0;
 }
 
+/* Message msg's UUID, as event_line writes it. */
+static void message_uuid(unsigned msg, char out[37]) {
+  uint64_t m = mix(msg);
+  snprintf(out, 37, "%08x-%04x-4%03x-8%03x-%012llx", (unsigned)(m >> 32), (unsigned)(m >> 16) & 0xffff,
+           (unsigned)m & 0xfff, (unsigned)(m >> 20) & 0xfff, (unsigned long long)(mix(m) & 0xffffffffffffULL));
+}
+
+static int sent(char **argv) {
+  redisContext *c = redis(argv[0]);
+  const char *stream = argv[1];
+  uint64_t base = number(argv[2], "BASE_US");
+  unsigned long inflight = 0;
+  double t0 = now_s();
+  for (unsigned msg = 0; msg < MESSAGES; msg++) {
+    char uuid[37], mid[64], rcpts[512], links[1024], at[24], ip[24];
+    message_uuid(msg, uuid);
+    snprintf(mid, sizeof mid, "%u.bench@ourco.example", msg);
+    int n = snprintf(rcpts, sizeof rcpts, "[");
+    for (int i = 1; i <= 5; i++)
+      n += snprintf(rcpts + n, sizeof rcpts - (size_t)n, "%s{\"i\":%d,\"addr\":\"r%d.%u@acme.example\"}",
+                    i > 1 ? "," : "", i, i, msg);
+    snprintf(rcpts + n, sizeof rcpts - (size_t)n, "]");
+    n = snprintf(links, sizeof links, "[");
+    for (int i = 1; i <= 8; i++)
+      n += snprintf(links + n, sizeof links - (size_t)n,
+                    "%s{\"i\":%d,\"url\":\"https://example.com/%s?utm_source=mail&utm_campaign=q3-%u\"}",
+                    i > 1 ? "," : "", i, paths[i - 1], msg % 50);
+    snprintf(links + n, sizeof links - (size_t)n, "]");
+    snprintf(at, sizeof at, "%llu", (unsigned long long)(base - 60000000ULL));
+    uint64_t r = mix(msg ^ 0x5e17);
+    snprintf(ip, sizeof ip, "%u.%u.%u.%u", 1 + (unsigned)(r % 223), (unsigned)(r >> 8) & 0xff,
+             (unsigned)(r >> 16) & 0xff, (unsigned)(r >> 24) & 0xff);
+    const char *av[] = {"XADD",
+                        stream,
+                        "*",
+                        "type",
+                        "sent",
+                        "v",
+                        "1",
+                        "message",
+                        uuid,
+                        "message_id",
+                        mid,
+                        "rep",
+                        "sam@ourco.example",
+                        "recipients",
+                        rcpts,
+                        "token_recipient",
+                        "0",
+                        "subject",
+                        "Q3 proposal",
+                        "sent_at",
+                        at,
+                        "links",
+                        links,
+                        "client_ip",
+                        ip};
+    if (redisAppendCommandArgv(c, (int)(sizeof av / sizeof *av), av, NULL) != REDIS_OK) die("Redis: %s", c->errstr);
+    if (++inflight == PIPELINE) {
+      reply_ok(c);
+      inflight--;
+    }
+  }
+  while (inflight--) reply_ok(c);
+  printf("sent=%d seconds=%.3f\n", MESSAGES, now_s() - t0);
+  redisFree(c);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 7 && !strcmp(argv[1], "preload")) return preload(argv + 2);
   if (argc == 7 && !strcmp(argv[1], "copy")) return copy(argv + 2);
   if (argc == 6 && !strcmp(argv[1], "insert")) return insert(argv + 2);
   if (argc == 5 && !strcmp(argv[1], "drain")) return drain(argv + 2);
+  if (argc == 5 && !strcmp(argv[1], "sent")) return sent(argv + 2);
   fprintf(stderr, "usage: mb-bench-pg preload HOST:PORT STREAM EVENTS SEED BASE_US\n"
                   "       mb-bench-pg copy CONNINFO EVENTS SEED BASE_US BATCH\n"
                   "       mb-bench-pg insert CONNINFO EVENTS SEED BASE_US\n"
-                  "       mb-bench-pg drain HOST:PORT STREAM TIMEOUT_S\n");
+                  "       mb-bench-pg drain HOST:PORT STREAM TIMEOUT_S\n"
+                  "       mb-bench-pg sent HOST:PORT STREAM BASE_US\n");
   return 2;
 }

@@ -999,10 +999,23 @@ def main():
     if a.hits_version == 1:
         s.hits = [h for h in s.hits if h["kind"] != "h"]
     entries, labels = event_lines(s, a.hits_version)
+    # Live arrival: every entry (sent records among the hits) in time order, its stream id made
+    # from its time, as the rewriter and the edge would have added it then. The batcher judges an
+    # event final lookahead_ms before the oldest entry still in the stream, so a replay of days
+    # in seconds closes each look-ahead window where it would have closed live.
+    def entry_us(e):
+        if e.get("type") == "sent":
+            return int(e["sent_at"])
+        return max(int(line.split("\t")[5]) for line in e["d"].split("\n") if line)
+    timed = sorted(((entry_us(e), i, e) for i, e in enumerate(s.sent + entries)), key=lambda x: (x[0], x[1]))
+    last_ms, seq = -1, 0
     with open(os.path.join(a.out, "entries.jsonl"), "w") as f, open(os.path.join(a.out, "entries.resp"), "wb") as fr:
-        for e in s.sent + entries:
+        for us, _, e in timed:
+            ms = max(us // 1000, last_ms)
+            seq = seq + 1 if ms == last_ms else 0
+            last_ms = ms
             f.write(json.dumps(e, ensure_ascii=False) + "\n")
-            args = ["XADD", a.stream, "*"]
+            args = ["XADD", a.stream, f"{ms}-{seq}"]
             for k, v in e.items():
                 args += [k, v]
             fr.write(resp(args))

@@ -10,10 +10,14 @@
 #   2. a private Redis and PostgreSQL (scripts/lib/services.sh),
 #      `mailbeacon-server migrate`, then `mailbeacon-server --role batcher`
 #      with rules_file set to the bench's rules;
-#   3. the entries are added with redis-cli --pipe: every sent record first,
-#      then the hits entries in time order (so the replay compresses days of
-#      hits into a second or two: every event arrives within the look-ahead
-#      of the ones around it);
+#   3. the entries are added with redis-cli --pipe, sent records and hits
+#      in time order, each with a stream id made from its time (as the
+#      rewriter and the edge would have added it): the batcher makes an event
+#      final lookahead_ms before the oldest entry still in the stream, so the
+#      replay of days in seconds closes each look-ahead window where it
+#      would have closed live (a later event changes only what was still
+#      open then); batch_size 1 (BATCH_SIZE) makes each entry its own batch,
+#      as entries arrive live, rather than days of them in one batch;
 #   4. waits until every event is loaded and none is left non-final (at
 #      least lookahead_ms after the last one loaded), then score.py reads
 #      event_id, class, reason, final from mailbeacon.events and prints
@@ -23,6 +27,7 @@
 #
 # usage: bash bench/classify/run.sh [build/mailbeacon-server [build/mailbeacon-rewrite]]
 # env: SEED (12) MESSAGES (2000) RULES (rules/mailbeacon.rules) TIMEOUT (300 s, for loading and finality)
+#      BATCH_SIZE (1: each entry its own batch, as live)
 #      HITS_VERSION (2; 1 tries the plumbing against a batcher without the classifier)
 #      KEEP=1 keeps the temp dir (scenarios, labels, logs, the events as scored)
 set -euo pipefail
@@ -66,7 +71,8 @@ mb_pg_start
 MAILBEACON_POSTGRES=$(mb_pg_conninfo) MAILBEACON_REDIS=$(mb_redis_addr)
 export MAILBEACON_POSTGRES MAILBEACON_REDIS \
   MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_SPOOL_DIR=$MB_RUN/spool \
-  MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:0 MAILBEACON_RULES_FILE=$MB_RUN/set/rules/mailbeacon.rules
+  MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:0 MAILBEACON_RULES_FILE=$MB_RUN/set/rules/mailbeacon.rules \
+  MAILBEACON_BATCH_SIZE=${BATCH_SIZE:-1} MAILBEACON_BATCH_WAIT_MS=1
 "$server" migrate > "$MB_RUN/migrate.log" 2>&1 || fail "migrate: $(cat "$MB_RUN/migrate.log")"
 "$server" --role batcher >> "$MB_RUN/batcher.log" 2>&1 &
 bpid=$!

@@ -67,13 +67,30 @@ class Generated(unittest.TestCase):
         with open(os.path.join(self.d, "labels.tsv")) as a, open(os.path.join(d3, "labels.tsv")) as b:
             self.assertNotEqual(a.read(), b.read())
 
-    def test_sent_first_then_hits_in_time_order(self):
-        types = [e["type"] for e in self.entries]
-        k = types.index("hits")
-        self.assertEqual(set(types[:k]), {"sent"})
-        self.assertEqual(set(types[k:]), {"hits"})
-        times = [int(l.split("\t")[5]) for e in self.entries[k:] for l in e["d"].splitlines()]
+    def test_entries_in_time_order_with_their_ids(self):
+        def us(e):
+            if e["type"] == "sent":
+                return int(e["sent_at"])
+            return max(int(l.split("\t")[5]) for l in e["d"].splitlines())
+        times = [us(e) for e in self.entries]
         self.assertEqual(times, sorted(times))
+        # each message's sent record comes before its hits
+        first = {}
+        for i, e in enumerate(self.entries):
+            if e["type"] == "sent":
+                first.setdefault(e["message"], i)
+        for i, e in enumerate(self.entries):
+            if e["type"] == "hits":
+                for l in e["d"].splitlines():
+                    m = l.split("\t")[2]
+                    self.assertLess(first.get(m, -1), i)
+        # stream ids from the times, strictly increasing
+        with open(os.path.join(self.d, "entries.resp"), "rb") as f:
+            ids = re.findall(rb"\r\nXADD\r\n\$\d+\r\n[^\r]+\r\n\$\d+\r\n(\d+)-(\d+)\r\n", f.read())
+        self.assertEqual(len(ids), len(self.entries))
+        pairs = [(int(a), int(b)) for a, b in ids]
+        self.assertEqual(pairs, sorted(set(pairs)))
+        self.assertEqual([p[0] for p in pairs], [max(t // 1000, p[0]) for t, p in zip(times, pairs)])
 
     def test_sent_records(self):
         for e in (e for e in self.entries if e["type"] == "sent"):
