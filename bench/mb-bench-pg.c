@@ -5,9 +5,13 @@
  *       events each (the last one fewer), as the edge writes them,
  *       pipelined; version 1 lines (11 fields), which every batcher reads.
  *   mb-bench-pg sent HOST:PORT STREAM BASE_US
- *       XADDs the sent records of the 10,000 messages the events belong to
- *       (sent a minute before BASE_US, 5 recipients, 8 links, a submitting
- *       client's address), as the rewriter writes them.
+ *       XADDs the sent records of those messages (sent a minute before
+ *       BASE_US, 5 recipients, 8 links, a submitting client's address), as
+ *       the rewriter writes them: they come before the hits, as live.
+ *   mb-bench-pg messages CONNINFO BASE_US
+ *       COPYs the messages the events belong to into mailbeacon.messages
+ *       (sent a minute before BASE_US, 5 recipients) and their 8 links into
+ *       mailbeacon.links: what the batcher reads to judge the events.
  *   mb-bench-pg copy CONNINFO EVENTS SEED BASE_US BATCH
  *       The same events as rows (made with the batcher's own line-to-row
  *       conversion, before the clock starts), COPYed into mailbeacon.events
@@ -22,7 +26,8 @@
  *
  * Event i is a function of (SEED, BASE_US, i) only, so every command sees the
  * same events: id "%016x time %08x seed %08x i" (the edge's layout), time
- * BASE_US + 50 µs * i, 3 opens for 1 click, 10,000 messages, 5 recipients,
+ * BASE_US + 50 µs * i, 3 opens for 1 click, MB_BENCH_MESSAGES messages
+ * (environment; 10,000 by default), 5 recipients,
  * 8 links, a random IPv4 address, one of a few real-looking User-Agents.
  * Every command prints one line of key=value pairs on stdout. */
 #include "entry.h"
@@ -62,7 +67,11 @@ static const char *const paths[] = {"pricing",
                                     "product/tour",
                                     "careers"};
 
-#define MESSAGES 10000
+static unsigned messages(void) {
+  const char *e = getenv("MB_BENCH_MESSAGES");
+  long n = e ? strtol(e, NULL, 10) : 0;
+  return n > 0 ? (unsigned)n : 10000;
+}
 
 static void die(const char *fmt, const char *what) {
   fprintf(stderr, "mb-bench-pg: ");
@@ -94,7 +103,7 @@ static int event_line(char *out, size_t cap, uint64_t seed, uint64_t base_us, ui
   uint64_t r = mix(seed * 0x100000001b3ULL ^ i), r2 = mix(r);
   uint64_t t = base_us + STEP_US * i;
   int click = r % 4 == 0;
-  unsigned msg = (unsigned)((r >> 8) % MESSAGES), rcpt = 1 + (unsigned)((r >> 24) % 5);
+  unsigned msg = (unsigned)((r >> 8) % messages()), rcpt = 1 + (unsigned)((r >> 24) % 5);
   unsigned link = click ? 1 + (unsigned)((r >> 32) % 8) : 0;
   uint64_t m = mix(msg);
   char url[128] = "";
@@ -316,22 +325,23 @@ static int sent(char **argv) {
   const char *stream = argv[1];
   uint64_t base = number(argv[2], "BASE_US");
   unsigned long inflight = 0;
+  unsigned n = messages();
   double t0 = now_s();
-  for (unsigned msg = 0; msg < MESSAGES; msg++) {
+  for (unsigned msg = 0; msg < n; msg++) {
     char uuid[37], mid[64], rcpts[512], links[1024], at[24], ip[24];
     message_uuid(msg, uuid);
     snprintf(mid, sizeof mid, "%u.bench@ourco.example", msg);
-    int n = snprintf(rcpts, sizeof rcpts, "[");
+    int k = snprintf(rcpts, sizeof rcpts, "[");
     for (int i = 1; i <= 5; i++)
-      n += snprintf(rcpts + n, sizeof rcpts - (size_t)n, "%s{\"i\":%d,\"addr\":\"r%d.%u@acme.example\"}",
+      k += snprintf(rcpts + k, sizeof rcpts - (size_t)k, "%s{\"i\":%d,\"addr\":\"r%d.%u@acme.example\"}",
                     i > 1 ? "," : "", i, i, msg);
-    snprintf(rcpts + n, sizeof rcpts - (size_t)n, "]");
-    n = snprintf(links, sizeof links, "[");
+    snprintf(rcpts + k, sizeof rcpts - (size_t)k, "]");
+    k = snprintf(links, sizeof links, "[");
     for (int i = 1; i <= 8; i++)
-      n += snprintf(links + n, sizeof links - (size_t)n,
+      k += snprintf(links + k, sizeof links - (size_t)k,
                     "%s{\"i\":%d,\"url\":\"https://example.com/%s?utm_source=mail&utm_campaign=q3-%u\"}",
                     i > 1 ? "," : "", i, paths[i - 1], msg % 50);
-    snprintf(links + n, sizeof links - (size_t)n, "]");
+    snprintf(links + k, sizeof links - (size_t)k, "]");
     snprintf(at, sizeof at, "%llu", (unsigned long long)(base - 60000000ULL));
     uint64_t r = mix(msg ^ 0x5e17);
     snprintf(ip, sizeof ip, "%u.%u.%u.%u", 1 + (unsigned)(r % 223), (unsigned)(r >> 8) & 0xff,
@@ -368,8 +378,52 @@ static int sent(char **argv) {
     }
   }
   while (inflight--) reply_ok(c);
-  printf("sent=%d seconds=%.3f\n", MESSAGES, now_s() - t0);
+  printf("sent=%u seconds=%.3f\n", n, now_s() - t0);
   redisFree(c);
+  return 0;
+}
+
+static void copy_all(PGconn *db, const char *sql, const mb_buf *rows) {
+  PGresult *r = PQexec(db, sql);
+  if (PQresultStatus(r) != PGRES_COPY_IN) die("COPY: %s", PQerrorMessage(db));
+  PQclear(r);
+  if (PQputCopyData(db, rows->data, (int)rows->len) != 1 || PQputCopyEnd(db, NULL) != 1)
+    die("COPY: %s", PQerrorMessage(db));
+  r = PQgetResult(db);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) die("COPY: %s", PQerrorMessage(db));
+  PQclear(r);
+}
+
+static int load_messages(char **argv) {
+  PGconn *db = PQconnectdb(argv[0]);
+  if (PQstatus(db) != CONNECTION_OK) die("PostgreSQL: %s", PQerrorMessage(db));
+  uint64_t base = number(argv[1], "BASE_US");
+  unsigned n = messages();
+  double t0 = now_s();
+  mb_buf m, l;
+  mb_buf_init(&m);
+  mb_buf_init(&l);
+  time_t at = (time_t)((base - 60000000ULL) / 1000000);
+  struct tm tm;
+  gmtime_r(&at, &tm);
+  char when[32];
+  strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S+00", &tm);
+  for (unsigned msg = 0; msg < n; msg++) {
+    char uuid[37];
+    message_uuid(msg, uuid);
+    if (mb_buf_printf(&m, "%s\t%u.bench@ourco.example\tsam@ourco.example\tQ3 proposal\t%s\t5\n", uuid, msg, when) < 0)
+      die("%s", "out of memory");
+    for (int i = 1; i <= 8; i++)
+      if (mb_buf_printf(&l, "%s\t%d\thttps://example.com/%s?utm_source=mail&utm_campaign=q3-%u\n", uuid, i,
+                        paths[i - 1], msg % 50) < 0)
+        die("%s", "out of memory");
+  }
+  copy_all(db, "COPY mailbeacon.messages (message, message_id, rep, subject, sent_at, recipient_count) FROM STDIN", &m);
+  copy_all(db, "COPY mailbeacon.links (message, idx, url) FROM STDIN", &l);
+  printf("messages=%u links=%u seconds=%.3f\n", n, 8 * n, now_s() - t0);
+  mb_buf_free(&m);
+  mb_buf_free(&l);
+  PQfinish(db);
   return 0;
 }
 
@@ -378,11 +432,13 @@ int main(int argc, char **argv) {
   if (argc == 7 && !strcmp(argv[1], "copy")) return copy(argv + 2);
   if (argc == 6 && !strcmp(argv[1], "insert")) return insert(argv + 2);
   if (argc == 5 && !strcmp(argv[1], "drain")) return drain(argv + 2);
+  if (argc == 4 && !strcmp(argv[1], "messages")) return load_messages(argv + 2);
   if (argc == 5 && !strcmp(argv[1], "sent")) return sent(argv + 2);
   fprintf(stderr, "usage: mb-bench-pg preload HOST:PORT STREAM EVENTS SEED BASE_US\n"
                   "       mb-bench-pg copy CONNINFO EVENTS SEED BASE_US BATCH\n"
                   "       mb-bench-pg insert CONNINFO EVENTS SEED BASE_US\n"
                   "       mb-bench-pg drain HOST:PORT STREAM TIMEOUT_S\n"
+                  "       mb-bench-pg messages CONNINFO BASE_US\n"
                   "       mb-bench-pg sent HOST:PORT STREAM BASE_US\n");
   return 2;
 }

@@ -9,9 +9,18 @@
 # the size of the real ones (LIST_RANGES ranges in Apple's CSV format, a
 # Microsoft 365 JSON and an office CIDR list). Each has its own database in
 # one private PostgreSQL 15 (migrated by its own binary), and reads the same
-# stream: the sent records of the 10,000 messages (mb-bench-pg sent), then
-# ROWS events as the edge writes them (mb-bench-pg preload: 3 opens for 1
-# click, 5 recipients, 8 links, events 50 µs apart, from 10 minutes ago).
+# stream: ROWS events as the edge writes them (mb-bench-pg preload: 3 opens
+# for 1 click, 5 recipients, 8 links, events 50 µs apart, from 10 minutes
+# ago) on MESSAGES messages (each message's hits are a few in the run, as
+# live, where they spread over days), in two flows:
+#   live: the stream holds the MESSAGES sent records (mb-bench-pg sent), then
+#         the hits, as the rewriter and the edge write them: both batchers
+#         load the sent records too; the classifier learns each message's
+#         sent time and sender from them as they pass;
+#   cold: the messages are in PostgreSQL already (mb-bench-pg messages,
+#         before the clock starts) and the stream holds only the hits: the
+#         classifier must ask PostgreSQL for every message (a batcher just
+#         started, or one that shares the stream with others).
 # Timed from starting `mailbeacon-server --role batcher` until the stream is
 # empty (entries are deleted after their commit and XACK); rows/s = ROWS /
 # that time. REPS repetitions each, interleaved (base, new, new, base, ...),
@@ -19,12 +28,15 @@
 # the classifier every row classified and final.
 #
 # usage: bash bench/run-classify.sh [build/mailbeacon-server [build/bench/mb-bench-pg]]   (as root)
-# env: ROWS (500000) REPS (3) BATCH (5000) BASE (948c75a) LIST_RANGES (50000) KEEP=1 keeps the temp dir
+# env: ROWS (500000) REPS (3) BATCH (5000) BASE (948c75a) LIST_RANGES (50000) MESSAGES (100000)
+#      FLOWS ("live cold") KEEP=1 keeps the temp dir
 set -euo pipefail
 cd "$(dirname "$0")/.."
 server=$(realpath "${1:-build/mailbeacon-server}")
 driver=$(realpath "${2:-build/bench/mb-bench-pg}")
 rows=${ROWS:-500000} reps=${REPS:-3} batch=${BATCH:-5000} base_rev=${BASE:-948c75a} nranges=${LIST_RANGES:-50000}
+export MB_BENCH_MESSAGES=${MESSAGES:-100000}
+flows=${FLOWS:-live cold}
 stream=mailbeacon:events seed=1
 for b in "$server" "$driver"; do
   [ -x "$b" ] || { echo "no $b: build first (cmake -S . -B build && cmake --build build)" >&2; exit 2; }
@@ -106,19 +118,24 @@ cpu_of() { # CPU ticks of the processes and their children
 }
 secs() { awk -v t="$1" -v k="$ticks" 'BEGIN {printf "%.1f", t / k}'; }
 
-run_one() { # run_one base|new REP
-  local which=$1 db=$conninfo bin=$server extra=() t0 out done_ns n pg0 pg1 bc open unclassified
+run_one() { # run_one base|new REP FLOW
+  local which=$1 flow=$3 db=$conninfo bin=$server extra=() t0 out done_ns n pg0 pg1 bc open unclassified
   [ "$which" = base ] && db=$base_conninfo bin=$base_server
   [ "$which" = new ] && extra=(env "MAILBEACON_RULES_FILE=$MB_RUN/mailbeacon.rules")
   mb_redis_cli DEL "$stream" >/dev/null
-  "$driver" sent "$raddr" "$stream" "$base_us" >/dev/null
+  psql "$db" -qc "SET client_min_messages = warning" -c "TRUNCATE mailbeacon.events, mailbeacon.messages CASCADE" >/dev/null
+  if [ "$flow" = live ]; then
+    "$driver" sent "$raddr" "$stream" "$base_us" >/dev/null
+  else
+    "$driver" messages "$db" "$base_us" >/dev/null
+  fi
   "$driver" preload "$raddr" "$stream" "$rows" "$seed" "$base_us" >/dev/null
-  psql "$db" -qc "TRUNCATE mailbeacon.events, mailbeacon.messages CASCADE" -c "CHECKPOINT" >/dev/null
+  psql "$db" -qc "VACUUM ANALYZE mailbeacon.messages" -c "VACUUM ANALYZE mailbeacon.links" -c "CHECKPOINT" >/dev/null
   pg0=$(cpu_of "$pg_pid")
   t0=$(date +%s%N)
-  MAILBEACON_POSTGRES=$db "${extra[@]}" "$bin" --role batcher 2> "$MB_RUN/batcher.$which.$2.log" &
+  MAILBEACON_POSTGRES=$db "${extra[@]}" "$bin" --role batcher 2> "$MB_RUN/batcher.$flow.$which.$2.log" &
   bpid=$!
-  out=$("$driver" drain "$raddr" "$stream" 900) || { echo "$out" >&2; tail "$MB_RUN/batcher.$which.$2.log" >&2; exit 1; }
+  out=$("$driver" drain "$raddr" "$stream" 900) || { echo "$out" >&2; tail "$MB_RUN/batcher.$flow.$which.$2.log" >&2; exit 1; }
   done_ns=${out#*done_ns=}
   done_ns=${done_ns%% *}
   bc=$(cpu_of "$bpid") pg1=$(cpu_of "$pg_pid")
@@ -128,14 +145,14 @@ run_one() { # run_one base|new REP
   [ "$n" = "$rows" ] || { echo "$which: $n rows, want $rows" >&2; exit 1; }
   if [ "$which" = new ]; then
     unclassified=$(psql "$db" -qtAc "SELECT count(*) FROM mailbeacon.events WHERE class IS NULL")
-    open=$(psql "$db" -qtAc "SELECT count(*) FROM mailbeacon.events WHERE NOT final")
+    open=$(psql "$db" -qtAc "SELECT count(*) FROM mailbeacon.events WHERE occurred_at >= mailbeacon.final_before() AND class = 'human'")
     [ "$unclassified" = 0 ] && [ "$open" = 0 ] || { echo "new: $unclassified unclassified, $open open" >&2; exit 1; }
     psql "$db" -qtAc "SELECT class || '/' || reason || '=' || count(*) FROM mailbeacon.events GROUP BY class, reason
                        ORDER BY count(*) DESC" | tr '\n' ' ' > "$MB_RUN/classes"
   fi
-  awk -v w="$which" -v r="$2" -v a="$t0" -v b="$done_ns" -v n="$rows" -v bc="$(secs "$bc")" \
+  awk -v w="$which" -v r="$2" -v f="$flow" -v a="$t0" -v b="$done_ns" -v n="$rows" -v bc="$(secs "$bc")" \
     -v pc="$(secs $((pg1 - pg0)))" \
-    'BEGIN {s = (b - a) / 1e9; printf "%s rep%s seconds=%.3f rows_per_s=%.0f cpu_batcher=%s cpu_pg=%s\n", w, r, s, n / s, bc, pc}' |
+    'BEGIN {s = (b - a) / 1e9; printf "%s %s rep%s seconds=%.3f rows_per_s=%.0f cpu_batcher=%s cpu_pg=%s\n", f, w, r, s, n / s, bc, pc}' |
     tee -a "$MB_RUN/results" >&2
 }
 
@@ -143,14 +160,23 @@ echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB; Postgr
   "commit $(git rev-parse --short HEAD) against $base_rev; $rows events, batch_size $batch, $nranges Apple ranges" >&2
 : > "$MB_RUN/results"
 for rep in $(seq 1 "$reps"); do
-  if [ $((rep % 2)) = 1 ]; then run_one base "$rep"; run_one new "$rep"; else run_one new "$rep"; run_one base "$rep"; fi
+  for flow in $flows; do
+    if [ $((rep % 2)) = 1 ]; then run_one base "$rep" "$flow"; run_one new "$rep" "$flow"
+    else run_one new "$rep" "$flow"; run_one base "$rep" "$flow"; fi
+  done
 done
 echo "classes (the last run with the classifier): $(cat "$MB_RUN/classes")" >&2
-awk '{for (i = 3; i <= NF; i++) {split($i, kv, "="); v[$1, $2, kv[1]] = kv[2]} reps[$2] = 1}
-     END {
-       n = 0
-       for (r in reps) { ratio[++n] = v["new", r, "rows_per_s"] / v["base", r, "rows_per_s"]; b[n] = v["base", r, "rows_per_s"]; w[n] = v["new", r, "rows_per_s"] }
-       asort(ratio); asort(b); asort(w)
-       m = int((n + 1) / 2)
-       printf "median rows/s: without the classifier %.0f, with it %.0f; ratio with/without (median of the per-repetition ratios) %.3f (min %.3f, max %.3f)\n", b[m], w[m], ratio[m], ratio[1], ratio[n]
-     }' "$MB_RUN/results"
+# per flow and repetition: rows/s without and with, and their ratio; medians
+med() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+for flow in $flows; do
+  awk -v f="$flow" '$1 == f {for (i = 4; i <= NF; i++) {split($i, kv, "="); if (kv[1] == "rows_per_s") v[$2 "," $3] = kv[2]}
+                              reps[$3] = 1}
+       END {for (r in reps) printf "%s %.0f %.0f %.4f\n", r, v["base," r], v["new," r], v["new," r] / v["base," r]}' \
+    "$MB_RUN/results" | sort > "$MB_RUN/ratios.$flow"
+  echo "$flow: per repetition (rep, rows/s without, with, ratio):" >&2
+  sed 's/^/  /' "$MB_RUN/ratios.$flow" >&2
+  printf '%s: median rows/s without the classifier %s, with it %s; ratio with/without (median of the per-repetition ratios) %s (min %s, max %s)\n' \
+    "$flow" "$(cut -d' ' -f2 "$MB_RUN/ratios.$flow" | med)" "$(cut -d' ' -f3 "$MB_RUN/ratios.$flow" | med)" \
+    "$(cut -d' ' -f4 "$MB_RUN/ratios.$flow" | med)" "$(cut -d' ' -f4 "$MB_RUN/ratios.$flow" | sort -g | head -1)" \
+    "$(cut -d' ' -f4 "$MB_RUN/ratios.$flow" | sort -g | tail -1)"
+done

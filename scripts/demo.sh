@@ -117,12 +117,14 @@ for _ in $(seq 1 200); do
 done
 echo "   each event judged (docs/classifier.md); a person's click stays open to re-judgement for 5 s:"
 for _ in $(seq 1 100); do
-  [ "$(mb_psql -tAc 'SELECT count(*) FROM mailbeacon.events WHERE NOT final')" = 0 ] && break
+  [ "$(mb_psql -tAc 'SELECT count(*) FROM mailbeacon.events
+                     WHERE NOT mailbeacon.is_final(class, occurred_at, mailbeacon.final_before())')" = 0 ] && break
   sleep 0.1
 done
 echo "   stream entries left: $(mb_redis_cli XLEN mailbeacon:events)"
 echo "-- mailbeacon.events"
-mb_psql -c "SELECT kind, link_idx AS link, occurred_at, host(ip) AS ip, method, class, reason, final,
+mb_psql -c "SELECT kind, link_idx AS link, occurred_at, host(ip) AS ip, method, class, reason,
+                           mailbeacon.is_final(class, occurred_at, mailbeacon.final_before()) AS final,
                            left(url, 32) AS url FROM mailbeacon.events ORDER BY occurred_at" | sed 's/^/   /'
 echo "-- mailbeacon.message_engagement (per message)"
 mb_psql -x -c "SELECT message, rep, subject, sent_at, recipients, opens, human_opens, first_open, clicks,

@@ -14,6 +14,7 @@
 #include "entry.h"
 #include "events.h"
 #include "metrics.h"
+#include "msgcache.h"
 #include "pg.h"
 
 #include "mailbeacon/clock.h"
@@ -61,7 +62,8 @@ typedef struct msg_info {
   int64_t sent_us; /* -1: no sent record (yet) */
   int family;      /* of the submitting client's address; 0: unknown */
   unsigned char addr[16];
-  int open; /* it has events a later one may change: mailbeacon.judge_context */
+  int open;    /* it has events a later one may change: mailbeacon.judge_context */
+  int clicked; /* ... and clicks or honeypot hits in the batch: the burst and pair rules look */
 } msg_info;
 
 /* What a COPY into PostgreSQL came to. */
@@ -125,6 +127,7 @@ struct mb_batcher {
   size_t nevs, capevs, capverdicts;
   msg_info *info;
   size_t ninfo, capinfo;
+  mb_msgcache *sent_cache; /* messages judged lately: their sent records */
   int judged;              /* evs, verdicts and rejected lines are made for [first, last) */
   int64_t ctx_lo, ctx_hi;  /* times (µs) of the events left open */
   int64_t batch_first_ms;  /* the earliest entry id of the batch */
@@ -524,13 +527,20 @@ static msg_info *info_of(mb_batcher *b, const char *message) {
   return bsearch(message, b->info, b->ninfo, sizeof *b->info, info_cmp);
 }
 
-/* "{uuid,uuid,...}" of the batch's messages (all, or those left open). */
-static int uuid_array(const mb_batcher *b, int open_only, mb_buf *out) {
+enum { NOT_CACHED, OPEN, CLICKED };
+
+/* "{uuid,uuid,...}" of the batch's messages: NOT_CACHED (sent_us -2),
+ * OPEN (events a later one may change) or CLICKED (and clicks or honeypot
+ * hits). Returns 1, 0 when there is none, or -1. */
+static int uuid_array(const mb_batcher *b, int which, mb_buf *out) {
   out->len = 0;
   int rc = mb_buf_append(out, "{", 1);
   size_t n = 0;
   for (size_t i = 0; i < b->ninfo; i++) {
-    if (open_only && !b->info[i].open) continue;
+    const msg_info *m = &b->info[i];
+    if ((which == NOT_CACHED && m->sent_us != -2) || (which == OPEN && !m->open) ||
+        (which == CLICKED && !(m->open && m->clicked)))
+      continue;
     if (n++) rc |= mb_buf_append(out, ",", 1);
     rc |= mb_buf_append(out, b->info[i].id, 36);
   }
@@ -538,8 +548,9 @@ static int uuid_array(const mb_batcher *b, int open_only, mb_buf *out) {
   return rc ? -1 : (int)(n > 0);
 }
 
-/* The batch's messages, with their sent time and submitting address from
- * PostgreSQL (the batch's own sent records are loaded already). 0 or -1. */
+/* The batch's messages, with their sent time and submitting address: from
+ * the cache, else from PostgreSQL (the batch's own sent records are loaded
+ * already). 0 or -1. */
 static int message_info(mb_batcher *b) {
   b->ninfo = 0;
   for (size_t k = 0; k < b->nevs; k++) {
@@ -556,12 +567,25 @@ static int message_info(mb_batcher *b) {
   for (size_t i = 1; i < b->ninfo; i++)
     if (memcmp(b->info[i].id, b->info[u - 1].id, 36) != 0) b->info[u++] = b->info[i];
   b->ninfo = u;
+  for (size_t i = 0; i < b->ninfo; i++) {
+    const mb_msg_sent *c = b->sent_cache ? mb_msgcache_get(b->sent_cache, b->info[i].id) : NULL;
+    if (!c) {
+      b->info[i].sent_us = -2; /* to ask for */
+      continue;
+    }
+    b->info[i].sent_us = c->sent_us;
+    b->info[i].family = c->family;
+    memcpy(b->info[i].addr, c->addr, 16);
+  }
   mb_buf arr;
   mb_buf_init(&arr);
-  if (uuid_array(b, 0, &arr) < 0) {
+  int any = uuid_array(b, NOT_CACHED, &arr);
+  if (any <= 0) {
     mb_buf_free(&arr);
-    return pg_failed(b, "out of memory", NULL);
+    return any < 0 ? pg_failed(b, "out of memory", NULL) : 0;
   }
+  for (size_t i = 0; i < b->ninfo; i++)
+    if (b->info[i].sent_us == -2) b->info[i].sent_us = -1; /* unless PostgreSQL knows it */
   const char *params[] = {arr.data};
   PGresult *r = PQexecPrepared(b->db, "messages", 1, params, NULL, NULL, 0);
   mb_buf_free(&arr);
@@ -573,6 +597,9 @@ static int message_info(mb_batcher *b) {
     const char *ip = PQgetvalue(r, i, 2);
     if (inet_pton(AF_INET, ip, m->addr) == 1) m->family = AF_INET;
     else if (inet_pton(AF_INET6, ip, m->addr) == 1) m->family = AF_INET6;
+    mb_msg_sent c = {.sent_us = m->sent_us, .family = m->family};
+    memcpy(c.addr, m->addr, 16);
+    if (b->sent_cache) mb_msgcache_put(b->sent_cache, m->id, &c);
   }
   PQclear(r);
   return 0;
@@ -609,6 +636,7 @@ static int judge_batch(mb_batcher *b) {
     mb_classify(b->cls, &in, &b->verdicts[k]);
     if (m && (!b->verdicts[k].final || ev->kind == 'h')) {
       m->open = 1;
+      m->clicked |= ev->kind != 'o';
       if (ev->time_us < b->ctx_lo) b->ctx_lo = ev->time_us;
       if (ev->time_us > b->ctx_hi) b->ctx_hi = ev->time_us;
     }
@@ -715,9 +743,11 @@ static int pg_ready(mb_batcher *b) {
        "SELECT message::text, (extract(epoch FROM sent_at) * 1000000)::bigint, coalesce(host(sender_ip), '') "
        "FROM mailbeacon.messages WHERE message = ANY ($1::uuid[])",
        1},
-      {"judge", MB_PG_JUDGE_CONTEXT, 9},
+      {"judge", MB_PG_JUDGE_CONTEXT, 10},
       {"finalize",
-       "UPDATE mailbeacon.events SET final = true WHERE NOT final AND occurred_at < to_timestamp($1::float8 / 1e6)", 1},
+       "UPDATE mailbeacon.classifier_state SET final_before = greatest(final_before, to_timestamp($1::float8 / 1e6)) "
+       "RETURNING (extract(epoch FROM final_before) * 1000)::bigint",
+       1},
   };
   for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
     if (pg_ok(b, PQprepare(b->db, statements[i].name, statements[i].sql, statements[i].nparams, NULL), "preparing") < 0)
@@ -872,26 +902,31 @@ static int judge_context(mb_batcher *b) {
   if (b->ctx_lo > b->ctx_hi) return 0; /* nothing open */
   mb_buf arr;
   mb_buf_init(&arr);
-  int any = uuid_array(b, 1, &arr);
-  if (any <= 0) {
+  mb_buf clicked;
+  mb_buf_init(&clicked);
+  int any = uuid_array(b, OPEN, &arr);
+  if (any <= 0 || uuid_array(b, CLICKED, &clicked) < 0) {
     mb_buf_free(&arr);
-    return any < 0 ? pg_failed(b, "out of memory", NULL) : 0;
+    mb_buf_free(&clicked);
+    return any == 0 ? 0 : pg_failed(b, "out of memory", NULL);
   }
   mb_context_params p;
   mb_classifier_context(b->cls, b->ctx_lo, b->ctx_hi, &p);
-  const char *params[] = {
-      arr.data, p.lo, p.hi, "true", p.links, p.burst_ms, p.pair_ms, p.honeypot_ms, mb_classifier_version(b->cls)};
-  PGresult *r = PQexecPrepared(b->db, "judge", 9, params, NULL, NULL, 0);
+  const char *params[] = {arr.data, clicked.data, p.lo,      p.hi,          "true",
+                          p.links,  p.burst_ms,   p.pair_ms, p.honeypot_ms, mb_classifier_version(b->cls)};
+  PGresult *r = PQexecPrepared(b->db, "judge", 10, params, NULL, NULL, 0);
   mb_buf_free(&arr);
+  mb_buf_free(&clicked);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) return pg_failed(b, "judging by context", r);
   mb_metric_add(MB_M_REJUDGED, strtoull(PQgetvalue(r, 0, 0), NULL, 10));
   PQclear(r);
   return 0;
 }
 
-/* Makes final the events whose look-ahead window closed: older than
- * lookahead_ms before the oldest event that may still come (the stream's
- * oldest entry, the batch in hand), or before now. */
+/* Makes final the events whose look-ahead window closed: moves
+ * mailbeacon.classifier_state's final_before forward to lookahead_ms before
+ * the oldest event that may still come (the stream's oldest entry, the
+ * batch in hand), or before now. One row, whatever the number of events. */
 static int finalize(mb_batcher *b) {
   int64_t t = mb_now_ms();
   if (b->oldest_entry_ms > 0 && b->oldest_entry_ms < t) t = b->oldest_entry_ms;
@@ -900,10 +935,37 @@ static int finalize(mb_batcher *b) {
   snprintf(cutoff, sizeof cutoff, "%lld", (long long)(t - mb_classifier_setting(b->cls, "lookahead_ms", 5000)) * 1000);
   const char *params[] = {cutoff};
   PGresult *r = PQexecPrepared(b->db, "finalize", 1, params, NULL, NULL, 0);
-  if (PQresultStatus(r) != PGRES_COMMAND_OK) return pg_failed(b, "making events final", r);
-  mb_metric_add(MB_M_FINALIZED, strtoull(PQcmdTuples(r), NULL, 10));
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return pg_failed(b, "making events final", r);
+  if (PQntuples(r) == 1) {
+    int64_t lag = mb_now_ms() - strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    mb_metric_set(MB_M_FINAL_LAG, lag > 0 ? lag : 0);
+  }
   PQclear(r);
   return 0;
+}
+
+/* Keeps what the judgement needs of a sent record just loaded, so that
+ * its message's hits need not ask PostgreSQL (they usually come after it). */
+static void remember_sent(mb_batcher *b, const mb_field *f, size_t nf) {
+  const mb_field *id = mb_entry_field(f, nf, "message"), *at = mb_entry_field(f, nf, "sent_at"),
+                 *ip = mb_entry_field(f, nf, "client_ip");
+  if (!b->sent_cache || !id || id->value_len != 36 || !at || at->value_len == 0 || at->value_len > 19) return;
+  char num[20], addr[48] = "";
+  memcpy(num, at->value, at->value_len);
+  num[at->value_len] = '\0';
+  mb_msg_sent s = {.sent_us = strtoll(num, NULL, 10)};
+  if (ip && ip->value_len < sizeof addr) {
+    memcpy(addr, ip->value, ip->value_len);
+    addr[ip->value_len] = '\0';
+    if (inet_pton(AF_INET, addr, s.addr) == 1) s.family = AF_INET;
+    else if (inet_pton(AF_INET6, addr, s.addr) == 1) s.family = AF_INET6;
+  }
+  char lower[36];
+  for (int i = 0; i < 36; i++) {
+    char c = id->value[i];
+    lower[i] = c >= 'A' && c <= 'F' ? (char)(c - 'A' + 'a') : c;
+  }
+  mb_msgcache_put(b->sent_cache, lower, &s);
 }
 
 /* Loads the batch's sent records (mailbeacon.load_sent: messages,
@@ -933,8 +995,12 @@ static int load_sent_records(mb_batcher *b, uint64_t *loaded) {
     for (int k = 0; k < N; k++) mb_buf_free(&clean[k]);
     if (oom) return pg_failed(b, "out of memory", NULL);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) return pg_failed(b, "loading a sent record", r);
-    if (strcmp(PQgetvalue(r, 0, 0), "t") == 0) (*loaded)++;
-    else mb_metric_add(MB_M_ROWS_REJECTED, 1);
+    if (strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
+      (*loaded)++;
+      remember_sent(b, f, nf);
+    } else {
+      mb_metric_add(MB_M_ROWS_REJECTED, 1);
+    }
     PQclear(r);
   }
   return 0;
@@ -973,8 +1039,7 @@ static void account(mb_batcher *b, uint64_t dups, uint64_t sent) {
  * (rolled back: nothing of it is stored). */
 static int load(mb_batcher *b) {
   uint64_t dups, sent;
-  if (load_events(b, &dups, &sent) < 0 || judge_context(b) < 0 || finalize(b) < 0 || record_rejected(b) < 0 ||
-      pg_exec(b, "COMMIT") < 0)
+  if (load_events(b, &dups, &sent) < 0 || judge_context(b) < 0 || record_rejected(b) < 0 || pg_exec(b, "COMMIT") < 0)
     return -1;
   account(b, dups, sent);
   return 0;
@@ -1088,7 +1153,7 @@ static void tick(mb_batcher *b) {
   }
   if (b->db && t >= b->next_maintain) maintain(b);
   if (b->db && t >= b->next_finalize && PQtransactionStatus(b->db) == PQTRANS_IDLE) {
-    /* the look-ahead windows close while the stream is idle too */
+    /* the look-ahead windows close, between batches and while the stream is idle */
     b->next_finalize = t + LAG_EVERY_MS;
     finalize(b);
   }
@@ -1217,6 +1282,7 @@ mb_batcher *mb_batcher_start(const mb_config *cfg, char *err, size_t errlen) {
   mb_buf_init(&b->rej_text);
   mb_evconv_init(&b->conv);
   b->conv.ip_truncate = cfg->ip_truncate;
+  b->sent_cache = mb_msgcache_new(200000); /* without it (no memory), every message is asked for */
   mb_metrics_enable(MB_GROUP_BATCHER);
   if (pthread_create(&b->thread, NULL, run, b) != 0) {
     snprintf(err, errlen, "cannot start the batcher thread");
@@ -1248,6 +1314,7 @@ void mb_batcher_stop(mb_batcher *b) {
   free(b->evs);
   free(b->verdicts);
   free(b->info);
+  mb_msgcache_free(b->sent_cache);
   mb_classifier_free(b->cls);
   mb_classifier_free(b->reloaded);
   pthread_mutex_destroy(&b->reload_mu);

@@ -5,10 +5,10 @@
  *   read up to batch_size events, or what came within batch_wait_ms;
  *   in one transaction: load the sent records, judge each event with the
  *   classifier (classify.h: rules_file), COPY them into mailbeacon.events,
- *   re-judge the open clicks by their context (mailbeacon.judge_context)
- *   and make final those whose look-ahead window closed; commit; only then
- *   XACK and XDEL the entries. The windows also close on a timer, every
- *   second, while the stream is idle.
+ *   re-judge the open events by their context (mailbeacon.judge_context);
+ *   commit; only then XACK and XDEL the entries. Every second, between
+ *   batches and while the stream is idle, the look-ahead windows close:
+ *   mailbeacon.classifier_state's final_before moves forward.
  *
  * A batch delivered again (the batcher died between commit and XACK, its
  * entries were reclaimed by another batcher, the commit's reply was lost)

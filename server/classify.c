@@ -165,10 +165,8 @@ void mb_classifier_context(const mb_classifier *c, int64_t first_us, int64_t las
   int64_t burst = mb_classifier_setting(c, "burst_window_ms", 5000);
   int64_t pair = mb_classifier_setting(c, "pair_window_ms", 2000);
   int64_t honeypot = mb_classifier_setting(c, "honeypot_window_ms", 120000);
-  int64_t w = burst > pair ? burst : pair;
-  if (honeypot > w) w = honeypot;
-  snprintf(p->lo, sizeof p->lo, "%lld", (long long)(first_us - w * 1000));
-  snprintf(p->hi, sizeof p->hi, "%lld", (long long)(last_us + w * 1000));
+  snprintf(p->lo, sizeof p->lo, "%lld", (long long)first_us);
+  snprintf(p->hi, sizeof p->hi, "%lld", (long long)last_us);
   snprintf(p->links, sizeof p->links, "%lld", (long long)mb_classifier_setting(c, "burst_links", 3));
   snprintf(p->burst_ms, sizeof p->burst_ms, "%lld", (long long)burst);
   snprintf(p->pair_ms, sizeof p->pair_ms, "%lld", (long long)pair);

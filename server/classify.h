@@ -61,10 +61,9 @@ typedef struct mb_judge_in {
  * are static or the classifier's. */
 void mb_classify(const mb_classifier *c, const mb_judge_in *in, mb_verdict *out);
 
-/* The thresholds of the context rules (mailbeacon.judge_context), as text
- * for its statement (MB_PG_JUDGE_CONTEXT in pg.h), and the times (µs) from
- * and to which events of [first_us, last_us] may be changed: that range
- * widened by the widest window. */
+/* The parameters of the context rules' statement (MB_PG_JUDGE_CONTEXT in
+ * pg.h) for the hits of [first_us, last_us] (µs since the epoch): the
+ * range, and the thresholds, as text. */
 typedef struct mb_context_params {
   char lo[24], hi[24], links[24], burst_ms[24], pair_ms[24], honeypot_ms[24];
 } mb_context_params;

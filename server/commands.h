@@ -14,7 +14,8 @@ int mb_cmd_migrate(const mb_config *cfg);
  * running batcher does it every hour). */
 int mb_cmd_maintain(const mb_config *cfg);
 
-/* reclassify: judges the final events that occurred in [since, until)
+/* reclassify: judges the events that occurred in [since, until), older than
+ * mailbeacon.final_before() (younger ones are the batcher's),
  * (timestamps PostgreSQL reads; NULL: no bound) again with rules_file as
  * it is now, 1,000 a transaction, and says how many changed
  * (docs/classifier.md). */

@@ -281,8 +281,6 @@ int mb_event_row(mb_evconv *c, const mb_event_in *ev, const mb_verdict *v, mb_bu
   d = put_word(d, v ? v->reason : NULL);
   *d++ = '\t';
   d = put_word(d, v ? v->version : NULL);
-  *d++ = '\t';
-  *d++ = !v || v->final ? 't' : 'f';
   *d++ = '\n';
   out->len = (size_t)(d - out->data);
   return 0;

@@ -15,8 +15,8 @@
 
 #define MB_EVENT_COLUMNS                                                                                        \
   "event_id, kind, message, recipient_idx, link_idx, occurred_at, ip, method, edge, user_agent, url, purpose, " \
-  "class, reason, rules_version, final"
-#define MB_EVENT_NCOLUMNS 16
+  "class, reason, rules_version"
+#define MB_EVENT_NCOLUMNS 15
 
 /* One checked event line (v1: 11 fields, v2: 12); the slices point into
  * the line, the text ones still escaped as the edge wrote them. */
@@ -34,10 +34,10 @@ typedef struct mb_event_in {
   size_t edge_len, ua_len, url_len, purpose_len;
 } mb_event_in;
 
-/* The judgement a row carries (NULL: not classified, final). */
+/* The judgement a row carries (NULL: not classified). */
 typedef struct mb_verdict {
   const char *cls, *reason, *version; /* static or owned by the caller */
-  int final;                          /* no later event can change it */
+  int final;                          /* no later event can change it (not stored: derived, classify.h) */
 } mb_verdict;
 
 typedef struct mb_evconv {

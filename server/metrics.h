@@ -135,8 +135,9 @@ typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_COUNT }
     "Entries taken over from a stopped batcher.", NULL, MB_BOUNDS_NONE)                                                \
   X(REJUDGED, BATCHER, COUNTER, "mailbeacon_batcher_rejudged_total", NULL,                                             \
     "Events whose class a later event changed (burst, pair, honeypot).", NULL, MB_BOUNDS_NONE)                         \
-  X(FINALIZED, BATCHER, COUNTER, "mailbeacon_batcher_finalized_total", NULL,                                           \
-    "Events made final when their look-ahead window closed.", NULL, MB_BOUNDS_NONE)                                    \
+  X(FINAL_LAG, BATCHER, SECONDS, "mailbeacon_batcher_final_lag_seconds", NULL,                                         \
+    "How far behind now final judgements are: a person's hit younger than this may still change class.", NULL,         \
+    MB_BOUNDS_NONE)                                                                                                    \
   X(RULES_RELOADS_OK, BATCHER, COUNTER, "mailbeacon_rules_reloads_total", "result=\"ok\"",                             \
     "Reloads of the rules file and IP lists (SIGHUP).", NULL, MB_BOUNDS_NONE)                                          \
   X(RULES_RELOADS_FAILED, BATCHER, COUNTER, "mailbeacon_rules_reloads_total", "result=\"failed\"", NULL, NULL,         \

@@ -31,15 +31,16 @@ int mb_pg_pending(PGconn *db, char *err, size_t errlen);
 int mb_pg_maintain(PGconn *db, const mb_config *cfg, mb_pg_report *report, void *arg, char *err, size_t errlen);
 
 /* The statement that re-judges events by their context
- * (mailbeacon.judge_context, sql/004_classes.sql), for PQprepare: $1 the
- * messages (uuid[] text), $2 and $3 the times from and to (µs since the
- * epoch), $4 pending only (true/false), $5 burst_links, $6 burst_window_ms,
- * $7 pair_window_ms, $8 honeypot_window_ms, $9 the rules' version. One row:
- * events changed. */
-#define MB_PG_JUDGE_CONTEXT                                                                                      \
-  "SELECT mailbeacon.judge_context($1::uuid[], to_timestamp($2::float8 / 1e6), to_timestamp($3::float8 / 1e6), " \
-  "$4::boolean, $5::integer, make_interval(secs => $6::float8 / 1e3), make_interval(secs => $7::float8 / 1e3), " \
-  "make_interval(secs => $8::float8 / 1e3), $9)"
+ * (mailbeacon.judge_context, sql/005_classes.sql), for PQprepare: $1 the
+ * messages (uuid[] text), $2 those of them with clicks or honeypot hits
+ * among the hits, $3 and $4 the times of the hits that may change others
+ * (µs since the epoch), $5 pending only (true/false), $6 burst_links, $7
+ * burst_window_ms, $8 pair_window_ms, $9 honeypot_window_ms, $10 the rules'
+ * version. One row: events changed. */
+#define MB_PG_JUDGE_CONTEXT                                                                             \
+  "SELECT mailbeacon.judge_context($1::uuid[], $2::uuid[], to_timestamp($3::float8 / 1e6), "            \
+  "to_timestamp($4::float8 / 1e6), $5::boolean, $6::integer, make_interval(secs => $7::float8 / 1e3), " \
+  "make_interval(secs => $8::float8 / 1e3), make_interval(secs => $9::float8 / 1e3), $10)"
 
 /* err = "what: the server's message" (first line of it). */
 void mb_pg_error(char *err, size_t errlen, const char *what, PGconn *db, const PGresult *res);

@@ -1,7 +1,7 @@
 /* mailbeacon-server reclassify: judges stored events again with the rules
  * file as it is now (docs/classifier.md), page by page, each page its own
- * transaction, so it runs beside a live batcher: only final events are
- * judged (open ones are the batcher's), raw facts are never changed, and
+ * transaction, so it runs beside a live batcher: only events older than
+ * mailbeacon.final_before() are judged (younger ones are the batcher's), raw facts are never changed, and
  * an event updated meanwhile by the batcher is simply judged again. */
 #include "commands.h"
 
@@ -113,7 +113,7 @@ static int judge_page(PGconn *db, const mb_classifier *c, PGresult *r, uint64_t 
   PGresult *u = PQexecParams(db,
                              "UPDATE mailbeacon.events e SET class = v.class, reason = v.reason, rules_version = $5 "
                              "FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[]) AS v(id, at, class, "
-                             "reason) WHERE e.event_id = v.id AND e.occurred_at = v.at AND e.final",
+                             "reason) WHERE e.event_id = v.id AND e.occurred_at = v.at",
                              5, NULL, upd, NULL, NULL, 0);
   if (PQresultStatus(u) != PGRES_COMMAND_OK) {
     failed(db, u, "updating the events");
@@ -123,10 +123,10 @@ static int judge_page(PGconn *db, const mb_classifier *c, PGresult *r, uint64_t 
   if (p.msgs.len) {
     mb_context_params cp;
     mb_classifier_context(c, p.lo_us, p.hi_us, &cp);
-    const char *jp[] = {page_end(&p.msgs), cp.lo,          cp.hi,
-                        "false",           cp.links,       cp.burst_ms,
-                        cp.pair_ms,        cp.honeypot_ms, mb_classifier_version(c)};
-    PGresult *j = PQexecParams(db, MB_PG_JUDGE_CONTEXT, 9, NULL, jp, NULL, NULL, 0);
+    const char *msgs = page_end(&p.msgs);
+    const char *jp[] = {msgs,     msgs,        cp.lo,      cp.hi,          "false",
+                        cp.links, cp.burst_ms, cp.pair_ms, cp.honeypot_ms, mb_classifier_version(c)};
+    PGresult *j = PQexecParams(db, MB_PG_JUDGE_CONTEXT, 10, NULL, jp, NULL, NULL, 0);
     if (PQresultStatus(j) != PGRES_TUPLES_OK) {
       failed(db, j, "judging by context");
       goto out;
@@ -203,7 +203,8 @@ int mb_cmd_reclassify(const mb_config *cfg, const char *since, const char *until
         "coalesce((extract(epoch FROM m.sent_at) * 1000000)::bigint, -1), coalesce(host(m.sender_ip), ''), "
         "e.message, e.class, e.reason "
         "FROM mailbeacon.events e LEFT JOIN mailbeacon.messages m ON m.message = e.message "
-        "WHERE e.final AND e.occurred_at >= $1::timestamptz AND e.occurred_at < $2::timestamptz "
+        "WHERE e.occurred_at < mailbeacon.final_before() AND e.occurred_at >= $1::timestamptz "
+        "AND e.occurred_at < $2::timestamptz "
         "AND (e.occurred_at, e.event_id) > ($3::timestamptz, $4::uuid) "
         "ORDER BY e.occurred_at, e.event_id LIMIT 1000 FOR UPDATE OF e",
         4, NULL, qp, NULL, NULL, 0);

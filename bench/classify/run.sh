@@ -20,7 +20,7 @@
 #      as entries arrive live, rather than days of them in one batch;
 #   4. waits until every event is loaded and none is left non-final (at
 #      least lookahead_ms after the last one loaded), then score.py reads
-#      event_id, class, reason, final from mailbeacon.events and prints
+#      event_id, class, reason and finality from mailbeacon.events and prints
 #      precision and recall of "a person" and of "human", the confusion
 #      matrix and the misjudged behaviours with the reasons given.
 # Services are stopped on exit.
@@ -78,8 +78,8 @@ export MAILBEACON_POSTGRES MAILBEACON_REDIS \
 bpid=$!
 aport=$(mb_wait_port $bpid "$MB_RUN/batcher.log" admin) || fail "the batcher did not start"
 for _ in $(seq 1 200); do curl -s "http://127.0.0.1:$aport/healthz" | grep -q '"postgres":"up"' && break; sleep 0.05; done
-has_final=$(sql "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'mailbeacon'
-                   AND table_name = 'events' AND column_name = 'final'")
+has_final=$(sql "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                   WHERE n.nspname = 'mailbeacon' AND p.proname = 'final_before'")
 echo "rules: $rules (version $(sed -n 's/^[[:space:]]*version[[:space:]][[:space:]]*\([^[:space:]#]*\).*/\1/p' \
   "$MB_RUN/set/rules/mailbeacon.rules" | head -1)), lookahead_ms $lookahead; commit $(git rev-parse --short HEAD)"
 
@@ -101,13 +101,13 @@ t1=$(date +%s.%N)
 sleep "$(awk -v ms="$lookahead" 'BEGIN { printf "%.3f", ms / 1000 + 0.5 }')"
 if [ "$has_final" = 1 ]; then
   for ((i = 0; i < timeout * 10; i++)); do
-    open=$(sql "SELECT count(*) FROM mailbeacon.events WHERE NOT final")
+    open=$(sql "SELECT count(*) FROM mailbeacon.events WHERE NOT mailbeacon.is_final(class, occurred_at, mailbeacon.final_before())")
     [ "$open" = 0 ] && break
     sleep 0.1
   done
   [ "$open" = 0 ] || echo "WARNING: $open events still not final after $timeout s (scored as they are)" >&2
 else
-  echo "WARNING: mailbeacon.events has no column final (no classifier in this build?)" >&2
+  echo "WARNING: no mailbeacon.final_before() (no classifier in this build?)" >&2
 fi
 t2=$(date +%s.%N)
 rejected=$(sql "SELECT count(*) FROM mailbeacon.rejected")
@@ -121,6 +121,7 @@ unclassified=$(sql "SELECT count(*) FROM mailbeacon.events WHERE class IS NULL")
 [ "$unclassified" = 0 ] || echo "WARNING: $unclassified events have no class" >&2
 echo
 
-mb_psql -tA -F $'\t' -c "SELECT event_id, class, reason$([ "$has_final" = 1 ] && echo ", final") FROM mailbeacon.events" \
+mb_psql -tA -F $'\t' -c "SELECT event_id, class, reason$([ "$has_final" = 1 ] &&
+  echo ", mailbeacon.is_final(class, occurred_at, mailbeacon.final_before())") FROM mailbeacon.events" \
   > "$MB_RUN/events.tsv"
 python3 bench/classify/score.py --labels "$MB_RUN/set/labels.tsv" --psql "$(mb_pg_conninfo)"

@@ -8,7 +8,7 @@ LABELS.tsv is gen_scenarios.py's (event_id, class, behaviour, kind, actor,
 with a header line). The judgements come either from EVENTS.tsv (event_id,
 class, reason[, final]: tab-separated, no header, \\N or empty for NULL, as
 `psql -tA -F '<tab>'` or COPY ... TO STDOUT writes them) or straight from
-PostgreSQL (psql with CONNINFO: SELECT event_id, class, reason, final FROM
+PostgreSQL (psql with CONNINFO: SELECT event_id, class, reason, and whether final, FROM
 mailbeacon.events). Event ids compare as 32 hex digits (the uuid column's
 dashes dropped).
 
@@ -72,17 +72,20 @@ def parse_rows(lines, where):
 
 
 def read_psql(conninfo):
-    q = "SELECT event_id, class, reason, final FROM mailbeacon.events"
-    try:
-        out = subprocess.run(["psql", "-X", "-q", "-tA", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", q],
-                             check=True, capture_output=True, text=True).stdout
-    except subprocess.CalledProcessError as e:
-        if "final" in e.stderr:  # a schema without the column
-            q = q.replace(", final", "")
+    # finality: derived from mailbeacon.final_before() (the schema since the classifier), else a
+    # column (a test's table), else none
+    queries = ["SELECT event_id, class, reason, mailbeacon.is_final(class, occurred_at, mailbeacon.final_before()) "
+               "FROM mailbeacon.events",
+               "SELECT event_id, class, reason, final FROM mailbeacon.events",
+               "SELECT event_id, class, reason FROM mailbeacon.events"]
+    for i, q in enumerate(queries):
+        try:
             out = subprocess.run(["psql", "-X", "-q", "-tA", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c",
                                   q], check=True, capture_output=True, text=True).stdout
-        else:
-            raise SystemExit(f"score: psql: {e.stderr.strip()}")
+            break
+        except subprocess.CalledProcessError as e:
+            if i == len(queries) - 1 or "does not exist" not in e.stderr:
+                raise SystemExit(f"score: psql: {e.stderr.strip()}")
     # psql -tA prints NULL as an empty string: the same as parse_rows' empty
     return parse_rows(out.splitlines(), "psql")
 

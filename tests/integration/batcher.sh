@@ -117,7 +117,8 @@ expect "SELECT address, kind FROM mailbeacon.recipient_timeline ORDER BY address
 lee@acme.example sent"
 # the classes split the counts (every hit came from one browser: all human, all final once the
 # look-ahead window closed); opens a machine made, and the one a person's click implies
-wait_rows "SELECT count(*) FROM mailbeacon.events WHERE class = 'human' AND reason = 'no_machine_signal' AND final" 6
+wait_rows "SELECT count(*) FROM mailbeacon.events WHERE class = 'human' AND reason = 'no_machine_signal'
+             AND occurred_at < mailbeacon.final_before()" 6
 sql "UPDATE mailbeacon.events SET class = CASE WHEN kind = 'open' THEN 'prefetch' ELSE 'human' END" >/dev/null
 expect "SELECT human_opens, machine_opens, human_clicks, human_unique_clicks, unclassified, implied_opens, prefetch_opens
           FROM mailbeacon.message_engagement" "1 3 3 1 0 1 3"

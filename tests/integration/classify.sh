@@ -133,7 +133,8 @@ hits "$(ev 9 o 0 $((t0 + 10 * S)) 192.0.2.99 GET "$outlook")" "$(ev 9 c 1 $((t0 
 wait_rows "SELECT count(*) FROM mailbeacon.events" 26
 
 expect "SELECT DISTINCT rules_version FROM mailbeacon.events" "$version"
-expect "SELECT count(*) FROM mailbeacon.events WHERE NOT final" 0 # hours old: final at once
+open="SELECT count(*) FROM mailbeacon.events WHERE NOT mailbeacon.is_final(class, occurred_at, mailbeacon.final_before())"
+wait_rows "$open" 0 # hours old: final once the next second's window closes
 [ "$(judged "$(uuid 1)")" = "open 0 203.0.113.5 prefetch apple_mpp" ] || fail "MPP: $(judged "$(uuid 1)")"
 [ "$(judged "$(uuid 2)")" = "open 0 66.249.84.1 proxy gmail_image_proxy" ] || fail "Gmail proxy: $(judged "$(uuid 2)")"
 [ "$(judged "$(uuid 3)")" = "open 0 192.0.2.200 prefetch gmail_prefetch" ] || fail "Gmail prefetch: $(judged "$(uuid 3)")"
@@ -212,17 +213,23 @@ echo "ok through the edge: Sec-Purpose kept and judged prefetch, HEAD a scanner"
 # ---- a late click re-judges the earlier ones; final when the window closes
 sent 10 $((now - 10 * M))
 t=$(date +%s%6N)
-hits "$(ev 10 c 1 "$t" 198.18.0.10 GET "$chrome")"
-wait_rows "SELECT class, reason, final FROM mailbeacon.events WHERE message = '$(uuid 10)'" "human no_machine_signal f"
+hits "$(ev 10 c 1 "$t" 198.18.0.10 GET "$chrome")" "$(ev 10 c 4 "$t" 198.18.0.11 GET "$firefox")"
+wait_rows "SELECT host(ip), class, reason, mailbeacon.is_final(class, occurred_at, mailbeacon.final_before())
+             FROM mailbeacon.events WHERE message = '$(uuid 10)' ORDER BY ip" "198.18.0.10 human no_machine_signal f
+198.18.0.11 human no_machine_signal f"
 hits "$(ev 10 c 2 $((t + 300000)) 198.18.0.10 GET "$chrome")" "$(ev 10 c 3 $((t + 600000)) 198.18.0.10 GET "$chrome")"
 wait_rows "SELECT count(*) FROM mailbeacon.events WHERE message = '$(uuid 10)' AND reason = 'burst'" 3
 [ "$(metric mailbeacon_batcher_rejudged_total)" -ge 3 ] || fail "rejudged: $(metric mailbeacon_batcher_rejudged_total)"
-# the window (lookahead_ms, 5 s) closes by the timer, with the stream idle
+# the window (lookahead_ms, 5 s) closes by the timer, with the stream idle: the other person's
+# click becomes final as it is
 for _ in $(seq 1 200); do
-  [ "$(sql "SELECT count(*) FROM mailbeacon.events WHERE NOT final")" = 0 ] && break
+  [ "$(sql "$open")" = 0 ] && break
   sleep 0.1
 done
-expect "SELECT count(*) FROM mailbeacon.events WHERE NOT final" 0
+expect "$open" 0
+expect "SELECT class, occurred_at < mailbeacon.final_before() FROM mailbeacon.events WHERE host(ip) = '198.18.0.11'" "human t"
+[ "$(curl -s "http://127.0.0.1:$aport/metrics" | awk '$1 == "mailbeacon_batcher_final_lag_seconds" {print ($2 < 30)}')" = 1 ] ||
+  fail "final lag: $(curl -s "http://127.0.0.1:$aport/metrics" | grep final_lag)"
 echo "ok a late click re-judged two earlier ones (a burst); final when the window closed, the stream idle"
 
 # ---- SIGHUP: new rules judge the next batch; a broken file is refused and the rules stay
@@ -250,13 +257,14 @@ grep -q "mailbeacon.rules:2: unknown class 'robot'" "$MB_RUN/rc0.out" || fail "r
 raw="SELECT md5(string_agg(concat_ws('|', event_id, kind, message, recipient_idx, link_idx, occurred_at, ip, method,
        edge, user_agent, url, purpose), ',' ORDER BY event_id)) FROM mailbeacon.events"
 before=$(sql "$raw")
+wait_rows "SELECT count(*) FROM mailbeacon.events WHERE occurred_at >= mailbeacon.final_before()" 0
 total=$(sql "SELECT count(*) FROM mailbeacon.events")
 sed -e 's/^version .*/version t-4/' "$MB_RUN/r2" > "$MB_RUN/mailbeacon.rules"
 echo 'rule prefetch outlook_test kind=open ua~"Microsoft Outlook"' >> "$MB_RUN/mailbeacon.rules"
 since=$(date -u -d "@$((t0 / 1000000 - 3600))" '+%Y-%m-%d %H:%M:%S+00')
 "$server" reclassify --since "$since" > "$MB_RUN/rc1.out" 2> "$MB_RUN/rc1.err" || fail "reclassify: $(cat "$MB_RUN/rc1.err")"
 grep -q "^$total events from .* judged with rules t-4 (.*): 2 changed class or reason$" "$MB_RUN/rc1.out" ||
-  fail "reclassify said: $(cat "$MB_RUN/rc1.out")"
+  fail "reclassify said: $(cat "$MB_RUN/rc1.out"); not final yet: $(sql "SELECT kind, host(ip), occurred_at, mailbeacon.final_before(), now() FROM mailbeacon.events WHERE occurred_at >= mailbeacon.final_before()")"
 [ "$(judged "$(uuid 4)" | head -1)" = "open 0 198.18.0.4 prefetch outlook_test" ] || fail "reclassified: $(judged "$(uuid 4)")"
 [ "$(judged "$(uuid 9)")" = "open 0 192.0.2.99 sender submitting_client
 click 1 198.51.100.20 sender sender_ip

@@ -1,22 +1,46 @@
 -- Issue 12: every open and click gets a class and a reason (docs/classifier.md).
+-- (The honeypot kind is added by 004_honeypot_kind.sql.)
 --
 -- The batcher judges each event from its own facts with the rules file as it
--- loads it, and mailbeacon.judge_context re-judges the clicks a later event
+-- loads it, and mailbeacon.judge_context re-judges the events a later event
 -- can still change (a burst, a pair, the honeypot) until their look-ahead
 -- window closes and they become final. Raw facts are never changed.
-
--- A hit on the message's invisible honeypot link (counted in no view).
-ALTER TYPE mailbeacon.event_kind ADD VALUE IF NOT EXISTS 'honeypot';
 
 -- The address of the client that submitted the message (the sent record's
 -- client_ip): the rep's own machine.
 ALTER TABLE mailbeacon.messages ADD COLUMN sender_ip inet;
 
 ALTER TABLE mailbeacon.events
-  ADD COLUMN purpose text,                        -- Sec-Purpose / Purpose / X-Purpose / X-Moz as sent
-  ADD COLUMN rules_version text,                  -- the rules that judged class and reason
-  ADD COLUMN final boolean NOT NULL DEFAULT true; -- false: a later event may still change the class
-CREATE INDEX events_pending ON mailbeacon.events (occurred_at) WHERE NOT final;
+  ADD COLUMN purpose text,        -- Sec-Purpose / Purpose / X-Purpose / X-Moz as sent
+  ADD COLUMN rules_version text;  -- the rules that judged class and reason
+
+-- Which judgements are final. Only an event judged human can still change
+-- (the context rules turn a person's hit into a scanner's, never back), and
+-- only while it is younger than final_before: the batcher moves it forward
+-- every second, to lookahead_ms before the oldest event that may still come
+-- (docs/classifier.md). One row; an event's finality is derived, so making
+-- events final writes nothing per event.
+CREATE TABLE mailbeacon.classifier_state (
+  only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+  final_before timestamptz NOT NULL DEFAULT '-infinity'
+);
+INSERT INTO mailbeacon.classifier_state DEFAULT VALUES;
+
+-- Events that occurred before this are final.
+CREATE FUNCTION mailbeacon.final_before() RETURNS timestamptz LANGUAGE sql STABLE AS $$
+  SELECT coalesce((SELECT final_before FROM mailbeacon.classifier_state), '-infinity'::timestamptz)
+$$;
+
+-- 1 when the event's judgement is final: its class is not human (nothing
+-- changes a machine's), or it occurred before final_before.
+CREATE FUNCTION mailbeacon.is_final(class text, occurred_at timestamptz, final_before timestamptz)
+RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+  SELECT class IS DISTINCT FROM 'human' OR occurred_at < final_before
+$$;
+-- What judge_context reads around every batch: the honeypot hits (few) by
+-- time, and each message's clicks (not its opens).
+CREATE INDEX events_honeypot ON mailbeacon.events (occurred_at) WHERE kind = 'honeypot';
+CREATE INDEX events_clicks ON mailbeacon.events (message, occurred_at) WHERE kind = 'click';
 
 -- load_sent with the submitting client's address (empty: unknown).
 DROP FUNCTION mailbeacon.load_sent(text, text, text, text, text, text, text, text);
@@ -56,11 +80,12 @@ BEGIN
   END;
 END $$;
 
--- Re-judges the opens and clicks of messages msgs that occurred in [lo, hi],
--- judged human so far (and, with pending_only, not final yet), by what the
--- other events of the message say. "The same source" is the same address
--- and the same user agent (a scanner keeps both; a person behind the same
--- NAT has a browser of their own). First match wins:
+-- Re-judges, by what the other events of the message say, the opens and
+-- clicks of messages msgs judged human so far (and, with pending_only, not
+-- final yet, or loaded by this transaction) that a hit of [lo, hi] can change: those within each rule's
+-- window of it. "The same source" is the same address and the same user
+-- agent (a scanner keeps both; a person behind the same NAT has a browser
+-- of their own). First match wins:
 --   honeypot_neighbour  a hit on the message's honeypot link from the same
 --                       source within honeypot_window
 --   burst               from the same source, clicks of burst_links distinct
@@ -70,30 +95,46 @@ END $$;
 --                       from another address within pair_window after it:
 --                       the scan a link checker made before sending the
 --                       browser on (Safe Links and its peers)
--- Class scanner with that reason and the rules' version. Returns how many
--- events it changed.
-CREATE FUNCTION mailbeacon.judge_context(msgs uuid[], lo timestamptz, hi timestamptz, pending_only boolean,
+-- Class scanner with that reason and the rules' version. Each rule first
+-- finds what could match (honeypot hits, sources with enough distinct
+-- links, links clicked from two addresses), usually nothing, and looks at
+-- single events only there. click_msgs: those of msgs with clicks or
+-- honeypot hits among the hits of [lo, hi] (a burst or a pair needs one);
+-- an open that comes in a later batch than every click of a burst around
+-- it is left as judged. Returns how many events it changed.
+CREATE FUNCTION mailbeacon.judge_context(msgs uuid[], click_msgs uuid[], lo timestamptz, hi timestamptz,
+                                         pending_only boolean,
                                          burst_links integer, burst_window interval, pair_window interval,
                                          honeypot_window interval, version text)
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
   n bigint;
   total bigint := 0;
+  open_from timestamptz := CASE WHEN pending_only THEN mailbeacon.final_before() ELSE '-infinity' END;
 BEGIN
   UPDATE mailbeacon.events e
      SET class = 'scanner', reason = 'honeypot_neighbour', rules_version = version
-   WHERE e.message = ANY (msgs) AND e.kind IN ('open', 'click') AND e.class = 'human'
-     AND e.occurred_at BETWEEN lo AND hi AND (NOT pending_only OR NOT e.final) AND e.ip IS NOT NULL
-     AND EXISTS (SELECT 1 FROM mailbeacon.events h
-                  WHERE h.message = e.message AND h.kind::text = 'honeypot' AND h.ip = e.ip
-                    AND h.user_agent = e.user_agent
-                    AND h.occurred_at BETWEEN e.occurred_at - honeypot_window AND e.occurred_at + honeypot_window);
+    FROM (SELECT DISTINCT h.message, h.ip, h.user_agent, h.occurred_at
+            FROM mailbeacon.events h
+           WHERE h.message = ANY (msgs) AND h.kind = 'honeypot' AND h.ip IS NOT NULL
+             AND h.occurred_at BETWEEN lo - honeypot_window AND hi + honeypot_window) h
+   WHERE e.message = h.message AND e.ip = h.ip AND e.user_agent = h.user_agent
+     AND e.occurred_at BETWEEN h.occurred_at - honeypot_window AND h.occurred_at + honeypot_window
+     AND e.kind IN ('open', 'click') AND e.class = 'human' AND (e.occurred_at >= open_from OR e.loaded_at = now());
   GET DIAGNOSTICS n = ROW_COUNT;
   total := total + n;
   UPDATE mailbeacon.events e
      SET class = 'scanner', reason = 'burst', rules_version = version
-   WHERE e.message = ANY (msgs) AND e.kind IN ('open', 'click') AND e.class = 'human'
-     AND e.occurred_at BETWEEN lo AND hi AND (NOT pending_only OR NOT e.final) AND e.ip IS NOT NULL
+    FROM (SELECT o.message, o.recipient_idx, o.ip, o.user_agent
+            FROM mailbeacon.events o
+           WHERE o.message = ANY (click_msgs) AND o.kind = 'click' AND o.ip IS NOT NULL
+             AND o.occurred_at BETWEEN lo - 2 * burst_window AND hi + 2 * burst_window
+           GROUP BY 1, 2, 3, 4
+          HAVING count(DISTINCT o.link_idx) >= greatest(burst_links, 2)) s
+   WHERE e.message = s.message AND e.recipient_idx = s.recipient_idx AND e.ip = s.ip
+     AND e.user_agent = s.user_agent AND e.kind IN ('open', 'click') AND e.class = 'human'
+     AND (e.occurred_at >= open_from OR e.loaded_at = now())
+     AND e.occurred_at BETWEEN lo - burst_window AND hi + burst_window
      AND (SELECT count(DISTINCT o.link_idx) FROM mailbeacon.events o
            WHERE o.message = e.message AND o.recipient_idx = e.recipient_idx AND o.kind = 'click' AND o.ip = e.ip
              AND o.user_agent = e.user_agent
@@ -103,8 +144,15 @@ BEGIN
   total := total + n;
   UPDATE mailbeacon.events e
      SET class = 'scanner', reason = 'paired_scan', rules_version = version
-   WHERE e.message = ANY (msgs) AND e.kind = 'click' AND e.class = 'human'
-     AND e.occurred_at BETWEEN lo AND hi AND (NOT pending_only OR NOT e.final)
+    FROM (SELECT o.message, o.recipient_idx, o.link_idx
+            FROM mailbeacon.events o
+           WHERE o.message = ANY (click_msgs) AND o.kind = 'click'
+             AND o.occurred_at BETWEEN lo - pair_window AND hi + pair_window
+           GROUP BY 1, 2, 3
+          HAVING count(DISTINCT o.ip) >= 2) s
+   WHERE e.message = s.message AND e.recipient_idx = s.recipient_idx AND e.link_idx = s.link_idx
+     AND e.kind = 'click' AND e.class = 'human' AND (e.occurred_at >= open_from OR e.loaded_at = now())
+     AND e.occurred_at BETWEEN lo - pair_window AND hi
      AND EXISTS (SELECT 1 FROM mailbeacon.events p
                   WHERE p.message = e.message AND p.recipient_idx = e.recipient_idx AND p.kind = 'click'
                     AND p.link_idx = e.link_idx AND p.class = 'human' AND p.ip IS DISTINCT FROM e.ip
@@ -187,8 +235,8 @@ SELECT m.message, m.message_id, m.rep, m.subject, m.sent_at,
                count(*) FILTER (WHERE kind = 'click' AND class = 'scanner') AS scanner_clicks,
                count(*) FILTER (WHERE kind = 'open' AND class = 'sender') AS sender_opens,
                count(*) FILTER (WHERE kind = 'click' AND class = 'sender') AS sender_clicks,
-               count(*) FILTER (WHERE NOT final) AS pending
-          FROM mailbeacon.events ev
+               count(*) FILTER (WHERE class = 'human' AND occurred_at >= fb.final_before) AS pending
+          FROM mailbeacon.events ev, (SELECT mailbeacon.final_before() AS final_before) fb
          WHERE ev.message = m.message AND ev.kind IN ('open', 'click')
          GROUP BY ev.recipient_idx
       ) r
@@ -221,7 +269,7 @@ UNION ALL
 SELECT lower(r.address), r.message, m.rep, m.subject,
        ev.occurred_at, ev.kind::text, nullif(ev.link_idx, 0), ev.url,
        ev.class, ev.ip, ev.user_agent, ev.event_id,
-       ev.reason, ev.final
+       ev.reason, mailbeacon.is_final(ev.class, ev.occurred_at, mailbeacon.final_before())
   FROM mailbeacon.events ev
   JOIN mailbeacon.recipients r ON r.message = ev.message AND r.idx = ev.recipient_idx
   JOIN mailbeacon.messages m ON m.message = ev.message
