@@ -17,15 +17,15 @@ int mb_explain(const mb_config *cfg, const char *url, FILE *out_file) {
     fprintf(stderr, "mailbeacon-rewrite: %s\n", err);
     return 2;
   }
-  /* the token follows the last "/o/" or "/c/" of the path */
+  /* the token follows the last "/o/", "/c/" or "/h/" of the path */
   const char *q = strchr(url, '?');
   size_t path_len = q ? (size_t)(q - url) : strlen(url);
   const char *tok = NULL;
   mb_kind kind = MB_KIND_OPEN;
   for (size_t i = 0; i + 3 <= path_len; i++) {
-    if (url[i] == '/' && (url[i + 1] == 'o' || url[i + 1] == 'c') && url[i + 2] == '/') {
+    if (url[i] == '/' && (url[i + 1] == 'o' || url[i + 1] == 'c' || url[i + 1] == 'h') && url[i + 2] == '/') {
       tok = url + i + 3;
-      kind = url[i + 1] == 'o' ? MB_KIND_OPEN : MB_KIND_CLICK;
+      kind = url[i + 1] == 'o' ? MB_KIND_OPEN : url[i + 1] == 'c' ? MB_KIND_CLICK : MB_KIND_HONEYPOT;
     }
   }
   size_t tok_len = tok ? path_len - (size_t)(tok - url) : 0;
@@ -55,7 +55,7 @@ int mb_explain(const mb_config *cfg, const char *url, FILE *out_file) {
   int decoded = rc == MB_TOKEN_OK || mb_token_decode(tok ? tok : "", tok_len, &t) == MB_TOKEN_OK;
   char uuid[37];
   uuid_unparse_lower(t.message, uuid);
-  mb_buf_printf(&out, "{\"kind\":\"%s\"", kind == MB_KIND_OPEN ? "open" : "click");
+  mb_buf_printf(&out, "{\"kind\":\"%s\"", kind == MB_KIND_OPEN ? "open" : kind == MB_KIND_CLICK ? "click" : "honeypot");
   if (decoded) {
     mb_buf_printf(&out, ",\"message\":\"%s\",\"recipient\":%u,\"link\":%u", uuid, t.recipient, t.link);
   } else {
@@ -70,7 +70,7 @@ int mb_explain(const mb_config *cfg, const char *url, FILE *out_file) {
   if (rc != MB_TOKEN_OK) {
     const char *why = mb_token_strerror(rc);
     if (rc == MB_TOKEN_EURL && target_len < 0) why = "missing or malformed u= parameter";
-    if (!tok) why = "no /o/ or /c/ token in the URL";
+    if (!tok) why = "no /o/, /c/ or /h/ token in the URL";
     mb_buf_puts(&out, ",\"error\":");
     mb_buf_json_str(&out, why, strlen(why));
   }

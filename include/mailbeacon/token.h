@@ -1,13 +1,14 @@
 /* Tracking tokens: the contract between mailbeacon-rewrite and mailbeacon-server.
  *
  * Binary layout (36 bytes, see docs/tokens.md), written as 48 base64url chars:
- *   0      version (high 4 bits, = 1) | kind (low 4 bits: 1 open, 2 click)
+ *   0      version (high 4 bits, = 1) | kind (low 4 bits: 1 open, 2 click,
+ *          3 honeypot)
  *   1      key id
  *   2..17  message UUID
  *   18..19 recipient index, big endian (0 = "someone")
- *   20..21 link index, big endian (0 for opens)
+ *   20..21 link index, big endian (0 for opens and honeypots)
  *   22..35 MAC: HMAC-SHA256(key, "mailbeacon" || bytes 0..21 || url), first 14 bytes
- * The url is the click target and is empty for opens.
+ * The url is the click target and is empty for opens and honeypots.
  * All functions are thread-safe; none allocate. */
 #ifndef MAILBEACON_TOKEN_H
 #define MAILBEACON_TOKEN_H
@@ -30,7 +31,9 @@
  * of headers and cookies (tests/integration/server_hits.sh). */
 #define MB_TRACKING_URL_MAX 6144
 
-typedef enum mb_kind { MB_KIND_OPEN = 1, MB_KIND_CLICK = 2 } mb_kind;
+/* A honeypot is the rewriter's hidden link (docs/rewriter.md): no person
+ * sees or follows it, so whatever fetches it is a machine. */
+typedef enum mb_kind { MB_KIND_OPEN = 1, MB_KIND_CLICK = 2, MB_KIND_HONEYPOT = 3 } mb_kind;
 
 typedef struct mb_token {
   uint8_t version;
@@ -63,7 +66,7 @@ int mb_token_encode(const mb_keyring *ring, mb_token *t, const char *url, size_t
 int mb_token_decode(const char *text, size_t len, mb_token *t);
 
 /* Decodes and verifies text. kind is the kind the URL path implies; url is
- * the click target (NULL/0 for opens). The length is checked before any
+ * the click target (NULL/0 for opens and honeypots). The length is checked before any
  * decoding and the MAC is compared in constant time. */
 int mb_token_verify(const mb_keyring *ring, const char *text, size_t len, mb_kind kind, const char *url, size_t url_len,
                     mb_token *t);

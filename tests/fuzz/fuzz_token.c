@@ -14,9 +14,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   if (size < 1) return 0;
   /* first byte: the kind, and how long the token text is; the rest is the URL */
-  mb_kind kind = data[0] & 1 ? MB_KIND_CLICK : MB_KIND_OPEN;
+  static const mb_kind kinds[4] = {MB_KIND_OPEN, MB_KIND_CLICK, MB_KIND_HONEYPOT, MB_KIND_OPEN};
+  mb_kind kind = kinds[data[0] & 3];
   const char *text = (const char *)data + 1;
-  size_t tl = (size_t)(data[0] >> 1);
+  size_t tl = (size_t)(data[0] >> 2);
   if (tl > size - 1) tl = size - 1;
   mb_token t;
   int rc = mb_token_verify(ring, text, tl, kind, text + tl, size - 1 - tl, &t);

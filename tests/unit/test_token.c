@@ -11,6 +11,8 @@
 
 /* Computed independently with Python hmac, see docs/tokens.md. */
 #define MB_DOC_EXAMPLE_TOKEN "EgFvHDtSjS5KEJxVHnogPUSBAAEAAlLEyK0d_eKVHulboh3L"
+/* The same message and recipient as a honeypot (kind 3, link 0, empty url). */
+#define MB_DOC_HONEYPOT_TOKEN "EwFvHDtSjS5KEJxVHnogPUSBAAEAAOfM5lOGzzZ_FJMkzv-B"
 
 static const char *url = "https://example.com/pricing?plan=pro";
 
@@ -123,6 +125,47 @@ static void bounds(void **state) {
   mb_keyring_free(ring);
 }
 
+/* Kind 3: signed like an open (link 0, empty url), and neither an open nor
+ * a click token is a honeypot token or the other way round. */
+static void honeypot(void **state) {
+  (void)state;
+  mb_keyring *ring = test_ring(1);
+  mb_token t = sample(MB_KIND_HONEYPOT), v;
+  char tok[MB_TOKEN_LEN], open[MB_TOKEN_LEN];
+  assert_int_equal(mb_token_encode(ring, &t, NULL, 0, tok), MB_TOKEN_OK);
+  assert_int_equal(mb_token_verify(ring, tok, sizeof tok, MB_KIND_HONEYPOT, NULL, 0, &v), MB_TOKEN_OK);
+  assert_int_equal(v.kind, MB_KIND_HONEYPOT);
+  assert_int_equal(v.link, 0);
+  assert_int_equal(v.recipient, 3);
+  assert_memory_equal(v.message, t.message, 16);
+  assert_int_equal(mb_token_decode(tok, sizeof tok, &v), MB_TOKEN_OK);
+  assert_int_equal(v.kind, MB_KIND_HONEYPOT);
+  /* the kind is checked and covered by the MAC */
+  assert_int_equal(mb_token_verify(ring, tok, sizeof tok, MB_KIND_OPEN, NULL, 0, &v), MB_TOKEN_EKIND);
+  assert_int_equal(mb_token_verify(ring, tok, sizeof tok, MB_KIND_CLICK, url, strlen(url), &v), MB_TOKEN_EKIND);
+  mb_token o = sample(MB_KIND_OPEN);
+  mb_token_encode(ring, &o, NULL, 0, open);
+  assert_int_equal(mb_token_verify(ring, open, sizeof open, MB_KIND_HONEYPOT, NULL, 0, &v), MB_TOKEN_EKIND);
+  assert_int_equal(mb_token_verify(ring, open, sizeof open, MB_KIND_OPEN, NULL, 0, &v), MB_TOKEN_OK);
+  uint8_t raw[MB_TOKEN_RAW];
+  assert_int_equal(mb_b64url_decode(raw, sizeof raw, open, MB_TOKEN_LEN), MB_TOKEN_RAW);
+  raw[0] = (uint8_t)(1 << 4 | MB_KIND_HONEYPOT); /* an open's MAC under the honeypot kind */
+  mb_b64url_encode(open, raw, MB_TOKEN_RAW);
+  assert_int_equal(mb_token_verify(ring, open, sizeof open, MB_KIND_HONEYPOT, NULL, 0, &v), MB_TOKEN_EMAC);
+  /* a url given with a honeypot token breaks the MAC: none is covered */
+  assert_int_equal(mb_token_verify(ring, tok, sizeof tok, MB_KIND_HONEYPOT, url, strlen(url), &v), MB_TOKEN_EMAC);
+  /* kinds 0 and 4..15 do not exist */
+  assert_int_equal(mb_b64url_decode(raw, sizeof raw, tok, MB_TOKEN_LEN), MB_TOKEN_RAW);
+  for (int k = 0; k < 16; k++) {
+    if (k >= MB_KIND_OPEN && k <= MB_KIND_HONEYPOT) continue;
+    raw[0] = (uint8_t)(1 << 4 | k);
+    char bad[MB_TOKEN_LEN];
+    mb_b64url_encode(bad, raw, MB_TOKEN_RAW);
+    assert_int_equal(mb_token_decode(bad, MB_TOKEN_LEN, &v), MB_TOKEN_EFORMAT);
+  }
+  mb_keyring_free(ring);
+}
+
 /* The worked example of docs/tokens.md. */
 static void documented_example(void **state) {
   (void)state;
@@ -138,12 +181,17 @@ static void documented_example(void **state) {
   const char *u = "https://example.com/pricing";
   mb_token_encode(ring, &t, u, strlen(u), tok);
   assert_string_equal(tok, MB_DOC_EXAMPLE_TOKEN);
+  mb_token h = {.kind = MB_KIND_HONEYPOT, .recipient = 1, .link = 0};
+  memcpy(h.message, msg, 16);
+  mb_token_encode(ring, &h, NULL, 0, tok);
+  assert_string_equal(tok, MB_DOC_HONEYPOT_TOKEN);
   mb_keyring_free(ring);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(roundtrip),    cmocka_unit_test(url_is_covered), cmocka_unit_test(forged_and_truncated),
-      cmocka_unit_test(key_rotation), cmocka_unit_test(bounds),         cmocka_unit_test(documented_example)};
+      cmocka_unit_test(roundtrip),         cmocka_unit_test(url_is_covered), cmocka_unit_test(forged_and_truncated),
+      cmocka_unit_test(key_rotation),      cmocka_unit_test(bounds),         cmocka_unit_test(honeypot),
+      cmocka_unit_test(documented_example)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
