@@ -10,9 +10,10 @@
 #include <stdint.h>
 
 /* Parses a request path (already %-decoded by the HTTP library):
- * "/o/<token>.gif" (open) or "/c/<token>" (click), the token not checked
- * here (a bad one still gets the GIF). Returns 0 with the kind and the
- * token slice of path, or -1 when it is no tracking path. */
+ * "/o/<token>.gif" (open), "/c/<token>" (click) or "/h/<token>" (the
+ * honeypot link), the token not checked here (a bad one still gets the GIF,
+ * or the honeypot's 204). Returns 0 with the kind and the token slice of
+ * path, or -1 when it is no tracking path. */
 int mb_hit_parse_path(const char *path, size_t n, mb_kind *kind, const char **token, size_t *token_len);
 
 /* The target (checked with mb_url_target_ok, url.h) as a Location header

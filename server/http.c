@@ -34,7 +34,7 @@ struct mb_http {
   const mb_config *cfg;
   _Atomic(const mb_keyring *) ring;
   mb_queue *queue;
-  struct MHD_Response *r_gif, *r_400, *r_404, *r_405, *r_414;
+  struct MHD_Response *r_gif, *r_204, *r_400, *r_404, *r_405, *r_414;
   char edge[64];
   uint32_t edge_rand;
   mb_cidr proxies[MB_PROXIES_MAX];
@@ -304,6 +304,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     return answer(conn, MHD_HTTP_OK, h->r_gif, t0); /* never a broken image */
   }
+  if (kind == MB_KIND_HONEYPOT) {
+    /* The hidden link no person follows: recorded like an open, answered
+     * with nothing and sent nowhere, whether the token is good or not. */
+    if (mb_token_verify(ring, tok, tok_len, MB_KIND_HONEYPOT, NULL, 0, &t) == MB_TOKEN_OK) {
+      mb_metric_add(MB_M_HITS_HONEYPOT_VALID, 1);
+      record(h, conn, method, &t, NULL, 0);
+    } else {
+      mb_metric_add(MB_M_HITS_HONEYPOT_INVALID, 1);
+    }
+    return answer(conn, MHD_HTTP_NO_CONTENT, h->r_204, t0);
+  }
   target_arg ta = {NULL, 0, 0};
   MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, find_u, &ta);
   const char *u = ta.v;
@@ -359,14 +370,16 @@ mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *q
   }
   h->nproxies = (size_t)n;
   h->r_gif = mb_http_gif_response();
+  h->r_204 = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
   h->r_404 = fixed(not_found_page, sizeof not_found_page - 1, "text/html; charset=utf-8");
   h->r_405 = fixed("Method Not Allowed\n", 19, "text/plain");
   h->r_400 = fixed("Bad Request\n", 12, "text/plain");
   h->r_414 = fixed("URI Too Long\n", 13, "text/plain");
-  if (!h->r_gif || !h->r_404 || !h->r_405 || !h->r_400 || !h->r_414) {
+  if (!h->r_gif || !h->r_204 || !h->r_404 || !h->r_405 || !h->r_400 || !h->r_414) {
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
+  MHD_add_response_header(h->r_204, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store, private");
   MHD_add_response_header(h->r_404, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   MHD_add_response_header(h->r_405, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
   struct sockaddr_storage pub;
@@ -401,6 +414,7 @@ void mb_http_stop(mb_http *h) {
   if (!h) return;
   mb_listener_stop(h->pub); /* stops accepting first, finishes the requests in hand */
   if (h->r_gif) MHD_destroy_response(h->r_gif);
+  if (h->r_204) MHD_destroy_response(h->r_204);
   if (h->r_404) MHD_destroy_response(h->r_404);
   if (h->r_405) MHD_destroy_response(h->r_405);
   if (h->r_400) MHD_destroy_response(h->r_400);

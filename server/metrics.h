@@ -63,6 +63,10 @@ typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_COUNT }
     MB_BOUNDS_NONE)                                                                                                    \
   X(HITS_CLICK_INVALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"click\",result=\"invalid\"", NULL, NULL,       \
     MB_BOUNDS_NONE)                                                                                                    \
+  X(HITS_HONEYPOT_VALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"honeypot\",result=\"valid\"", NULL, NULL,     \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(HITS_HONEYPOT_INVALID, EDGE, COUNTER, "mailbeacon_hits_total", "kind=\"honeypot\",result=\"invalid\"", NULL, NULL, \
+    MB_BOUNDS_NONE)                                                                                                    \
   X(REJECTED_404, EDGE, COUNTER, "mailbeacon_requests_rejected_total", "code=\"404\"",                                 \
     "Requests refused: 404 (no tracking path), 405, 400 (ambiguous), 414 (too many arguments).", NULL, MB_BOUNDS_NONE) \
   X(REJECTED_405, EDGE, COUNTER, "mailbeacon_requests_rejected_total", "code=\"405\"", NULL, NULL, MB_BOUNDS_NONE)     \

@@ -24,6 +24,13 @@ static void test_paths(void **state) {
   assert_int_equal(mb_hit_parse_path("/c/xyz", 6, &kind, &tok, &n), 0);
   assert_int_equal(kind, MB_KIND_CLICK);
   assert_int_equal(n, 3);
+  assert_int_equal(mb_hit_parse_path("/h/pqrs", 7, &kind, &tok, &n), 0);
+  assert_int_equal(kind, MB_KIND_HONEYPOT);
+  assert_int_equal(n, 4);
+  assert_memory_equal(tok, "pqrs", 4);
+  assert_int_equal(mb_hit_parse_path("/h/", 3, &kind, &tok, &n), 0); /* an empty token: refused by its check */
+  assert_int_equal(n, 0);
+  assert_int_equal(mb_hit_parse_path("/H/abc", 6, &kind, &tok, &n), -1);
   assert_int_equal(mb_hit_parse_path("/o/abc.png", 10, &kind, &tok, &n), -1);
   assert_int_equal(mb_hit_parse_path("/x/abc", 6, &kind, &tok, &n), -1);
   assert_int_equal(mb_hit_parse_path("/", 1, &kind, &tok, &n), -1);
@@ -231,11 +238,36 @@ static void test_event_line(void **state) {
   assert_non_null(strstr(line, "\thttps://example.com/\\n\tprefetch\\t\n"));
 }
 
+/* A honeypot hit: kind h, link 0, no url (only the fields up to the link
+ * index are compared: the line's later fields are another test's). */
+static void test_event_line_honeypot(void **state) {
+  (void)state;
+  static const uint8_t msg[16] = {0x66, 0x5c, 0xe0, 0x21, 0x29, 0x13, 0x4a, 0xec,
+                                  0x94, 0x82, 0xa6, 0xde, 0x08, 0xdc, 0xae, 0x4e};
+  mb_event e = {.kind = MB_KIND_HONEYPOT,
+                .message = msg,
+                .recipient = 0,
+                .link = 0,
+                .time_us = 1795785109113521,
+                .ip = "203.0.113.7",
+                .method = "GET",
+                .edge = "e1"};
+  mb_event_id(e.id, e.time_us, 0x3af5bf1e, 2);
+  char line[MB_EVENT_LINE_MAX];
+  size_t n = mb_event_line(&e, line);
+  line[n] = '\0';
+  const char *want = "00066141cd858ab13af5bf1e00000002\th\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t"
+                     "1795785109113521\t203.0.113.7\tGET\te1\t";
+  assert_memory_equal(line, want, strlen(want));
+  assert_null(strstr(line, "http"));
+  assert_int_equal(line[n - 1], '\n');
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_paths),      cmocka_unit_test(test_targets),   cmocka_unit_test(test_cidr_parse),
-      cmocka_unit_test(test_cidr_match), cmocka_unit_test(test_client_ip), cmocka_unit_test(test_event_line),
-      cmocka_unit_test(test_forwarded),  cmocka_unit_test(test_many_hops),
+      cmocka_unit_test(test_event_line_honeypot), cmocka_unit_test(test_paths),      cmocka_unit_test(test_targets),
+      cmocka_unit_test(test_cidr_parse),          cmocka_unit_test(test_cidr_match), cmocka_unit_test(test_client_ip),
+      cmocka_unit_test(test_event_line),          cmocka_unit_test(test_forwarded),  cmocka_unit_test(test_many_hops),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
