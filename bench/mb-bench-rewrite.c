@@ -62,7 +62,14 @@ int main(int argc, char **argv) {
       mb_links_pixel(&l, &pixel);
       mb_links_pixel_prefix(&l, &prefix);
       out.len = 0;
-      mb_html_opts o = {sink, &out, mb_links_rewrite, &l, pixel.data, pixel.len, prefix.data, prefix.len, NULL, NULL};
+      mb_html_opts o = {.write = sink,
+                        .write_ctx = &out,
+                        .link = mb_links_rewrite,
+                        .link_ctx = &l,
+                        .pixel = pixel.data,
+                        .pixel_len = pixel.len,
+                        .pixel_prefix = prefix.data,
+                        .pixel_prefix_len = prefix.len};
       mb_html_result r;
       mb_html_rewrite(h, &o, in.data, in.len, &r);
       links = r.links_rewritten;

@@ -70,6 +70,11 @@ enum state {
 enum tag_kind { T_OTHER, T_A, T_AREA, T_IMG, T_BODY, T_FONT, T_ANNOTATION };
 
 enum ns { NS_HTML, NS_SVG, NS_MATH };
+/* The honeypot: still to place, in the head or before anything (the next
+ * text or body element opens the body), or right after the <body> start
+ * tag (the next text or markup is the body's first); or placed, found in
+ * place, or not wanted. */
+enum hp { HP_HEAD, HP_BODY, HP_DONE };
 enum ip { IP_NONE, IP_HTML, IP_MATHML_TEXT }; /* integration points */
 
 /* An open element. Elements are tracked only while inside SVG or MathML:
@@ -130,6 +135,8 @@ struct mb_html {
   open_el stack[STACK_MAX];
   size_t depth, overflow;
 
+  enum hp hp; /* honeypot placement */
+
   /* pixel placement */
   int last_is_pixel; /* the last markup seen was our pixel */
   int pixel_at_body; /* ... as seen at the last </body> */
@@ -180,6 +187,7 @@ void mb_html_reset(mb_html *h, const mb_html_opts *opts) {
   h->tag_track = 0;
   h->tbuf_len = 0;
   h->depth = h->overflow = 0;
+  h->hp = opts->honeypot_len ? HP_HEAD : HP_DONE;
   h->last_is_pixel = 0;
   h->pixel_at_body = 0;
   memset(&h->res, 0, sizeof h->res);
@@ -212,6 +220,28 @@ static void untrack(mb_html *h) {
   h->tbuf_len = 0;
   h->tag_track = 0;
 }
+
+/* ---- the honeypot ---- */
+
+/* Inserts the honeypot here, at input offset at. */
+static void hp_insert(mb_html *h, size_t at) {
+  h->hp = HP_DONE;
+  emit(h, h->o.honeypot, h->o.honeypot_len);
+  h->res.honeypot_inserted = 1;
+  if (h->o.edit) h->o.edit(h->o.edit_ctx, at, at, h->o.honeypot, h->o.honeypot_len);
+}
+
+/* Input offset of the current tag's '<'. */
+static size_t tag_at(const mb_html *h) { return h->fed + (size_t)(h->tag_seg - h->chunk) - h->tbuf_len; }
+
+/* Inserts the honeypot before the current tag, whose bytes are still kept:
+ * in tbuf (what came before them is written), or from tag_seg on. */
+static void hp_before_tag(mb_html *h) {
+  if (!h->tbuf_len) flush_to(h, h->tag_seg);
+  hp_insert(h, tag_at(h));
+}
+
+static void hp_start_tag(mb_html *h);
 
 /* ---- tags ---- */
 
@@ -255,6 +285,7 @@ static int in_foreign(const mb_html *h) {
 static void name_done(mb_html *h) {
   const char *n = h->tname;
   size_t l = h->tname_len;
+  if (h->hp != HP_DONE && !h->is_end) hp_start_tag(h);
   h->kind = T_OTHER;
   if (!h->is_end) {
     if (h->depth && name_is(n, l, "annotation-xml")) h->kind = T_ANNOTATION;
@@ -355,6 +386,40 @@ static int in_list(const char *n, size_t l, const char *const *list, size_t coun
   return 0;
 }
 #define IN_LIST(n, l, list) in_list(n, l, list, sizeof list / sizeof list[0])
+
+/* Start tags a browser puts in the head (or before it): they do not open
+ * the body ("the in head insertion mode" and the modes before it). */
+static int of_head(const mb_html *h) {
+  static const char *const list[] = {"base",     "basefont", "bgsound", "head",  "html",     "link", "meta",
+                                     "noframes", "noscript", "script",  "style", "template", "title"};
+  return h->tname_len <= NAME_MAX_LEN && IN_LIST(h->tname, h->tname_len, list);
+}
+
+/* A start tag's name is complete: the honeypot goes before it when the
+ * body's content begins with it. An <a> and an <img> are looked at whole
+ * (rewrite_tag): the honeypot already in place, and our pixel (no content:
+ * the honeypot may follow it, when the body's content comes after the last
+ * </body>), are not the body's content. */
+static void hp_start_tag(mb_html *h) {
+  if (tname_is(h, "a") || tname_is(h, "img")) return;
+  if (h->hp == HP_HEAD) {
+    if (tname_is(h, "body")) {
+      h->hp = HP_BODY;
+      return;
+    }
+    if (of_head(h)) return;
+  }
+  hp_before_tag(h);
+}
+
+/* Whether a recorded attribute's decoded value, less leading whitespace,
+ * starts with prefix (n bytes, n > 0). */
+static int value_starts(mb_html *h, const char *tag, const attr *a, const char *prefix, size_t n) {
+  size_t l = attr_value(h, tag, a);
+  const char *v = h->value;
+  while (l != (size_t)-1 && l && is_ws((unsigned char)*v)) v++, l--;
+  return n && l != (size_t)-1 && l >= n && memcmp(v, prefix, n) == 0;
+}
 
 /* Start tags that end foreign content (the breakout list of "the rules for
  * parsing tokens in foreign content"). */
@@ -496,10 +561,11 @@ static size_t html_escape(char *out, const char *s, size_t n) {
 static void rewrite_tag(mb_html *h, const char *p) {
   const char *tag;
   size_t len;
-  size_t at = h->fed + (size_t)(h->tag_seg - h->chunk) - h->tbuf_len; /* the tag's input offset */
+  size_t at = tag_at(h); /* the tag's input offset */
   if (h->tbuf_len) {
     size_t seg = (size_t)(p + 1 - h->tag_seg);
     if (h->tbuf_len + seg > TAG_MAX) { /* too long to rewrite: let it through */
+      if (h->hp != HP_DONE) hp_before_tag(h);
       untrack(h);
       h->last_is_pixel = 0;
       return;
@@ -520,6 +586,17 @@ static void rewrite_tag(mb_html *h, const char *p) {
   const char *rep = NULL;
   int html = start_is_html(h) || breaks_out(h);
 
+  if (h->hp != HP_DONE && h->kind == T_A) { /* the body's first content: the honeypot itself? */
+    if (h->seen_href && value_starts(h, tag, &h->href, h->o.honeypot_prefix, h->o.honeypot_prefix_len)) {
+      h->hp = HP_DONE;
+      h->res.honeypot_found = 1;
+    } else {
+      hp_insert(h, at);
+    }
+  } else if (h->hp != HP_DONE && h->kind == T_IMG &&
+             !(h->seen_src && value_starts(h, tag, &h->src, h->o.pixel_prefix, h->o.pixel_prefix_len))) {
+    hp_insert(h, at);
+  }
   if (h->kind == T_BODY) {
     /* A real </body>: hold everything from here on; the pixel goes before the last one. */
     if (h->holding) {
@@ -537,14 +614,7 @@ static void rewrite_tag(mb_html *h, const char *p) {
                                                (n == 21 && strncasecmp(h->value, "application/xhtml+xml", 21) == 0));
     }
   } else if (h->kind == T_IMG && html) {
-    int pixel = 0;
-    if (h->seen_src && h->o.pixel_prefix_len) {
-      size_t n = attr_value(h, tag, &h->src);
-      const char *v = h->value;
-      while (n != (size_t)-1 && n && is_ws((unsigned char)*v)) v++, n--;
-      pixel = n != (size_t)-1 && n >= h->o.pixel_prefix_len && memcmp(v, h->o.pixel_prefix, h->o.pixel_prefix_len) == 0;
-    }
-    h->last_is_pixel = pixel;
+    h->last_is_pixel = h->seen_src && value_starts(h, tag, &h->src, h->o.pixel_prefix, h->o.pixel_prefix_len);
   } else if ((h->kind == T_A || (h->kind == T_AREA && html)) && h->seen_href && !h->giveup) {
     h->res.links_seen++;
     int dmb_off = h->seen_dmb && value_is_off(h, tag, &h->dmb);
@@ -638,6 +708,14 @@ int mb_html_feed(mb_html *h, const char *buf, size_t n) {
     case S_DATA: {
       const char *lt = memchr(p, '<', (size_t)(end - p));
       const char *stop = lt ? lt : end;
+      if (h->hp != HP_DONE) { /* text opens the body: the honeypot goes before it */
+        const char *q = p;
+        while (q < stop && is_ws((unsigned char)*q)) q++;
+        if (q < stop) {
+          flush_to(h, q);
+          hp_insert(h, h->fed + (size_t)(q - h->chunk));
+        }
+      }
       if (h->last_is_pixel)
         for (const char *q = p; q < stop; q++)
           if (!is_ws((unsigned char)*q)) {
@@ -654,6 +732,10 @@ int mb_html_feed(mb_html *h, const char *buf, size_t n) {
       break;
     }
     case S_TAG_OPEN:
+      /* after <body> anything is the body's first content; before, only
+       * text ('<' as text) and start tags (name_done) can be */
+      if (h->hp != HP_DONE && !is_alpha(c) && (h->hp == HP_BODY || (c != '!' && c != '/' && c != '?')))
+        hp_before_tag(h);
       if (c == '!') {
         untrack(h);
         h->decl_len = 0;
@@ -1021,6 +1103,7 @@ int mb_html_feed(mb_html *h, const char *buf, size_t n) {
     size_t seg = (size_t)(end - h->tag_seg);
     if (h->tbuf_len + seg + 1 > TAG_MAX) {
       /* too long to rewrite: let it through unchanged */
+      if (h->hp != HP_DONE) hp_before_tag(h);
       flush_to(h, h->tag_seg);
       emit(h, h->tbuf, h->tbuf_len);
       emit(h, h->tag_seg, seg);
@@ -1051,10 +1134,11 @@ int mb_html_finish(mb_html *h, mb_html_result *res) {
     h->res.already_tracked = h->last_is_pixel;
     insert = at_end_ok && !h->last_is_pixel;
   }
+  size_t at = held ? h->body_at : h->fed;                        /* before the last </body>, else at the end */
+  if (h->hp != HP_DONE && (held || at_end_ok)) hp_insert(h, at); /* the body had no content */
   if (insert && h->o.pixel_len) {
     emit(h, h->o.pixel, h->o.pixel_len);
     h->res.pixel_inserted = 1;
-    size_t at = held ? h->body_at : h->fed; /* before the last </body>, else at the end */
     if (h->o.edit) h->o.edit(h->o.edit_ctx, at, at, h->o.pixel, h->o.pixel_len);
   }
   emit(h, h->hold.data, h->hold.len);

@@ -10,7 +10,13 @@
  *   - honours opt-out attributes (data-mailbeacon="off" is removed,
  *     data-pm-no-track, clicktracking="off", ses:no-track are kept);
  *   - inserts the pixel markup just before the last real </body>, or at the
- *     end when there is none.
+ *     end when there is none;
+ *   - inserts the honeypot markup once, where the body's content begins:
+ *     just before the first text or markup after the first <body> start
+ *     tag, or, without one, before the first text or start tag that is not
+ *     of the head (html, head, base, basefont, bgsound, link, meta,
+ *     noframes, noscript, script, style, template, title), which is where
+ *     a browser opens the body; with the pixel when nothing comes.
  * Input may arrive in chunks of any size; output leaves through a write
  * callback. Memory: one tag buffer and one hold buffer for the bytes after
  * the last </body>, allocated once per mb_html and reused; nothing is
@@ -30,10 +36,12 @@ typedef size_t (*mb_html_link_fn)(void *ctx, const char *href, size_t len, char 
 
 /* Told of each change, in input offsets (bytes fed since mb_html_reset):
  * the input bytes [start, end) became the n bytes at rep (start == end: rep
- * inserted there, as the pixel is; n == 0: the bytes removed). The output is
- * the input with these changes made. Changes never overlap; they are told
- * as they are decided, not in input order (the pixel, decided at the end,
- * goes before the last </body>). */
+ * inserted there, as the pixel and the honeypot are; n == 0: the bytes
+ * removed). The output is the input with these changes made. Changes never
+ * overlap; they are told as they are decided, not in input order (the
+ * pixel, decided at the end, goes before the last </body>). Two insertions
+ * at one offset (the honeypot and the pixel, when the document has no
+ * content) are in the output in the order told. */
 typedef void (*mb_html_edit_fn)(void *ctx, size_t start, size_t end, const char *rep, size_t n);
 
 typedef struct mb_html_opts {
@@ -50,6 +58,14 @@ typedef struct mb_html_opts {
   size_t pixel_prefix_len;
   mb_html_edit_fn edit; /* NULL: not told */
   void *edit_ctx;
+  /* The honeypot link's markup (NULL: none), inserted where the body's
+   * content begins (see the top). An <a> whose decoded href starts with
+   * honeypot_prefix, found right there, is the honeypot already in place:
+   * nothing is inserted (result.honeypot_found). */
+  const char *honeypot;
+  size_t honeypot_len;
+  const char *honeypot_prefix;
+  size_t honeypot_prefix_len;
 } mb_html_opts;
 
 typedef struct mb_html_result {
@@ -57,6 +73,8 @@ typedef struct mb_html_result {
   unsigned links_rewritten; /* hrefs the callback replaced */
   int pixel_inserted;
   int already_tracked; /* a pixel already sits at the insertion point */
+  int honeypot_inserted;
+  int honeypot_found; /* a honeypot already sits where it would go */
 } mb_html_result;
 
 typedef struct mb_html mb_html;

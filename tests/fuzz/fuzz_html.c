@@ -28,7 +28,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t n = size - 2;
   if (s1 > n) s1 = n;
   if (s2 > n) s2 = n;
-  mb_html_opts o = {sink, &a, wrap, NULL, "<P>", 3, "T/o/", 4, NULL, NULL};
+  mb_html_opts o = {.write = sink,
+                    .write_ctx = &a,
+                    .link = wrap,
+                    .pixel = "<P>",
+                    .pixel_len = 3,
+                    .pixel_prefix = "T/o/",
+                    .pixel_prefix_len = 4,
+                    .honeypot = "<a href=\"T/h/x\"></a>",
+                    .honeypot_len = 20,
+                    .honeypot_prefix = "T/h/",
+                    .honeypot_prefix_len = 4};
   mb_html_result ra, rb;
   a.len = b.len = 0;
   mb_html_rewrite(h, &o, doc, n, &ra);
@@ -39,9 +49,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mb_html_feed(h, doc + s2, n - s2);
   mb_html_finish(h, &rb);
   if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0) abort();
-  if (ra.links_rewritten != rb.links_rewritten || ra.pixel_inserted != rb.pixel_inserted) abort();
-  /* nothing is lost: without links or pixel the output is the input */
-  if (!ra.links_rewritten && !ra.pixel_inserted && (a.len != n || memcmp(a.data, doc, n) != 0)) {
+  if (ra.links_rewritten != rb.links_rewritten || ra.pixel_inserted != rb.pixel_inserted ||
+      ra.honeypot_inserted != rb.honeypot_inserted || ra.honeypot_found != rb.honeypot_found)
+    abort();
+  if (ra.honeypot_inserted && ra.honeypot_found) abort(); /* one or the other */
+  /* nothing is lost: without links or pixel the output is the input, less
+   * the honeypot (at one of the places it is) */
+  int same = a.len == n && memcmp(a.data, doc, n) == 0;
+  for (const char *q = a.data, *end = a.data + a.len; !same && ra.honeypot_inserted && a.len == n + o.honeypot_len &&
+                                                      (q = memmem(q, (size_t)(end - q), o.honeypot, o.honeypot_len));
+       q++) {
+    size_t at = (size_t)(q - a.data);
+    same = memcmp(a.data, doc, at) == 0 && memcmp(q + o.honeypot_len, doc + at, n - at) == 0;
+  }
+  if (!ra.links_rewritten && !ra.pixel_inserted && !same) {
     /* an opted-out link's data-mailbeacon attribute is the only removal */
     if (!memmem(doc, n, "data-mailbeacon", 15) && !memmem(doc, n, "DATA-MAILBEACON", 15)) abort();
   }

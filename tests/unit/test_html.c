@@ -12,13 +12,18 @@
 #include <string.h>
 
 #define PIXEL "<img src=\"https://T/o/P.gif\">"
+#define HP "<a href=\"https://T/h/H\" style=\"display:none\"></a>"
+
+static int with_hp; /* rw() adds the honeypot HP */
 
 static int sink(void *ctx, const char *p, size_t n) { return mb_buf_append(ctx, p, n); }
 
-/* Test link policy: http(s) links become https://T/c?<url>. */
+/* Test link policy: http(s) links become https://T/c?<url>, except those
+ * already on https://T/. */
 static size_t wrap(void *ctx, const char *href, size_t n, char *out, size_t cap) {
   (void)ctx;
   if (n < 4 || memcmp(href, "http", 4) != 0 || n + 16 > cap) return 0;
+  if (n >= 10 && memcmp(href, "https://T/", 10) == 0) return 0;
   memcpy(out, "https://T/c?", 12);
   memcpy(out + 12, href, n);
   return n + 12;
@@ -71,7 +76,18 @@ static char *rw_chunked(const char *s, size_t chunk) {
   out.len = 0;
   nchanges = 0;
   reps.len = 0;
-  mb_html_opts o = {sink, &out, wrap, NULL, PIXEL, strlen(PIXEL), "https://T/o/", 12, note_change, NULL};
+  mb_html_opts o = {.write = sink,
+                    .write_ctx = &out,
+                    .link = wrap,
+                    .pixel = PIXEL,
+                    .pixel_len = strlen(PIXEL),
+                    .pixel_prefix = "https://T/o/",
+                    .pixel_prefix_len = 12,
+                    .edit = note_change};
+  if (with_hp) {
+    o.honeypot = HP, o.honeypot_len = strlen(HP);
+    o.honeypot_prefix = "https://T/h/", o.honeypot_prefix_len = 12;
+  }
   mb_html_reset(h, &o);
   size_t n = strlen(s);
   if (chunk == 0) chunk = n ? n : 1;
@@ -220,6 +236,81 @@ static void long_tag_across_chunks(void **state) {
   free(doc);
 }
 
+/* The honeypot goes where the body's content begins, once. */
+static void honeypot_placement(void **state) {
+  (void)state;
+  with_hp = 1;
+  static const char *const cases[][2] = {
+      {"<html><head><title>t</title><style>p{}</style></head><body><p>x</p></body></html>",
+       "<html><head><title>t</title><style>p{}</style></head><body>" HP "<p>x</p>" PIXEL "</body></html>"},
+      /* whitespace after <body> stays before it; text, comments and end tags are content too */
+      {"<body>\r\n  <table><tr><td>x</td></tr></table>\r\n</body>",
+       "<body>\r\n  " HP "<table><tr><td>x</td></tr></table>\r\n" PIXEL "</body>"},
+      {"<BODY bgcolor=#fff>Hi", "<BODY bgcolor=#fff>" HP "Hi" PIXEL},
+      {"<body><!-- c --><p>x", "<body>" HP "<!-- c --><p>x" PIXEL},
+      {"<body></body>", "<body>" HP PIXEL "</body>"},
+      {"<body>\n<meta name=x><p>x", "<body>\n" HP "<meta name=x><p>x" PIXEL},
+      /* no <body>: before the first text or start tag a browser would open the body with */
+      {"<p>fragment</p>\n", HP "<p>fragment</p>\n" PIXEL},
+      {"  Hello <b>you</b>", "  " HP "Hello <b>you</b>" PIXEL},
+      {"<!DOCTYPE html><html><head><meta charset=utf-8><title>a<b</title><link rel=x href=y>"
+       "<script>document.write('<div>')</script><!-- c --></head>\n<div>x</div>",
+       "<!DOCTYPE html><html><head><meta charset=utf-8><title>a<b</title><link rel=x href=y>"
+       "<script>document.write('<div>')</script><!-- c --></head>\n" HP "<div>x</div>" PIXEL},
+      {"a < b", HP "a < b" PIXEL},
+      {"<svg><a href=\"http://s/\"/></svg>", HP "<svg><a href=\"https://T/c?http://s/\"/></svg>" PIXEL},
+      /* a first link is tracked as ever, after the honeypot */
+      {"<body><a href=http://x/>t</a>", "<body>" HP "<a href=\"https://T/c?http://x/\">t</a>" PIXEL},
+      {"<a href=http://x/>t</a>", HP "<a href=\"https://T/c?http://x/\">t</a>" PIXEL},
+      /* nothing in the body: with the pixel */
+      {"<html><head><title>t</title></head></html>", "<html><head><title>t</title></head></html>" HP PIXEL},
+      {"<html><head></head></body>", "<html><head></head>" HP PIXEL "</body>"},
+      {"<html><head></head></body>x", "<html><head></head>" PIXEL "</body>" HP "x"},
+      {"", HP PIXEL},
+      /* the end of input inside a comment: neither */
+      {"<html><!-- open", "<html><!-- open"},
+      /* already in place: found, not added (the pixel is still added when missing) */
+      {"<body>" HP "<p>x</p>", "<body>" HP "<p>x</p>" PIXEL},
+      {"<body>\n <a\nhref=' https://T/h/other'></a><p>x</p>",
+       "<body>\n <a\nhref=' https://T/h/other'></a><p>x</p>" PIXEL},
+      /* a honeypot elsewhere (quoted from an earlier message) is not this part's */
+      {"<body><p>x</p><blockquote>" HP "</blockquote>", "<body>" HP "<p>x</p><blockquote>" HP "</blockquote>" PIXEL},
+      {"<body><a href=https://T/c?old>t</a>" HP, "<body>" HP "<a href=https://T/c?old>t</a>" HP PIXEL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *out = rw(cases[i][0]);
+    if (strcmp(out, cases[i][1]) != 0) fail_msg("case %zu:\n%s\nwant\n%s", i, out, cases[i][1]);
+    int found = strstr(cases[i][0], "https://T/h/") && strncmp(cases[i][0], "<body><p>", 9) != 0 &&
+                strncmp(cases[i][0], "<body><a href=https://T/c", 25) != 0;
+    assert_int_equal(last.honeypot_found, found);
+    assert_int_equal(last.honeypot_inserted, strcmp(cases[i][0], cases[i][1]) != 0 && !found && i != 17);
+    /* rewriting the output again changes nothing: the honeypot is found where it goes */
+    char first[1024];
+    snprintf(first, sizeof first, "%s", out);
+    out = rw(first);
+    if (strcmp(out, first) != 0) fail_msg("case %zu rewritten twice:\n%s\nvs\n%s", i, out, first);
+    assert_int_equal(last.honeypot_inserted, 0);
+    /* and any split of the input gives the same output */
+    for (size_t chunk = 1; chunk <= strlen(cases[i][0]); chunk++) {
+      out = rw_chunked(cases[i][0], chunk);
+      if (strcmp(out, cases[i][1]) != 0) fail_msg("case %zu in chunks of %zu:\n%s", i, chunk, out);
+    }
+  }
+  /* a tag longer than the tag buffer first: the honeypot goes before it, in one feed or in chunks */
+  size_t n = 200 * 1024;
+  char *doc = malloc(n + 64);
+  strcpy(doc, "<body><a title=\"");
+  memset(doc + 16, 'x', n);
+  strcpy(doc + 16 + n, "\" href=\"http://x/\">");
+  for (size_t chunk = 0; chunk <= 65535; chunk += 65535) {
+    char *out = rw_chunked(doc, chunk);
+    assert_memory_equal(out, "<body>" HP "<a title=\"xx", 6 + strlen(HP) + 12);
+    assert_int_equal(last.honeypot_inserted, 1);
+  }
+  free(doc);
+  with_hp = 0;
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(pixel_placement),
                                      cmocka_unit_test(links),
@@ -227,6 +318,7 @@ int main(void) {
                                      cmocka_unit_test(opt_outs),
                                      cmocka_unit_test(already_tracked),
                                      cmocka_unit_test(chunking_is_invisible),
-                                     cmocka_unit_test(long_tag_across_chunks)};
+                                     cmocka_unit_test(long_tag_across_chunks),
+                                     cmocka_unit_test(honeypot_placement)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
