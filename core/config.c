@@ -38,6 +38,7 @@ static const key_def keys[] = {
     {"sendmail_path", T_STR, STR(sendmail_path), "/usr/sbin/sendmail", 0, 0, NULL},
     {"reinject_smtp", T_STR, STR(reinject_smtp), "127.0.0.1:10026", 0, 0, NULL},
     {"per_recipient", T_BOOL, offsetof(mb_config, per_recipient), sizeof(int), "yes", 0, 1, NULL},
+    {"honeypot", T_BOOL, offsetof(mb_config, honeypot), sizeof(int), "yes", 0, 1, NULL},
     {"listen", T_STR, STR(listen), "0.0.0.0:8080", 0, 0, NULL},
     {"admin_listen", T_STR, STR(admin_listen), "127.0.0.1:9090", 0, 0, NULL},
     {"batcher_admin_listen", T_STR, STR(batcher_admin_listen), "127.0.0.1:9091", 0, 0, NULL},

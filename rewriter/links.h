@@ -48,6 +48,15 @@ int mb_links_pixel(const mb_links *l, mb_buf *out);
 /* URL (unescaped) of the pixel and of a click, for tests and --explain. */
 int mb_links_pixel_prefix(const mb_links *l, mb_buf *out);
 
+/* Writes the honeypot link's markup for the message into out: an <a> to
+ * <base>/h/<token> (kind honeypot, link 0) with no text, hidden from people
+ * and assistive technology. It is no tracked link: not in the list, no
+ * link index. Returns 0 or -1. */
+int mb_links_honeypot(const mb_links *l, mb_buf *out);
+
+/* The start of the honeypot's URL (unescaped): <base>/h/. */
+int mb_links_honeypot_prefix(const mb_links *l, mb_buf *out);
+
 /* After a failed or abandoned part: forget links given out since mark. */
 void mb_links_rollback(mb_links *l, size_t mark);
 

@@ -41,6 +41,7 @@ typedef struct job {
   edits ed;
   mb_html *html;
   mb_buf pixel, pixel_prefix;
+  mb_buf honeypot, honeypot_prefix; /* empty: honeypot off */
   mb_rewrite_result *res;
   int parse_trouble;
 } job;
@@ -568,7 +569,11 @@ static int rewrite_html(job *j, const char *text, size_t n, mb_buf *html, html_c
                     .pixel_prefix = j->pixel_prefix.data,
                     .pixel_prefix_len = j->pixel_prefix.len,
                     .edit = changes ? note_change : NULL,
-                    .edit_ctx = changes};
+                    .edit_ctx = changes,
+                    .honeypot = j->honeypot.data,
+                    .honeypot_len = j->honeypot.len,
+                    .honeypot_prefix = j->honeypot_prefix.data,
+                    .honeypot_prefix_len = j->honeypot_prefix.len};
   mb_html_result hr;
   if (mb_html_rewrite(j->html, &o, text, n, &hr) < 0 || (changes && changes->failed)) return -1;
   if (hr.already_tracked || (hr.links_rewritten == 0 && !hr.pixel_inserted)) {
@@ -936,6 +941,8 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
   job j = {.msg = msg, .len = len, .res = res};
   mb_buf_init(&j.pixel);
   mb_buf_init(&j.pixel_prefix);
+  mb_buf_init(&j.honeypot);
+  mb_buf_init(&j.honeypot_prefix);
   const char *nl = memchr(msg, '\n', len);
   j.crlf = nl && nl > msg && nl[-1] == '\r';
   if (id && id->message) memcpy(res->message, id->message, 16);
@@ -998,6 +1005,9 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
   if (!(j.html = thread_html()) || mb_links_pixel(&res->links, &j.pixel) < 0 ||
       mb_links_pixel_prefix(&res->links, &j.pixel_prefix) < 0)
     goto done;
+  if (cfg->honeypot && (mb_links_honeypot(&res->links, &j.honeypot) < 0 ||
+                        mb_links_honeypot_prefix(&res->links, &j.honeypot_prefix) < 0))
+    goto done;
 
   if ((uint64_t)walk(&j, m->mime_part, 0, count_leaf) > cfg->max_html_parts) {
     rc = pass_through(&j, "more HTML parts than max_html_parts");
@@ -1021,6 +1031,8 @@ done:
   g_object_unref(stream);
   mb_buf_free(&j.pixel);
   mb_buf_free(&j.pixel_prefix);
+  mb_buf_free(&j.honeypot);
+  mb_buf_free(&j.honeypot_prefix);
   edits_free(&j.ed);
   return rc;
 }

@@ -31,6 +31,7 @@ typedef struct mb_config {
   char sendmail_path[PATH_MAX];
   char reinject_smtp[256]; /* host:port of a listener without the content filter */
   int per_recipient;       /* one copy per recipient, each with its own tokens */
+  int honeypot;            /* one hidden honeypot link per tracked HTML part (docs/rewriter.md) */
   /* the tracking server (mailbeacon-server) */
   char listen[256];                /* public listener host:port */
   char admin_listen[256];          /* /healthz and /metrics of the roles all and edge */

@@ -164,12 +164,14 @@ def tokens(text):
         out.append(("c", m.group(1), urllib.parse.unquote_to_bytes(m.group(2).replace("&amp;", "&"))))
     for m in re.finditer(r"%s/o/([A-Za-z0-9_-]{48})\.gif" % re.escape(BASE), text):
         out.append(("o", m.group(1), b""))
+    for m in re.finditer(r"%s/h/([A-Za-z0-9_-]{48})\"" % re.escape(BASE), text):
+        out.append(("h", m.group(1), b""))
     return out
 
 
 def normalise(msg):
     """Message bytes with the tokens (which hold a random UUID) blanked."""
-    return re.sub(rb"/([oc])/[A-Za-z0-9_-]{48}", rb"/\1/TOKEN", msg)
+    return re.sub(rb"/([och])/[A-Za-z0-9_-]{48}", rb"/\1/TOKEN", msg)
 
 
 def pipe_mode(msg, sender, rcpts):
@@ -210,7 +212,10 @@ if newbody:
           normalise(decoded_html(out).encode()) == normalise(decoded_html(want).encode()))
     check("64k: same headers as pipe mode", out[:out.index(b"\r\n\r\n")] == want[:want.index(b"\r\n\r\n")])
     found = tokens(decoded_html(out))
-    check("64k: links and pixel present", len(found) == 5, len(found))
+    check("64k: links, pixel and honeypot present", len(found) == 6, len(found))
+    check("64k: one honeypot, kind 3, link 0",
+          [(k, (verify(t, u) or {}).get("kind"), (verify(t, u) or {}).get("link")) for k, t, u in found
+           if k == "h"] == [("h", 3, 0)])
     for kind, tok, url in found:
         v = verify(tok, url)
         check("64k: token verifies", v is not None and v["recipient"] == 1, (kind, tok))
@@ -239,7 +244,7 @@ raw = load("01-single-html-7bit.eml")
 reply, changes, newbody, sizes, head, body = m.message(raw, "sam@ourco.example",
                                                        ["dana@acme.example", "lee@acme.example"])
 found = tokens(decoded_html(head + b"\r\n" + (newbody or b"")))
-check("two recipients: rewritten", len(found) == 4, len(found))
+check("two recipients: rewritten", len(found) == 5, len(found))
 check("two recipients: index 0", all(verify(t, u) and verify(t, u)["recipient"] == 0 for _, t, u in found))
 m.close()
 

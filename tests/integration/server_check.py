@@ -3,7 +3,7 @@
 server is checked against an independent implementation of docs/tokens.md).
 
   server_check.py token KEYFILE KIND MESSAGE_HEX RECIPIENT LINK [URL]
-      prints a token (KIND o or c) signed with the file's signing key
+      prints a token (KIND o, c or h) signed with the file's signing key
   server_check.py events REDIS_SOCKET STREAM
       prints every hit event in the stream as JSON lines (entries unpacked);
       REDIS_SOCKET is the path of Redis's Unix socket
@@ -23,6 +23,7 @@ import hashlib
 import html
 import html.parser
 import random
+import re
 import hmac
 import http.client
 import json
@@ -44,7 +45,7 @@ def signing_key(path):
 
 def token(keyfile, kind, msg_hex, rcpt, link, url=b""):
     kid, key = signing_key(keyfile)
-    head = bytes([0x10 | (1 if kind == "o" else 2), kid]) + bytes.fromhex(msg_hex) + \
+    head = bytes([0x10 | {"o": 1, "c": 2, "h": 3}[kind], kid]) + bytes.fromhex(msg_hex) + \
         int(rcpt).to_bytes(2, "big") + int(link).to_bytes(2, "big")
     mac = hmac.new(key, b"mailbeacon" + head + url, hashlib.sha256).digest()[:14]
     return base64.urlsafe_b64encode(head + mac).decode().rstrip("=")
@@ -130,6 +131,9 @@ def roundtrip(rewrite, port, seed, count):
                          check=True).stdout.decode()
     p = Hrefs()
     p.feed(out[out.index("\r\n\r\n") + 4:])
+    base = subprocess.run([rewrite, "--print-config"], stdout=subprocess.PIPE, check=True).stdout.decode()
+    base = re.search(r"^base_url = (.*)$", base, re.M).group(1)
+    p.hrefs = [h for h in p.hrefs if not h.startswith(base + "/h/")]  # the honeypot: no target of ours
     assert len(p.hrefs) == len(targets), (len(p.hrefs), len(targets))
     conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
     tracked = spaces = 0

@@ -67,6 +67,15 @@ for p in m.walk():
             print(u.replace("&amp;", "&"))
 PY
 [ "$(wc -l < "$MB_RUN/urls")" = 4 ] || fail "expected 3 links and a pixel"
+honeypot=$(python3 - "$MB_RUN/out.eml" <<'PY'
+import email, re, sys
+m = email.message_from_binary_file(open(sys.argv[1], "rb"))
+for p in m.walk():
+    if p.get_content_type() == "text/html":
+        print(" ".join(re.findall(r'https://t\.mailbeacon\.test(/h/[A-Za-z0-9_-]+)"', p.get_payload(decode=True).decode())))
+PY
+)
+[ "$(wc -w <<< "$honeypot")" = 1 ] || fail "expected one honeypot link: $honeypot"
 pixel=$(grep '^/o/' "$MB_RUN/urls")
 click=$(grep '^/c/' "$MB_RUN/urls" | head -1)
 msg=$("$rewrite" --explain "https://t.mailbeacon.test$pixel" | python3 -c 'import json,sys; print(json.load(sys.stdin)["message"])')
@@ -138,6 +147,44 @@ hdr=$(curl -s -D - -o /dev/null "$base/c/$t?u=https%3A%2F%2Fexample.com%2F%20a")
 grep -q "302 Found" <<< "$hdr" && grep -qi "^Location: https://example.com/%20a"$'\r'"$" <<< "$hdr" ||
   fail "a target with a space: $hdr"
 for _ in $(seq 1 100); do [ "$(nevents)" = $((before + 1)) ] && break; sleep 0.05; done
+ok
+
+# 3b. the honeypot link: 204, no Location, not cached; one event of kind h (link 0, no url); a bad
+#     token the same 204, nothing recorded, counted
+before=$(nevents)
+hdr=$(curl -s -D - -o "$MB_RUN/h204" -A "scanner-test/1.0" "$base$honeypot")
+grep -q "^HTTP/1.1 204 No Content" <<< "$hdr" || fail "honeypot: $(head -1 <<< "$hdr")"
+grep -qi "^Cache-Control: no-store, private"$'\r'"$" <<< "$hdr" || fail "honeypot cache: $hdr"
+! grep -qi "^Location:" <<< "$hdr" || fail "the honeypot redirected: $hdr"
+[ ! -s "$MB_RUN/h204" ] || fail "the honeypot answered a body"
+for _ in $(seq 1 100); do [ "$(nevents)" = $((before + 1)) ] && break; sleep 0.05; done
+[ "$(nevents)" = $((before + 1)) ] || fail "honeypot: $(( $(nevents) - before )) events, want 1"
+events | tail -1 | python3 -c '
+import json, sys; e = json.load(sys.stdin)
+assert e["kind"] == "h" and e["link"] == 0 and e["url"] == "" and e["recipient"] == 1, e
+assert e["message"] == sys.argv[1] and e["method"] == "GET" and e["ua"] == "scanner-test/1.0", e' "$msg" ||
+  fail "honeypot event: $(events | tail -1)"
+"$rewrite" --explain "https://t.mailbeacon.test$honeypot" | grep -q '"kind":"honeypot".*"link":0.*"valid":true' ||
+  fail "explain honeypot: $("$rewrite" --explain "https://t.mailbeacon.test$honeypot")"
+[ "$(curl -s -I -o /dev/null -w '%{http_code}' "$base$honeypot")" = 204 ] || fail "HEAD honeypot"
+for _ in $(seq 1 100); do [ "$(nevents)" = $((before + 2)) ] && break; sleep 0.05; done
+before=$(nevents)
+htok=${honeypot:3:48}
+for p in "/h/$(flip "$htok")" "/h/${htok:0:47}" "/h/${tok}" "/h/${ctok}?$cq" "/h/" \
+         "/h/$(check token "$MB_RUN/keys" o "$m" 1 0)" "/h/$htok.gif"; do
+  hdr=$(curl -s -D - -o /dev/null "$base$p")
+  grep -q "^HTTP/1.1 204 No Content" <<< "$hdr" || fail "bad honeypot $p: $(head -1 <<< "$hdr")"
+  ! grep -qi "^Location:" <<< "$hdr" || fail "bad honeypot $p redirected"
+done
+# signed here, independently: kind 3 verifies, and is recorded
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$base/h/$(check token "$MB_RUN/keys" h "$m" 1 0)")" = 204 ] ||
+  fail "an independently signed honeypot"
+for _ in $(seq 1 100); do [ "$(nevents)" = $((before + 1)) ] && break; sleep 0.05; done
+sleep 0.3
+[ "$(nevents)" = $((before + 1)) ] || fail "bad honeypot tokens recorded: $(( $(nevents) - before - 1 ))"
+hp_metric() { curl -s "http://127.0.0.1:$aport/metrics" | awk -v k="mailbeacon_hits_total{kind=\"honeypot\",result=\"$1\"}" '$1 == k {print $2}'; }
+[ "$(hp_metric invalid)" = 7 ] && [ "$(hp_metric valid)" = 3 ] ||
+  fail "honeypot metrics: valid $(hp_metric valid), invalid $(hp_metric invalid)"
 ok
 
 # 4. methods, unknown paths, limits

@@ -38,6 +38,9 @@ static void defaults_and_file(void **state) {
   assert_true(mb_config_never_track(&c, "boss@partner.example"));
   assert_false(mb_config_never_track(&c, "other@partner.example"));
   assert_false(mb_config_never_track(&c, "x@notourco.example"));
+  assert_int_equal(c.honeypot, 1); /* on unless turned off */
+  assert_int_equal(parse(&c, "honeypot = no\n", err, sizeof err), 0);
+  assert_int_equal(c.honeypot, 0);
 }
 
 static void errors_name_file_line_key(void **state) {

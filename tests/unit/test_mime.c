@@ -174,6 +174,28 @@ static int leaf_html(const leaf *l, mb_buf *out) {
 
 /* ---- checks ---- */
 
+/* Every honeypot link of this message in the output verifies as one (link
+ * 0, the message's recipient). Returns how many there were. */
+static size_t check_honeypots(const char *name, const mb_rewrite_result *res, const char *html, size_t n) {
+  size_t found = 0;
+  const char *p = html, *end = html + n, *pre = BASE "/h/";
+  size_t pl = strlen(pre);
+  while ((p = memmem(p, (size_t)(end - p), pre, pl))) {
+    p += pl;
+    mb_token t;
+    if (end - p < MB_TOKEN_LEN || mb_token_decode(p, MB_TOKEN_LEN, &t) != MB_TOKEN_OK ||
+        memcmp(t.message, fixed_uuid, 16) != 0)
+      continue; /* quoted from an earlier message */
+    int rc = mb_token_verify(ring, p, MB_TOKEN_LEN, MB_KIND_HONEYPOT, NULL, 0, &t);
+    if (rc != MB_TOKEN_OK) fail_msg("%s: the honeypot does not verify: %s", name, mb_token_strerror(rc));
+    assert_int_equal(t.link, 0);
+    assert_int_equal(t.recipient, res->token_recipient);
+    if (p + MB_TOKEN_LEN < end && p[MB_TOKEN_LEN] != '"') fail_msg("%s: the honeypot's URL goes on", name);
+    found++;
+  }
+  return found;
+}
+
 /* Every tracked link of this message in the output verifies and maps to the
  * URL the sent record holds under its index. Returns how many there were. */
 static size_t check_tokens(const char *name, const mb_rewrite_result *res, const char *html, size_t n) {
@@ -256,7 +278,11 @@ static void check_chunking(const char *name, const char *html, size_t n) {
                       .pixel = "<PIXEL>",
                       .pixel_len = 7,
                       .pixel_prefix = BASE "/o/",
-                      .pixel_prefix_len = strlen(BASE "/o/")};
+                      .pixel_prefix_len = strlen(BASE "/o/"),
+                      .honeypot = "<HONEYPOT>",
+                      .honeypot_len = 10,
+                      .honeypot_prefix = BASE "/h/",
+                      .honeypot_prefix_len = strlen(BASE "/h/")};
     mb_html_reset(h, &o);
     size_t chunk = pass ? 65535 : n + 1;
     for (size_t i = 0; i < n; i += chunk) mb_html_feed(h, html + i, n - i < chunk ? n - i : chunk);
@@ -319,18 +345,54 @@ static int pixel_due(const mb_buf *a, const mb_buf *pixel) {
   return 1;
 }
 
+/* Whether b less one copy of what (at one of the places it is), or b
+ * itself, is want. */
+static int same_less(const mb_buf *b, const mb_buf *what, const mb_buf *want) {
+  if (same(b, want)) return 1;
+  int ok = 0;
+  mb_buf less;
+  mb_buf_init(&less);
+  for (const char *q = b->data, *end = b->data + b->len;
+       !ok && what->len && b->len >= want->len + what->len && (q = memmem(q, (size_t)(end - q), what->data, what->len));
+       q++) {
+    size_t at = (size_t)(q - b->data);
+    less.len = 0;
+    mb_buf_append(&less, b->data, at);
+    mb_buf_append(&less, q + what->len, b->len - at - what->len);
+    ok = same(&less, want);
+  }
+  mb_buf_free(&less);
+  return ok;
+}
+
+/* b less its first copy of what (b itself when there is none), into out. */
+static void less_first(const mb_buf *b, const mb_buf *what, mb_buf *out) {
+  const char *q = b->len && what->len ? memmem(b->data, b->len, what->data, what->len) : NULL;
+  out->len = 0;
+  if (!q) {
+    mb_buf_append(out, b->data, b->len);
+    return;
+  }
+  mb_buf_append(out, b->data, (size_t)(q - b->data));
+  mb_buf_append(out, q + what->len, b->len - (size_t)(q - b->data) - what->len);
+}
+
 /* Every rewritten HTML part, decoded (transfer encoding and charset, by
  * GMime), is the input part decoded with only the changes the rewriter may
  * make: the input's decoded HTML, through the same HTML rewriter with the
- * same links (the same tokens) and no pixel, is the output's decoded HTML
- * less its pixel, byte for byte (line endings and encoded CR/LF included). */
+ * same links (the same tokens), no pixel and no honeypot, is the output's
+ * decoded HTML less its pixel and its honeypot, byte for byte (line endings
+ * and encoded CR/LF included). Each rewritten part gained one honeypot
+ * (when honeypot is on). */
 static void check_decoded(const char *name, const mb_rewrite_result *res, const tree *ti, const char *in,
                           const tree *to, const char *out) {
   mb_links l;
   mb_links_init(&l, ring, BASE, fixed_uuid, res->token_recipient);
-  mb_buf pixel, a, b, want, less;
-  mb_buf_init(&pixel), mb_buf_init(&a), mb_buf_init(&b), mb_buf_init(&want), mb_buf_init(&less);
+  mb_buf pixel, hp, a, b, want, less, less2;
+  mb_buf_init(&pixel), mb_buf_init(&hp), mb_buf_init(&a), mb_buf_init(&b), mb_buf_init(&want), mb_buf_init(&less);
+  mb_buf_init(&less2);
   assert_int_equal(mb_links_pixel(&l, &pixel), 0);
+  assert_int_equal(mb_links_honeypot(&l, &hp), 0);
   mb_html *h = html_rw;
   unsigned rewritten = 0;
   for (size_t i = 0; i < ti->n; i++) {
@@ -344,35 +406,34 @@ static void check_decoded(const char *name, const mb_rewrite_result *res, const 
     want.len = 0;
     mb_html_opts o = {.write = sink, .write_ctx = &want, .link = mb_links_rewrite, .link_ctx = &l};
     assert_int_equal(mb_html_rewrite(h, &o, a.data ? a.data : "", a.len, NULL), 0);
-    /* the output less its pixel (at one of the places it is) */
-    int ok = same(&b, &want);
+    /* the output less its honeypot and its pixel (at one of the places each is) */
+    int ok = same_less(&b, &pixel, &want);
     for (const char *q = b.data, *end = b.data + b.len;
-         !ok && b.len >= want.len + pixel.len && (q = memmem(q, (size_t)(end - q), pixel.data, pixel.len)); q++) {
+         !ok && b.len >= want.len + hp.len && (q = memmem(q, (size_t)(end - q), hp.data, hp.len)); q++) {
       size_t at = (size_t)(q - b.data);
       less.len = 0;
       mb_buf_append(&less, b.data, at);
-      mb_buf_append(&less, q + pixel.len, b.len - at - pixel.len);
-      ok = same(&less, &want);
+      mb_buf_append(&less, q + hp.len, b.len - at - hp.len);
+      ok = same_less(&less, &pixel, &want);
     }
     if (pixel_due(&a, &pixel) && count(&b, &pixel) != count(&a, &pixel) + 1)
       fail_msg("%s: HTML part %zu: the pixel is missing", name, i);
+    if (count(&b, &hp) != count(&a, &hp) + (cfg.honeypot ? 1 : 0))
+      fail_msg("%s: HTML part %zu: %zu honeypots, the input had %zu", name, i, count(&b, &hp), count(&a, &hp));
     /* the range ends with a line ending exactly when the input's did */
     int in_eol = n && in[li->end - 1] == '\n', out_eol = lo->end > lo->start && out[lo->end - 1] == '\n';
     if (in_eol != out_eol)
       fail_msg("%s: HTML part %zu %s the line ending at its end", name, i, in_eol ? "lost" : "gained");
-    if (!ok) { /* show the difference after the first pixel */
-      const char *q = b.len ? memmem(b.data, b.len, pixel.data, pixel.len) : NULL;
-      less.len = 0;
-      if (q) {
-        mb_buf_append(&less, b.data, (size_t)(q - b.data));
-        mb_buf_append(&less, q + pixel.len, b.len - (size_t)(q - b.data) - pixel.len);
-      }
-      show_difference(name, i, &want, q ? &less : &b);
+    if (!ok) { /* show the difference without the first honeypot and the first pixel */
+      less_first(&b, &hp, &less2);
+      less_first(&less2, &pixel, &less);
+      show_difference(name, i, &want, &less);
     }
   }
   assert_int_equal(rewritten, res->parts_rewritten);
   mb_links_free(&l);
-  mb_buf_free(&pixel), mb_buf_free(&a), mb_buf_free(&b), mb_buf_free(&want), mb_buf_free(&less);
+  mb_buf_free(&pixel), mb_buf_free(&hp), mb_buf_free(&a), mb_buf_free(&b), mb_buf_free(&want), mb_buf_free(&less);
+  mb_buf_free(&less2);
 }
 
 /* In each rewritten quoted-printable part, a line over 76 characters is one
@@ -446,10 +507,15 @@ static void check_properties(const char *name, const char *in, size_t inlen, con
     /* tokens verify and carry the URLs the input had, in order */
     mb_buf html;
     mb_buf_init(&html);
-    size_t tracked = 0;
+    size_t tracked = 0, honeypots = 0;
     for (size_t i = 0; i < to.n; i++)
-      if (leaf_html(&to.leaves[i], &html) == 0) tracked += check_tokens(name, res, html.data, html.len);
+      if (leaf_html(&to.leaves[i], &html) == 0) {
+        tracked += check_tokens(name, res, html.data, html.len);
+        honeypots += check_honeypots(name, res, html.data, html.len);
+      }
     assert_int_equal(tracked, res->links.n);
+    if (honeypots != (cfg.honeypot ? res->parts_rewritten : 0))
+      fail_msg("%s: %zu honeypots in %u rewritten HTML parts", name, honeypots, res->parts_rewritten);
     mb_links policy;
     mb_links_init(&policy, ring, BASE, fixed_uuid, 0);
     hrefs want = {.policy = &policy};
@@ -513,6 +579,26 @@ static void corpus(void **state) {
   (void)state;
   assert_true(nnames >= 41);
   for (size_t i = 0; i < nnames; i++) one_message(names[i]);
+}
+
+/* honeypot = no: no honeypot anywhere, every other property as with it (the
+ * output is then what it was before there was a honeypot: the golden files
+ * less their honeypots). */
+static void honeypot_off(void **state) {
+  (void)state;
+  char err[256];
+  assert_int_equal(mb_config_set(&cfg, "honeypot", "no", "test", err, sizeof err), 0);
+  for (size_t i = 0; i < nnames; i++) {
+    mb_buf in = load(names[i]);
+    mb_rewrite_result res;
+    assert_int_equal(rewrite(in.data, in.len, &res), 0);
+    if (memmem(res.out.data, res.out.len, BASE "/h/", strlen(BASE "/h/")))
+      fail_msg("%s: a honeypot with honeypot = no", names[i]);
+    check_properties(names[i], in.data, in.len, &res);
+    mb_rewrite_result_free(&res);
+    mb_buf_free(&in);
+  }
+  setup_cfg(); /* the defaults again */
 }
 
 /* What each notable corpus message must come out as. */
@@ -831,6 +917,7 @@ static int teardown(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(corpus),
                                      cmocka_unit_test(expectations),
+                                     cmocka_unit_test(honeypot_off),
                                      cmocka_unit_test(identity_and_size_limit),
                                      cmocka_unit_test(long_tracking_url_left_alone),
                                      cmocka_unit_test(structure_limits),
