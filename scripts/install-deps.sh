@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages mailbeacon builds, tests and runs with,
-# when they are missing. Needs root (apt-get); does nothing when all are there.
+# when they are missing, and the browser test's npm package (playwright-core,
+# the version tests/browser/package-lock.json pins, into tests/browser/node_modules).
+# Needs root (apt-get) and Node.js with npm; does nothing when all are there.
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev clang-format  # compilers, libFuzzer, sanitizers, the format check
@@ -9,6 +11,7 @@ packages=(
   redis-server redis-tools                                      # private Redis for tests and the demo
   postgresql-15 postgresql-client-15 libpq-dev                  # private PostgreSQL for the batcher
   postfix swaks                                                 # private Postfix for the MTA tests
+  chromium fonts-dejavu-core                                    # the browser test (tests/browser): Debian's Chromium, a font
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -25,4 +28,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# playwright-core drives the system Chromium (/usr/bin/chromium): it downloads no browser of its own
+browser=$(cd "$(dirname "$0")/../tests/browser" && pwd)
+want=$(sed -n 's/.*"playwright-core": "\(.*\)".*/\1/p' "$browser/package.json")
+have=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$browser/node_modules/playwright-core/package.json" 2>/dev/null || true)
+if [ "$have" != "$want" ]; then
+  command -v npm > /dev/null || { echo "npm (Node.js) is needed for the browser test (tests/browser)" >&2; exit 1; }
+  echo "installing playwright-core $want into $browser/node_modules"
+  (cd "$browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
