@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages mailbeacon builds, tests and runs with,
 # when they are missing, and the browser test's npm package (playwright-core,
 # the version tests/browser/package-lock.json pins, into tests/browser/node_modules).
-# Needs root (apt-get) and Node.js with npm; does nothing when all are there.
+# Needs root (apt-get); installs Debian's npm when there is no npm; does nothing when all are there.
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev clang-format  # compilers, libFuzzer, sanitizers, the format check
@@ -34,7 +34,10 @@ browser=$(cd "$(dirname "$0")/../tests/browser" && pwd)
 want=$(sed -n 's/.*"playwright-core": "\(.*\)".*/\1/p' "$browser/package.json")
 have=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$browser/node_modules/playwright-core/package.json" 2>/dev/null || true)
 if [ "$have" != "$want" ]; then
-  command -v npm > /dev/null || { echo "npm (Node.js) is needed for the browser test (tests/browser)" >&2; exit 1; }
+  if ! command -v npm > /dev/null; then # Debian's npm brings its Node.js
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
   echo "installing playwright-core $want into $browser/node_modules"
   (cd "$browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
