@@ -13,10 +13,11 @@
 # for 1 click, 5 recipients, 8 links, events 50 µs apart, from 10 minutes
 # ago) on MESSAGES messages (each message's hits are a few in the run, as
 # live, where they spread over days), in two flows:
-#   live: the stream holds the MESSAGES sent records (mb-bench-pg sent), then
-#         the hits, as the rewriter and the edge write them: both batchers
-#         load the sent records too; the classifier learns each message's
-#         sent time and sender from them as they pass;
+#   warm: a running batcher has loaded the MESSAGES sent records from the
+#         stream (mb-bench-pg sent; not timed), as the rewriter writes them
+#         before the hits come: the classifier learned each message's sent
+#         time and sender from them as they passed. Then the hits are added
+#         while it runs, timed from the first XADD to the stream emptied;
 #   cold: the messages are in PostgreSQL already (mb-bench-pg messages,
 #         before the clock starts) and the stream holds only the hits: the
 #         classifier must ask PostgreSQL for every message (a batcher just
@@ -29,14 +30,14 @@
 #
 # usage: bash bench/run-classify.sh [build/mailbeacon-server [build/bench/mb-bench-pg]]   (as root)
 # env: ROWS (500000) REPS (3) BATCH (5000) BASE (948c75a) LIST_RANGES (50000) MESSAGES (100000)
-#      FLOWS ("live cold") KEEP=1 keeps the temp dir
+#      FLOWS ("warm cold") KEEP=1 keeps the temp dir; PERF=1 profiles the batcher with the classifier
 set -euo pipefail
 cd "$(dirname "$0")/.."
 server=$(realpath "${1:-build/mailbeacon-server}")
 driver=$(realpath "${2:-build/bench/mb-bench-pg}")
 rows=${ROWS:-500000} reps=${REPS:-3} batch=${BATCH:-5000} base_rev=${BASE:-948c75a} nranges=${LIST_RANGES:-50000}
 export MB_BENCH_MESSAGES=${MESSAGES:-100000}
-flows=${FLOWS:-live cold}
+flows=${FLOWS:-warm cold}
 stream=mailbeacon:events seed=1
 for b in "$server" "$driver"; do
   [ -x "$b" ] || { echo "no $b: build first (cmake -S . -B build && cmake --build build)" >&2; exit 2; }
@@ -98,6 +99,7 @@ mb_psql -qc "CREATE DATABASE base" >/dev/null
 base_conninfo=${conninfo/dbname=mailbeacon/dbname=base}
 MAILBEACON_POSTGRES=$base_conninfo run "$base_server" migrate >/dev/null
 MAILBEACON_POSTGRES=$conninfo run "$server" migrate >/dev/null
+[ -n "${DROP_CLICK_INDEX:-}" ] && psql "$conninfo" -qc "DROP INDEX mailbeacon.events_clicks"
 export MAILBEACON_REDIS=$raddr MAILBEACON_REDIS_STREAM=$stream MAILBEACON_BATCH_SIZE=$batch \
   MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:0
 base_us=$(( ($(date +%s) - 600) * 1000000 ))
@@ -119,26 +121,38 @@ cpu_of() { # CPU ticks of the processes and their children
 secs() { awk -v t="$1" -v k="$ticks" 'BEGIN {printf "%.1f", t / k}'; }
 
 run_one() { # run_one base|new REP FLOW
-  local which=$1 flow=$3 db=$conninfo bin=$server extra=() t0 out done_ns n pg0 pg1 bc open unclassified
+  local which=$1 flow=$3 db=$conninfo bin=$server extra=() t0 out done_ns n pg0 pg1 bc bc0=0 open unclassified
   [ "$which" = base ] && db=$base_conninfo bin=$base_server
   [ "$which" = new ] && extra=(env "MAILBEACON_RULES_FILE=$MB_RUN/mailbeacon.rules")
+  # PERF=1: the batcher with the classifier under perf record (its profile kept with KEEP=1)
+  [ "$which" = new ] && [ -n "${PERF:-}" ] && extra+=(perf record -F 2000 -g -o "$MB_RUN/perf.$flow.$2.data" --)
   mb_redis_cli DEL "$stream" >/dev/null
   psql "$db" -qc "SET client_min_messages = warning" -c "TRUNCATE mailbeacon.events, mailbeacon.messages CASCADE" >/dev/null
-  if [ "$flow" = live ]; then
+  if [ "$flow" = warm ]; then
     "$driver" sent "$raddr" "$stream" "$base_us" >/dev/null
   else
     "$driver" messages "$db" "$base_us" >/dev/null
+    "$driver" preload "$raddr" "$stream" "$rows" "$seed" "$base_us" >/dev/null
+    psql "$db" -qc "VACUUM ANALYZE mailbeacon.messages" -c "VACUUM ANALYZE mailbeacon.links" -c "CHECKPOINT" >/dev/null
   fi
-  "$driver" preload "$raddr" "$stream" "$rows" "$seed" "$base_us" >/dev/null
-  psql "$db" -qc "VACUUM ANALYZE mailbeacon.messages" -c "VACUUM ANALYZE mailbeacon.links" -c "CHECKPOINT" >/dev/null
   pg0=$(cpu_of "$pg_pid")
   t0=$(date +%s%N)
-  MAILBEACON_POSTGRES=$db "${extra[@]}" "$bin" --role batcher 2> "$MB_RUN/batcher.$flow.$which.$2.log" &
+  # a consumer group of its own: the batcher before it (of another build) left its consumer in
+  # the group, which would look like another batcher sharing the stream
+  MAILBEACON_BATCHER_GROUP=bench-$flow-$which-$2 MAILBEACON_POSTGRES=$db "${extra[@]}" "$bin" --role batcher \
+    2> "$MB_RUN/batcher.$flow.$which.$2.log" &
   bpid=$!
+  if [ "$flow" = warm ]; then # the sent records loaded, then the clock starts with the hits
+    "$driver" drain "$raddr" "$stream" 900 >/dev/null || { tail "$MB_RUN/batcher.$flow.$which.$2.log" >&2; exit 1; }
+    psql "$db" -qc "VACUUM ANALYZE mailbeacon.messages" -c "CHECKPOINT" >/dev/null
+    pg0=$(cpu_of "$pg_pid") bc0=$(cpu_of "$bpid")
+    t0=$(date +%s%N)
+    "$driver" preload "$raddr" "$stream" "$rows" "$seed" "$base_us" >/dev/null
+  fi
   out=$("$driver" drain "$raddr" "$stream" 900) || { echo "$out" >&2; tail "$MB_RUN/batcher.$flow.$which.$2.log" >&2; exit 1; }
   done_ns=${out#*done_ns=}
   done_ns=${done_ns%% *}
-  bc=$(cpu_of "$bpid") pg1=$(cpu_of "$pg_pid")
+  bc=$(($(cpu_of "$bpid") - bc0)) pg1=$(cpu_of "$pg_pid")
   kill -TERM "$bpid" && wait "$bpid"
   bpid=''
   n=$(psql "$db" -qtAc "SELECT count(*) FROM mailbeacon.events")

@@ -15,6 +15,7 @@
 #include "events.h"
 #include "metrics.h"
 #include "msgcache.h"
+#include "recent.h"
 #include "pg.h"
 
 #include "mailbeacon/clock.h"
@@ -64,6 +65,7 @@ typedef struct msg_info {
   unsigned char addr[16];
   int open;    /* it has events a later one may change: mailbeacon.judge_context */
   int clicked; /* ... and clicks or honeypot hits in the batch: the burst and pair rules look */
+  int fire;    /* a context rule may fire for it (recent.h); meaningful when the batcher trusts recent */
 } msg_info;
 
 /* What a COPY into PostgreSQL came to. */
@@ -133,9 +135,19 @@ struct mb_batcher {
   int64_t batch_first_ms;  /* the earliest entry id of the batch */
   int64_t oldest_entry_ms; /* the stream's oldest entry (update_lag); 0: none */
   int64_t next_finalize;
+  /* the clicks and honeypot hits this batcher loaded lately (recent.h):
+   * trusted, to skip mailbeacon.judge_context for messages no rule can
+   * fire for, from recent_trusted_from (ms) on: a window after the start,
+   * after entries were taken over, and after another batcher was seen */
+  mb_recent *recent;
+  int64_t recent_trusted_from;
+  int64_t loaded_by_others; /* µs: the newest event in PostgreSQL when this batcher connected */
+  int recent_ok;            /* for the batch in hand */
+  int64_t next_consumers;
 };
 
 static int pg_failed(mb_batcher *b, const char *what, PGresult *res);
+static void distrust_recent(mb_batcher *b);
 
 /* Logs a problem, once until it changes (a batcher retrying every few
  * seconds must not fill the log with the same line). */
@@ -371,6 +383,7 @@ static long reclaim(mb_batcher *b) {
   long n = (long)(b->nentries - before);
   if (n) {
     mb_metric_add(MB_M_RECLAIMED, (uint64_t)n);
+    distrust_recent(b); /* the stopped batcher's hits before these are not in recent */
     mb_log_info("took over %ld entries left pending by a stopped batcher", n);
   }
   return n;
@@ -381,10 +394,11 @@ static long reclaim(mb_batcher *b) {
  * consumer name; their pending entries were taken over by reclaim). A live
  * batcher reads every batch_wait_ms; were it removed anyway, its next read
  * would add it again. */
-static void forget_dead_consumers(mb_batcher *b) {
+static void forget_dead_consumers(mb_batcher *b, int forget) {
   const char *argv[] = {"XINFO", "CONSUMERS", b->cfg->redis_stream, b->cfg->batcher_group};
   redisReply *r = cmd_argv(b, 4, argv, NULL);
   if (!r) return;
+  int others = 0;
   for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
     const redisReply *c = r->element[i];
     const char *name = NULL;
@@ -396,14 +410,17 @@ static void forget_dead_consumers(mb_batcher *b) {
       else if (!strcmp(key->str, "pending") && v->type == REDIS_REPLY_INTEGER) pending = v->integer;
       else if (!strcmp(key->str, "idle") && v->type == REDIS_REPLY_INTEGER) idle = v->integer;
     }
-    if (!name || strcmp(name, b->name) == 0 || pending != 0 || idle < 10LL * (long long)b->cfg->reclaim_idle_ms)
-      continue;
+    if (!name || strcmp(name, b->name) == 0) continue;
+    /* another batcher reading, or holding entries: the hits it loads are not in recent */
+    if (pending != 0 || (idle >= 0 && idle < 10LL * (long long)b->cfg->batch_wait_ms + 5000)) others = 1;
+    if (!forget || pending != 0 || idle < 10LL * (long long)b->cfg->reclaim_idle_ms) continue;
     const char *del[] = {"XGROUP", "DELCONSUMER", b->cfg->redis_stream, b->cfg->batcher_group, name};
     redisReply *d = cmd_argv(b, 5, del, NULL);
     if (!d) break;
     freeReplyObject(d);
   }
   freeReplyObject(r);
+  if (others) distrust_recent(b);
 }
 
 /* The age of the oldest entry in the stream: what is not loaded and
@@ -530,16 +547,18 @@ static msg_info *info_of(mb_batcher *b, const char *message) {
 enum { NOT_CACHED, OPEN, CLICKED };
 
 /* "{uuid,uuid,...}" of the batch's messages: NOT_CACHED (sent_us -2),
- * OPEN (events a later one may change) or CLICKED (and clicks or honeypot
- * hits). Returns 1, 0 when there is none, or -1. */
+ * OPEN (events a later one may change, and when recent is trusted, a rule
+ * may fire for) or CLICKED (those with clicks or honeypot hits). Returns 1,
+ * 0 when there is none, or -1. */
 static int uuid_array(const mb_batcher *b, int which, mb_buf *out) {
   out->len = 0;
   int rc = mb_buf_append(out, "{", 1);
   size_t n = 0;
   for (size_t i = 0; i < b->ninfo; i++) {
     const msg_info *m = &b->info[i];
-    if ((which == NOT_CACHED && m->sent_us != -2) || (which == OPEN && !m->open) ||
-        (which == CLICKED && !(m->open && m->clicked)))
+    int asked = m->open && (!b->recent_ok || m->fire);
+    if ((which == NOT_CACHED && m->sent_us != -2) || (which == OPEN && !asked) ||
+        (which == CLICKED && !(asked && m->clicked)))
       continue;
     if (n++) rc |= mb_buf_append(out, ",", 1);
     rc |= mb_buf_append(out, b->info[i].id, 36);
@@ -605,16 +624,73 @@ static int message_info(mb_batcher *b) {
   return 0;
 }
 
-/* Judges each event of the batch from its own facts (classify.h), and
- * notes the messages whose events a later one may still change. In the
- * batch's transaction, its sent records loaded. 0 or -1 (rolled back). */
+static void recent_windows(const mb_batcher *b, mb_recent_windows *w) {
+  w->burst_us = mb_classifier_setting(b->cls, "burst_window_ms", 5000) * 1000;
+  w->pair_us = mb_classifier_setting(b->cls, "pair_window_ms", 2000) * 1000;
+  w->honeypot_us = mb_classifier_setting(b->cls, "honeypot_window_ms", 120000) * 1000;
+  w->burst_links = (unsigned)mb_classifier_setting(b->cls, "burst_links", 3);
+}
+
+/* recent is not trusted for a window from now (what it saw may not be all). */
+static void distrust_recent(mb_batcher *b) {
+  mb_recent_windows w;
+  recent_windows(b, &w);
+  b->recent_trusted_from = mb_now_ms() + mb_recent_span(&w) / 1000 + 1000;
+}
+
+/* Keeps the batch's clicks and honeypot hits in recent, and marks the
+ * messages a context rule may fire for: only those are asked of
+ * PostgreSQL while recent is trusted. */
+static void note_recent(mb_batcher *b) {
+  b->recent_ok = 0;
+  if (!b->recent) return;
+  mb_recent_windows w;
+  recent_windows(b, &w);
+  mb_recent_hit *hits = malloc((b->nevs ? b->nevs : 1) * sizeof *hits);
+  int ok = hits != NULL;
+  for (size_t k = 0; ok && k < b->nevs; k++) {
+    const mb_event_in *ev = &b->evs[k];
+    mb_recent_hit *h = &hits[k];
+    memset(h, 0, sizeof *h);
+    h->t_us = ev->time_us, h->kind = ev->kind, h->recipient = ev->recipient, h->link = ev->link;
+    h->family = ev->family;
+    memcpy(h->addr, ev->addr, 16);
+    h->ua = mb_recent_ua_hash(ev->ua, ev->ua_len);
+    if (mb_recent_add(b->recent, ev->message, h, &w) < 0) ok = 0;
+  }
+  if (!ok) { /* out of memory: what recent holds is not all any more */
+    free(hits);
+    distrust_recent(b);
+    return;
+  }
+  b->recent_ok = mb_now_ms() >= b->recent_trusted_from;
+  int64_t known_from = b->loaded_by_others + mb_recent_span(&w); /* before: others' hits may be context */
+  for (size_t k = 0; b->recent_ok && k < b->nevs; k++) {
+    msg_info *m = info_of(b, b->evs[k].message);
+    if (m && m->open && !m->fire &&
+        (hits[k].t_us < known_from || mb_recent_may_fire(b->recent, b->evs[k].message, &hits[k], &w)))
+      m->fire = 1;
+  }
+  free(hits);
+}
+
+/* Makes the batch ready to be judged (judge_events): its lines checked,
+ * its messages' sent records found. In the batch's transaction, its sent
+ * records loaded. 0 or -1 (rolled back). */
 static int judge_batch(mb_batcher *b) {
   if (parse_batch(b) < 0) return pg_failed(b, "out of memory", NULL);
   if (message_info(b) < 0) return -1;
   if (mb_grow(&b->verdicts, &b->capverdicts, b->nevs ? b->nevs : 1, sizeof *b->verdicts, 8192) < 0)
     return pg_failed(b, "out of memory", NULL);
   b->ctx_lo = INT64_MAX, b->ctx_hi = INT64_MIN;
-  for (size_t k = 0; k < b->nevs; k++) {
+  b->judged = 1;
+  return 0;
+}
+
+/* The verdicts of events [from, to) of the batch (judge_batch made it
+ * ready): each from its own facts and its message's sent record. */
+static void judge_events(mb_batcher *b, size_t from, size_t to) {
+  for (size_t k = from; k < to; k++) {
     const mb_event_in *ev = &b->evs[k];
     char method[20], ua[4 * MB_EVENT_UA_MAX], purpose[4 * MB_EVENT_PURPOSE_MAX];
     memcpy(method, ev->method, ev->method_len);
@@ -641,8 +717,6 @@ static int judge_batch(mb_batcher *b) {
       if (ev->time_us > b->ctx_hi) b->ctx_hi = ev->time_us;
     }
   }
-  b->judged = 1;
-  return 0;
 }
 
 /* Adds the COPY rows of events [from, to) to the batch. 0 or -1 (memory). */
@@ -706,6 +780,18 @@ static void maintain(mb_batcher *b) {
   b->next_maintain = mb_now_ms() + MAINTAIN_EVERY_MS;
 }
 
+/* The newest event in PostgreSQL (the last day): what batchers before this
+ * one loaded. A hit whose window reaches back before it may have context
+ * recent does not hold (note_recent). */
+static void note_loaded_by_others(mb_batcher *b) {
+  PGresult *r = PQexec(b->db, "SELECT (extract(epoch FROM max(occurred_at)) * 1000000)::bigint FROM mailbeacon.events "
+                              "WHERE occurred_at > now() - interval '1 day'");
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+    b->loaded_by_others = PQgetisnull(r, 0, 0) ? INT64_MIN / 2 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  else b->loaded_by_others = INT64_MAX / 2; /* unknown: never trusted */
+  PQclear(r);
+}
+
 /* Connected, the schema current, the statements prepared. 0 or -1. */
 static int pg_ready(mb_batcher *b) {
   if (b->db) return 0;
@@ -755,6 +841,7 @@ static int pg_ready(mb_batcher *b) {
   mb_metric_set(MB_M_PG_UP, 1);
   mb_metric_set(MB_M_PROBLEM_PG, 0);
   recovered(b, "PostgreSQL is back");
+  note_loaded_by_others(b);
   if (!b->next_maintain || mb_now_ms() >= b->next_maintain) maintain(b);
   return b->db ? 0 : -1;
 }
@@ -835,7 +922,9 @@ static copy_result copy_while_building(mb_batcher *b) {
   size_t sent = 0;
   int sending = 1;
   for (size_t k = 0; k < b->nevs; k += 256) {
-    if (build_rows(b, k, k + 256 < b->nevs ? k + 256 : b->nevs) < 0) {
+    size_t to = k + 256 < b->nevs ? k + 256 : b->nevs;
+    judge_events(b, k, to); /* while PostgreSQL takes the rows sent before */
+    if (build_rows(b, k, to) < 0) {
       copy_end(b, "out of memory");
       problem(b, "out of memory building a batch of %zu entries", b->nentries);
       b->built_failed = 1;
@@ -899,7 +988,13 @@ static int load_events(mb_batcher *b, uint64_t *dups, uint64_t *sent) {
  * PostgreSQL), the events of the batch a later event may change and the
  * open ones around them: mailbeacon.judge_context. In the transaction. */
 static int judge_context(mb_batcher *b) {
+  note_recent(b);
   if (b->ctx_lo > b->ctx_hi) return 0; /* nothing open */
+  uint64_t asked = 0, skipped = 0;
+  for (size_t i = 0; i < b->ninfo; i++)
+    if (b->info[i].open) (!b->recent_ok || b->info[i].fire ? asked++ : skipped++);
+  mb_metric_add(MB_M_CONTEXT_ASKED, asked);
+  mb_metric_add(MB_M_CONTEXT_SKIPPED, skipped);
   mb_buf arr;
   mb_buf_init(&arr);
   mb_buf clicked;
@@ -1152,6 +1247,10 @@ static void tick(mb_batcher *b) {
     b->next_lag = t + LAG_EVERY_MS;
   }
   if (b->db && t >= b->next_maintain) maintain(b);
+  if (b->rc && t >= b->next_consumers) { /* another batcher joining: recent is no longer all */
+    b->next_consumers = t + LAG_EVERY_MS;
+    forget_dead_consumers(b, 0);
+  }
   if (b->db && t >= b->next_finalize && PQtransactionStatus(b->db) == PQTRANS_IDLE) {
     /* the look-ahead windows close, between batches and while the stream is idle */
     b->next_finalize = t + LAG_EVERY_MS;
@@ -1175,7 +1274,7 @@ static void *run(void *arg) {
     int64_t t = mb_now_ms();
     if (t >= b->next_reclaim) {
       b->next_reclaim = t + (int64_t)(b->cfg->reclaim_idle_ms / 2);
-      forget_dead_consumers(b);
+      forget_dead_consumers(b, 1);
       if (b->rc && reclaim(b) > 0) {
         flush(b);
         continue;
@@ -1188,6 +1287,20 @@ static void *run(void *arg) {
   }
   batch_clear(b);
   return NULL;
+}
+
+/* Stopping with nothing pending: removes this batcher's consumer from the
+ * group, so that the others do not take it for a batcher still loading
+ * (forget_dead_consumers). With entries pending it stays, for reclaim. */
+static void leave_group(mb_batcher *b) {
+  const char *argv[] = {"XPENDING", b->cfg->redis_stream, b->cfg->batcher_group, "-", "+", "1", b->name};
+  redisReply *r = cmd_argv(b, 7, argv, NULL);
+  int none = r && r->type == REDIS_REPLY_ARRAY && r->elements == 0;
+  if (r) freeReplyObject(r);
+  if (!none || !b->rc) return;
+  const char *del[] = {"XGROUP", "DELCONSUMER", b->cfg->redis_stream, b->cfg->batcher_group, b->name};
+  redisReply *d = cmd_argv(b, 5, del, NULL);
+  if (d) freeReplyObject(d);
 }
 
 /* ---- the role ---- */
@@ -1283,6 +1396,8 @@ mb_batcher *mb_batcher_start(const mb_config *cfg, char *err, size_t errlen) {
   mb_evconv_init(&b->conv);
   b->conv.ip_truncate = cfg->ip_truncate;
   b->sent_cache = mb_msgcache_new(200000); /* without it (no memory), every message is asked for */
+  b->recent = mb_recent_new();             /* without it, every message with open events is */
+  b->loaded_by_others = INT64_MAX / 2;     /* until PostgreSQL says */
   mb_metrics_enable(MB_GROUP_BATCHER);
   if (pthread_create(&b->thread, NULL, run, b) != 0) {
     snprintf(err, errlen, "cannot start the batcher thread");
@@ -1303,6 +1418,7 @@ void mb_batcher_stop(mb_batcher *b) {
   ack(b); /* last try */
   if (b->nunacked)
     mb_log_warnx("%zu loaded entries not acknowledged (Redis down): a later batcher skips them", b->nunacked);
+  else if (b->rc) leave_group(b);
   if (b->rc) redisFree(b->rc);
   pg_drop(b);
   free(b->entries);
@@ -1315,6 +1431,7 @@ void mb_batcher_stop(mb_batcher *b) {
   free(b->verdicts);
   free(b->info);
   mb_msgcache_free(b->sent_cache);
+  mb_recent_free(b->recent);
   mb_classifier_free(b->cls);
   mb_classifier_free(b->reloaded);
   pthread_mutex_destroy(&b->reload_mu);

@@ -139,6 +139,11 @@ typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_COUNT }
     "Entries taken over from a stopped batcher.", NULL, MB_BOUNDS_NONE)                                                \
   X(REJUDGED, BATCHER, COUNTER, "mailbeacon_batcher_rejudged_total", NULL,                                             \
     "Events whose class a later event changed (burst, pair, honeypot).", NULL, MB_BOUNDS_NONE)                         \
+  X(CONTEXT_ASKED, BATCHER, COUNTER, "mailbeacon_batcher_context_messages_total", "result=\"asked\"",                  \
+    "Messages with open events whose context PostgreSQL was asked for, or not (recent.h: no rule can fire).", NULL,    \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(CONTEXT_SKIPPED, BATCHER, COUNTER, "mailbeacon_batcher_context_messages_total", "result=\"skipped\"", NULL, NULL,  \
+    MB_BOUNDS_NONE)                                                                                                    \
   X(FINAL_LAG, BATCHER, SECONDS, "mailbeacon_batcher_final_lag_seconds", NULL,                                         \
     "How far behind now final judgements are: a person's hit younger than this may still change class.", NULL,         \
     MB_BOUNDS_NONE)                                                                                                    \

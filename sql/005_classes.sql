@@ -41,6 +41,9 @@ $$;
 -- time, and each message's clicks (not its opens).
 CREATE INDEX events_honeypot ON mailbeacon.events (occurred_at) WHERE kind = 'honeypot';
 CREATE INDEX events_clicks ON mailbeacon.events (message, occurred_at) WHERE kind = 'click';
+-- The newest events by time (a starting batcher asks which hits others
+-- loaded last): BRIN, next to nothing to keep up for rows added in time order.
+CREATE INDEX events_occurred_at ON mailbeacon.events USING brin (occurred_at);
 
 -- load_sent with the submitting client's address (empty: unknown).
 DROP FUNCTION mailbeacon.load_sent(text, text, text, text, text, text, text, text);

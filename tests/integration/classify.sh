@@ -281,3 +281,41 @@ grep -q "^0 events from -infinity to " "$MB_RUN/rc2.out" || fail "reclassify --u
 "$server" reclassify --since yesterday-ish > "$MB_RUN/rc3.out" 2>&1 && fail "reclassify took a bad time"
 grep -q "since/--until" "$MB_RUN/rc3.out" || fail "bad time: $(cat "$MB_RUN/rc3.out")"
 echo "ok reclassify: the rules of now, context judged again, raw facts unchanged, bounds kept, a bad file refused"
+
+# ---- once the batcher trusts what it saw lately (server/recent.h: a window after its start, no
+# other batcher), it asks PostgreSQL only for the messages a rule may fire for; the rules still fire
+kill -TERM $spid && wait $spid
+spid=
+sed -e 's/^version .*/version t-5/' -e 's/^set burst_window_ms .*/set burst_window_ms 1000/' \
+  -e 's/^set pair_window_ms .*/set pair_window_ms 500/' -e 's/^set honeypot_window_ms .*/set honeypot_window_ms 2000/' \
+  "$MB_RUN/r2" > "$MB_RUN/mailbeacon.rules"
+"$server" > "$MB_RUN/server2.log" 2>&1 &
+spid=$!
+aport=$(mb_wait_port $spid "$MB_RUN/server2.log" admin) || fail "server did not start again"
+skipped() { metric 'mailbeacon_batcher_context_messages_total{result="skipped"}'; }
+for m in 12 13 14 15; do sent $m $(($(date +%s%6N) - 10 * M)); done
+for i in $(seq 1 40); do # a person's lone open, until one is not asked for (the old batcher's idle
+  # time and the windows pass first)
+  sent $((100 + i)) $(($(date +%s%6N) - 10 * M))
+  hits "$(ev $((100 + i)) o 0 "$(date +%s%6N)" 198.18.1.1 GET "$outlook")"
+  sleep 0.5
+  [ "$(skipped)" -gt 0 ] && break
+done
+[ "$(skipped)" -gt 0 ] || fail "recent never trusted: $(curl -s "http://127.0.0.1:$aport/metrics" | grep context)"
+t=$(date +%s%6N)
+hits "$(ev 13 c 1 "$t" 198.18.0.13 GET "$chrome")" "$(ev 13 c 2 $((t + 100000)) 198.18.0.13 GET "$chrome")"
+hits "$(ev 13 c 3 $((t + 200000)) 198.18.0.13 GET "$chrome")" \
+  "$(ev 14 h 0 "$t" 198.18.0.14 GET "$chrome")" "$(ev 15 c 1 "$t" 198.18.0.150 GET "$chrome")"
+hits "$(ev 14 c 1 $((t + 300000)) 198.18.0.14 GET "$chrome")" "$(ev 15 c 1 $((t + 300000)) 198.18.0.151 GET "$firefox")" \
+  "$(ev 12 o 0 $((t + 300000)) 198.18.0.12 GET "$outlook")"
+wait_rows "SELECT count(*) FROM mailbeacon.events WHERE message IN ('$(uuid 12)', '$(uuid 13)', '$(uuid 14)', '$(uuid 15)')" 8
+for _ in $(seq 1 100); do [ "$(sql "SELECT count(*) FROM mailbeacon.events WHERE reason = 'paired_scan' AND message = '$(uuid 15)'")" = 1 ] && break; sleep 0.05; done
+[ "$(judged "$(uuid 13)")" = "click 1 198.18.0.13 scanner burst
+click 2 198.18.0.13 scanner burst
+click 3 198.18.0.13 scanner burst" ] || fail "burst with recent trusted: $(judged "$(uuid 13)")"
+[ "$(judged "$(uuid 14)")" = "honeypot 0 198.18.0.14 scanner honeypot
+click 1 198.18.0.14 scanner honeypot_neighbour" ] || fail "honeypot with recent trusted: $(judged "$(uuid 14)")"
+[ "$(judged "$(uuid 15)")" = "click 1 198.18.0.150 scanner paired_scan
+click 1 198.18.0.151 human no_machine_signal" ] || fail "pair with recent trusted: $(judged "$(uuid 15)")"
+[ "$(judged "$(uuid 12)")" = "open 0 198.18.0.12 human no_machine_signal" ] || fail "a person: $(judged "$(uuid 12)")"
+echo "ok recent trusted: $(skipped) messages not asked for; bursts, honeypot neighbours and pairs still judged"
