@@ -10,7 +10,7 @@
 #   2. a private Redis and PostgreSQL (scripts/lib/services.sh),
 #      `mailbeacon-server migrate`, then `mailbeacon-server --role batcher`
 #      with rules_file set to the bench's rules;
-#   3. the entries are added with redis-cli --pipe, sent records and hits
+#   3. the entries are added with redis-cli --pipe before the batcher starts, sent records and hits
 #      in time order, each with a stream id made from its time (as the
 #      rewriter and the edge would have added it): the batcher makes an event
 #      final lookahead_ms before the oldest entry still in the stream, so the
@@ -74,19 +74,21 @@ export MAILBEACON_POSTGRES MAILBEACON_REDIS \
   MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:0 MAILBEACON_RULES_FILE=$MB_RUN/set/rules/mailbeacon.rules \
   MAILBEACON_BATCH_SIZE=${BATCH_SIZE:-1} MAILBEACON_BATCH_WAIT_MS=1
 "$server" migrate > "$MB_RUN/migrate.log" 2>&1 || fail "migrate: $(cat "$MB_RUN/migrate.log")"
-"$server" --role batcher >> "$MB_RUN/batcher.log" 2>&1 &
-bpid=$!
-aport=$(mb_wait_port $bpid "$MB_RUN/batcher.log" admin) || fail "the batcher did not start"
-for _ in $(seq 1 200); do curl -s "http://127.0.0.1:$aport/healthz" | grep -q '"postgres":"up"' && break; sleep 0.05; done
 has_final=$(sql "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                    WHERE n.nspname = 'mailbeacon' AND p.proname = 'final_before'")
 echo "rules: $rules (version $(sed -n 's/^[[:space:]]*version[[:space:]][[:space:]]*\([^[:space:]#]*\).*/\1/p' \
   "$MB_RUN/set/rules/mailbeacon.rules" | head -1)), lookahead_ms $lookahead; commit $(git rev-parse --short HEAD)"
 
-# --- 3. the entries, in order
-t0=$(date +%s.%N)
+# --- 3. the entries, in order, all in the stream before the batcher starts: it makes final what
+# is older than lookahead_ms before the oldest entry still there (an empty stream would let it
+# take now, days after the replay's times, and every replayed event would be final at once)
 mb_redis_cli --pipe < "$MB_RUN/set/entries.resp" > "$MB_RUN/pipe.log" || fail "redis-cli --pipe: $(cat "$MB_RUN/pipe.log")"
 grep -q "errors: 0, replies: $nentries" "$MB_RUN/pipe.log" || fail "XADD: $(cat "$MB_RUN/pipe.log")"
+t0=$(date +%s.%N)
+"$server" --role batcher >> "$MB_RUN/batcher.log" 2>&1 &
+bpid=$!
+aport=$(mb_wait_port $bpid "$MB_RUN/batcher.log" admin) || fail "the batcher did not start"
+for _ in $(seq 1 200); do curl -s "http://127.0.0.1:$aport/healthz" | grep -q '"postgres":"up"' && break; sleep 0.05; done
 
 # --- 4. loaded and final
 loaded=0
