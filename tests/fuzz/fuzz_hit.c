@@ -80,12 +80,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                   .ua = s,
                   .ua_len = size < MB_EVENT_UA_MAX ? size : MB_EVENT_UA_MAX,
                   .url = s,
-                  .url_len = size};
+                  .url_len = size,
+                  .purpose = s, /* cut to MB_EVENT_PURPOSE_MAX */
+                  .purpose_len = size};
     size_t l = mb_event_line(&e, line);
     if (l == 0 || line[l - 1] != '\n' || memchr(line, '\n', l - 1)) abort();
     size_t tabs = 0;
     for (size_t i = 0; i < l; i++) tabs += line[i] == '\t';
-    if (tabs != 10) abort();
+    if (tabs != 11) abort(); /* version 2: 12 fields */
   }
   return 0;
 }

@@ -14,8 +14,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   }
   static const char *const uas[] = {"", "Mozilla/5.0", "x GoogleImageProxy y", "HEAD"};
   for (int i = 0; i < 16; i++) {
-    mb_hit_facts f = {i & 1, i & 2 ? "HEAD" : "GET", uas[i % 4], (uint64_t)i * 0x9e3779b97f4a7c15u,
-                      i & 4, i & 8 ? -1 : i * 1000};
+    mb_hit_facts f = {i & 1, i & 2 ? "HEAD" : "GET", uas[i % 4],  (uint64_t)i * 0x9e3779b97f4a7c15u,
+                      i & 4, i & 8 ? -1 : i * 1000,  (i >> 1) & 1};
     const mb_rule *m = mb_rules_match(r, &f);
     if (m && (!m->reason[0] || m->n == 0)) abort();
   }
