@@ -30,7 +30,8 @@
 #
 # usage: bash bench/run-classify.sh [build/mailbeacon-server [build/bench/mb-bench-pg]]   (as root)
 # env: ROWS (500000) REPS (3) BATCH (5000) BASE (948c75a) LIST_RANGES (50000) MESSAGES (100000)
-#      FLOWS ("warm cold") KEEP=1 keeps the temp dir; PERF=1 profiles the batcher with the classifier
+#      FLOWS ("warm cold") KEEP=1 keeps the temp dir; PERF=1 profiles the batcher with the classifier,
+#      PERF_ALL=1 the whole machine during each timed run; PGLOG=1 logs every statement's duration (pg/pg.log)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 server=$(realpath "${1:-build/mailbeacon-server}")
@@ -96,10 +97,13 @@ pg=1
 mb_pg_start tcp
 conninfo=$(mb_pg_conninfo tcp)
 mb_psql -qc "CREATE DATABASE base" >/dev/null
+if [ -n "${PGLOG:-}" ]; then
+  mb_psql -qc "ALTER SYSTEM SET log_min_duration_statement = 0" -c "ALTER SYSTEM SET log_autovacuum_min_duration = 0" \
+    -c "ALTER SYSTEM SET log_checkpoints = on" -c "SELECT pg_reload_conf()" >/dev/null
+fi
 base_conninfo=${conninfo/dbname=mailbeacon/dbname=base}
 MAILBEACON_POSTGRES=$base_conninfo run "$base_server" migrate >/dev/null
 MAILBEACON_POSTGRES=$conninfo run "$server" migrate >/dev/null
-[ -n "${DROP_CLICK_INDEX:-}" ] && psql "$conninfo" -qc "DROP INDEX mailbeacon.events_clicks"
 export MAILBEACON_REDIS=$raddr MAILBEACON_REDIS_STREAM=$stream MAILBEACON_BATCH_SIZE=$batch \
   MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:0
 base_us=$(( ($(date +%s) - 600) * 1000000 ))
@@ -149,11 +153,18 @@ run_one() { # run_one base|new REP FLOW
     t0=$(date +%s%N)
     "$driver" preload "$raddr" "$stream" "$rows" "$seed" "$base_us" >/dev/null
   fi
+  local sysperf=''
+  if [ -n "${PERF_ALL:-}" ]; then
+    perf record -a -g -F 1000 -o "$MB_RUN/perf-all.$flow.$which.$2.data" 2>/dev/null &
+    sysperf=$!
+  fi
   out=$("$driver" drain "$raddr" "$stream" 900) || { echo "$out" >&2; tail "$MB_RUN/batcher.$flow.$which.$2.log" >&2; exit 1; }
+  [ -n "$sysperf" ] && { kill -INT "$sysperf"; wait "$sysperf" || true; }
   done_ns=${out#*done_ns=}
   done_ns=${done_ns%% *}
   bc=$(($(cpu_of "$bpid") - bc0)) pg1=$(cpu_of "$pg_pid")
-  kill -TERM "$bpid" && wait "$bpid"
+  kill -TERM "$bpid"
+  wait "$bpid" || [ -n "${PERF:-}" ] # perf record ends with the signal
   bpid=''
   n=$(psql "$db" -qtAc "SELECT count(*) FROM mailbeacon.events")
   [ "$n" = "$rows" ] || { echo "$which: $n rows, want $rows" >&2; exit 1; }

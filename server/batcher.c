@@ -43,6 +43,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define STREAM_CHUNK (64 * 1024) /* COPY data sent while the batch is still being built */
+#define SENT_CACHE 200000        /* sent records kept for the classifier (msgcache.h) */
 
 typedef struct entry {
   const char *id;
@@ -59,7 +60,7 @@ typedef struct rejected {
 
 /* A message of the batch: what its sent record says, for the judgement. */
 typedef struct msg_info {
-  char id[36];     /* the UUID as the events carry it */
+  mb_msgkey id;
   int64_t sent_us; /* -1: no sent record (yet) */
   int family;      /* of the submitting client's address; 0: unknown */
   unsigned char addr[16];
@@ -127,8 +128,11 @@ struct mb_batcher {
   mb_event_in *evs;
   mb_verdict *verdicts;
   size_t nevs, capevs, capverdicts;
-  msg_info *info;
+  msg_info *info; /* in the order first seen */
   size_t ninfo, capinfo;
+  uint32_t *ev_info;    /* per event, its message's index in info */
+  uint32_t *info_index; /* open addressing: 1 + an index in info, 0: free */
+  size_t capev_info, capinfo_index, info_mask;
   mb_msgcache *sent_cache; /* messages judged lately: their sent records */
   int judged;              /* evs, verdicts and rejected lines are made for [first, last) */
   int64_t ctx_lo, ctx_hi;  /* times (µs) of the events left open */
@@ -143,6 +147,7 @@ struct mb_batcher {
   int64_t recent_trusted_from;
   int64_t loaded_by_others; /* µs: the newest event in PostgreSQL when this batcher connected */
   int recent_ok;            /* for the batch in hand */
+  size_t noted;             /* its events [0, noted) are in recent (note_recent) */
   int64_t next_consumers;
 };
 
@@ -538,10 +543,17 @@ static int parse_batch(mb_batcher *b) {
   return 0;
 }
 
-static int info_cmp(const void *x, const void *y) { return memcmp(x, y, 36); }
+/* The slot of message id in info_index: its entry, or the free one where it goes. */
+static uint32_t *info_slot(const mb_batcher *b, const mb_msgkey *id) {
+  for (size_t i = mb_msgkey_hash(id) & b->info_mask;; i = (i + 1) & b->info_mask) {
+    uint32_t *x = &b->info_index[i];
+    if (!*x || mb_msgkey_eq(&b->info[*x - 1].id, id)) return x;
+  }
+}
 
-static msg_info *info_of(mb_batcher *b, const char *message) {
-  return bsearch(message, b->info, b->ninfo, sizeof *b->info, info_cmp);
+static msg_info *info_of(const mb_batcher *b, const mb_msgkey *id) {
+  uint32_t x = b->ninfo ? *info_slot(b, id) : 0;
+  return x ? &b->info[x - 1] : NULL;
 }
 
 enum { NOT_CACHED, OPEN, CLICKED };
@@ -560,8 +572,10 @@ static int uuid_array(const mb_batcher *b, int which, mb_buf *out) {
     if ((which == NOT_CACHED && m->sent_us != -2) || (which == OPEN && !asked) ||
         (which == CLICKED && !(asked && m->clicked)))
       continue;
+    char text[37];
+    mb_msgkey_text(&m->id, text);
     if (n++) rc |= mb_buf_append(out, ",", 1);
-    rc |= mb_buf_append(out, b->info[i].id, 36);
+    rc |= mb_buf_append(out, text, 36);
   }
   rc |= mb_buf_append(out, "}", 2); /* with its NUL */
   return rc ? -1 : (int)(n > 0);
@@ -572,22 +586,29 @@ static int uuid_array(const mb_batcher *b, int which, mb_buf *out) {
  * already). 0 or -1. */
 static int message_info(mb_batcher *b) {
   b->ninfo = 0;
+  size_t cap = 64;
+  while (cap < 2 * b->nevs) cap *= 2;
+  if (mb_grow(&b->info_index, &b->capinfo_index, cap, sizeof *b->info_index, 1024) < 0 ||
+      mb_grow(&b->ev_info, &b->capev_info, b->nevs ? b->nevs : 1, sizeof *b->ev_info, 8192) < 0)
+    return pg_failed(b, "out of memory", NULL);
+  memset(b->info_index, 0, cap * sizeof *b->info_index);
+  b->info_mask = cap - 1;
   for (size_t k = 0; k < b->nevs; k++) {
-    if (mb_grow(&b->info, &b->capinfo, b->ninfo + 1, sizeof *b->info, 1024) < 0)
-      return pg_failed(b, "out of memory", NULL);
-    msg_info *m = &b->info[b->ninfo++];
-    memset(m, 0, sizeof *m);
-    memcpy(m->id, b->evs[k].message, 36);
-    m->sent_us = -1;
+    uint32_t *x = info_slot(b, &b->evs[k].message_key);
+    if (!*x) {
+      if (mb_grow(&b->info, &b->capinfo, b->ninfo + 1, sizeof *b->info, 1024) < 0)
+        return pg_failed(b, "out of memory", NULL);
+      msg_info *m = &b->info[b->ninfo++];
+      memset(m, 0, sizeof *m);
+      m->id = b->evs[k].message_key;
+      m->sent_us = -1;
+      *x = (uint32_t)b->ninfo;
+      if (b->sent_cache) mb_msgcache_prefetch(b->sent_cache, &m->id); /* looked up below */
+    }
+    b->ev_info[k] = *x - 1;
   }
-  if (!b->ninfo) return 0;
-  qsort(b->info, b->ninfo, sizeof *b->info, info_cmp);
-  size_t u = 1;
-  for (size_t i = 1; i < b->ninfo; i++)
-    if (memcmp(b->info[i].id, b->info[u - 1].id, 36) != 0) b->info[u++] = b->info[i];
-  b->ninfo = u;
   for (size_t i = 0; i < b->ninfo; i++) {
-    const mb_msg_sent *c = b->sent_cache ? mb_msgcache_get(b->sent_cache, b->info[i].id) : NULL;
+    const mb_msg_sent *c = b->sent_cache ? mb_msgcache_get(b->sent_cache, &b->info[i].id) : NULL;
     if (!c) {
       b->info[i].sent_us = -2; /* to ask for */
       continue;
@@ -610,7 +631,8 @@ static int message_info(mb_batcher *b) {
   mb_buf_free(&arr);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) return pg_failed(b, "reading the batch's messages", r);
   for (int i = 0; i < PQntuples(r); i++) {
-    msg_info *m = PQgetlength(r, i, 0) == 36 ? info_of(b, PQgetvalue(r, i, 0)) : NULL;
+    mb_msgkey id;
+    msg_info *m = mb_msgkey_parse(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), &id) == 0 ? info_of(b, &id) : NULL;
     if (!m) continue;
     m->sent_us = strtoll(PQgetvalue(r, i, 1), NULL, 10);
     const char *ip = PQgetvalue(r, i, 2);
@@ -618,7 +640,7 @@ static int message_info(mb_batcher *b) {
     else if (inet_pton(AF_INET6, ip, m->addr) == 1) m->family = AF_INET6;
     mb_msg_sent c = {.sent_us = m->sent_us, .family = m->family};
     memcpy(c.addr, m->addr, 16);
-    if (b->sent_cache) mb_msgcache_put(b->sent_cache, m->id, &c);
+    if (b->sent_cache) mb_msgcache_put(b->sent_cache, &m->id, &c);
   }
   PQclear(r);
   return 0;
@@ -638,40 +660,46 @@ static void distrust_recent(mb_batcher *b) {
   b->recent_trusted_from = mb_now_ms() + mb_recent_span(&w) / 1000 + 1000;
 }
 
-/* Keeps the batch's clicks and honeypot hits in recent, and marks the
- * messages a context rule may fire for: only those are asked of
- * PostgreSQL while recent is trusted. */
-static void note_recent(mb_batcher *b) {
-  b->recent_ok = 0;
+static void hit_of(const mb_event_in *ev, mb_recent_hit *h) {
+  memset(h, 0, sizeof *h);
+  h->t_us = ev->time_us, h->kind = ev->kind, h->recipient = ev->recipient, h->link = ev->link;
+  h->family = ev->family;
+  memcpy(h->addr, ev->addr, 16);
+}
+
+/* Keeps the clicks and honeypot hits of events [b->noted, to) in recent,
+ * and marks the messages a context rule may fire for: while recent is
+ * trusted, only those of the open ones are asked of PostgreSQL. Done chunk
+ * by chunk as the batch is judged: each hit is tested against what was
+ * kept up to it, which is enough, as each rule's condition is seen by the
+ * last of the hits that make it (the windows are symmetric, and what is
+ * kept reaches twice their span back). */
+static void note_recent(mb_batcher *b, size_t to) {
+  if (to <= b->noted) return;
+  size_t from = b->noted;
+  b->noted = to;
   if (!b->recent) return;
   mb_recent_windows w;
   recent_windows(b, &w);
-  mb_recent_hit *hits = malloc((b->nevs ? b->nevs : 1) * sizeof *hits);
-  int ok = hits != NULL;
-  for (size_t k = 0; ok && k < b->nevs; k++) {
-    const mb_event_in *ev = &b->evs[k];
-    mb_recent_hit *h = &hits[k];
-    memset(h, 0, sizeof *h);
-    h->t_us = ev->time_us, h->kind = ev->kind, h->recipient = ev->recipient, h->link = ev->link;
-    h->family = ev->family;
-    memcpy(h->addr, ev->addr, 16);
-    h->ua = mb_recent_ua_hash(ev->ua, ev->ua_len);
-    if (mb_recent_add(b->recent, ev->message, h, &w) < 0) ok = 0;
-  }
-  if (!ok) { /* out of memory: what recent holds is not all any more */
-    free(hits);
-    distrust_recent(b);
-    return;
-  }
-  b->recent_ok = mb_now_ms() >= b->recent_trusted_from;
   int64_t known_from = b->loaded_by_others + mb_recent_span(&w); /* before: others' hits may be context */
-  for (size_t k = 0; b->recent_ok && k < b->nevs; k++) {
-    msg_info *m = info_of(b, b->evs[k].message);
-    if (m && m->open && !m->fire &&
-        (hits[k].t_us < known_from || mb_recent_may_fire(b->recent, b->evs[k].message, &hits[k], &w)))
+  mb_recent_hit h;
+  for (size_t k = from; k < to; k++) mb_recent_prefetch(b->recent, &b->evs[k].message_key);
+  for (size_t k = from; k < to; k++) {
+    const mb_event_in *ev = &b->evs[k];
+    hit_of(ev, &h);
+    if (ev->kind != 'o') { /* opens are not kept */
+      h.ua = mb_recent_ua_hash(ev->ua, ev->ua_len);
+      if (mb_recent_add(b->recent, &ev->message_key, &h, &w) < 0) { /* out of memory: what it holds is not all */
+        distrust_recent(b);
+        b->recent_ok = 0;
+        return;
+      }
+    }
+    msg_info *m = &b->info[b->ev_info[k]];
+    if (b->recent_ok && !m->fire &&
+        (h.t_us < known_from || mb_recent_may_fire(b->recent, &ev->message_key, &h, ev->ua, ev->ua_len, &w)))
       m->fire = 1;
   }
-  free(hits);
 }
 
 /* Makes the batch ready to be judged (judge_events): its lines checked,
@@ -683,6 +711,8 @@ static int judge_batch(mb_batcher *b) {
   if (mb_grow(&b->verdicts, &b->capverdicts, b->nevs ? b->nevs : 1, sizeof *b->verdicts, 8192) < 0)
     return pg_failed(b, "out of memory", NULL);
   b->ctx_lo = INT64_MAX, b->ctx_hi = INT64_MIN;
+  b->noted = 0;
+  b->recent_ok = b->recent && mb_now_ms() >= b->recent_trusted_from;
   b->judged = 1;
   return 0;
 }
@@ -697,9 +727,9 @@ static void judge_events(mb_batcher *b, size_t from, size_t to) {
     method[ev->method_len] = '\0';
     mb_event_unescape(ev->ua, ev->ua_len, ua, sizeof ua);
     mb_event_unescape(ev->purpose, ev->purpose_len, purpose, sizeof purpose);
-    msg_info *m = info_of(b, ev->message);
+    msg_info *m = &b->info[b->ev_info[k]];
     int64_t since = -1;
-    if (m && m->sent_us >= 0) since = ev->time_us > m->sent_us ? (ev->time_us - m->sent_us) / 1000 : 0;
+    if (m->sent_us >= 0) since = ev->time_us > m->sent_us ? (ev->time_us - m->sent_us) / 1000 : 0;
     mb_judge_in in = {.kind = ev->kind,
                       .method = method,
                       .ua = ua,
@@ -707,10 +737,10 @@ static void judge_events(mb_batcher *b, size_t from, size_t to) {
                       .family = ev->family,
                       .addr = ev->addr,
                       .since_sent_ms = since,
-                      .from_submitter = m && ev->family && m->family == ev->family &&
+                      .from_submitter = ev->family && m->family == ev->family &&
                                         memcmp(m->addr, ev->addr, ev->family == AF_INET ? 4 : 16) == 0};
     mb_classify(b->cls, &in, &b->verdicts[k]);
-    if (m && (!b->verdicts[k].final || ev->kind == 'h')) {
+    if (!b->verdicts[k].final || ev->kind == 'h') {
       m->open = 1;
       m->clicked |= ev->kind != 'o';
       if (ev->time_us < b->ctx_lo) b->ctx_lo = ev->time_us;
@@ -780,16 +810,49 @@ static void maintain(mb_batcher *b) {
   b->next_maintain = mb_now_ms() + MAINTAIN_EVERY_MS;
 }
 
-/* The newest event in PostgreSQL (the last day): what batchers before this
- * one loaded. A hit whose window reaches back before it may have context
- * recent does not hold (note_recent). */
+/* The newest event in PostgreSQL (as each batch's transaction records it
+ * in classifier_state): what batchers before this one loaded. A hit whose
+ * window reaches back before it may have context recent does not hold
+ * (note_recent). */
 static void note_loaded_by_others(mb_batcher *b) {
-  PGresult *r = PQexec(b->db, "SELECT (extract(epoch FROM max(occurred_at)) * 1000000)::bigint FROM mailbeacon.events "
-                              "WHERE occurred_at > now() - interval '1 day'");
+  PGresult *r = PQexec(b->db, "SELECT (extract(epoch FROM newest_loaded) * 1000000)::bigint "
+                              "FROM mailbeacon.classifier_state");
   if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
     b->loaded_by_others = PQgetisnull(r, 0, 0) ? INT64_MIN / 2 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
   else b->loaded_by_others = INT64_MAX / 2; /* unknown: never trusted */
   PQclear(r);
+}
+
+/* Fills the sent-record cache with the messages sent last (half what it
+ * holds): a batcher just started or reconnected asks PostgreSQL for none of
+ * the messages whose hits come soonest. One index scan, instead of one
+ * probe per message in the batches after. */
+static void preload_sent(mb_batcher *b) {
+  if (!b->sent_cache) return;
+  char limit[24];
+  snprintf(limit, sizeof limit, "%d", SENT_CACHE / 2);
+  const char *params[] = {limit};
+  PGresult *r = PQexecParams(b->db,
+                             "SELECT message::text, (extract(epoch FROM sent_at) * 1000000)::bigint, "
+                             "coalesce(host(sender_ip), '') FROM mailbeacon.messages ORDER BY sent_at DESC LIMIT $1",
+                             1, NULL, params, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) { /* not needed: the batches ask */
+    problem(b, "PostgreSQL: reading the latest sent records: %s", PQresultErrorMessage(r));
+    PQclear(r);
+    return;
+  }
+  int n = PQntuples(r);
+  for (int i = 0; i < n; i++) {
+    mb_msgkey id;
+    if (mb_msgkey_parse(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), &id) < 0) continue;
+    mb_msg_sent c = {.sent_us = strtoll(PQgetvalue(r, i, 1), NULL, 10)};
+    const char *ip = PQgetvalue(r, i, 2);
+    if (inet_pton(AF_INET, ip, c.addr) == 1) c.family = AF_INET;
+    else if (inet_pton(AF_INET6, ip, c.addr) == 1) c.family = AF_INET6;
+    mb_msgcache_put(b->sent_cache, &id, &c);
+  }
+  PQclear(r);
+  if (n) mb_log_info("read the %d latest sent records ahead", n);
 }
 
 /* Connected, the schema current, the statements prepared. 0 or -1. */
@@ -842,6 +905,7 @@ static int pg_ready(mb_batcher *b) {
   mb_metric_set(MB_M_PROBLEM_PG, 0);
   recovered(b, "PostgreSQL is back");
   note_loaded_by_others(b);
+  preload_sent(b);
   if (!b->next_maintain || mb_now_ms() >= b->next_maintain) maintain(b);
   return b->db ? 0 : -1;
 }
@@ -924,6 +988,7 @@ static copy_result copy_while_building(mb_batcher *b) {
   for (size_t k = 0; k < b->nevs; k += 256) {
     size_t to = k + 256 < b->nevs ? k + 256 : b->nevs;
     judge_events(b, k, to); /* while PostgreSQL takes the rows sent before */
+    note_recent(b, to);
     if (build_rows(b, k, to) < 0) {
       copy_end(b, "out of memory");
       problem(b, "out of memory building a batch of %zu entries", b->nentries);
@@ -988,7 +1053,7 @@ static int load_events(mb_batcher *b, uint64_t *dups, uint64_t *sent) {
  * PostgreSQL), the events of the batch a later event may change and the
  * open ones around them: mailbeacon.judge_context. In the transaction. */
 static int judge_context(mb_batcher *b) {
-  note_recent(b);
+  note_recent(b, b->nevs);             /* those not noted as the rows were built */
   if (b->ctx_lo > b->ctx_hi) return 0; /* nothing open */
   uint64_t asked = 0, skipped = 0;
   for (size_t i = 0; i < b->ninfo; i++)
@@ -1055,12 +1120,8 @@ static void remember_sent(mb_batcher *b, const mb_field *f, size_t nf) {
     if (inet_pton(AF_INET, addr, s.addr) == 1) s.family = AF_INET;
     else if (inet_pton(AF_INET6, addr, s.addr) == 1) s.family = AF_INET6;
   }
-  char lower[36];
-  for (int i = 0; i < 36; i++) {
-    char c = id->value[i];
-    lower[i] = c >= 'A' && c <= 'F' ? (char)(c - 'A' + 'a') : c;
-  }
-  mb_msgcache_put(b->sent_cache, lower, &s);
+  mb_msgkey key;
+  if (mb_msgkey_parse(id->value, id->value_len, &key) == 0) mb_msgcache_put(b->sent_cache, &key, &s);
 }
 
 /* Loads the batch's sent records (mailbeacon.load_sent: messages,
@@ -1134,8 +1195,19 @@ static void account(mb_batcher *b, uint64_t dups, uint64_t sent) {
  * (rolled back: nothing of it is stored). */
 static int load(mb_batcher *b) {
   uint64_t dups, sent;
-  if (load_events(b, &dups, &sent) < 0 || judge_context(b) < 0 || record_rejected(b) < 0 || pg_exec(b, "COMMIT") < 0)
-    return -1;
+  if (load_events(b, &dups, &sent) < 0 || judge_context(b) < 0 || record_rejected(b) < 0) return -1;
+  /* the newest event loaded, for the batchers that start after this one
+   * (note_loaded_by_others); with the COMMIT, one round trip */
+  int64_t newest = INT64_MIN;
+  for (size_t k = 0; k < b->nevs; k++)
+    if (b->evs[k].time_us > newest) newest = b->evs[k].time_us;
+  char sql[200] = "COMMIT";
+  if (b->nevs)
+    snprintf(sql, sizeof sql,
+             "UPDATE mailbeacon.classifier_state SET newest_loaded = greatest(newest_loaded, "
+             "to_timestamp(%lld / 1e6)); COMMIT",
+             (long long)newest);
+  if (pg_exec(b, sql) < 0) return -1;
   account(b, dups, sent);
   return 0;
 }
@@ -1395,9 +1467,9 @@ mb_batcher *mb_batcher_start(const mb_config *cfg, char *err, size_t errlen) {
   mb_buf_init(&b->rej_text);
   mb_evconv_init(&b->conv);
   b->conv.ip_truncate = cfg->ip_truncate;
-  b->sent_cache = mb_msgcache_new(200000); /* without it (no memory), every message is asked for */
-  b->recent = mb_recent_new();             /* without it, every message with open events is */
-  b->loaded_by_others = INT64_MAX / 2;     /* until PostgreSQL says */
+  b->sent_cache = mb_msgcache_new(SENT_CACHE); /* without it (no memory), every message is asked for */
+  b->recent = mb_recent_new();                 /* without it, every message with open events is */
+  b->loaded_by_others = INT64_MAX / 2;         /* until PostgreSQL says */
   mb_metrics_enable(MB_GROUP_BATCHER);
   if (pthread_create(&b->thread, NULL, run, b) != 0) {
     snprintf(err, errlen, "cannot start the batcher thread");
@@ -1430,6 +1502,8 @@ void mb_batcher_stop(mb_batcher *b) {
   free(b->evs);
   free(b->verdicts);
   free(b->info);
+  free(b->ev_info);
+  free(b->info_index);
   mb_msgcache_free(b->sent_cache);
   mb_recent_free(b->recent);
   mb_classifier_free(b->cls);

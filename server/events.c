@@ -26,11 +26,6 @@ static int all_hex(const char *p, size_t n) {
   return 1;
 }
 
-static int is_uuid(const char *p, size_t n) {
-  if (n != 36 || p[8] != '-' || p[13] != '-' || p[18] != '-' || p[23] != '-') return 0;
-  return all_hex(p, 8) && all_hex(p + 9, 4) && all_hex(p + 14, 4) && all_hex(p + 19, 4) && all_hex(p + 24, 12);
-}
-
 /* Unsigned decimal of 1..digits digits, at most max. */
 static int number(const char *p, size_t n, size_t digits, uint64_t max, uint64_t *out) {
   if (n == 0 || n > digits) return 0;
@@ -156,7 +151,7 @@ int mb_event_parse(const char *line, size_t len, mb_event_in *ev, const char **w
   ev->id = f[0];
   if (fl[1] != 1 || (f[1][0] != 'o' && f[1][0] != 'c' && f[1][0] != 'h')) return *why = "kind is not o, c or h", -1;
   ev->kind = f[1][0];
-  if (!is_uuid(f[2], fl[2])) return *why = "message is not a UUID", -1;
+  if (mb_msgkey_parse(f[2], fl[2], &ev->message_key) < 0) return *why = "message is not a UUID", -1;
   ev->message = f[2];
   uint64_t rcpt, link, t;
   if (!number(f[3], fl[3], 10, INT32_MAX, &rcpt)) return *why = "bad recipient index", -1;

@@ -10,6 +10,7 @@
 #define MAILBEACON_EVENTS_H
 
 #include "mailbeacon/codec.h"
+#include "msgkey.h"
 
 #include <stdint.h>
 
@@ -24,6 +25,7 @@ typedef struct mb_event_in {
   const char *id;      /* 32 hex digits */
   char kind;           /* 'o' open, 'c' click, 'h' honeypot */
   const char *message; /* 36 characters, a UUID */
+  mb_msgkey message_key;
   uint32_t recipient, link;
   int64_t time_us;
   int family; /* AF_INET, AF_INET6, or 0 (no address) */

@@ -7,10 +7,10 @@
 #include <sys/socket.h>
 
 typedef struct entry {
-  char msg[36];
-  int used;
+  mb_msgkey msg;
   mb_recent_hit *hits; /* in the order added */
-  size_t n, cap;
+  uint32_t n, used;
+  size_t cap;
   int64_t newest;
 } entry;
 
@@ -54,18 +54,18 @@ int64_t mb_recent_span(const mb_recent_windows *w) {
   return s;
 }
 
-static entry *find(const mb_recent *r, const char *msg) {
-  for (size_t i = fnv(msg, 36) & r->mask;; i = (i + 1) & r->mask) {
+static entry *find(const mb_recent *r, const mb_msgkey *msg) {
+  for (size_t i = mb_msgkey_hash(msg) & r->mask;; i = (i + 1) & r->mask) {
     entry *e = &r->slots[i];
     if (!e->used) return NULL;
-    if (memcmp(e->msg, msg, 36) == 0) return e;
+    if (mb_msgkey_eq(&e->msg, msg)) return e;
   }
 }
 
 /* Drops the hits older than cutoff from e. */
 static void trim(entry *e, int64_t cutoff) {
-  size_t k = 0;
-  for (size_t i = 0; i < e->n; i++)
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < e->n; i++)
     if (e->hits[i].t_us >= cutoff) e->hits[k++] = e->hits[i];
   e->n = k;
 }
@@ -90,7 +90,7 @@ static int sweep(mb_recent *r, int64_t cutoff) {
       free(e->hits);
       continue;
     }
-    size_t j = fnv(e->msg, 36) & (cap - 1);
+    size_t j = mb_msgkey_hash(&e->msg) & (cap - 1);
     while (slots[j].used) j = (j + 1) & (cap - 1);
     slots[j] = *e;
   }
@@ -102,7 +102,7 @@ static int sweep(mb_recent *r, int64_t cutoff) {
   return 0;
 }
 
-int mb_recent_add(mb_recent *r, const char *msg, const mb_recent_hit *h, const mb_recent_windows *w) {
+int mb_recent_add(mb_recent *r, const mb_msgkey *msg, const mb_recent_hit *h, const mb_recent_windows *w) {
   if (h->kind == 'o') return 0;
   int64_t span = 2 * mb_recent_span(w); /* kept: twice what a hit looks back (mb_recent_may_fire) */
   if (h->t_us > r->newest) r->newest = h->t_us;
@@ -111,44 +111,46 @@ int mb_recent_add(mb_recent *r, const char *msg, const mb_recent_hit *h, const m
   }
   entry *e = find(r, msg);
   if (!e) {
-    size_t i = fnv(msg, 36) & r->mask;
+    size_t i = mb_msgkey_hash(msg) & r->mask;
     while (r->slots[i].used) i = (i + 1) & r->mask;
     e = &r->slots[i];
     memset(e, 0, sizeof *e);
-    memcpy(e->msg, msg, 36);
+    e->msg = *msg;
     e->used = 1;
     r->n++;
   }
   if (e->n && e->newest < r->newest - span) trim(e, r->newest - span);
-  if (mb_grow(&e->hits, &e->cap, e->n + 1, sizeof *e->hits, 4) < 0) return -1;
+  if (e->n == UINT32_MAX || mb_grow(&e->hits, &e->cap, (size_t)e->n + 1, sizeof *e->hits, 4) < 0) return -1;
   e->hits[e->n++] = *h;
   if (h->t_us > e->newest || e->n == 1) e->newest = h->t_us;
   return 0;
 }
 
-static int same_source(const mb_recent_hit *a, const mb_recent_hit *b) {
+static int same_source(const mb_recent_hit *a, const mb_recent_hit *b, uint64_t b_ua) {
   return a->family && a->family == b->family && memcmp(a->addr, b->addr, a->family == AF_INET ? 4 : 16) == 0 &&
-         a->ua == b->ua;
+         a->ua == b_ua;
 }
 
 static int64_t gap(int64_t a, int64_t b) { return a > b ? a - b : b - a; }
 
-int mb_recent_may_fire(const mb_recent *r, const char *msg, const mb_recent_hit *h, const mb_recent_windows *w) {
+int mb_recent_may_fire(const mb_recent *r, const mb_msgkey *msg, const mb_recent_hit *h, const char *ua, size_t ua_len,
+                       const mb_recent_windows *w) {
   if (h->kind == 'h') return 1; /* its neighbours: asked for, in PostgreSQL */
   if (r->newest != INT64_MIN && h->t_us < r->newest - mb_recent_span(w))
     return 1; /* late: its window reaches before what is kept (twice the span back from the newest) */
   const entry *e = find(r, msg);
   if (!e) return 0;
+  uint64_t h_ua = fnv(ua, ua_len); /* only now: most hits are opens of messages with nothing kept */
   unsigned links = 0;
   uint32_t seen[64];
   for (size_t i = 0; i < e->n; i++) {
     const mb_recent_hit *o = &e->hits[i];
-    if (o->kind == 'h' && same_source(o, h) && gap(o->t_us, h->t_us) <= w->honeypot_us) return 1;
+    if (o->kind == 'h' && same_source(o, h, h_ua) && gap(o->t_us, h->t_us) <= w->honeypot_us) return 1;
     if (o->kind != 'c') continue;
     if (h->kind == 'c' && o->recipient == h->recipient && o->link == h->link && gap(o->t_us, h->t_us) <= w->pair_us &&
         !(o->family == h->family && memcmp(o->addr, h->addr, o->family == AF_INET ? 4 : 16) == 0))
       return 1;
-    if (o->recipient == h->recipient && same_source(o, h) && gap(o->t_us, h->t_us) <= 2 * w->burst_us) {
+    if (o->recipient == h->recipient && same_source(o, h, h_ua) && gap(o->t_us, h->t_us) <= 2 * w->burst_us) {
       unsigned k = 0;
       while (k < links && seen[k] != o->link) k++;
       if (k == links && links < 64) seen[links++] = o->link;
@@ -156,6 +158,10 @@ int mb_recent_may_fire(const mb_recent *r, const char *msg, const mb_recent_hit 
     }
   }
   return 0;
+}
+
+void mb_recent_prefetch(const mb_recent *r, const mb_msgkey *msg) {
+  __builtin_prefetch(&r->slots[mb_msgkey_hash(msg) & r->mask]);
 }
 
 size_t mb_recent_messages(const mb_recent *r) { return r->n; }

@@ -11,6 +11,8 @@
 #ifndef MAILBEACON_RECENT_H
 #define MAILBEACON_RECENT_H
 
+#include "msgkey.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,7 +24,7 @@ typedef struct mb_recent_hit {
   uint32_t recipient, link;
   int family; /* 0: no address */
   unsigned char addr[16];
-  uint64_t ua; /* a hash of the user agent */
+  uint64_t ua; /* a hash of the user agent (mb_recent_ua_hash): set for mb_recent_add */
 } mb_recent_hit;
 
 /* The windows of the context rules, in µs, and burst_links. */
@@ -37,17 +39,22 @@ void mb_recent_free(mb_recent *r);
 /* How far back (µs) from a hit the rules look: what must be kept. */
 int64_t mb_recent_span(const mb_recent_windows *w);
 
-/* Keeps a click or honeypot hit of message msg (its 36-character UUID);
- * an open is ignored. Forgets what is older than twice the span before the
+/* Keeps a click or honeypot hit of message msg; an open is ignored. Forgets what is older than twice the span before the
  * newest hit kept. 0, or -1 when out of memory (the caller then asks
  * PostgreSQL). */
-int mb_recent_add(mb_recent *r, const char *msg, const mb_recent_hit *h, const mb_recent_windows *w);
+int mb_recent_add(mb_recent *r, const mb_msgkey *msg, const mb_recent_hit *h, const mb_recent_windows *w);
 
 /* 1 when hit h of message msg (added before, if a click or honeypot hit)
  * may make a rule fire for it or around it, or when it is more than the
  * span older than the newest hit kept (its context may be forgotten);
- * else 0. */
-int mb_recent_may_fire(const mb_recent *r, const char *msg, const mb_recent_hit *h, const mb_recent_windows *w);
+ * else 0. ua: its user agent (h->ua is not read: the hash is made only
+ * when the message has hits kept). */
+int mb_recent_may_fire(const mb_recent *r, const mb_msgkey *msg, const mb_recent_hit *h, const char *ua, size_t ua_len,
+                       const mb_recent_windows *w);
+
+/* Starts bringing msg's slot into the CPU's cache (before a run of adds
+ * and tests). */
+void mb_recent_prefetch(const mb_recent *r, const mb_msgkey *msg);
 
 /* The user agent's hash, as mb_recent_hit.ua. */
 uint64_t mb_recent_ua_hash(const char *ua, size_t n);

@@ -15,17 +15,34 @@
 static const mb_recent_windows W = {5000000, 2000000, 120000000, 3};
 static const char *M1 = "00000000-0000-4000-8000-000000000001", *M2 = "00000000-0000-4000-8000-000000000002";
 
-static mb_recent_hit hit(int64_t t_s, char kind, uint32_t link, const char *ip, const char *ua) {
-  mb_recent_hit h = {.t_us = t_s * 1000000, .kind = kind, .recipient = 1, .link = link};
-  h.family = inet_pton(AF_INET, ip, h.addr) == 1 ? AF_INET : 0;
-  h.ua = mb_recent_ua_hash(ua, strlen(ua));
-  return h;
+typedef struct test_hit {
+  mb_recent_hit h;
+  const char *ua;
+} test_hit;
+
+static test_hit hit(int64_t t_s, char kind, uint32_t link, const char *ip, const char *ua) {
+  test_hit t = {.h = {.t_us = t_s * 1000000, .kind = kind, .recipient = 1, .link = link}, .ua = ua};
+  t.h.family = inet_pton(AF_INET, ip, t.h.addr) == 1 ? AF_INET : 0;
+  t.h.ua = mb_recent_ua_hash(ua, strlen(ua));
+  return t;
 }
 
-/* Adds h, then says whether it may fire. */
-static int add(mb_recent *r, const char *msg, mb_recent_hit h) {
-  assert_int_equal(mb_recent_add(r, msg, &h, &W), 0);
-  return mb_recent_may_fire(r, msg, &h, &W);
+static mb_msgkey key(const char *msg) {
+  mb_msgkey k;
+  assert_int_equal(mb_msgkey_parse(msg, strlen(msg), &k), 0);
+  return k;
+}
+
+static int may_fire(const mb_recent *r, const char *msg, const test_hit *t) {
+  mb_msgkey k = key(msg);
+  return mb_recent_may_fire(r, &k, &t->h, t->ua, strlen(t->ua), &W);
+}
+
+/* Adds t, then says whether it may fire. */
+static int add(mb_recent *r, const char *msg, test_hit t) {
+  mb_msgkey k = key(msg);
+  assert_int_equal(mb_recent_add(r, &k, &t.h, &W), 0);
+  return may_fire(r, msg, &t);
 }
 
 static void test_burst(void **state) {
@@ -56,13 +73,26 @@ static void test_pair_and_honeypot(void **state) {
   mb_recent_free(r);
 }
 
+/* A message's key is its UUID in either case; opens are not kept. */
+static void test_keys(void **state) {
+  (void)state;
+  mb_recent *r = mb_recent_new();
+  assert_false(add(r, "0000000A-0000-4000-8000-00000000000B", hit(3000, 'c', 1, "192.0.2.1", "a")));
+  assert_false(add(r, "0000000a-0000-4000-8000-00000000000b", hit(3001, 'c', 2, "192.0.2.1", "a")));
+  assert_true(add(r, "0000000a-0000-4000-8000-00000000000B", hit(3002, 'c', 3, "192.0.2.1", "a")));
+  assert_int_equal(mb_recent_messages(r), 1);
+  assert_false(add(r, M2, hit(3003, 'o', 0, "192.0.2.1", "a")));
+  assert_int_equal(mb_recent_messages(r), 1);
+  mb_recent_free(r);
+}
+
 static void test_late_and_forgotten(void **state) {
   (void)state;
   mb_recent *r = mb_recent_new();
   assert_false(add(r, M1, hit(5000, 'c', 1, "192.0.2.1", "a")));
   /* a hit from long before the newest: its context may be forgotten */
-  mb_recent_hit old = hit(5000 - 121, 'o', 0, "192.0.2.50", "a");
-  assert_true(mb_recent_may_fire(r, M2, &old, &W));
+  test_hit old = hit(5000 - 121, 'o', 0, "192.0.2.50", "a");
+  assert_true(may_fire(r, M2, &old));
   /* many messages, far apart in time: old ones are swept, the table stays small */
   char msg[37];
   for (int i = 0; i < 20000; i++) {
@@ -75,6 +105,6 @@ static void test_late_and_forgotten(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_burst), cmocka_unit_test(test_pair_and_honeypot),
-                                     cmocka_unit_test(test_late_and_forgotten)};
+                                     cmocka_unit_test(test_keys), cmocka_unit_test(test_late_and_forgotten)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
