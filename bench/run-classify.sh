@@ -28,6 +28,12 @@
 # TRUNCATE + CHECKPOINT before every run. Checks: ROWS rows loaded, and with
 # the classifier every row classified and final.
 #
+# A third batcher, "floor", is BASE loading into the current schema with the
+# verdict columns' defaults set to the commonest verdict (human,
+# no_machine_signal, the rules' version): rows as wide as with the
+# classifier, no judging. floor/without is what storing a verdict costs by
+# itself; with/floor what judging costs.
+#
 # usage: bash bench/run-classify.sh [build/mailbeacon-server [build/bench/mb-bench-pg]]   (as root)
 # env: ROWS (500000) REPS (3) BATCH (5000) BASE (948c75a) LIST_RANGES (50000) MESSAGES (100000)
 #      FLOWS ("warm cold") KEEP=1 keeps the temp dir; PERF=1 profiles the batcher with the classifier,
@@ -96,7 +102,7 @@ raddr=$(mb_redis_addr tcp)
 pg=1
 mb_pg_start tcp
 conninfo=$(mb_pg_conninfo tcp)
-mb_psql -qc "CREATE DATABASE base" >/dev/null
+mb_psql -qc "CREATE DATABASE base" -c "CREATE DATABASE floor" >/dev/null
 if [ -n "${PGLOG:-}" ]; then
   mb_psql -qc "ALTER SYSTEM SET log_min_duration_statement = 0" -c "ALTER SYSTEM SET log_autovacuum_min_duration = 0" \
     -c "ALTER SYSTEM SET log_checkpoints = on" -c "SELECT pg_reload_conf()" >/dev/null
@@ -104,10 +110,19 @@ fi
 base_conninfo=${conninfo/dbname=mailbeacon/dbname=base}
 MAILBEACON_POSTGRES=$base_conninfo run "$base_server" migrate >/dev/null
 MAILBEACON_POSTGRES=$conninfo run "$server" migrate >/dev/null
+# floor: the batcher without the classifier (BASE) loading into this schema, its rows as wide as
+# the classifier's (the commonest verdict as the columns' defaults): what storing a verdict costs
+floor_conninfo=${conninfo/dbname=mailbeacon/dbname=floor}
+MAILBEACON_POSTGRES=$floor_conninfo run "$server" migrate >/dev/null
+version=$(awk '$1 == "version" {print $2; exit}' rules/mailbeacon.rules)
+psql "$floor_conninfo" -qc "ALTER TABLE mailbeacon.events ALTER COLUMN class SET DEFAULT 'human',
+  ALTER COLUMN reason SET DEFAULT 'no_machine_signal', ALTER COLUMN rules_version SET DEFAULT '$version'" \
+  -c "CREATE FUNCTION mailbeacon.load_sent(text, text, text, text, text, text, text, text) RETURNS boolean
+      LANGUAGE sql AS \$\$ SELECT mailbeacon.load_sent(\$1, \$2, \$3, \$4, \$5, \$6, \$7, \$8, '') \$\$" # BASE's
 export MAILBEACON_REDIS=$raddr MAILBEACON_REDIS_STREAM=$stream MAILBEACON_BATCH_SIZE=$batch \
   MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:0
 base_us=$(( ($(date +%s) - 600) * 1000000 ))
-for db in "$base_conninfo" "$conninfo"; do
+for db in "$base_conninfo" "$floor_conninfo" "$conninfo"; do
   psql "$db" -qtAc "SELECT mailbeacon.ensure_partition(to_timestamp($base_us / 1e6)),
                            mailbeacon.ensure_partition(to_timestamp(($base_us + 50 * $rows) / 1e6))" >/dev/null
 done
@@ -124,14 +139,17 @@ cpu_of() { # CPU ticks of the processes and their children
 }
 secs() { awk -v t="$1" -v k="$ticks" 'BEGIN {printf "%.1f", t / k}'; }
 
-run_one() { # run_one base|new REP FLOW
+run_one() { # run_one base|floor|new REP FLOW
   local which=$1 flow=$3 db=$conninfo bin=$server extra=() t0 out done_ns n pg0 pg1 bc bc0=0 open unclassified
   [ "$which" = base ] && db=$base_conninfo bin=$base_server
+  [ "$which" = floor ] && db=$floor_conninfo bin=$base_server
   [ "$which" = new ] && extra=(env "MAILBEACON_RULES_FILE=$MB_RUN/mailbeacon.rules")
   # PERF=1: the batcher with the classifier under perf record (its profile kept with KEEP=1)
   [ "$which" = new ] && [ -n "${PERF:-}" ] && extra+=(perf record -F 2000 -g -o "$MB_RUN/perf.$flow.$2.data" --)
   mb_redis_cli DEL "$stream" >/dev/null
   psql "$db" -qc "SET client_min_messages = warning" -c "TRUNCATE mailbeacon.events, mailbeacon.messages CASCADE" >/dev/null
+  # and what the batchers before kept of the events (the same times again: recent's trust, finality)
+  [ "$which" = base ] || psql "$db" -qc "UPDATE mailbeacon.classifier_state SET final_before = '-infinity', newest_loaded = NULL"
   if [ "$flow" = warm ]; then
     "$driver" sent "$raddr" "$stream" "$base_us" >/dev/null
   else
@@ -186,11 +204,23 @@ echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB; Postgr
 : > "$MB_RUN/results"
 for rep in $(seq 1 "$reps"); do
   for flow in $flows; do
-    if [ $((rep % 2)) = 1 ]; then run_one base "$rep" "$flow"; run_one new "$rep" "$flow"
-    else run_one new "$rep" "$flow"; run_one base "$rep" "$flow"; fi
+    case $((rep % 3)) in
+      1) run_one base "$rep" "$flow"; run_one new "$rep" "$flow"; run_one floor "$rep" "$flow" ;;
+      2) run_one new "$rep" "$flow"; run_one floor "$rep" "$flow"; run_one base "$rep" "$flow" ;;
+      0) run_one floor "$rep" "$flow"; run_one base "$rep" "$flow"; run_one new "$rep" "$flow" ;;
+    esac
   done
 done
 echo "classes (the last run with the classifier): $(cat "$MB_RUN/classes")" >&2
+# floor: the same batcher without the classifier, rows as wide as with it
+for flow in $flows; do
+  awk -v f="$flow" '$1 == f {for (i = 4; i <= NF; i++) {split($i, kv, "="); if (kv[1] == "rows_per_s") v[$2 "," $3] = kv[2]}
+                              reps[$3] = 1}
+       END {for (r in reps) printf "%s %.0f %.4f %.4f\n", r, v["floor," r], v["floor," r] / v["base," r], v["new," r] / v["floor," r]}' \
+    "$MB_RUN/results" | sort > "$MB_RUN/floor.$flow"
+  echo "$flow: the rows alone (rep, rows/s without the classifier but rows as wide, ratio to without, with to it):" >&2
+  sed 's/^/  /' "$MB_RUN/floor.$flow" >&2
+done
 # per flow and repetition: rows/s without and with, and their ratio; medians
 med() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 for flow in $flows; do
