@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { T_STR, T_URL, T_LIST, T_SIZE, T_NUM, T_BOOL, T_CHOICE } key_type;
+typedef enum { T_STR, T_URL, T_LIST, T_REPMAP, T_DOMAIN, T_SIZE, T_NUM, T_BOOL, T_CHOICE } key_type;
 
 typedef struct key_def {
   const char *name;
@@ -68,6 +68,8 @@ static const key_def keys[] = {
     {"rules_file", T_STR, STR(rules_file), "", 0, 0, NULL},
     {"log_file", T_STR, STR(log_file), "", 0, 0, NULL},
     {"log_level", T_CHOICE, STR(log_level), "info", 0, 0, "error|warning|info|debug"},
+    {"auth_domain", T_DOMAIN, STR(auth_domain), "", 0, 0, NULL},
+    {"rep_map", T_REPMAP, STR(rep_map), "", 0, 0, NULL},
 };
 #undef STR
 
@@ -139,6 +141,50 @@ static int parse_list(mb_config *c, char *err, size_t errlen, const char *origin
   return 0;
 }
 
+/* A domain name as auth_domain takes it: labels of letters, digits, '-'
+ * and '_', dot-separated, no '@'. */
+static int valid_domain(const char *d) {
+  if (!*d || *d == '.' || d[strlen(d) - 1] == '.') return 0;
+  for (const char *p = d; *p; p++)
+    if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_' || (*p == '.' && p[1] != '.'))) return 0;
+  return 1;
+}
+
+/* Splits rep_map ("login=address, ...") into lower-cased logins and their
+ * addresses. */
+static int parse_rep_map(mb_config *c, char *err, size_t errlen, const char *origin) {
+  size_t n = 0, o = 0;
+  const char *p = c->rep_map;
+  while (*p) {
+    while (*p == ',' || isspace((unsigned char)*p)) p++;
+    if (!*p) break;
+    const char *start = p;
+    while (*p && *p != ',' && !isspace((unsigned char)*p)) p++;
+    size_t len = (size_t)(p - start);
+    const char *eq = memchr(start, '=', len);
+    const char *addr = eq ? eq + 1 : NULL;
+    size_t alen = eq ? (size_t)(p - addr) : 0;
+    const char *at = addr ? memchr(addr, '@', alen) : NULL;
+    if (!eq || eq == start || !at || at == addr || at == p - 1 || memchr(addr, '=', alen)) {
+      snprintf(err, errlen, "%s: rep_map: '%.*s' is not login=address", origin, (int)len, start);
+      return -1;
+    }
+    if (n == MB_REP_MAP_MAX) {
+      snprintf(err, errlen, "%s: rep_map: more than %d entries", origin, MB_REP_MAP_MAX);
+      return -1;
+    }
+    c->rep_map_login[n] = c->rep_map_buf + o;
+    for (const char *q = start; q < eq; q++) c->rep_map_buf[o++] = (char)tolower((unsigned char)*q);
+    c->rep_map_buf[o++] = '\0';
+    c->rep_map_addr[n++] = c->rep_map_buf + o;
+    memcpy(c->rep_map_buf + o, addr, alen);
+    o += alen;
+    c->rep_map_buf[o++] = '\0';
+  }
+  c->rep_map_n = n;
+  return 0;
+}
+
 int mb_config_set(mb_config *c, const char *key, const char *value, const char *origin, char *err, size_t errlen) {
   const key_def *k = find_key(key);
   if (!k) {
@@ -202,7 +248,9 @@ int mb_config_set(mb_config *c, const char *key, const char *value, const char *
   }
   case T_URL:
   case T_STR:
-  case T_LIST: {
+  case T_LIST:
+  case T_REPMAP:
+  case T_DOMAIN: {
     size_t len = strlen(value);
     if (k->type == T_URL)
       while (len && value[len - 1] == '/') len--;
@@ -210,7 +258,7 @@ int mb_config_set(mb_config *c, const char *key, const char *value, const char *
       snprintf(err, errlen, "%s: key '%s': value longer than %zu bytes", origin, key, k->size - 1);
       return -1;
     }
-    char tmp[8192];
+    char tmp[sizeof c->rep_map]; /* the longest value */
     memcpy(tmp, value, len);
     tmp[len] = '\0';
     if (k->type == T_URL && len && !valid_base_url(tmp)) {
@@ -218,8 +266,13 @@ int mb_config_set(mb_config *c, const char *key, const char *value, const char *
                key, value);
       return -1;
     }
+    if (k->type == T_DOMAIN && len && !valid_domain(tmp)) {
+      snprintf(err, errlen, "%s: key '%s': '%s' is not a domain name", origin, key, value);
+      return -1;
+    }
     memcpy(field, tmp, len + 1);
     if (k->type == T_LIST) return parse_list(c, err, errlen, origin);
+    if (k->type == T_REPMAP) return parse_rep_map(c, err, errlen, origin);
     return 0;
   }
   }
@@ -352,6 +405,30 @@ int mb_config_dump(const mb_config *c, mb_buf *out) {
     if (rc < 0) return -1;
   }
   return 0;
+}
+
+int mb_config_rep(const mb_config *c, const char *login, const char *sender, char *out, size_t outlen) {
+  if (!outlen) return 0;
+  int unmapped = 0;
+  if (login && *login) {
+    for (size_t i = 0; i < c->rep_map_n; i++)
+      if (strcasecmp(c->rep_map_login[i], login) == 0) {
+        snprintf(out, outlen, "%s", c->rep_map_addr[i]);
+        return 0;
+      }
+    const char *at = strchr(login, '@');
+    if (at && at != login && at[1]) {
+      snprintf(out, outlen, "%s", login);
+      return 0;
+    }
+    if (!at && c->auth_domain[0]) {
+      snprintf(out, outlen, "%s@%s", login, c->auth_domain);
+      return 0;
+    }
+    unmapped = 1;
+  }
+  snprintf(out, outlen, "%s", sender ? sender : "");
+  return unmapped;
 }
 
 int mb_config_never_track(const mb_config *c, const char *addr) {

@@ -30,14 +30,15 @@
 #define PROG "mailbeacon-rewrite"
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: " PROG " [--config FILE] [--sender ADDR] [--client-address IP] [--recipient ADDR]... < in.eml "
-             "> out.eml\n"
-             "       " PROG " [--config FILE] --milter unix:/path|inet:PORT@HOST\n"
-             "       " PROG " [--config FILE] --reinject -f SENDER [--client-address IP] -- RECIPIENT...\n"
-             "       " PROG " --keygen FILE\n"
-             "       " PROG " [--config FILE] --explain URL\n"
-             "       " PROG " [--config FILE] --print-config\n"
-             "Every config key K can be set with the environment variable MAILBEACON_<K>.\n");
+  fprintf(f,
+          "usage: " PROG " [--config FILE] [--sender ADDR] [--login LOGIN] [--client-address IP] "
+          "[--recipient ADDR]... < in.eml > out.eml\n"
+          "       " PROG " [--config FILE] --milter unix:/path|inet:PORT@HOST\n"
+          "       " PROG " [--config FILE] --reinject -f SENDER [--login LOGIN] [--client-address IP] -- RECIPIENT...\n"
+          "       " PROG " --keygen FILE\n"
+          "       " PROG " [--config FILE] --explain URL\n"
+          "       " PROG " [--config FILE] --print-config\n"
+          "Every config key K can be set with the environment variable MAILBEACON_<K>.\n");
 }
 
 /* --keygen, --print-config, --explain: commands with their own output. */
@@ -88,31 +89,44 @@ static int milter(const char *config, const char *socket_spec) {
 
 /* Re-injection: everything goes on, rewritten or not; only a failure to
  * hand the message on (or a usage error) makes the MTA try again. */
-static int reinject(const char *config, const char *sender, const char *client_ip, char **rcpts, size_t n) {
+/* The rep of the message (mb_config_rep) into rep; NULL when there is
+ * none to give (the rewriter then takes the From header's). */
+static const char *rep_of(const mb_config *cfg, const char *login, const char *sender, char *rep, size_t n) {
+  if (mb_config_rep(cfg, login, sender, rep, n))
+    mb_log_warnx("login '%s' is not an address and neither rep_map nor auth_domain makes it one: the envelope sender "
+                 "is the rep",
+                 login);
+  return rep[0] ? rep : NULL;
+}
+
+static int reinject(const char *config, const char *sender, const char *login, const char *client_ip, char **rcpts,
+                    size_t n) {
   static mb_config cfg;
   mb_keyring *ring;
   char err[1024];
   mb_front_status st = mb_front_setup(config, "reinject", 1, &cfg, &ring, err, sizeof err);
   if (st != MB_FRONT_OK) mb_log_errx("%s; message passed on unchanged", err);
   if (!sender || !n) {
-    mb_log_errx("usage: --reinject -f SENDER [--client-address IP] -- RECIPIENT...");
+    mb_log_errx("usage: --reinject -f SENDER [--login LOGIN] [--client-address IP] -- RECIPIENT...");
     mb_keyring_free(ring);
     return EX_TEMPFAIL;
   }
-  int rc = mb_reinject_run(&cfg, ring, sender, client_ip, rcpts, n, 0);
+  char rep[512];
+  int rc = mb_reinject_run(&cfg, ring, sender, rep_of(&cfg, login, sender, rep, sizeof rep), client_ip, rcpts, n, 0);
   mb_keyring_free(ring);
   return rc;
 }
 
-static int pipe_mode(const char *config, const char *sender, const char *client_ip, const char *const *rcpts, size_t n,
-                     int verbose) {
+static int pipe_mode(const char *config, const char *sender, const char *login, const char *client_ip,
+                     const char *const *rcpts, size_t n, int verbose) {
   static mb_config cfg;
   mb_keyring *ring;
   char err[1024];
   mb_front_status st = mb_front_setup(config, "pipe", 1, &cfg, &ring, err, sizeof err);
   if (verbose) mb_log_set_level(MB_LOG_DEBUG);
   if (st != MB_FRONT_OK) mb_log_errx("%s; message passed through unchanged", err);
-  int rc = mb_pipe_run(&cfg, ring, sender, client_ip, rcpts, n, 0, 1);
+  char rep[512];
+  int rc = mb_pipe_run(&cfg, ring, rep_of(&cfg, login, sender, rep, sizeof rep), client_ip, rcpts, n, 0, 1);
   mb_keyring_free(ring);
   return rc;
 }
@@ -122,6 +136,7 @@ int main(int argc, char **argv) {
                                        {"sender", required_argument, 0, 's'},
                                        {"recipient", required_argument, 0, 'r'},
                                        {"client-address", required_argument, 0, 'a'},
+                                       {"login", required_argument, 0, 'l'},
                                        {"keygen", required_argument, 0, 'k'},
                                        {"explain", required_argument, 0, 'e'},
                                        {"print-config", no_argument, 0, 'p'},
@@ -130,7 +145,7 @@ int main(int argc, char **argv) {
                                        {"verbose", no_argument, 0, 'v'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
-  const char *config = NULL, *sender = NULL, *client_ip = NULL, *keygen_path = NULL, *explain_url = NULL,
+  const char *config = NULL, *sender = NULL, *login = NULL, *client_ip = NULL, *keygen_path = NULL, *explain_url = NULL,
              *milter_spec = NULL;
   int print_config = 0, reinject_mode = 0, verbose = 0;
   const char **rcpts = calloc((size_t)argc + 1, sizeof *rcpts);
@@ -146,6 +161,7 @@ int main(int argc, char **argv) {
     case 'R': reinject_mode = 1; break;
     case 'r': rcpts[nrcpts++] = optarg; break;
     case 'a': client_ip = optarg; break;
+    case 'l': login = optarg; break;
     case 'k': keygen_path = optarg; break;
     case 'e': explain_url = optarg; break;
     case 'p': print_config = 1; break;
@@ -168,8 +184,8 @@ int main(int argc, char **argv) {
   if (keygen_path) rc = keygen(keygen_path);
   else if (explain_url || print_config) rc = config_command(config, explain_url);
   else if (milter_spec) rc = milter(config, milter_spec);
-  else if (reinject_mode) rc = reinject(config, sender, client_ip, argv + optind, (size_t)(argc - optind));
-  else rc = pipe_mode(config, sender, client_ip, rcpts, nrcpts, verbose);
+  else if (reinject_mode) rc = reinject(config, sender, login, client_ip, argv + optind, (size_t)(argc - optind));
+  else rc = pipe_mode(config, sender, login, client_ip, rcpts, nrcpts, verbose);
   free(rcpts);
   return rc;
 }

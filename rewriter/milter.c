@@ -362,7 +362,12 @@ static sfsistat on_eom(SMFICTX *ctx) {
     mb_log_info("%s: not rewritten: message over max_message_size", qid);
     return SMFIS_ACCEPT;
   }
-  mb_identity id = {.sender = c->auth ? c->auth : c->sender,
+  char rep[512];
+  if (mb_config_rep(g_cfg, c->auth, c->sender, rep, sizeof rep))
+    mb_log_warnx("%s: login '%s' is not an address and neither rep_map nor auth_domain makes it one: the envelope "
+                 "sender is the rep",
+                 qid, c->auth);
+  mb_identity id = {.sender = rep[0] ? rep : NULL,
                     .recipients = (const char *const *)c->rcpts,
                     .nrecipients = c->nrcpts,
                     .client_ip = c->client_ip};

@@ -313,8 +313,8 @@ static int inject(const mb_config *cfg, const char *sender, char **rcpts, size_t
   return via_sendmail(cfg, sender, rcpts, n, msg, len);
 }
 
-static int reinject_message(const mb_config *cfg, const mb_keyring *ring, const char *sender, const char *client_ip,
-                            char **rcpts, size_t n, const char *msg, size_t len) {
+static int reinject_message(const mb_config *cfg, const mb_keyring *ring, const char *sender, const char *rep,
+                            const char *client_ip, char **rcpts, size_t n, const char *msg, size_t len) {
   if (n == 0) {
     mb_log_errx("--reinject: no recipients");
     return EX_TEMPFAIL;
@@ -352,7 +352,7 @@ static int reinject_message(const mb_config *cfg, const mb_keyring *ring, const 
     const char *out = msg;
     size_t out_len = len;
     if (rewrite) {
-      mb_identity id = {.sender = sender,
+      mb_identity id = {.sender = rep,
                         .client_ip = client_ip,
                         .recipients = (const char *const *)rcpts,
                         .nrecipients = n,
@@ -392,13 +392,13 @@ static int reinject_message(const mb_config *cfg, const mb_keyring *ring, const 
   return rc;
 }
 
-int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *sender, const char *client_ip,
-                    char **rcpts, size_t n, int in_fd) {
+int mb_reinject_run(const mb_config *cfg, const mb_keyring *ring, const char *sender, const char *rep,
+                    const char *client_ip, char **rcpts, size_t n, int in_fd) {
   mb_buf in;
   mb_buf_init(&in);
   int rc = EX_TEMPFAIL;
   if (mb_read_input(in_fd, &in, UINT64_MAX - 1) < 0) mb_log_err("cannot read the message");
-  else rc = reinject_message(cfg, ring, sender, client_ip, rcpts, n, in.data ? in.data : "", in.len);
+  else rc = reinject_message(cfg, ring, sender, rep, client_ip, rcpts, n, in.data ? in.data : "", in.len);
   mb_buf_free(&in);
   return rc;
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #define MB_NEVER_TRACK_MAX 256
+#define MB_REP_MAP_MAX 1024
 
 typedef struct mb_config {
   char base_url[512]; /* tracking base, no trailing '/' */
@@ -60,10 +61,17 @@ typedef struct mb_config {
   char rules_file[PATH_MAX];   /* the classifier's rules (docs/classifier.md); "": none, reloaded on SIGHUP */
   char log_file[PATH_MAX];     /* "", "stderr", "syslog" or a file (log.h); reopened on SIGHUP */
   char log_level[16];          /* error, warning, info or debug */
+  /* the rep of a message sent by an authenticated user (mb_config_rep) */
+  char auth_domain[256]; /* a bare login L is the address L@auth_domain; "": none */
+  char rep_map[16384];   /* as written: "login=address" entries, comma-separated */
   /* never_track parsed into lower-case entries pointing into never_track_buf */
   size_t never_track_n;
   const char *never_track_list[MB_NEVER_TRACK_MAX];
   char never_track_buf[8192];
+  /* rep_map parsed: logins lower-cased, each with its address */
+  size_t rep_map_n;
+  const char *rep_map_login[MB_REP_MAP_MAX], *rep_map_addr[MB_REP_MAP_MAX];
+  char rep_map_buf[16384];
 } mb_config;
 
 /* Fills c with defaults, then the file at path (NULL: no file), then the
@@ -88,5 +96,17 @@ int mb_config_dump(const mb_config *c, struct mb_buf *out);
  * an entry with '@' matches the whole address, any other entry matches the
  * domain and its subdomains. */
 int mb_config_never_track(const mb_config *c, const char *addr);
+
+/* The rep of a message: always an e-mail address. login is the SASL login
+ * the message was submitted with (the milter's {auth_authen}, pipe(8)'s
+ * ${sasl_username}; NULL or "": none), sender the envelope sender.
+ *   - a login in rep_map (any case): its address;
+ *   - a login that is an address: itself;
+ *   - a bare login with auth_domain set: login@auth_domain;
+ *   - otherwise (no login, or a bare one nothing maps): sender.
+ * Writes at most outlen bytes with the NUL into out (a longer result is
+ * cut). Returns 0, or 1 when a login was given that could not be made an
+ * address (the caller says so: rep_map or auth_domain is missing it). */
+int mb_config_rep(const mb_config *c, const char *login, const char *sender, char *out, size_t outlen);
 
 #endif

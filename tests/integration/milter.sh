@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The milter on its own: the protocol exchange (milter_protocol.py), clean
 # shutdown on SIGTERM, and the Unix socket removed on the way out; with
-# Redis, the sent records carry the SMTP client's address (client_ip).
+# Redis, the sent records carry the SMTP client's address (client_ip) and
+# the rep made an address from the SASL login (rep_map).
 # usage: milter.sh MAILBEACON_REWRITE DATA_DIR
 set -euo pipefail
 rewrite=$1 data=$2
@@ -27,6 +28,7 @@ pid=$!
 port=$(mb_wait_port $pid "$MB_RUN/milter.log" milter) || fail "milter did not start on TCP"
 python3 "$here/milter_protocol.py" "$port" "$MB_RUN/keys" "$rewrite" "$data" || fail "protocol test"
 grep -q "TESTQ1: rewritten" "$MB_RUN/milter.log" || fail "no log line with the queue id"
+grep -q "login 'jdoe' is not an address" "$MB_RUN/milter.log" || fail "no word of the unmapped login"
 kill -TERM $pid
 wait_stopped $pid || fail "milter did not stop on SIGTERM"
 wait $pid || fail "milter exited non-zero"
@@ -37,12 +39,17 @@ grep -q "milter stopped: .* rewritten" "$MB_RUN/milter.log" || fail "no shutdown
 #    with the SMTP client's address
 mb_redis_start
 sock=$MB_RUN/milter.sock
-MAILBEACON_REDIS=$(mb_redis_addr) "$rewrite" --milter "unix:$sock" 2> "$MB_RUN/milter.log" &
+MAILBEACON_REDIS=$(mb_redis_addr) MAILBEACON_REP_MAP=JDoe=jane.doe@ourco.example "$rewrite" --milter "unix:$sock" \
+  2> "$MB_RUN/milter.log" &
 pid=$!
 for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.05; done
 [ -S "$sock" ] || fail "socket not created"
 MB_MILTER_CLIENT=192.0.2.33 python3 "$here/milter_protocol.py" "$sock" "$MB_RUN/keys" "$rewrite" "$data" ||
   fail "protocol test (Unix socket)"
+# the reps of the sent records: the login when it is an address, a bare one by rep_map;
+# without a mapping the envelope sender (the TCP run above logged why)
+reps=$(mb_redis_cli --raw XRANGE mailbeacon:events - + | awk 'prev=="rep"{print} {prev=$0}' | LC_ALL=C sort -u | tr '\n' ' ')
+[ "$reps" = "jane.doe@ourco.example sam.ortega@ourco.example sam@ourco.example " ] || fail "sent records' reps: $reps"
 ips=$(mb_redis_cli --raw XRANGE mailbeacon:events - + | awk 'prev=="client_ip"{print} {prev=$0}' | sort | uniq -c)
 [ "$(echo "$ips" | wc -l)" = 1 ] && [ "$(echo "$ips" | awk '{print $2}')" = 192.0.2.33 ] &&
   [ "$(echo "$ips" | awk '{print $1}')" -ge 5 ] || fail "sent records' client_ip: $ips"

@@ -246,6 +246,12 @@ reply, changes, newbody, sizes, head, body = m.message(raw, "sam@ourco.example",
 found = tokens(decoded_html(head + b"\r\n" + (newbody or b"")))
 check("two recipients: rewritten", len(found) == 5, len(found))
 check("two recipients: index 0", all(verify(t, u) and verify(t, u)["recipient"] == 0 for _, t, u in found))
+
+# 5b. a bare SASL login as {auth_authen}: the rep is made an address from it
+#     (rep_map, auth_domain) or is the envelope sender (milter.sh checks the records)
+reply, changes, newbody, sizes, head, body = m.message(load("01-single-html-7bit.eml"), "shared@ourco.example",
+                                                       ["dana@acme.example"], auth="jdoe")
+check("bare login: rewritten", reply == b"c" and newbody is not None, reply)
 m.close()
 
 # 6. many connections at once (libmilter's thread pool): each gets its own

@@ -43,8 +43,8 @@ mb_postfix_init
 : > "$MB_PF/etc/tempfail"
 sed -i "s/^mbsmtp .*/& -o content_filter=mbfilter:dummy/" "$MB_PF/etc/master.cf"
 mb_postfix_master \
-  "mbfilter unix - n n - 10 pipe flags=q user=nobody null_sender= argv=$MB_RUN/bin/mailbeacon-rewrite --config $MB_RUN/mb.conf --reinject -f \${sender} -- \${recipient}" \
-  "mbfilter10 unix - n n - 10 pipe flags=q user=nobody null_sender= argv=$MB_RUN/bin/mailbeacon-rewrite --config $MB_RUN/mb.conf --reinject -f \${sender} -- \${recipient}" \
+  "mbfilter unix - n n - 10 pipe flags=q user=nobody null_sender= argv=$MB_RUN/bin/mailbeacon-rewrite --config $MB_RUN/mb.conf --reinject -f \${sender} --login=\${sasl_username} -- \${recipient}" \
+  "mbfilter10 unix - n n - 10 pipe flags=q user=nobody null_sender= argv=$MB_RUN/bin/mailbeacon-rewrite --config $MB_RUN/mb.conf --reinject -f \${sender} --login=\${sasl_username} -- \${recipient}" \
   "mbreinject unix n - n - 10 smtpd -o content_filter= -o smtpd_milters= -o receive_override_options=no_unknown_recipient_checks,no_header_body_checks,no_milters -o smtpd_recipient_restrictions=check_recipient_access,texthash:$MB_PF/etc/tempfail,permit_mynetworks,reject"
 mb_postfix_main "mbfilter_destination_recipient_limit = 1" "mbfilter10_destination_recipient_limit = 10"
 mb_postfix_start || fail "postfix did not start"

@@ -41,6 +41,13 @@ assert f["rep"].endswith("@ourco.example"), f["rep"]
 assert f["subject"] and f["message_id"] and int(f["sent_at"]) > 1.6e15, f
 assert f["client_ip"] == "192.0.2.44", f  # the submitting client (the classifier's ip@submitter)
 PY
+# the rep from the SASL login (--login, pipe(8)'s ${sasl_username}): a bare login with
+# auth_domain, not the shared envelope sender
+MAILBEACON_AUTH_DOMAIN=ourco.example "$rewrite" --sender sales@ourco.example --login lee \
+  < "$data/01-single-html-7bit.eml" > /dev/null
+rep=$(rcli --raw XREVRANGE mb:test + - COUNT 1 | awk 'prev=="rep"{print} {prev=$0}')
+[ "$rep" = lee@ourco.example ] || fail "rep from --login: '$rep'"
+rcli XDEL mb:test "$(rcli --raw XREVRANGE mb:test + - COUNT 1 | head -1)" >/dev/null
 # a loopback or malformed submitting address is left out: it says nothing of the rep
 for a in 127.0.0.1 ::1 not-an-ip; do
   "$rewrite" --client-address "$a" < "$data/01-single-html-7bit.eml" > /dev/null

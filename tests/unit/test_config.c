@@ -62,12 +62,47 @@ static void errors_name_file_line_key(void **state) {
       {"batch_size = 0\n", "test.conf:1: key 'batch_size': '0' is not a whole number from 1 to 1000000"},
       {"batch_wait_ms = \n", "test.conf:1: key 'batch_wait_ms'"},
       {"reclaim_idle_ms = 99999999999999999999999\n", "test.conf:1: key 'reclaim_idle_ms'"},
+      {"rep_map = jdoe\n", "test.conf:1: rep_map: 'jdoe' is not login=address"},
+      {"rep_map = jdoe=jane\n", "test.conf:1: rep_map: 'jdoe=jane' is not login=address"},
+      {"rep_map = =jane@ourco.example\n", "test.conf:1: rep_map"},
+      {"rep_map = a=b=c@d\n", "test.conf:1: rep_map"},
+      {"auth_domain = @ourco.example\n", "test.conf:1: key 'auth_domain': '@ourco.example' is not a domain name"},
+      {"auth_domain = ourco..example\n", "test.conf:1: key 'auth_domain'"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     err[0] = '\0';
     assert_int_equal(parse(&c, cases[i].text, err, sizeof err), -1);
     if (!strstr(err, cases[i].want)) fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].want);
   }
+}
+
+/* The rep is always an address: the map, then a login that is one, then
+ * auth_domain, else the envelope sender (and the caller is told). */
+static void reps(void **state) {
+  (void)state;
+  mb_config c;
+  char err[512] = "", rep[64];
+  assert_int_equal(parse(&c, "rep_map = JDoe=jane.doe@ourco.example, sales-bot=lee@ourco.example\n", err, sizeof err),
+                   0);
+  assert_int_equal(c.rep_map_n, 2);
+  assert_int_equal(mb_config_rep(&c, "jdoe", "bounce@ourco.example", rep, sizeof rep), 0);
+  assert_string_equal(rep, "jane.doe@ourco.example");
+  assert_int_equal(mb_config_rep(&c, "sam@ourco.example", "x@ourco.example", rep, sizeof rep), 0);
+  assert_string_equal(rep, "sam@ourco.example");
+  /* a bare login nothing maps: the envelope sender, and 1 */
+  assert_int_equal(mb_config_rep(&c, "sam", "sam.o@ourco.example", rep, sizeof rep), 1);
+  assert_string_equal(rep, "sam.o@ourco.example");
+  assert_int_equal(mb_config_rep(&c, NULL, "sam.o@ourco.example", rep, sizeof rep), 0);
+  assert_string_equal(rep, "sam.o@ourco.example");
+  assert_int_equal(mb_config_rep(&c, "", NULL, rep, sizeof rep), 0);
+  assert_string_equal(rep, "");
+  assert_int_equal(parse(&c, "auth_domain = ourco.example\n", err, sizeof err), 0);
+  assert_int_equal(mb_config_rep(&c, "sam", "bounce@ourco.example", rep, sizeof rep), 0);
+  assert_string_equal(rep, "sam@ourco.example");
+  /* the map wins over auth_domain */
+  assert_int_equal(parse(&c, "auth_domain = ourco.example\nrep_map = sam=samuel@ourco.example\n", err, sizeof err), 0);
+  assert_int_equal(mb_config_rep(&c, "SAM", "bounce@ourco.example", rep, sizeof rep), 0);
+  assert_string_equal(rep, "samuel@ourco.example");
 }
 
 static void numbers(void **state) {
@@ -113,6 +148,7 @@ static void environment_wins(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(defaults_and_file), cmocka_unit_test(errors_name_file_line_key),
-                                     cmocka_unit_test(numbers), cmocka_unit_test(environment_wins)};
+                                     cmocka_unit_test(numbers), cmocka_unit_test(reps),
+                                     cmocka_unit_test(environment_wins)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
