@@ -1,10 +1,14 @@
 #include "commands.h"
 
+#include "mailbeacon/keys.h"
+#include "mailbeacon/reptoken.h"
 #include "migrations.h"
 #include "pg.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <sysexits.h>
+#include <time.h>
 
 #define PROG "mailbeacon-server"
 
@@ -39,6 +43,35 @@ int mb_cmd_migrate(const mb_config *cfg) {
   PQfinish(db);
   if (rc) fprintf(stderr, PROG ": %s\n", err);
   return rc;
+}
+
+int mb_cmd_rep_token(const mb_config *cfg, const char *address, const char *days) {
+  char *end;
+  long d = strtol(days ? days : "30", &end, 10);
+  if (*end || d < 1 || d > 3650) {
+    fprintf(stderr, PROG ": --days is a whole number of days from 1 to 3650, not '%s'\n", days);
+    return EX_USAGE;
+  }
+  char err[1024];
+  mb_keyring *ring = mb_keyring_load(cfg->key_file, err, sizeof err);
+  if (!ring) {
+    fprintf(stderr, PROG ": %s\n", err);
+    return EX_CONFIG;
+  }
+  char tok[MB_REPTOKEN_MAX];
+  time_t expires = time(NULL) + (time_t)d * 86400;
+  int n = mb_reptoken_make(ring, address, (int64_t)expires, tok);
+  mb_keyring_free(ring);
+  if (n < 0) {
+    fprintf(stderr, PROG ": '%s' is not an e-mail address\n", address);
+    return EX_USAGE;
+  }
+  struct tm tm;
+  char when[32];
+  strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&expires, &tm));
+  printf("%s\n", tok);
+  fprintf(stderr, "rep token for %s, valid until %s (a new signing key revokes it)\n", address, when);
+  return 0;
 }
 
 int mb_cmd_maintain(const mb_config *cfg) {

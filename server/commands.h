@@ -21,4 +21,9 @@ int mb_cmd_maintain(const mb_config *cfg);
  * (docs/classifier.md). */
 int mb_cmd_reclassify(const mb_config *cfg, const char *since, const char *until);
 
+/* rep-token: prints a rep token for address (docs/tokens.md), signed with
+ * key_file's signing key, valid for days days (1 to 3650); its expiry on
+ * standard error. */
+int mb_cmd_rep_token(const mb_config *cfg, const char *address, const char *days);
+
 #endif

@@ -35,6 +35,8 @@ static void usage(FILE *f) {
              "       " PROG " maintain [--config FILE]   create partitions ahead, apply retention\n"
              "       " PROG " reclassify [--since TIME] [--until TIME] [--config FILE]\n"
              "                                         judge stored events again with rules_file\n"
+             "       " PROG " rep-token ADDRESS [--days N] [--config FILE]\n"
+             "                                         print a rep token (default 30 days)\n"
              "Every config key K can be set with the environment variable MAILBEACON_<K>.\n");
 }
 
@@ -137,10 +139,14 @@ static int serve(const mb_config *cfg, int edge_role, int batcher_role) {
 }
 
 int main(int argc, char **argv) {
-  static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"role", required_argument, 0, 'r'},
-                                       {"since", required_argument, 0, 's'},  {"until", required_argument, 0, 'u'},
-                                       {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-  const char *config = NULL, *role = "all", *since = NULL, *until = NULL;
+  static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                       {"role", required_argument, 0, 'r'},
+                                       {"since", required_argument, 0, 's'},
+                                       {"until", required_argument, 0, 'u'},
+                                       {"days", required_argument, 0, 'd'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  const char *config = NULL, *role = "all", *since = NULL, *until = NULL, *days = NULL;
   int c;
   while ((c = getopt_long(argc, argv, "c:r:h", opts, NULL)) != -1) {
     switch (c) {
@@ -148,13 +154,20 @@ int main(int argc, char **argv) {
     case 'r': role = optarg; break;
     case 's': since = optarg; break;
     case 'u': until = optarg; break;
+    case 'd': days = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return EX_USAGE;
     }
   }
   const char *command = optind < argc ? argv[optind] : "serve";
-  if (optind + 1 < argc || (strcmp(command, "serve") && strcmp(command, "migrate") && strcmp(command, "maintain") &&
-                            strcmp(command, "reclassify"))) {
+  int args = !strcmp(command, "rep-token"); /* its ADDRESS */
+  if (args && optind + 2 != argc) {
+    fprintf(stderr, PROG ": rep-token takes one ADDRESS\n");
+    usage(stderr);
+    return EX_USAGE;
+  }
+  if (optind + 1 + args < argc || (strcmp(command, "serve") && strcmp(command, "migrate") &&
+                                   strcmp(command, "maintain") && strcmp(command, "reclassify") && !args)) {
     fprintf(stderr, PROG ": unknown command '%s'\n", optind + 1 < argc ? argv[optind + 1] : command);
     usage(stderr);
     return EX_USAGE;
@@ -176,6 +189,7 @@ int main(int argc, char **argv) {
   if (!strcmp(command, "migrate")) return mb_cmd_migrate(&cfg);
   if (!strcmp(command, "maintain")) return mb_cmd_maintain(&cfg);
   if (!strcmp(command, "reclassify")) return mb_cmd_reclassify(&cfg, since, until);
+  if (args) return mb_cmd_rep_token(&cfg, argv[optind + 1], days);
   mb_log_level level = MB_LOG_INFO;
   mb_log_level_parse(cfg.log_level, &level);
   if (mb_log_open(PROG, role_name, cfg.log_file, 0, level, err, sizeof err) < 0) {

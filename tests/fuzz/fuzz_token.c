@@ -1,4 +1,6 @@
-/* libFuzzer: the token decoder and verifier on arbitrary text and URLs. */
+/* libFuzzer: the token decoder and verifier on arbitrary text and URLs,
+ * and the rep token verifier on the same bytes. */
+#include "mailbeacon/reptoken.h"
 #include "mailbeacon/token.h"
 
 #include <stdlib.h>
@@ -28,5 +30,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (tl != MB_TOKEN_LEN || memcmp(again, text, MB_TOKEN_LEN) != 0) abort();
   }
   mb_token_decode(text, tl, &t);
+  /* the whole input as a rep token: one that verifies names an address
+   * and makes the same text again */
+  char addr[MB_REPTOKEN_ADDR_MAX + 1], again[MB_REPTOKEN_MAX];
+  int64_t expires;
+  if (mb_reptoken_verify(ring, (const char *)data, size, 0, addr, &expires) == MB_REPTOKEN_OK &&
+      (mb_reptoken_make(ring, addr, expires, again) != (int)size || memcmp(again, data, size) != 0))
+    abort();
   return 0;
 }
