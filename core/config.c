@@ -115,16 +115,22 @@ static int valid_base_url(const char *v) {
   return 1;
 }
 
+/* The next entry of a list separated by commas and white space, from *p:
+ * its start (NULL at the end) and *len; *p moves past it. */
+static const char *next_entry(const char **p, size_t *len) {
+  const char *s = *p;
+  while (*s == ',' || isspace((unsigned char)*s)) s++;
+  const char *start = s;
+  while (*s && *s != ',' && !isspace((unsigned char)*s)) s++;
+  *p = s, *len = (size_t)(s - start);
+  return *len ? start : NULL;
+}
+
 /* Splits never_track into lower-cased entries. */
 static int parse_list(mb_config *c, char *err, size_t errlen, const char *origin) {
-  size_t n = 0, o = 0;
+  size_t n = 0, o = 0, len;
   const char *p = c->never_track;
-  while (*p) {
-    while (*p == ',' || isspace((unsigned char)*p)) p++;
-    if (!*p) break;
-    const char *start = p;
-    while (*p && *p != ',' && !isspace((unsigned char)*p)) p++;
-    size_t len = (size_t)(p - start);
+  for (const char *start; (start = next_entry(&p, &len));) {
     if (n == MB_NEVER_TRACK_MAX) {
       snprintf(err, errlen, "%s: never_track: more than %d entries", origin, MB_NEVER_TRACK_MAX);
       return -1;
@@ -153,14 +159,9 @@ static int valid_domain(const char *d) {
 /* Splits rep_map ("login=address, ...") into lower-cased logins and their
  * addresses. */
 static int parse_rep_map(mb_config *c, char *err, size_t errlen, const char *origin) {
-  size_t n = 0, o = 0;
+  size_t n = 0, o = 0, len;
   const char *p = c->rep_map;
-  while (*p) {
-    while (*p == ',' || isspace((unsigned char)*p)) p++;
-    if (!*p) break;
-    const char *start = p;
-    while (*p && *p != ',' && !isspace((unsigned char)*p)) p++;
-    size_t len = (size_t)(p - start);
+  for (const char *start; (start = next_entry(&p, &len));) {
     const char *eq = memchr(start, '=', len);
     const char *addr = eq ? eq + 1 : NULL;
     size_t alen = eq ? (size_t)(p - addr) : 0;
