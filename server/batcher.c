@@ -43,7 +43,11 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define STREAM_CHUNK (64 * 1024) /* COPY data sent while the batch is still being built */
-#define SENT_CACHE 200000        /* sent records kept for the classifier (msgcache.h) */
+/* what the classifier reads of a message in PostgreSQL (sent_row) */
+#define SENT_COLUMNS                                                                                      \
+  "SELECT message::text, (extract(epoch FROM sent_at) * 1000000)::bigint, coalesce(host(sender_ip), '') " \
+  "FROM mailbeacon.messages"
+#define SENT_CACHE 200000 /* sent records kept for the classifier (msgcache.h) */
 
 typedef struct entry {
   const char *id;
@@ -581,6 +585,21 @@ static int uuid_array(const mb_batcher *b, int which, mb_buf *out) {
   return rc ? -1 : (int)(n > 0);
 }
 
+/* The submitting client's address ip (text; empty or not one: none) into c. */
+static void sent_addr(const char *ip, mb_msg_sent *c) {
+  if (inet_pton(AF_INET, ip, c->addr) == 1) c->family = AF_INET;
+  else if (inet_pton(AF_INET6, ip, c->addr) == 1) c->family = AF_INET6;
+}
+
+/* Row i of a SENT_COLUMNS result into *id and *c. 0, or -1 (not a UUID). */
+static int sent_row(const PGresult *r, int i, mb_msgkey *id, mb_msg_sent *c) {
+  memset(c, 0, sizeof *c);
+  if (mb_msgkey_parse(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), id) < 0) return -1;
+  c->sent_us = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+  sent_addr(PQgetvalue(r, i, 2), c);
+  return 0;
+}
+
 /* The batch's messages, with their sent time and submitting address: from
  * the cache, else from PostgreSQL (the batch's own sent records are loaded
  * already). 0 or -1. */
@@ -632,14 +651,11 @@ static int message_info(mb_batcher *b) {
   if (PQresultStatus(r) != PGRES_TUPLES_OK) return pg_failed(b, "reading the batch's messages", r);
   for (int i = 0; i < PQntuples(r); i++) {
     mb_msgkey id;
-    msg_info *m = mb_msgkey_parse(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), &id) == 0 ? info_of(b, &id) : NULL;
+    mb_msg_sent c;
+    msg_info *m = sent_row(r, i, &id, &c) == 0 ? info_of(b, &id) : NULL;
     if (!m) continue;
-    m->sent_us = strtoll(PQgetvalue(r, i, 1), NULL, 10);
-    const char *ip = PQgetvalue(r, i, 2);
-    if (inet_pton(AF_INET, ip, m->addr) == 1) m->family = AF_INET;
-    else if (inet_pton(AF_INET6, ip, m->addr) == 1) m->family = AF_INET6;
-    mb_msg_sent c = {.sent_us = m->sent_us, .family = m->family};
-    memcpy(c.addr, m->addr, 16);
+    m->sent_us = c.sent_us, m->family = c.family;
+    memcpy(m->addr, c.addr, 16);
     if (b->sent_cache) mb_msgcache_put(b->sent_cache, &m->id, &c);
   }
   PQclear(r);
@@ -832,10 +848,7 @@ static void preload_sent(mb_batcher *b) {
   char limit[24];
   snprintf(limit, sizeof limit, "%d", SENT_CACHE / 2);
   const char *params[] = {limit};
-  PGresult *r = PQexecParams(b->db,
-                             "SELECT message::text, (extract(epoch FROM sent_at) * 1000000)::bigint, "
-                             "coalesce(host(sender_ip), '') FROM mailbeacon.messages ORDER BY sent_at DESC LIMIT $1",
-                             1, NULL, params, NULL, NULL, 0);
+  PGresult *r = PQexecParams(b->db, SENT_COLUMNS " ORDER BY sent_at DESC LIMIT $1", 1, NULL, params, NULL, NULL, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) { /* not needed: the batches ask */
     problem(b, "PostgreSQL: reading the latest sent records: %s", PQresultErrorMessage(r));
     PQclear(r);
@@ -844,12 +857,8 @@ static void preload_sent(mb_batcher *b) {
   int n = PQntuples(r);
   for (int i = 0; i < n; i++) {
     mb_msgkey id;
-    if (mb_msgkey_parse(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), &id) < 0) continue;
-    mb_msg_sent c = {.sent_us = strtoll(PQgetvalue(r, i, 1), NULL, 10)};
-    const char *ip = PQgetvalue(r, i, 2);
-    if (inet_pton(AF_INET, ip, c.addr) == 1) c.family = AF_INET;
-    else if (inet_pton(AF_INET6, ip, c.addr) == 1) c.family = AF_INET6;
-    mb_msgcache_put(b->sent_cache, &id, &c);
+    mb_msg_sent c;
+    if (sent_row(r, i, &id, &c) == 0) mb_msgcache_put(b->sent_cache, &id, &c);
   }
   PQclear(r);
   if (n) mb_log_info("read the %d latest sent records ahead", n);
@@ -888,10 +897,7 @@ static int pg_ready(mb_batcher *b) {
        4},
       {"partition", "SELECT mailbeacon.ensure_partition($1::timestamptz)", 1},
       {"load_sent", "SELECT mailbeacon.load_sent($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9},
-      {"messages",
-       "SELECT message::text, (extract(epoch FROM sent_at) * 1000000)::bigint, coalesce(host(sender_ip), '') "
-       "FROM mailbeacon.messages WHERE message = ANY ($1::uuid[])",
-       1},
+      {"messages", SENT_COLUMNS " WHERE message = ANY ($1::uuid[])", 1},
       {"judge", MB_PG_JUDGE_CONTEXT, 10},
       {"finalize",
        "UPDATE mailbeacon.classifier_state SET final_before = greatest(final_before, to_timestamp($1::float8 / 1e6)) "
@@ -1117,8 +1123,7 @@ static void remember_sent(mb_batcher *b, const mb_field *f, size_t nf) {
   if (ip && ip->value_len < sizeof addr) {
     memcpy(addr, ip->value, ip->value_len);
     addr[ip->value_len] = '\0';
-    if (inet_pton(AF_INET, addr, s.addr) == 1) s.family = AF_INET;
-    else if (inet_pton(AF_INET6, addr, s.addr) == 1) s.family = AF_INET6;
+    sent_addr(addr, &s);
   }
   mb_msgkey key;
   if (mb_msgkey_parse(id->value, id->value_len, &key) == 0) mb_msgcache_put(b->sent_cache, &key, &s);
