@@ -70,6 +70,8 @@ static const key_def keys[] = {
     {"log_level", T_CHOICE, STR(log_level), "info", 0, 0, "error|warning|info|debug"},
     {"auth_domain", T_DOMAIN, STR(auth_domain), "", 0, 0, NULL},
     {"rep_map", T_REPMAP, STR(rep_map), "", 0, 0, NULL},
+    {"alert_reopen_seconds", T_NUM, offsetof(mb_config, alert_reopen_seconds), sizeof(uint64_t), "3600", 0, 2592000,
+     NULL},
 };
 #undef STR
 

@@ -23,6 +23,11 @@ int mb_sent_fields(const mb_sent *s, mb_buf *store, mb_field fields[MB_SENT_FIEL
   for (size_t i = 0; i < s->nrecipients; i++) {
     rc |= mb_buf_printf(store, "%s{\"i\":%zu,\"addr\":", i ? "," : "", i + 1);
     rc |= mb_buf_json_str(store, s->recipients[i], strlen(s->recipients[i]));
+    const char *name = s->recipient_names ? s->recipient_names[i] : NULL;
+    if (name && *name) {
+      rc |= mb_buf_puts(store, ",\"name\":");
+      rc |= mb_buf_json_str(store, name, strlen(name));
+    }
     rc |= mb_buf_puts(store, "}");
   }
   rc |= mb_buf_puts(store, "]");

@@ -831,6 +831,30 @@ static void add_addresses(InternetAddressList *list, GPtrArray *out) {
 
 static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
 
+/* The display name list gives addr (any case), or NULL. */
+static const char *name_in(InternetAddressList *list, const char *addr) {
+  int n = list ? internet_address_list_length(list) : 0;
+  for (int i = 0; i < n; i++) {
+    InternetAddress *a = internet_address_list_get_address(list, i);
+    const char *name = NULL;
+    if (INTERNET_ADDRESS_IS_MAILBOX(a)) {
+      const char *x = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(a));
+      if (x && g_ascii_strcasecmp(x, addr) == 0) name = internet_address_get_name(a);
+    } else if (INTERNET_ADDRESS_IS_GROUP(a)) {
+      name = name_in(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a)), addr);
+    }
+    if (name && *name) return name;
+  }
+  return NULL;
+}
+
+/* The recipient's display name in the To or Cc header, "" when none. */
+static char *recipient_name(GMimeMessage *m, const char *addr) {
+  const char *name = name_in(g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_TO), addr);
+  if (!name) name = name_in(g_mime_message_get_addresses(m, GMIME_ADDRESS_TYPE_CC), addr);
+  return strdup(name ? name : "");
+}
+
 static int identify(job *j, GMimeMessage *m, const mb_identity *id) {
   mb_rewrite_result *r = j->res;
   /* the submitting client's address, unless it is a loopback one (mail
@@ -872,12 +896,18 @@ static int identify(job *j, GMimeMessage *m, const mb_identity *id) {
     r->token_recipient = k + 1 <= 65535 ? (uint16_t)(k + 1) : 0;
   }
   r->recipients = calloc(rc->len + 1, sizeof *r->recipients);
-  if (r->recipients)
-    for (guint i = 0; i < rc->len; i++) r->recipients[r->nrecipients++] = xstrdup(rc->pdata[i]);
+  r->recipient_names = calloc(rc->len + 1, sizeof *r->recipient_names);
+  int oom = !r->recipients || !r->recipient_names;
+  for (guint i = 0; !oom && i < rc->len; i++) {
+    r->recipients[i] = xstrdup(rc->pdata[i]);
+    r->recipient_names[i] = recipient_name(m, rc->pdata[i]);
+    r->nrecipients++;
+    oom = !r->recipients[i] || !r->recipient_names[i];
+  }
   g_ptr_array_unref(rc);
   r->message_id = xstrdup(g_mime_message_get_message_id(m));
   r->subject = xstrdup(g_mime_message_get_subject(m));
-  return r->rep && r->recipients ? 0 : -1;
+  return r->rep && !oom ? 0 : -1;
 }
 
 static int all_never_track(const mb_config *cfg, const mb_rewrite_result *r) {
@@ -1042,8 +1072,12 @@ void mb_rewrite_result_free(mb_rewrite_result *res) {
   free(res->message_id);
   free(res->subject);
   free(res->rep);
-  for (size_t i = 0; i < res->nrecipients; i++) free(res->recipients[i]);
+  for (size_t i = 0; i < res->nrecipients; i++) {
+    free(res->recipients[i]);
+    if (res->recipient_names) free(res->recipient_names[i]);
+  }
   free(res->recipients);
+  free(res->recipient_names);
   mb_links_free(&res->links);
   memset(res, 0, sizeof *res);
 }
@@ -1054,6 +1088,7 @@ void mb_rewrite_sent(const mb_rewrite_result *res, mb_sent *sent) {
   sent->message_id = res->message_id;
   sent->rep = res->rep;
   sent->recipients = (const char *const *)res->recipients;
+  sent->recipient_names = (const char *const *)res->recipient_names;
   sent->nrecipients = res->nrecipients;
   sent->token_recipient = res->token_recipient;
   sent->subject = res->subject;

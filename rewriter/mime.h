@@ -43,6 +43,7 @@ typedef struct mb_rewrite_result {
   char *rep;
   char client_ip[46]; /* "" when unknown */
   char **recipients;
+  char **recipient_names; /* each one's display name in To or Cc, "" when none */
   size_t nrecipients;
   uint16_t token_recipient;
   mb_links links;

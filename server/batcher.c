@@ -39,6 +39,7 @@
 #define MAX_READ_COUNT 1000 /* entries asked for in one read */
 #define MAX_FIELDS 64       /* fields of an entry looked at */
 #define LAG_EVERY_MS 1000
+#define FINALIZE_EVERY_MS 250 /* a person's hit alerts at most this long after its window closes */
 #define MAINTAIN_EVERY_MS (3600 * 1000)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -71,6 +72,7 @@ typedef struct msg_info {
   int open;    /* it has events a later one may change: mailbeacon.judge_context */
   int clicked; /* ... and clicks or honeypot hits in the batch: the burst and pair rules look */
   int fire;    /* a context rule may fire for it (recent.h); meaningful when the batcher trusts recent */
+  int alert;   /* it has events that may make alerts: people's opens and clicks, a proxy's opens */
 } msg_info;
 
 /* What a COPY into PostgreSQL came to. */
@@ -137,11 +139,12 @@ struct mb_batcher {
   uint32_t *ev_info;    /* per event, its message's index in info */
   uint32_t *info_index; /* open addressing: 1 + an index in info, 0: free */
   size_t capev_info, capinfo_index, info_mask;
-  mb_msgcache *sent_cache; /* messages judged lately: their sent records */
-  int judged;              /* evs, verdicts and rejected lines are made for [first, last) */
-  int64_t ctx_lo, ctx_hi;  /* times (µs) of the events left open */
-  int64_t batch_first_ms;  /* the earliest entry id of the batch */
-  int64_t oldest_entry_ms; /* the stream's oldest entry (update_lag); 0: none */
+  mb_msgcache *sent_cache;    /* messages judged lately: their sent records */
+  int judged;                 /* evs, verdicts and rejected lines are made for [first, last) */
+  int64_t ctx_lo, ctx_hi;     /* times (µs) of the events left open */
+  int64_t alert_lo, alert_hi; /* times (µs) of the events that may make alerts */
+  int64_t batch_first_ms;     /* the earliest entry id of the batch */
+  int64_t oldest_entry_ms;    /* the stream's oldest entry (update_lag); 0: none */
   int64_t next_finalize;
   /* the clicks and honeypot hits this batcher loaded lately (recent.h):
    * trusted, to skip mailbeacon.judge_context for messages no rule can
@@ -560,11 +563,12 @@ static msg_info *info_of(const mb_batcher *b, const mb_msgkey *id) {
   return x ? &b->info[x - 1] : NULL;
 }
 
-enum { NOT_CACHED, OPEN, CLICKED };
+enum { NOT_CACHED, OPEN, CLICKED, ALERT };
 
 /* "{uuid,uuid,...}" of the batch's messages: NOT_CACHED (sent_us -2),
  * OPEN (events a later one may change, and when recent is trusted, a rule
- * may fire for) or CLICKED (those with clicks or honeypot hits). Returns 1,
+ * may fire for), CLICKED (those with clicks or honeypot hits) or ALERT
+ * (those with events that may make alerts). Returns 1,
  * 0 when there is none, or -1. */
 static int uuid_array(const mb_batcher *b, int which, mb_buf *out) {
   out->len = 0;
@@ -574,7 +578,7 @@ static int uuid_array(const mb_batcher *b, int which, mb_buf *out) {
     const msg_info *m = &b->info[i];
     int asked = m->open && (!b->recent_ok || m->fire);
     if ((which == NOT_CACHED && m->sent_us != -2) || (which == OPEN && !asked) ||
-        (which == CLICKED && !(asked && m->clicked)))
+        (which == CLICKED && !(asked && m->clicked)) || (which == ALERT && !m->alert))
       continue;
     char text[37];
     mb_msgkey_text(&m->id, text);
@@ -727,6 +731,7 @@ static int judge_batch(mb_batcher *b) {
   if (mb_grow(&b->verdicts, &b->capverdicts, b->nevs ? b->nevs : 1, sizeof *b->verdicts, 8192) < 0)
     return pg_failed(b, "out of memory", NULL);
   b->ctx_lo = INT64_MAX, b->ctx_hi = INT64_MIN;
+  b->alert_lo = INT64_MAX, b->alert_hi = INT64_MIN;
   b->noted = 0;
   b->recent_ok = b->recent && mb_now_ms() >= b->recent_trusted_from;
   b->judged = 1;
@@ -756,6 +761,12 @@ static void judge_events(mb_batcher *b, size_t from, size_t to) {
                       .from_submitter = ev->family && m->family == ev->family &&
                                         memcmp(m->addr, ev->addr, ev->family == AF_INET ? 4 : 16) == 0};
     mb_classify(b->cls, &in, &b->verdicts[k]);
+    const char *cls = b->verdicts[k].cls;
+    if (ev->kind != 'h' && cls && (!strcmp(cls, "human") || (ev->kind == 'o' && !strcmp(cls, "proxy")))) {
+      m->alert = 1; /* mailbeacon.alerts_loaded looks */
+      if (ev->time_us < b->alert_lo) b->alert_lo = ev->time_us;
+      if (ev->time_us > b->alert_hi) b->alert_hi = ev->time_us;
+    }
     if (!b->verdicts[k].final || ev->kind == 'h') {
       m->open = 1;
       m->clicked |= ev->kind != 'o';
@@ -900,9 +911,9 @@ static int pg_ready(mb_batcher *b) {
       {"messages", SENT_COLUMNS " WHERE message = ANY ($1::uuid[])", 1},
       {"judge", MB_PG_JUDGE_CONTEXT, 10},
       {"finalize",
-       "UPDATE mailbeacon.classifier_state SET final_before = greatest(final_before, to_timestamp($1::float8 / 1e6)) "
-       "RETURNING (extract(epoch FROM final_before) * 1000)::bigint",
-       1},
+       "SELECT (extract(epoch FROM final_before) * 1000)::bigint, alerts "
+       "FROM mailbeacon.finalize(to_timestamp($1::float8 / 1e6), make_interval(secs => $2::float8))",
+       2},
   };
   for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
     if (pg_ok(b, PQprepare(b->db, statements[i].name, statements[i].sql, statements[i].nparams, NULL), "preparing") < 0)
@@ -1099,12 +1110,15 @@ static int finalize(mb_batcher *b) {
   if (b->nentries && b->batch_first_ms > 0 && b->batch_first_ms < t) t = b->batch_first_ms;
   char cutoff[24];
   snprintf(cutoff, sizeof cutoff, "%lld", (long long)(t - mb_classifier_setting(b->cls, "lookahead_ms", 5000)) * 1000);
-  const char *params[] = {cutoff};
-  PGresult *r = PQexecPrepared(b->db, "finalize", 1, params, NULL, NULL, 0);
+  char reopen[24];
+  snprintf(reopen, sizeof reopen, "%llu", (unsigned long long)b->cfg->alert_reopen_seconds);
+  const char *params[] = {cutoff, reopen};
+  PGresult *r = PQexecPrepared(b->db, "finalize", 2, params, NULL, NULL, 0);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) return pg_failed(b, "making events final", r);
   if (PQntuples(r) == 1) {
     int64_t lag = mb_now_ms() - strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     mb_metric_set(MB_M_FINAL_LAG, lag > 0 ? lag : 0);
+    mb_metric_add(MB_M_ALERTS, strtoull(PQgetvalue(r, 0, 1), NULL, 10));
   }
   PQclear(r);
   return 0;
@@ -1196,23 +1210,64 @@ static void account(mb_batcher *b, uint64_t dups, uint64_t sent) {
   if (b->nrej) mb_log_warnx("%zu event lines or entries could not be loaded: kept in mailbeacon.rejected", b->nrej);
 }
 
+/* Sends the statements of sql at once (one round trip) and reads every
+ * result; *first gets the first column of the first row returned (0 when
+ * none). 0, or -1 when any failed (pg_failed). */
+static int pg_exec_all(mb_batcher *b, const char *sql, long long *first) {
+  *first = 0;
+  if (!PQsendQuery(b->db, sql)) return pg_failed(b, "sending the commit", NULL);
+  PGresult *r, *bad = NULL;
+  int got = 0;
+  while ((r = PQgetResult(b->db))) {
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_TUPLES_OK && !got && PQntuples(r) > 0) {
+      *first = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+      got = 1;
+    }
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && !bad) bad = r;
+    else PQclear(r);
+  }
+  return bad ? pg_failed(b, "committing", bad) : 0;
+}
+
 /* Loads the batch in one transaction. Returns 0 when committed, -1 not
  * (rolled back: nothing of it is stored). */
 static int load(mb_batcher *b) {
   uint64_t dups, sent;
   if (load_events(b, &dups, &sent) < 0 || judge_context(b) < 0 || record_rejected(b) < 0) return -1;
-  /* the newest event loaded, for the batchers that start after this one
-   * (note_loaded_by_others); with the COMMIT, one round trip */
+  /* With the COMMIT, in one round trip: the alerts of the events final as
+   * they are loaded (mailbeacon.alerts_loaded), and the newest event loaded,
+   * for the batchers that start after this one (note_loaded_by_others). */
+  mb_buf sql;
+  mb_buf_init(&sql);
+  int oom = 0;
+  if (b->alert_lo <= b->alert_hi) {
+    mb_buf arr;
+    mb_buf_init(&arr);
+    int any = uuid_array(b, ALERT, &arr);
+    if (any > 0)
+      oom |= mb_buf_printf(&sql,
+                           "SELECT mailbeacon.alerts_loaded('%s'::uuid[], to_timestamp(%lld / 1e6), "
+                           "to_timestamp(%lld / 1e6), make_interval(secs => %llu)); ",
+                           arr.data, (long long)b->alert_lo, (long long)b->alert_hi,
+                           (unsigned long long)b->cfg->alert_reopen_seconds);
+    oom |= any < 0;
+    mb_buf_free(&arr);
+  }
   int64_t newest = INT64_MIN;
   for (size_t k = 0; k < b->nevs; k++)
     if (b->evs[k].time_us > newest) newest = b->evs[k].time_us;
-  char sql[200] = "COMMIT";
   if (b->nevs)
-    snprintf(sql, sizeof sql,
-             "UPDATE mailbeacon.classifier_state SET newest_loaded = greatest(newest_loaded, "
-             "to_timestamp(%lld / 1e6)); COMMIT",
-             (long long)newest);
-  if (pg_exec(b, sql) < 0) return -1;
+    oom |= mb_buf_printf(&sql,
+                         "UPDATE mailbeacon.classifier_state SET newest_loaded = greatest(newest_loaded, "
+                         "to_timestamp(%lld / 1e6)); ",
+                         (long long)newest);
+  oom |= mb_buf_append(&sql, "COMMIT", 7);
+  long long alerts = 0;
+  int rc = oom ? pg_failed(b, "out of memory", NULL) : pg_exec_all(b, sql.data, &alerts);
+  mb_buf_free(&sql);
+  if (rc < 0) return -1;
+  mb_metric_add(MB_M_ALERTS, (uint64_t)alerts);
   account(b, dups, sent);
   return 0;
 }
@@ -1330,7 +1385,7 @@ static void tick(mb_batcher *b) {
   }
   if (b->db && t >= b->next_finalize && PQtransactionStatus(b->db) == PQTRANS_IDLE) {
     /* the look-ahead windows close, between batches and while the stream is idle */
-    b->next_finalize = t + LAG_EVERY_MS;
+    b->next_finalize = t + FINALIZE_EVERY_MS;
     finalize(b);
   }
 }

@@ -147,6 +147,8 @@ typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_COUNT }
   X(FINAL_LAG, BATCHER, SECONDS, "mailbeacon_batcher_final_lag_seconds", NULL,                                         \
     "How far behind now final judgements are: a person's hit younger than this may still change class.", NULL,         \
     MB_BOUNDS_NONE)                                                                                                    \
+  X(ALERTS, BATCHER, COUNTER, "mailbeacon_alerts_total", NULL, "Alerts made for reps (docs/alerts.md).", NULL,         \
+    MB_BOUNDS_NONE)                                                                                                    \
   X(RULES_RELOADS_OK, BATCHER, COUNTER, "mailbeacon_rules_reloads_total", "result=\"ok\"",                             \
     "Reloads of the rules file and IP lists (SIGHUP).", NULL, MB_BOUNDS_NONE)                                          \
   X(RULES_RELOADS_FAILED, BATCHER, COUNTER, "mailbeacon_rules_reloads_total", "result=\"failed\"", NULL, NULL,         \

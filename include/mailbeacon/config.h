@@ -62,8 +62,9 @@ typedef struct mb_config {
   char log_file[PATH_MAX];     /* "", "stderr", "syslog" or a file (log.h); reopened on SIGHUP */
   char log_level[16];          /* error, warning, info or debug */
   /* the rep of a message sent by an authenticated user (mb_config_rep) */
-  char auth_domain[256]; /* a bare login L is the address L@auth_domain; "": none */
-  char rep_map[16384];   /* as written: "login=address" entries, comma-separated */
+  char auth_domain[256];         /* a bare login L is the address L@auth_domain; "": none */
+  char rep_map[16384];           /* as written: "login=address" entries, comma-separated */
+  uint64_t alert_reopen_seconds; /* "opened again" at most once per message and recipient in this long */
   /* never_track parsed into lower-case entries pointing into never_track_buf */
   size_t never_track_n;
   const char *never_track_list[MB_NEVER_TRACK_MAX];

@@ -2,7 +2,8 @@
  * tracked message. Written to the Redis stream as one entry with the fields
  * documented in docs/events.md:
  *   type=sent v=1 message=<uuid> message_id=<Message-ID> rep=<address>
- *   recipients=<JSON [{"i":1,"addr":"..."}]> token_recipient=<0|1>
+ *   recipients=<JSON [{"i":1,"addr":"...","name":"..."}]> token_recipient=<0|1>
+ *     ("name": the display name in To or Cc, left out when none)
  *   subject=<decoded UTF-8> sent_at=<µs since epoch>
  *   links=<JSON [{"i":1,"url":"..."}]> client_ip=<submitting client's address, or empty> */
 #ifndef MAILBEACON_SENT_H
@@ -23,7 +24,8 @@ typedef struct mb_sent {
   uint8_t message[16];
   const char *message_id;
   const char *rep;
-  const char *const *recipients; /* index i+1 in tokens and records */
+  const char *const *recipients;      /* index i+1 in tokens and records */
+  const char *const *recipient_names; /* their display names ("" or NULL: none); NULL: none known */
   size_t nrecipients;
   uint16_t token_recipient; /* the index the tokens carry: 1 or 0 ("someone") */
   const char *subject;

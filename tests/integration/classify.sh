@@ -19,6 +19,7 @@ set -euo pipefail
 server=$1 rewrite=$2 data=$3
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../scripts/lib/services.sh"
+. "$here/lib/scenario.sh"
 MB_RUN=$(mktemp -d /tmp/mb-classify.XXXXXX)
 spid=
 trap '[ -n "$spid" ] && kill -9 $spid 2>/dev/null; mb_redis_stop; mb_pg_stop; rm -rf "$MB_RUN"' EXIT
@@ -28,39 +29,12 @@ fail() {
   mb_psql -tA -c "SELECT part, reason, left(entry, 300) FROM mailbeacon.rejected LIMIT 5" >&2 || true
   exit 1
 }
-sql() { mb_psql -tA -F ' ' -c "$1"; }
-expect() { # expect SQL VALUE
-  local got
-  got=$(sql "$1")
-  [ "$got" = "$2" ] || fail "$1
-  expected: $2
-  got:      $got"
-}
-wait_rows() { # wait_rows SQL VALUE: until the query gives VALUE (15 s)
-  for _ in $(seq 1 300); do [ "$(sql "$1")" = "$2" ] && return 0; sleep 0.05; done
-  expect "$1" "$2"
-}
-xadd() { mb_redis_cli XADD mailbeacon:events '*' "$@" >/dev/null; }
 judged() { # judged MESSAGE: every event of the message, in time order: kind link ip class reason
   sql "SELECT kind, link_idx, host(ip), class, reason FROM mailbeacon.events WHERE message = '$1'
         ORDER BY occurred_at, event_id"
 }
 
-# ---- the rules: the shipped file, its lists here
-lists=$MB_RUN/lists
-mkdir -p "$lists"
-printf '# the office\n198.51.100.0/24\n' > "$lists/office.txt"
-printf '203.0.113.0/24,US,US-CA,Cupertino,\n2001:db8:a::/48,GB,GB-EN,London,\n' > "$lists/apple.csv"
-printf '{"syncToken":"1","prefixes":[{"ipv4Prefix":"192.0.2.192/26"},{"ipv6Prefix":"2001:db8:6::/48"}]}\n' \
-  > "$lists/goog.json"
-printf '[{"id":1,"serviceArea":"Exchange","ips":["192.0.2.128/26","2001:db8:365::/48"]},
- {"id":2,"serviceArea":"SharePoint","ips":["192.0.2.0/26"]}]\n' > "$lists/m365.json"
-sed -e "s|^list office cidr .*|list office cidr $lists/office.txt|" \
-  -e "s|^list apple_egress apple-csv .*|list apple_egress apple-csv $lists/apple.csv|" \
-  -e "s|^list google google-json .*|list google google-json $lists/goog.json|" \
-  -e "s|^list m365_exchange m365-json .*|list m365_exchange m365-json $lists/m365.json|" \
-  "$here/../../rules/mailbeacon.rules" > "$MB_RUN/mailbeacon.rules"
-version=$(awk '$1 == "version" {print $2}' "$MB_RUN/mailbeacon.rules")
+scenario_rules "$here/../../rules/mailbeacon.rules"
 
 mb_redis_start
 mb_pg_start
@@ -80,27 +54,12 @@ metric() { curl -s "http://127.0.0.1:$aport/metrics" | awk -v k="$1" '$1 == k {p
 
 # ---- stream entries with chosen facts
 now=$(date +%s%6N)
-S=1000000 M=$((60 * S)) H=$((3600 * S))
-uuid() { printf '00000000-0000-4000-8000-%012d' "$1"; }
 sent() { # sent N SENT_AT_US [CLIENT_IP]: a message to one recipient with 4 links
   xadd type sent v 1 message "$(uuid "$1")" message_id "m$1@ourco.example" rep sam@ourco.example \
     recipients "[{\"i\":1,\"addr\":\"r$1@acme.example\"}]" token_recipient 1 subject "s$1" sent_at "$2" \
     links '[{"i":1,"url":"https://e.example/1"},{"i":2,"url":"https://e.example/2"},{"i":3,"url":"https://e.example/3"},{"i":4,"url":"https://e.example/4"}]' \
     client_ip "${3:-}"
 }
-ev() { # ev N KIND LINK TIME_US IP METHOD UA [PURPOSE]: one v2 event line of message N, its id
-  # made of the message, kind, link and time (the line is made in a subshell: no counter)
-  local url=
-  [ "$2" = c ] && url="https://e.example/$3"
-  printf '%04x%04x%02x%022x\t%s\t%s\t1\t%s\t%s\t%s\t%s\tedge-x\t%s\t%s\t%s' "$1" "$3" "'$2" "$4" "$2" "$(uuid "$1")" "$3" "$4" "$5" "$6" "$7" \
-    "$url" "${8:-}"
-}
-hits() { # hits LINE...: one entry
-  xadd type hits v 2 n $# d "$(printf '%s\n' "$@")
-"
-}
-chrome='Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
-outlook='Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17928; Pro)'
 gmail_prefetch='Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/42.0.2311.135 Safari/537.36 Edge/12.246 Mozilla/5.0'
 
 t0=$((now - 6 * H))

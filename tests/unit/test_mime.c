@@ -659,6 +659,11 @@ static void identity_and_size_limit(void **state) {
   assert_true(res.rewritten);
   assert_int_equal(res.nrecipients, 3);     /* To (two, folded) + Cc */
   assert_int_equal(res.token_recipient, 0); /* several recipients: "someone" */
+  /* display names, decoded, for the rep's alerts */
+  assert_string_equal(res.recipient_names[0], "Dana Whitfield");
+  assert_string_equal(res.recipient_names[1], "J\xc3\xb6rg Stra\xc3\x9f"
+                                              "er");
+  assert_string_equal(res.recipient_names[2], "Pat Lee");
   assert_non_null(res.subject);
   assert_non_null(res.message_id);
   mb_rewrite_result_free(&res);
@@ -669,6 +674,7 @@ static void identity_and_size_limit(void **state) {
   assert_int_equal(mb_rewrite_message(&cfg, ring, &id, in.data, in.len, &res), 0);
   assert_string_equal(res.rep, "rep@ourco.example");
   assert_int_equal(res.token_recipient, 1);
+  assert_string_equal(res.recipient_names[0], "Dana Whitfield"); /* an envelope recipient, named in To */
   mb_rewrite_result_free(&res);
 
   /* per-recipient copies: To, Cc, then the Bcc recipients of the envelope,
@@ -684,6 +690,8 @@ static void identity_and_size_limit(void **state) {
     for (int i = 0; i < 3; i++) assert_string_equal(res.recipients[i], first.recipients[i]);
     assert_string_equal(res.recipients[3], "bcc1@x.example");
     assert_string_equal(res.recipients[4], "bcc2@y.example");
+    assert_string_equal(res.recipient_names[0], "Dana Whitfield");
+    assert_string_equal(res.recipient_names[3], ""); /* Bcc: no header names it */
     static const int want[] = {3, 4, 1, 5};
     assert_int_equal(res.token_recipient, want[k]);
     mb_rewrite_result_free(&res);
