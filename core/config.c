@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { T_STR, T_URL, T_LIST, T_REPMAP, T_DOMAIN, T_SIZE, T_NUM, T_BOOL, T_CHOICE } key_type;
+typedef enum { T_STR, T_URL, T_LIST, T_ADDRMAP, T_DOMAIN, T_SIZE, T_NUM, T_BOOL, T_CHOICE } key_type;
 
 typedef struct key_def {
   const char *name;
@@ -19,59 +19,67 @@ typedef struct key_def {
   const char *def;
   uint64_t min, max;   /* for sizes and numbers */
   const char *choices; /* for T_CHOICE: '|'-separated */
+  size_t parsed;       /* for T_ADDRMAP: the offset of its mb_addr_map; min 1: its keys are addresses too */
 } key_def;
 
 #define STR(f) offsetof(mb_config, f), sizeof(((mb_config *)0)->f)
 static const key_def keys[] = {
-    {"base_url", T_URL, STR(base_url), "", 0, 0, NULL},
-    {"key_file", T_STR, STR(key_file), "/etc/mailbeacon/keys", 0, 0, NULL},
-    {"never_track", T_LIST, STR(never_track), "", 0, 0, NULL},
-    {"redis", T_STR, STR(redis), "", 0, 0, NULL},
-    {"redis_stream", T_STR, STR(redis_stream), "mailbeacon:events", 0, 0, NULL},
-    {"spool_dir", T_STR, STR(spool_dir), "/var/spool/mailbeacon", 0, 0, NULL},
+    {"base_url", T_URL, STR(base_url), "", 0, 0, NULL, 0},
+    {"key_file", T_STR, STR(key_file), "/etc/mailbeacon/keys", 0, 0, NULL, 0},
+    {"never_track", T_LIST, STR(never_track), "", 0, 0, NULL, 0},
+    {"redis", T_STR, STR(redis), "", 0, 0, NULL, 0},
+    {"redis_stream", T_STR, STR(redis_stream), "mailbeacon:events", 0, 0, NULL, 0},
+    {"spool_dir", T_STR, STR(spool_dir), "/var/spool/mailbeacon", 0, 0, NULL, 0},
     {"max_message_size", T_SIZE, offsetof(mb_config, max_message_size), sizeof(uint64_t), "25M", 1024,
-     (uint64_t)1 << 30, NULL},
-    {"max_mime_parts", T_NUM, offsetof(mb_config, max_mime_parts), sizeof(uint64_t), "5000", 1, 10000000, NULL},
-    {"max_header_lines", T_NUM, offsetof(mb_config, max_header_lines), sizeof(uint64_t), "20000", 10, 100000000, NULL},
-    {"max_html_parts", T_NUM, offsetof(mb_config, max_html_parts), sizeof(uint64_t), "100", 1, 1000000, NULL},
-    {"reinject_via", T_CHOICE, STR(reinject_via), "sendmail", 0, 0, "sendmail|smtp"},
-    {"sendmail_path", T_STR, STR(sendmail_path), "/usr/sbin/sendmail", 0, 0, NULL},
-    {"reinject_smtp", T_STR, STR(reinject_smtp), "127.0.0.1:10026", 0, 0, NULL},
-    {"per_recipient", T_BOOL, offsetof(mb_config, per_recipient), sizeof(int), "yes", 0, 1, NULL},
-    {"honeypot", T_BOOL, offsetof(mb_config, honeypot), sizeof(int), "yes", 0, 1, NULL},
-    {"listen", T_STR, STR(listen), "0.0.0.0:8080", 0, 0, NULL},
-    {"admin_listen", T_STR, STR(admin_listen), "127.0.0.1:9090", 0, 0, NULL},
-    {"batcher_admin_listen", T_STR, STR(batcher_admin_listen), "127.0.0.1:9091", 0, 0, NULL},
-    {"trusted_proxies", T_STR, STR(trusted_proxies), "", 0, 0, NULL},
-    {"ip_truncate", T_BOOL, offsetof(mb_config, ip_truncate), sizeof(int), "no", 0, 1, NULL},
-    {"edge_id", T_STR, STR(edge_id), "", 0, 0, NULL},
-    {"http_threads", T_NUM, offsetof(mb_config, http_threads), sizeof(uint64_t), "0", 0, 256, NULL},
-    {"max_connections", T_NUM, offsetof(mb_config, max_connections), sizeof(uint64_t), "0", 0, 1u << 20, NULL},
+     (uint64_t)1 << 30, NULL, 0},
+    {"max_mime_parts", T_NUM, offsetof(mb_config, max_mime_parts), sizeof(uint64_t), "5000", 1, 10000000, NULL, 0},
+    {"max_header_lines", T_NUM, offsetof(mb_config, max_header_lines), sizeof(uint64_t), "20000", 10, 100000000, NULL,
+     0},
+    {"max_html_parts", T_NUM, offsetof(mb_config, max_html_parts), sizeof(uint64_t), "100", 1, 1000000, NULL, 0},
+    {"reinject_via", T_CHOICE, STR(reinject_via), "sendmail", 0, 0, "sendmail|smtp", 0},
+    {"sendmail_path", T_STR, STR(sendmail_path), "/usr/sbin/sendmail", 0, 0, NULL, 0},
+    {"reinject_smtp", T_STR, STR(reinject_smtp), "127.0.0.1:10026", 0, 0, NULL, 0},
+    {"per_recipient", T_BOOL, offsetof(mb_config, per_recipient), sizeof(int), "yes", 0, 1, NULL, 0},
+    {"honeypot", T_BOOL, offsetof(mb_config, honeypot), sizeof(int), "yes", 0, 1, NULL, 0},
+    {"listen", T_STR, STR(listen), "0.0.0.0:8080", 0, 0, NULL, 0},
+    {"admin_listen", T_STR, STR(admin_listen), "127.0.0.1:9090", 0, 0, NULL, 0},
+    {"batcher_admin_listen", T_STR, STR(batcher_admin_listen), "127.0.0.1:9091", 0, 0, NULL, 0},
+    {"trusted_proxies", T_STR, STR(trusted_proxies), "", 0, 0, NULL, 0},
+    {"ip_truncate", T_BOOL, offsetof(mb_config, ip_truncate), sizeof(int), "no", 0, 1, NULL, 0},
+    {"edge_id", T_STR, STR(edge_id), "", 0, 0, NULL, 0},
+    {"http_threads", T_NUM, offsetof(mb_config, http_threads), sizeof(uint64_t), "0", 0, 256, NULL, 0},
+    {"max_connections", T_NUM, offsetof(mb_config, max_connections), sizeof(uint64_t), "0", 0, 1u << 20, NULL, 0},
     {"max_connections_per_ip", T_NUM, offsetof(mb_config, max_connections_per_ip), sizeof(uint64_t), "1000", 0,
-     1u << 20, NULL},
+     1u << 20, NULL, 0},
     {"request_header_timeout_ms", T_NUM, offsetof(mb_config, request_header_timeout_ms), sizeof(uint64_t), "10000", 0,
-     3600000, NULL},
+     3600000, NULL, 0},
     {"queue_size", T_SIZE, offsetof(mb_config, queue_size), sizeof(uint64_t), "64M", 1024 * 1024, (uint64_t)4 << 30,
-     NULL},
+     NULL, 0},
     {"spool_max_bytes", T_SIZE, offsetof(mb_config, spool_max_bytes), sizeof(uint64_t), "1G", 64 * 1024,
-     (uint64_t)1 << 40, NULL},
-    {"spool_fsync", T_BOOL, offsetof(mb_config, spool_fsync), sizeof(int), "yes", 0, 1, NULL},
-    {"postgres", T_STR, STR(postgres), "", 0, 0, NULL},
-    {"batch_size", T_NUM, offsetof(mb_config, batch_size), sizeof(uint64_t), "5000", 1, 1000000, NULL},
-    {"batch_wait_ms", T_NUM, offsetof(mb_config, batch_wait_ms), sizeof(uint64_t), "200", 1, 60000, NULL},
-    {"batcher_group", T_STR, STR(batcher_group), "mailbeacon-batchers", 0, 0, NULL},
-    {"reclaim_idle_ms", T_NUM, offsetof(mb_config, reclaim_idle_ms), sizeof(uint64_t), "30000", 1000, 86400000, NULL},
-    {"batch_max_attempts", T_NUM, offsetof(mb_config, batch_max_attempts), sizeof(uint64_t), "5", 1, 1000, NULL},
-    {"partitions_ahead", T_NUM, offsetof(mb_config, partitions_ahead), sizeof(uint64_t), "3", 1, 120, NULL},
-    {"retention_days", T_NUM, offsetof(mb_config, retention_days), sizeof(uint64_t), "0", 0, 100000, NULL},
-    {"ip_retention_days", T_NUM, offsetof(mb_config, ip_retention_days), sizeof(uint64_t), "0", 0, 100000, NULL},
-    {"rules_file", T_STR, STR(rules_file), "", 0, 0, NULL},
-    {"log_file", T_STR, STR(log_file), "", 0, 0, NULL},
-    {"log_level", T_CHOICE, STR(log_level), "info", 0, 0, "error|warning|info|debug"},
-    {"auth_domain", T_DOMAIN, STR(auth_domain), "", 0, 0, NULL},
-    {"rep_map", T_REPMAP, STR(rep_map), "", 0, 0, NULL},
+     (uint64_t)1 << 40, NULL, 0},
+    {"spool_fsync", T_BOOL, offsetof(mb_config, spool_fsync), sizeof(int), "yes", 0, 1, NULL, 0},
+    {"postgres", T_STR, STR(postgres), "", 0, 0, NULL, 0},
+    {"batch_size", T_NUM, offsetof(mb_config, batch_size), sizeof(uint64_t), "5000", 1, 1000000, NULL, 0},
+    {"batch_wait_ms", T_NUM, offsetof(mb_config, batch_wait_ms), sizeof(uint64_t), "200", 1, 60000, NULL, 0},
+    {"batcher_group", T_STR, STR(batcher_group), "mailbeacon-batchers", 0, 0, NULL, 0},
+    {"reclaim_idle_ms", T_NUM, offsetof(mb_config, reclaim_idle_ms), sizeof(uint64_t), "30000", 1000, 86400000, NULL,
+     0},
+    {"batch_max_attempts", T_NUM, offsetof(mb_config, batch_max_attempts), sizeof(uint64_t), "5", 1, 1000, NULL, 0},
+    {"partitions_ahead", T_NUM, offsetof(mb_config, partitions_ahead), sizeof(uint64_t), "3", 1, 120, NULL, 0},
+    {"retention_days", T_NUM, offsetof(mb_config, retention_days), sizeof(uint64_t), "0", 0, 100000, NULL, 0},
+    {"ip_retention_days", T_NUM, offsetof(mb_config, ip_retention_days), sizeof(uint64_t), "0", 0, 100000, NULL, 0},
+    {"rules_file", T_STR, STR(rules_file), "", 0, 0, NULL, 0},
+    {"log_file", T_STR, STR(log_file), "", 0, 0, NULL, 0},
+    {"log_level", T_CHOICE, STR(log_level), "info", 0, 0, "error|warning|info|debug", 0},
+    {"auth_domain", T_DOMAIN, STR(auth_domain), "", 0, 0, NULL, 0},
+    {"rep_map", T_ADDRMAP, STR(rep_map), "", 0, 0, NULL, offsetof(mb_config, rep_map_parsed)},
     {"alert_reopen_seconds", T_NUM, offsetof(mb_config, alert_reopen_seconds), sizeof(uint64_t), "3600", 0, 2592000,
-     NULL},
+     NULL, 0},
+    {"alert_share", T_ADDRMAP, STR(alert_share), "", 1, 0, NULL, offsetof(mb_config, alert_share_parsed)},
+    {"rep_listen", T_STR, STR(rep_listen), "", 0, 0, NULL, 0},
+    {"rep_tls_cert", T_STR, STR(rep_tls_cert), "", 0, 0, NULL, 0},
+    {"rep_tls_key", T_STR, STR(rep_tls_key), "", 0, 0, NULL, 0},
+    {"api_admin_listen", T_STR, STR(api_admin_listen), "127.0.0.1:9092", 0, 0, NULL, 0},
 };
 #undef STR
 
@@ -158,33 +166,42 @@ static int valid_domain(const char *d) {
   return 1;
 }
 
-/* Splits rep_map ("login=address, ...") into lower-cased logins and their
- * addresses. */
-static int parse_rep_map(mb_config *c, char *err, size_t errlen, const char *origin) {
+/* 1 when the n bytes at s are an address as the maps take it: some text,
+ * one '@', some text. */
+static int looks_like_address(const char *s, size_t n) {
+  const char *at = memchr(s, '@', n);
+  return at && at > s && at < s + n - 1 && !memchr(at + 1, '@', (size_t)(s + n - at - 1));
+}
+
+/* Splits a map's text ("key=address, ...") into lower-cased keys and their
+ * addresses; with key_is_address, keys must be addresses too. */
+static int parse_addr_map(const char *text, mb_addr_map *m, int key_is_address, const char *name, char *err,
+                          size_t errlen, const char *origin) {
   size_t n = 0, o = 0, len;
-  const char *p = c->rep_map;
+  const char *p = text;
   for (const char *start; (start = next_entry(&p, &len));) {
     const char *eq = memchr(start, '=', len);
     const char *addr = eq ? eq + 1 : NULL;
     size_t alen = eq ? (size_t)(p - addr) : 0;
-    const char *at = addr ? memchr(addr, '@', alen) : NULL;
-    if (!eq || eq == start || !at || at == addr || at == p - 1 || memchr(addr, '=', alen)) {
-      snprintf(err, errlen, "%s: rep_map: '%.*s' is not login=address", origin, (int)len, start);
+    if (!eq || eq == start || !looks_like_address(addr, alen) || memchr(addr, '=', alen) ||
+        (key_is_address && !looks_like_address(start, (size_t)(eq - start)))) {
+      snprintf(err, errlen, "%s: %s: '%.*s' is not %s=address", origin, name, (int)len, start,
+               key_is_address ? "address" : "login");
       return -1;
     }
     if (n == MB_REP_MAP_MAX) {
-      snprintf(err, errlen, "%s: rep_map: more than %d entries", origin, MB_REP_MAP_MAX);
+      snprintf(err, errlen, "%s: %s: more than %d entries", origin, name, MB_REP_MAP_MAX);
       return -1;
     }
-    c->rep_map_login[n] = c->rep_map_buf + o;
-    for (const char *q = start; q < eq; q++) c->rep_map_buf[o++] = (char)tolower((unsigned char)*q);
-    c->rep_map_buf[o++] = '\0';
-    c->rep_map_addr[n++] = c->rep_map_buf + o;
-    memcpy(c->rep_map_buf + o, addr, alen);
+    m->key[n] = m->buf + o;
+    for (const char *q = start; q < eq; q++) m->buf[o++] = (char)tolower((unsigned char)*q);
+    m->buf[o++] = '\0';
+    m->addr[n++] = m->buf + o;
+    memcpy(m->buf + o, addr, alen);
     o += alen;
-    c->rep_map_buf[o++] = '\0';
+    m->buf[o++] = '\0';
   }
-  c->rep_map_n = n;
+  m->n = n;
   return 0;
 }
 
@@ -252,7 +269,7 @@ int mb_config_set(mb_config *c, const char *key, const char *value, const char *
   case T_URL:
   case T_STR:
   case T_LIST:
-  case T_REPMAP:
+  case T_ADDRMAP:
   case T_DOMAIN: {
     size_t len = strlen(value);
     if (k->type == T_URL)
@@ -275,7 +292,8 @@ int mb_config_set(mb_config *c, const char *key, const char *value, const char *
     }
     memcpy(field, tmp, len + 1);
     if (k->type == T_LIST) return parse_list(c, err, errlen, origin);
-    if (k->type == T_REPMAP) return parse_rep_map(c, err, errlen, origin);
+    if (k->type == T_ADDRMAP)
+      return parse_addr_map(field, (mb_addr_map *)((char *)c + k->parsed), k->min == 1, k->name, err, errlen, origin);
     return 0;
   }
   }
@@ -414,9 +432,10 @@ int mb_config_rep(const mb_config *c, const char *login, const char *sender, cha
   if (!outlen) return 0;
   int unmapped = 0;
   if (login && *login) {
-    for (size_t i = 0; i < c->rep_map_n; i++)
-      if (strcasecmp(c->rep_map_login[i], login) == 0) {
-        snprintf(out, outlen, "%s", c->rep_map_addr[i]);
+    const mb_addr_map *m = &c->rep_map_parsed;
+    for (size_t i = 0; i < m->n; i++)
+      if (strcasecmp(m->key[i], login) == 0) {
+        snprintf(out, outlen, "%s", m->addr[i]);
         return 0;
       }
     const char *at = strchr(login, '@');
@@ -449,4 +468,15 @@ int mb_config_never_track(const mb_config *c, const char *addr) {
     if (dl > el && domain[dl - el - 1] == '.' && strcasecmp(domain + dl - el, e) == 0) return 1;
   }
   return 0;
+}
+
+size_t mb_config_shared_with(const mb_config *c, const char *rep, const char **out, size_t max) {
+  const mb_addr_map *m = &c->alert_share_parsed;
+  size_t n = 0;
+  for (size_t i = 0; i < m->n; i++)
+    if (strcasecmp(m->addr[i], rep) == 0) {
+      if (n < max) out[n] = m->key[i];
+      n++;
+    }
+  return n;
 }

@@ -1,16 +1,18 @@
-/* mailbeacon-server: the tracking edge and the batcher.
+/* mailbeacon-server: the tracking edge, the batcher and the rep API.
  *
- *   mailbeacon-server [serve] [--role all|edge|batcher] [--config FILE]
+ *   mailbeacon-server [serve] [--role all|edge|batcher|api] [--config FILE]
  *   mailbeacon-server migrate [--config FILE]
  *   mailbeacon-server maintain [--config FILE]
  *
  * serve: reads the configuration, opens the log, starts the admin listener
  * and the roles (edge.c; batcher.c when `postgres` is set, or --role
- * batcher), then waits for signals: SIGTERM/SIGINT stop everything (the
- * edge drains its queue to Redis or the spool, the batcher finishes the
- * batch in hand) and exit 0; SIGHUP reopens log_file and reloads the key
- * ring. migrate and maintain: commands.c. */
+ * batcher; api.c when `rep_listen` is set, or --role api), then waits for
+ * signals: SIGTERM/SIGINT stop everything (the edge drains its queue to
+ * Redis or the spool, the batcher finishes the batch in hand, the rep
+ * API's streams end) and exit 0; SIGHUP reopens log_file and reloads the
+ * key ring and the rules. migrate and maintain: commands.c. */
 #include "admin.h"
+#include "api.h"
 #include "batcher.h"
 #include "commands.h"
 #include "edge.h"
@@ -30,7 +32,7 @@
 #define PROG "mailbeacon-server"
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: " PROG " [serve] [--role all|edge|batcher] [--config FILE]\n"
+  fprintf(f, "usage: " PROG " [serve] [--role all|edge|batcher|api] [--config FILE]\n"
              "       " PROG " migrate [--config FILE]    apply the PostgreSQL schema migrations\n"
              "       " PROG " maintain [--config FILE]   create partitions ahead, apply retention\n"
              "       " PROG " reclassify [--since TIME] [--until TIME] [--config FILE]\n"
@@ -67,21 +69,27 @@ static void raise_nofile(void) {
 }
 
 /* Runs the roles until SIGTERM or SIGINT. Returns the exit status. */
-static int serve(const mb_config *cfg, int edge_role, int batcher_role) {
+static int serve(const mb_config *cfg, int edge_role, int batcher_role, int api_role) {
   char err[1024], name[64];
   sigset_t sigs;
-  /* the batcher runs when PostgreSQL is configured (always with --role batcher) */
-  int batching = batcher_role && (cfg->postgres[0] || !edge_role);
-  if (batching && mb_batcher_check(cfg, err, sizeof err) < 0) {
+  int all = edge_role && batcher_role;
+  /* the batcher runs when PostgreSQL is configured, the rep API when
+   * rep_listen is (always when the role is named alone) */
+  int batching = batcher_role && (cfg->postgres[0] || !all);
+  int serving_api = api_role && (cfg->rep_listen[0] || !all);
+  if ((batching && mb_batcher_check(cfg, err, sizeof err) < 0) ||
+      (serving_api && mb_api_check(cfg, err, sizeof err) < 0)) {
     mb_log_errx("%s", err);
     return EX_CONFIG;
   }
   block_signals(&sigs);
   raise_nofile();
   mb_edge_name(cfg, name);
-  const char *admin_addr = edge_role ? cfg->admin_listen : cfg->batcher_admin_listen;
-  mb_admin *admin = mb_admin_start(admin_addr, edge_role ? "admin_listen" : "batcher_admin_listen",
-                                   edge_role ? name : NULL, err, sizeof err);
+  const char *admin_addr = edge_role      ? cfg->admin_listen
+                           : batcher_role ? cfg->batcher_admin_listen
+                                          : cfg->api_admin_listen;
+  const char *admin_key = edge_role ? "admin_listen" : batcher_role ? "batcher_admin_listen" : "api_admin_listen";
+  mb_admin *admin = mb_admin_start(admin_addr, admin_key, edge_role ? name : NULL, err, sizeof err);
   if (!admin) {
     mb_log_errx("%s", err);
     return EX_UNAVAILABLE;
@@ -115,6 +123,21 @@ static int serve(const mb_config *cfg, int edge_role, int batcher_role) {
                   mb_batcher_name(batcher), cfg->redis_stream, cfg->redis, cfg->batcher_group, admin_addr,
                   mb_admin_port(admin));
   }
+  mb_api *api = NULL;
+  if (serving_api) {
+    int rc = mb_api_start(cfg, &api, err, sizeof err);
+    if (rc && !edge && !batcher) {
+      mb_log_errx("%s", err);
+      mb_admin_stop(admin);
+      return rc;
+    }
+    if (rc) mb_log_errx("rep API not started: %s", err);
+    else if (edge || batcher)
+      mb_log_info("rep API on %s (port %u), %s", cfg->rep_listen, mb_api_port(api), mb_api_tls(api) ? "HTTPS" : "HTTP");
+    else
+      mb_log_info("rep API on %s (port %u), %s; admin on %s (port %u)", cfg->rep_listen, mb_api_port(api),
+                  mb_api_tls(api) ? "HTTPS" : "HTTP", admin_addr, mb_admin_port(admin));
+  }
 
   for (;;) {
     int sig;
@@ -126,9 +149,11 @@ static int serve(const mb_config *cfg, int edge_role, int batcher_role) {
     }
     if (edge) mb_edge_reload(edge);
     if (batcher) mb_batcher_reload(batcher);
+    if (api) mb_api_reload(api);
   }
 
   mb_admin_stop(admin); /* first: it reads the edge's queue */
+  mb_api_stop(api);
   mb_edge_stop(edge);
   if (batcher) {
     mb_log_info("stopping the batcher");
@@ -172,12 +197,12 @@ int main(int argc, char **argv) {
     usage(stderr);
     return EX_USAGE;
   }
-  static const char *const roles[] = {"all", "edge", "batcher"};
+  static const char *const roles[] = {"all", "edge", "batcher", "api"};
   const char *role_name = NULL; /* static, for the log */
-  for (size_t i = 0; i < 3; i++)
+  for (size_t i = 0; i < 4; i++)
     if (!strcmp(role, roles[i])) role_name = roles[i];
   if (!role_name) {
-    fprintf(stderr, PROG ": --role is all, edge or batcher, not '%s'\n", role);
+    fprintf(stderr, PROG ": --role is all, edge, batcher or api, not '%s'\n", role);
     return EX_USAGE;
   }
   static mb_config cfg;
@@ -196,5 +221,6 @@ int main(int argc, char **argv) {
     fprintf(stderr, PROG ": %s\n", err);
     return EX_CANTCREAT;
   }
-  return serve(&cfg, role_name != roles[2], role_name != roles[1]);
+  return serve(&cfg, role_name == roles[0] || role_name == roles[1], role_name == roles[0] || role_name == roles[2],
+               role_name == roles[0] || role_name == roles[3]);
 }

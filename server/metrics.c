@@ -212,6 +212,11 @@ int mb_metrics_healthz(mb_buf *b, const char *version, const char *edge_name) {
     rc |= healthz_fields(b, MB_GROUP_BATCHER, 1);
     rc |= mb_buf_puts(b, "}");
   }
+  if (atomic_load(&enabled[MB_GROUP_API])) {
+    rc |= mb_buf_puts(b, ",\"api\":{");
+    rc |= healthz_fields(b, MB_GROUP_API, 1);
+    rc |= mb_buf_puts(b, "}");
+  }
   rc |= mb_buf_puts(b, "}\n");
   return rc ? -1 : 0;
 }

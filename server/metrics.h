@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 /* The groups, rendered only when their role runs in this process. */
-typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_COUNT } mb_metric_group;
+typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_API, MB_GROUP_COUNT } mb_metric_group;
 
 /* Kinds of rows:
  *   COUNTER    only goes up (mb_metric_add)
@@ -167,7 +167,23 @@ typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_COUNT }
   X(PROBLEM_STUCK, BATCHER, FATAL, "mailbeacon_batcher_problem", "what=\"batcher_stuck\"", NULL, "batcher_stuck",      \
     MB_BOUNDS_NONE)                                                                                                    \
   X(LOAD_DELAY, BATCHER, HISTOGRAM, "mailbeacon_batcher_load_delay_seconds", NULL,                                     \
-    "Time from a hit at the edge to its row committed.", NULL, MB_BOUNDS_LOAD_DELAY)
+    "Time from a hit at the edge to its row committed.", NULL, MB_BOUNDS_LOAD_DELAY)                                   \
+  X(API_PG_UP, API, UP, "mailbeacon_api_postgres_up", NULL,                                                            \
+    "1 while the rep API's alert feed is connected to PostgreSQL.", "postgres", MB_BOUNDS_NONE)                        \
+  X(PROBLEM_API_PG, API, FATAL, "mailbeacon_api_problem", "what=\"postgres_down\"",                                    \
+    "1 while a problem of the rep API lasts.", "api_postgres_down", MB_BOUNDS_NONE)                                    \
+  X(API_STREAMS, API, GAUGE, "mailbeacon_api_streams", NULL, "Alert streams (Server-Sent Events) open now.",           \
+    "streams", MB_BOUNDS_NONE)                                                                                         \
+  X(API_ALERTS_READ, API, COUNTER, "mailbeacon_api_alerts_read_total", NULL, "Alerts the feed read from PostgreSQL.",  \
+    NULL, MB_BOUNDS_NONE)                                                                                              \
+  X(API_ALERTS_SENT, API, COUNTER, "mailbeacon_api_alerts_sent_total", NULL,                                           \
+    "Alerts written to streams (one alert to two streams counts two).", NULL, MB_BOUNDS_NONE)                          \
+  X(API_REQUESTS, API, COUNTER, "mailbeacon_api_requests_total", "result=\"ok\"", "Requests to the rep API.", NULL,    \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(API_UNAUTHORIZED, API, COUNTER, "mailbeacon_api_requests_total", "result=\"unauthorized\"", NULL, NULL,            \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(API_FORBIDDEN, API, COUNTER, "mailbeacon_api_requests_total", "result=\"forbidden\"", NULL, NULL, MB_BOUNDS_NONE)  \
+  X(API_FAILED, API, COUNTER, "mailbeacon_api_requests_total", "result=\"failed\"", NULL, NULL, MB_BOUNDS_NONE)
 
 /* The ids: MB_M_HITS_OPEN_VALID, ... */
 typedef enum mb_metric {
@@ -200,7 +216,7 @@ int mb_metrics_prometheus(mb_buf *out);
 
 /* /healthz: {"status":"ok" or "degraded", "problems":[...] when there are,
  * the edge's rows with a healthz key, "version", "edge": edge_name,
- * "batcher": {its rows}}; a group that is not enabled leaves its part out.
+ * "batcher": {its rows}, "api": {its rows}}; a group that is not enabled leaves its part out.
  * 0 or -1 (out of memory). */
 int mb_metrics_healthz(mb_buf *out, const char *version, const char *edge_name);
 

@@ -16,6 +16,14 @@
 #define MB_NEVER_TRACK_MAX 256
 #define MB_REP_MAP_MAX 1024
 
+/* "key=address" entries, parsed: keys lower-cased, in the order written
+ * (a key may come several times), pointing into buf. */
+typedef struct mb_addr_map {
+  size_t n;
+  const char *key[MB_REP_MAP_MAX], *addr[MB_REP_MAP_MAX];
+  char buf[16384];
+} mb_addr_map;
+
 typedef struct mb_config {
   char base_url[512]; /* tracking base, no trailing '/' */
   char key_file[PATH_MAX];
@@ -65,14 +73,18 @@ typedef struct mb_config {
   char auth_domain[256];         /* a bare login L is the address L@auth_domain; "": none */
   char rep_map[16384];           /* as written: "login=address" entries, comma-separated */
   uint64_t alert_reopen_seconds; /* "opened again" at most once per message and recipient in this long */
+  char alert_share[16384];       /* as written: "shared=rep" entries: rep reads the shared address's alerts */
+  /* the rep API (docs/alerts.md) */
+  char rep_listen[256];        /* host:port; "": no API in role all */
+  char rep_tls_cert[PATH_MAX]; /* PEM certificate (chain) and key: HTTPS; both "": plain HTTP */
+  char rep_tls_key[PATH_MAX];
+  char api_admin_listen[256]; /* /healthz and /metrics of --role api */
   /* never_track parsed into lower-case entries pointing into never_track_buf */
   size_t never_track_n;
   const char *never_track_list[MB_NEVER_TRACK_MAX];
   char never_track_buf[8192];
-  /* rep_map parsed: logins lower-cased, each with its address */
-  size_t rep_map_n;
-  const char *rep_map_login[MB_REP_MAP_MAX], *rep_map_addr[MB_REP_MAP_MAX];
-  char rep_map_buf[16384];
+  mb_addr_map rep_map_parsed;     /* logins, lower-cased, each with its address */
+  mb_addr_map alert_share_parsed; /* shared addresses, lower-cased, each with a rep who reads its alerts */
 } mb_config;
 
 /* Fills c with defaults, then the file at path (NULL: no file), then the
@@ -109,5 +121,10 @@ int mb_config_never_track(const mb_config *c, const char *addr);
  * cut). Returns 0, or 1 when a login was given that could not be made an
  * address (the caller says so: rep_map or auth_domain is missing it). */
 int mb_config_rep(const mb_config *c, const char *login, const char *sender, char *out, size_t outlen);
+
+/* The addresses whose alerts rep (any case) reads besides its own: the
+ * shared addresses alert_share gives it. Up to max of them into out
+ * (pointers into c). Returns how many there are. */
+size_t mb_config_shared_with(const mb_config *c, const char *rep, const char **out, size_t max);
 
 #endif

@@ -17,7 +17,8 @@ mb_log_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 # it bound, and prints that port. WHAT is
 #   listen  mailbeacon-server's public listener: "listening on ADDR (port N)"
 #   admin   mailbeacon-server's admin listener:  "admin on ADDR (port N)"
-#           (the start line of --role all and edge; --role batcher's)
+#           (the start line of --role all and edge; --role batcher's and api's)
+#   api     mailbeacon-server's rep API:         "rep API on ADDR (port N)"
 #   milter  mailbeacon-rewrite --milter inet:0@HOST: "milter listening on inet:N@HOST"
 # Only "(port N)" after those words is read, not the line's prefix. Fails
 # (status 1, the log's tail on stderr) when PID exits first or after SECONDS
@@ -27,8 +28,9 @@ mb_wait_port() {
   case $what in
     listen) re='s/.*listening on [^(,]*(port \([0-9][0-9]*\)).*/\1/p' ;;
     admin) re='s/.*admin on [^(,]*(port \([0-9][0-9]*\)).*/\1/p' ;;
+    api) re='s/.*rep API on [^(,]*(port \([0-9][0-9]*\)).*/\1/p' ;;
     milter) re='s/.*milter listening on inet6\{0,1\}:\([0-9][0-9]*\)@.*/\1/p' ;;
-    *) echo "mb_wait_port: WHAT is listen, admin or milter, not '$what'" >&2; return 2 ;;
+    *) echo "mb_wait_port: WHAT is listen, admin, api or milter, not '$what'" >&2; return 2 ;;
   esac
   for ((i = 0; i <= secs * 20; i++)); do
     kill -0 "$pid" 2>/dev/null || dead=1

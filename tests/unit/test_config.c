@@ -84,7 +84,7 @@ static void reps(void **state) {
   char err[512] = "", rep[64];
   assert_int_equal(parse(&c, "rep_map = JDoe=jane.doe@ourco.example, sales-bot=lee@ourco.example\n", err, sizeof err),
                    0);
-  assert_int_equal(c.rep_map_n, 2);
+  assert_int_equal(c.rep_map_parsed.n, 2);
   assert_int_equal(mb_config_rep(&c, "jdoe", "bounce@ourco.example", rep, sizeof rep), 0);
   assert_string_equal(rep, "jane.doe@ourco.example");
   assert_int_equal(mb_config_rep(&c, "sam@ourco.example", "x@ourco.example", rep, sizeof rep), 0);
@@ -103,6 +103,31 @@ static void reps(void **state) {
   assert_int_equal(parse(&c, "auth_domain = ourco.example\nrep_map = sam=samuel@ourco.example\n", err, sizeof err), 0);
   assert_int_equal(mb_config_rep(&c, "SAM", "bounce@ourco.example", rep, sizeof rep), 0);
   assert_string_equal(rep, "samuel@ourco.example");
+}
+
+/* alert_share: the reps who read a shared address's alerts besides its own */
+static void shares(void **state) {
+  (void)state;
+  mb_config c;
+  char err[512] = "";
+  const char *out[4];
+  assert_int_equal(parse(&c,
+                         "alert_share = Sales@ourco.example=dana@ourco.example, sales@ourco.example=lee@ourco.example,"
+                         " support@ourco.example=dana@ourco.example\n",
+                         err, sizeof err),
+                   0);
+  assert_int_equal(mb_config_shared_with(&c, "DANA@ourco.example", out, 4), 2);
+  assert_string_equal(out[0], "sales@ourco.example");
+  assert_string_equal(out[1], "support@ourco.example");
+  assert_int_equal(mb_config_shared_with(&c, "lee@ourco.example", out, 1), 1);
+  assert_string_equal(out[0], "sales@ourco.example");
+  assert_int_equal(mb_config_shared_with(&c, "sam@ourco.example", out, 4), 0);
+  /* the shared side is an address too, unlike rep_map's logins */
+  assert_int_equal(parse(&c, "alert_share = sales=dana@ourco.example\n", err, sizeof err), -1);
+  assert_non_null(strstr(err, "alert_share: 'sales=dana@ourco.example' is not address=address"));
+  assert_int_equal(parse(&c, "alert_share = sales@ourco.example=dana\n", err, sizeof err), -1);
+  assert_int_equal(parse(&c, "rep_map = jdoe=a@b@c\n", err, sizeof err), -1);
+  assert_non_null(strstr(err, "rep_map: 'jdoe=a@b@c' is not login=address"));
 }
 
 static void numbers(void **state) {
@@ -147,8 +172,11 @@ static void environment_wins(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(defaults_and_file), cmocka_unit_test(errors_name_file_line_key),
-                                     cmocka_unit_test(numbers), cmocka_unit_test(reps),
+  const struct CMUnitTest tests[] = {cmocka_unit_test(defaults_and_file),
+                                     cmocka_unit_test(errors_name_file_line_key),
+                                     cmocka_unit_test(numbers),
+                                     cmocka_unit_test(reps),
+                                     cmocka_unit_test(shares),
                                      cmocka_unit_test(environment_wins)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
