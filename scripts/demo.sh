@@ -21,8 +21,8 @@ sample=${1:-tests/data/12-mixed-related-alternative-pdf.eml}
 
 . scripts/lib/services.sh
 MB_RUN=$(mktemp -d /tmp/mailbeacon-demo.XXXXXX)
-spid= bpid=
-trap '[ -n "$spid" ] && kill $spid 2>/dev/null; [ -n "$bpid" ] && kill $bpid 2>/dev/null; mb_redis_stop; mb_pg_stop; rm -rf "$MB_RUN"' EXIT
+spid= bpid= apid= cpid=
+trap 'for p in $spid $bpid $apid $cpid; do kill $p 2>/dev/null || true; done; mb_redis_stop; mb_pg_stop; rm -rf "$MB_RUN"' EXIT
 mb_redis_start
 mb_pg_start
 mkdir -p "$MB_RUN/spool"
@@ -38,6 +38,8 @@ admin_listen = 127.0.0.1:0
 batcher_admin_listen = 127.0.0.1:0
 postgres = $(mb_pg_conninfo)
 batch_wait_ms = 50
+rep_listen = 127.0.0.1:0
+api_admin_listen = 127.0.0.1:0
 log_file = stderr
 rules_file = $PWD/rules/mailbeacon.rules
 trusted_proxies = 127.0.0.1
@@ -106,6 +108,18 @@ kill -TERM $spid && wait $spid && spid=
 echo "   $(tail -1 "$MB_RUN/server.log")"
 
 echo
+echo "== the rep API (mailbeacon-server --role api): the rep's live alert stream, opened now"
+"$server" --config "$MB_RUN/mailbeacon.conf" --role api 2> "$MB_RUN/api.log" &
+apid=$!
+api=$(mb_wait_port $apid "$MB_RUN/api.log" api)
+rep=$(sed -n 's/^From:.*<\(.*\)>.*/\1/p' "$sample" | head -1)
+token=$("$server" --config "$MB_RUN/mailbeacon.conf" rep-token "$rep" 2>/dev/null)
+echo "   rep token for $rep: ${token:0:24}... (mailbeacon-server rep-token $rep)"
+curl -sN -H "Authorization: Bearer $token" "http://127.0.0.1:$api/v1/alerts/stream" > "$MB_RUN/alerts.sse" &
+cpid=$!
+echo "   the rep page: http://127.0.0.1:$api/ (sign in with the token)"
+
+echo
 echo "== the batcher (mailbeacon-server --role batcher) loads the stream into PostgreSQL"
 "$server" --config "$MB_RUN/mailbeacon.conf" --role batcher 2> "$MB_RUN/batcher.log" &
 bpid=$!
@@ -144,4 +158,23 @@ echo "   batcher /healthz: $(curl -s "http://127.0.0.1:$badmin/healthz")"
 kill -TERM $bpid && wait $bpid && bpid=
 echo "   $(tail -1 "$MB_RUN/batcher.log")"
 echo
-echo "done: the rep's alerts are the next issue."
+echo "== the rep's alerts, as the stream delivered them (docs/alerts.md): people only, never a machine"
+for _ in $(seq 1 100); do
+  [ "$(grep -c '^id: ' "$MB_RUN/alerts.sse")" -ge "$(mb_psql -tAc 'SELECT count(*) FROM mailbeacon.alerts')" ] && break
+  sleep 0.05
+done
+python3 - "$MB_RUN/alerts.sse" <<'PY' | sed 's/^/   /'
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    if line.startswith("data: "):
+        a = json.loads(line[6:])
+        print("alert %d (%s, %s): %s" % (a["id"], a["kind"], a["class"], a["text"]))
+PY
+echo "-- mailbeacon.alerts"
+mb_psql -c "SELECT id, rep, kind, recipient, left(url, 32) AS url, occurred_at, implied_open, opens, clicks
+              FROM mailbeacon.alerts ORDER BY id" | sed 's/^/   /'
+kill $cpid 2>/dev/null || true
+cpid=
+kill -TERM $apid && wait $apid && apid=
+echo
+echo "done."
