@@ -76,6 +76,7 @@ static const key_def keys[] = {
     {"alert_reopen_seconds", T_NUM, offsetof(mb_config, alert_reopen_seconds), sizeof(uint64_t), "3600", 0, 2592000,
      NULL, 0},
     {"alert_share", T_ADDRMAP, STR(alert_share), "", 1, 0, NULL, offsetof(mb_config, alert_share_parsed)},
+    {"webhooks_file", T_STR, STR(webhooks_file), "", 0, 0, NULL, 0},
     {"rep_listen", T_STR, STR(rep_listen), "", 0, 0, NULL, 0},
     {"rep_tls_cert", T_STR, STR(rep_tls_cert), "", 0, 0, NULL, 0},
     {"rep_tls_key", T_STR, STR(rep_tls_key), "", 0, 0, NULL, 0},

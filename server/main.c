@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "edge.h"
 #include "metrics.h"
+#include "webhook.h"
 
 #include "mailbeacon/config.h"
 #include "mailbeacon/log.h"
@@ -123,6 +124,9 @@ static int serve(const mb_config *cfg, int edge_role, int batcher_role, int api_
                   mb_batcher_name(batcher), cfg->redis_stream, cfg->redis, cfg->batcher_group, admin_addr,
                   mb_admin_port(admin));
   }
+  mb_webhooks *hooks = NULL;
+  if (batcher && cfg->webhooks_file[0] && !(hooks = mb_webhooks_start(cfg, err, sizeof err)))
+    mb_log_errx("webhooks not started: %s", err);
   mb_api *api = NULL;
   if (serving_api) {
     int rc = mb_api_start(cfg, &api, err, sizeof err);
@@ -150,10 +154,12 @@ static int serve(const mb_config *cfg, int edge_role, int batcher_role, int api_
     if (edge) mb_edge_reload(edge);
     if (batcher) mb_batcher_reload(batcher);
     if (api) mb_api_reload(api);
+    if (hooks) mb_webhooks_reload(hooks);
   }
 
   mb_admin_stop(admin); /* first: it reads the edge's queue */
   mb_api_stop(api);
+  mb_webhooks_stop(hooks);
   mb_edge_stop(edge);
   if (batcher) {
     mb_log_info("stopping the batcher");

@@ -149,6 +149,12 @@ typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_API, MB
     MB_BOUNDS_NONE)                                                                                                    \
   X(ALERTS, BATCHER, COUNTER, "mailbeacon_alerts_total", NULL, "Alerts made for reps (docs/alerts.md).", NULL,         \
     MB_BOUNDS_NONE)                                                                                                    \
+  X(WEBHOOK_DELIVERED, BATCHER, COUNTER, "mailbeacon_webhook_deliveries_total", "result=\"delivered\"",                \
+    "Webhook attempts: delivered, failed (tried again later), given up (failed for good).", NULL, MB_BOUNDS_NONE)      \
+  X(WEBHOOK_ATTEMPTS_FAILED, BATCHER, COUNTER, "mailbeacon_webhook_deliveries_total", "result=\"failed\"", NULL, NULL, \
+    MB_BOUNDS_NONE)                                                                                                    \
+  X(WEBHOOK_GAVE_UP, BATCHER, COUNTER, "mailbeacon_webhook_deliveries_total", "result=\"given_up\"", NULL, NULL,       \
+    MB_BOUNDS_NONE)                                                                                                    \
   X(RULES_RELOADS_OK, BATCHER, COUNTER, "mailbeacon_rules_reloads_total", "result=\"ok\"",                             \
     "Reloads of the rules file and IP lists (SIGHUP).", NULL, MB_BOUNDS_NONE)                                          \
   X(RULES_RELOADS_FAILED, BATCHER, COUNTER, "mailbeacon_rules_reloads_total", "result=\"failed\"", NULL, NULL,         \

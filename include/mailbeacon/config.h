@@ -74,6 +74,7 @@ typedef struct mb_config {
   char rep_map[16384];           /* as written: "login=address" entries, comma-separated */
   uint64_t alert_reopen_seconds; /* "opened again" at most once per message and recipient in this long */
   char alert_share[16384];       /* as written: "shared=rep" entries: rep reads the shared address's alerts */
+  char webhooks_file[PATH_MAX];  /* where alerts are posted (server/hookfile.h); "": no webhooks */
   /* the rep API (docs/alerts.md) */
   char rep_listen[256];        /* host:port; "": no API in role all */
   char rep_tls_cert[PATH_MAX]; /* PEM certificate (chain) and key: HTTPS; both "": plain HTTP */
