@@ -417,12 +417,22 @@ static void *run(void *arg) {
     uint64_t n;
     if (p[1].revents && read(a->wake_fd, &n, sizeof n) < 0) { /* woken: nothing to read */
     }
+    mb_feed_resume(a->feed); /* between rounds (feed.h) */
     MHD_run(a->d);
+    mb_feed_resume(a->feed);
   }
   return NULL;
 }
 
 /* ---- the role ---- */
+
+/* The feed resumed connections: run the daemon now (feed.h). */
+static void wake_thread(void *cls) {
+  mb_api *a = cls;
+  uint64_t one = 1;
+  if (write(a->wake_fd, &one, sizeof one) < 0) { /* full counter: it is awake anyway */
+  }
+}
 
 static char *read_file(const char *path, char *err, size_t errlen) {
   FILE *f = fopen(path, "rb");
@@ -462,7 +472,7 @@ int mb_api_check(const mb_config *cfg, char *err, size_t errlen) {
   return 0;
 }
 
-int mb_api_start(const mb_config *cfg, mb_api **out, char *err, size_t errlen) {
+int mb_api_start(const mb_config *cfg, int alone, mb_api **out, char *err, size_t errlen) {
   if (mb_api_check(cfg, err, errlen) < 0) return EX_CONFIG;
   mb_api *a = calloc(1, sizeof *a);
   if (!a) {
@@ -485,11 +495,13 @@ int mb_api_start(const mb_config *cfg, mb_api **out, char *err, size_t errlen) {
     snprintf(err, errlen, "eventfd: %s", strerror(errno));
     goto fail;
   }
-  if (!(a->feed = mb_feed_start(cfg, err, errlen))) goto fail;
-  /* connections: what the file descriptor limit leaves after the other roles' share */
+  if (!(a->feed = mb_feed_start(cfg, wake_thread, a, err, errlen))) goto fail;
+  /* connections (a stream holds one): what the file descriptor limit
+   * leaves after the reserve, and after the edge's share when it runs here */
   struct rlimit rl;
   uint64_t fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur : 1u << 20;
-  unsigned limit = fds > 4 * MB_FD_RESERVE ? (unsigned)((fds - 2 * MB_FD_RESERVE) / 2) : MB_FD_RESERVE;
+  if (fds > 1u << 20) fds = 1u << 20;
+  unsigned limit = fds > 4 * MB_FD_RESERVE ? (unsigned)((fds - 2 * MB_FD_RESERVE) / (alone ? 1 : 2)) : MB_FD_RESERVE;
   unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
                    (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) | (a->tls ? MHD_USE_TLS : 0);
   struct MHD_OptionItem tls_opts[] = {{a->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, a->cert},

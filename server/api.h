@@ -27,9 +27,11 @@ typedef struct mb_api mb_api;
  * neither). 0, or -1 with err set. */
 int mb_api_check(const mb_config *cfg, char *err, size_t errlen);
 
-/* Starts the role (cfg must outlive it). Returns 0 with *out set, or an
- * exit status of sysexits.h with err set. */
-int mb_api_start(const mb_config *cfg, mb_api **out, char *err, size_t errlen);
+/* Starts the role (cfg must outlive it). alone: no other role in the
+ * process, so the API's connections may take nearly every file descriptor
+ * (else half of them: the edge takes its own share). Returns 0 with *out
+ * set, or an exit status of sysexits.h with err set. */
+int mb_api_start(const mb_config *cfg, int alone, mb_api **out, char *err, size_t errlen);
 
 unsigned mb_api_port(const mb_api *a);
 int mb_api_tls(const mb_api *a);

@@ -32,9 +32,12 @@ struct mb_stream {
   struct MHD_Connection *c;
   mb_buf out; /* to send, from off */
   size_t off;
-  int64_t last;           /* the newest alert written to it */
-  int catching_up;        /* opened with Last-Event-ID: holds back until mb_stream_catch_up */
-  int suspended;          /* its connection is suspended (nothing to send) */
+  int64_t last;    /* the newest alert written to it */
+  int catching_up; /* opened with Last-Event-ID: holds back until mb_stream_catch_up */
+  int suspended;   /* its connection is suspended (nothing to send) */
+  int to_resume;   /* in f->resume: the daemon's thread resumes it (mb_feed_resume) */
+  int to_suspend;  /* in f->suspend: the daemon's thread suspends it */
+  mb_stream *next_resume, *next_suspend;
   int ended;              /* sends what it holds, then ends */
   mb_stream *prev, *next; /* every stream, for the heartbeat */
   char *reps;             /* the reps it reads, NUL-separated */
@@ -50,6 +53,11 @@ typedef struct ring_entry {
 
 struct mb_feed {
   const mb_config *cfg;
+  void (*resumed)(void *);
+  void *resumed_cls;
+  int any_resumed;    /* under mu: since the last call of resumed */
+  mb_stream *resume;  /* streams with something to send, to resume on the daemon's thread */
+  mb_stream *suspend; /* streams with nothing to send, to suspend on the daemon's thread */
   pthread_t thread;
   int started, wake_fd;
   atomic_int stop;
@@ -72,11 +80,45 @@ static uint32_t hash(const char *s) {
   return h & (BUCKETS - 1);
 }
 
-/* Under the lock: the connection is resumed when suspended. */
+/* Under the lock: a suspended stream has something to send. Its
+ * connection is resumed by the daemon's thread (mb_feed_resume), between
+ * two of its rounds, as it was suspended: suspending from the content
+ * reader and resuming from another thread lost resumes in libmicrohttpd
+ * 0.9.75 (measured: streams stuck with alerts written to them, even past
+ * the heartbeat). */
 static void wake(mb_stream *s) {
-  if (!s->suspended) return;
-  s->suspended = 0;
-  MHD_resume_connection(s->c);
+  if (!s->suspended || s->to_resume) return;
+  s->to_resume = 1;
+  s->next_resume = s->f->resume;
+  s->f->resume = s;
+  s->f->any_resumed = 1;
+}
+
+void mb_feed_resume(mb_feed *f) {
+  pthread_mutex_lock(&f->mu);
+  for (mb_stream *s = f->suspend; s; s = s->next_suspend) {
+    s->to_suspend = 0;
+    if (s->out.len > s->off || s->ended) continue; /* written to meanwhile */
+    s->suspended = 1;
+    MHD_suspend_connection(s->c);
+  }
+  f->suspend = NULL;
+  for (mb_stream *s = f->resume; s; s = s->next_resume) {
+    s->to_resume = 0;
+    s->suspended = 0;
+    MHD_resume_connection(s->c);
+  }
+  f->resume = NULL;
+  pthread_mutex_unlock(&f->mu);
+}
+
+/* Tells the daemon's thread when connections were resumed (unlocked). */
+static void tell(mb_feed *f) {
+  pthread_mutex_lock(&f->mu);
+  int any = f->any_resumed;
+  f->any_resumed = 0;
+  pthread_mutex_unlock(&f->mu);
+  if (any && f->resumed) f->resumed(f->resumed_cls);
 }
 
 int mb_feed_event(mb_buf *out, int64_t id, const char *json, size_t len) {
@@ -175,6 +217,7 @@ void mb_stream_catch_up(mb_stream *s, const int64_t *ids, const char *const *tex
   }
   s->catching_up = 0;
   pthread_mutex_unlock(&f->mu);
+  tell(f);
 }
 
 static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -194,8 +237,11 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max) {
     pthread_mutex_unlock(&s->f->mu);
     return MHD_CONTENT_READER_END_OF_STREAM;
   }
-  s->suspended = 1; /* until the feed writes (wake) */
-  MHD_suspend_connection(s->c);
+  if (!s->suspended && !s->to_suspend) { /* suspended after this round, until the feed writes (wake) */
+    s->to_suspend = 1;
+    s->next_suspend = s->f->suspend;
+    s->f->suspend = s;
+  }
   pthread_mutex_unlock(&s->f->mu);
   return 0;
 }
@@ -204,6 +250,16 @@ static void free_stream(void *cls) {
   mb_stream *s = cls;
   mb_feed *f = s->f;
   pthread_mutex_lock(&f->mu);
+  for (mb_stream **p = &f->resume; s->to_resume && *p; p = &(*p)->next_resume)
+    if (*p == s) {
+      *p = s->next_resume;
+      break;
+    }
+  for (mb_stream **p = &f->suspend; s->to_suspend && *p; p = &(*p)->next_suspend)
+    if (*p == s) {
+      *p = s->next_suspend;
+      break;
+    }
   for (size_t i = 0; i < s->nsubs; i++) {
     sub *x = &s->subs[i];
     if (x->prev) x->prev->next = x->next;
@@ -282,6 +338,7 @@ static int read_new(mb_feed *f) {
     }
     mb_buf_free(&ev);
     PQclear(r);
+    tell(f);
     if (n < atoi(READ_PAGE)) return 0;
   }
 }
@@ -334,6 +391,7 @@ static void heartbeat(mb_feed *f) {
     wake(s);
   }
   pthread_mutex_unlock(&f->mu);
+  tell(f);
 }
 
 static void *run(void *arg) {
@@ -357,22 +415,28 @@ static void *run(void *arg) {
       db_drop(f, "the connection to PostgreSQL was lost");
       continue;
     }
-    int woke = 0;
-    for (PGnotify *n; (n = PQnotifies(f->db)); PQfreemem(n)) woke = 1;
-    if (woke) read_new(f);
+    /* libpq also takes notifications in while it waits for a query's
+     * result: those that came during read_new are in its queue, not on the
+     * socket, and poll would not see them. Read again until none is left. */
+    for (int woke = 1; woke && f->db;) {
+      woke = 0;
+      for (PGnotify *n; (n = PQnotifies(f->db)); PQfreemem(n)) woke = 1;
+      if (woke) read_new(f);
+    }
   }
   if (f->db) PQfinish(f->db);
   f->db = NULL;
   return NULL;
 }
 
-mb_feed *mb_feed_start(const mb_config *cfg, char *err, size_t errlen) {
+mb_feed *mb_feed_start(const mb_config *cfg, void (*resumed)(void *), void *cls, char *err, size_t errlen) {
   mb_feed *f = calloc(1, sizeof *f);
   if (!f) {
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
   f->cfg = cfg;
+  f->resumed = resumed, f->resumed_cls = cls;
   pthread_mutex_init(&f->mu, NULL);
   if ((f->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
     snprintf(err, errlen, "eventfd: %s", strerror(errno));
@@ -405,6 +469,7 @@ void mb_feed_close_streams(mb_feed *f) {
     wake(s);
   }
   pthread_mutex_unlock(&f->mu);
+  tell(f);
 }
 
 size_t mb_feed_streams(mb_feed *f) {

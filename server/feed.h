@@ -8,9 +8,10 @@
  * alert: the next one, or the reconnection after a dropped connection,
  * reads from the last id. Every 15 s each stream gets a heartbeat comment.
  *
- * A stream is a libmicrohttpd response whose content reader suspends its
- * connection while there is nothing to send (MHD_ALLOW_SUSPEND_RESUME);
- * the feed resumes it when it writes. An idle stream costs its
+ * A stream is a libmicrohttpd response whose connection is suspended
+ * while there is nothing to send (MHD_ALLOW_SUSPEND_RESUME), and resumed
+ * when the feed writes to it, both by the daemon's thread between its
+ * rounds (mb_feed_resume). An idle stream costs its
  * connection's memory and no CPU.
  *
  * Thread-safety: every function may be called from any thread; the
@@ -33,9 +34,11 @@ typedef struct mb_stream mb_stream;
 #define MB_FEED_RETRY_MS 3000 /* the "retry:" a stream starts with */
 
 /* Starts the feed thread (cfg must outlive it). It connects on its own
- * and retries while PostgreSQL is down (mailbeacon_api_postgres_up). NULL
- * with err set when the thread cannot start. */
-mb_feed *mb_feed_start(const mb_config *cfg, char *err, size_t errlen);
+ * and retries while PostgreSQL is down (mailbeacon_api_postgres_up).
+ * resumed(cls) is called, from any thread, when streams have something to
+ * send again: the thread that runs the daemon must call mb_feed_resume,
+ * then run it. NULL with err set when the thread cannot start. */
+mb_feed *mb_feed_start(const mb_config *cfg, void (*resumed)(void *), void *cls, char *err, size_t errlen);
 
 /* The newest alert id the feed has read; 0 before its first read. */
 int64_t mb_feed_last(mb_feed *f);
@@ -51,6 +54,12 @@ mb_stream *mb_stream_open(mb_feed *f, struct MHD_Connection *c, const char *cons
  * ids[i] with its event text[i] (what mb_feed_event writes), in id order.
  * Then what the feed read meanwhile follows, each alert once. */
 void mb_stream_catch_up(mb_stream *s, const int64_t *ids, const char *const *text, size_t n);
+
+/* Suspends the connections of the streams that had nothing to send in the
+ * last round, and resumes those that have something again. Call it on the
+ * thread that runs the daemon, outside its rounds: before and after each
+ * MHD_run. */
+void mb_feed_resume(mb_feed *f);
 
 /* The response for the stream: text/event-stream, no-cache, no buffering
  * by proxies. The stream is closed and freed with it. NULL when out of

@@ -129,7 +129,7 @@ static int serve(const mb_config *cfg, int edge_role, int batcher_role, int api_
     mb_log_errx("webhooks not started: %s", err);
   mb_api *api = NULL;
   if (serving_api) {
-    int rc = mb_api_start(cfg, &api, err, sizeof err);
+    int rc = mb_api_start(cfg, !edge_role && !batcher_role, &api, err, sizeof err);
     if (rc && !edge && !batcher) {
       mb_log_errx("%s", err);
       mb_admin_stop(admin);

@@ -359,6 +359,9 @@ static void *run(void *arg) {
   mb_log_thread_role("batcher");
   while (!atomic_load(&w->stop)) {
     take_reloaded(w);
+    /* notifications libpq took in while it waited for our queries */
+    if (w->db)
+      for (PGnotify *n; (n = PQnotifies(w->db)); PQfreemem(n)) w->queue_wanted = 1;
     int64_t now = mb_now_ms();
     if (!w->db && now >= w->retry_at) db_connect(w);
     if (w->db && w->queue_wanted) {
