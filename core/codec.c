@@ -1,5 +1,6 @@
 #include "mailbeacon/codec.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -265,4 +266,19 @@ char *mb_put_dec(char *d, uint64_t v) {
   } while (v);
   while (n) *d++ = tmp[--n];
   return d;
+}
+
+int mb_buf_read_file(mb_buf *b, const char *path, size_t max) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return -1;
+  char chunk[65536];
+  size_t n, start = b->len;
+  int rc = 0;
+  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    if (b->len - start + n > max) errno = EFBIG, rc = -1;
+    else if (mb_buf_append(b, chunk, n) < 0) errno = ENOMEM, rc = -1;
+  }
+  if (rc == 0 && ferror(f)) rc = -1; /* errno from the read */
+  fclose(f);
+  return rc;
 }

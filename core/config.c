@@ -370,27 +370,11 @@ int mb_config_parse(mb_config *c, const char *name, const char *text, size_t len
 int mb_config_load(mb_config *c, const char *path, char *err, size_t errlen) {
   mb_config_defaults(c);
   if (path) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-      snprintf(err, errlen, "%s: cannot open config file: %s", path, strerror(errno));
-      return -1;
-    }
     mb_buf b;
     mb_buf_init(&b);
-    char chunk[4096];
-    size_t n;
-    int rc = 0;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-      if (mb_buf_append(&b, chunk, n) < 0 || b.len > (1 << 20)) {
-        snprintf(err, errlen, "%s: config file too large", path);
-        rc = -1;
-        break;
-      }
-    if (rc == 0 && ferror(f)) {
-      snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
-      rc = -1;
-    }
-    fclose(f);
+    int rc = mb_buf_read_file(&b, path, 1 << 20);
+    if (rc < 0 && errno == EFBIG) snprintf(err, errlen, "%s: config file too large", path);
+    else if (rc < 0) snprintf(err, errlen, "%s: cannot read config file: %s", path, strerror(errno));
     if (rc == 0) rc = mb_config_parse(c, path, b.data ? b.data : "", b.len, err, errlen);
     mb_buf_free(&b);
     if (rc < 0) return -1;

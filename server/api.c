@@ -434,22 +434,12 @@ static void wake_thread(void *cls) {
   }
 }
 
+/* A PEM file's text, NUL-terminated (libmicrohttpd takes it so). */
 static char *read_file(const char *path, char *err, size_t errlen) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
-    return NULL;
-  }
   mb_buf b;
   mb_buf_init(&b);
-  char chunk[4096];
-  size_t n;
-  int rc = 0;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) rc |= mb_buf_append(&b, chunk, n);
-  rc |= ferror(f) | mb_buf_append(&b, "", 1);
-  fclose(f);
-  if (rc) {
-    snprintf(err, errlen, "%s: cannot read it", path);
+  if (mb_buf_read_file(&b, path, 1 << 20) < 0 || mb_buf_append(&b, "", 1) < 0) {
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
     mb_buf_free(&b);
     return NULL;
   }

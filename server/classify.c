@@ -18,20 +18,8 @@ struct mb_classifier {
 };
 
 static int read_file(const char *path, mb_buf *out, int *missing) {
-  FILE *f = fopen(path, "rb");
-  *missing = !f && errno == ENOENT;
-  if (!f) return -1;
-  char chunk[65536];
-  size_t n;
-  int rc = 0;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-    if (mb_buf_append(out, chunk, n) < 0) {
-      errno = ENOMEM;
-      rc = -1;
-      break;
-    }
-  if (ferror(f)) rc = -1;
-  fclose(f);
+  int rc = mb_buf_read_file(out, path, SIZE_MAX);
+  *missing = rc < 0 && errno == ENOENT;
   return rc;
 }
 

@@ -59,21 +59,11 @@ struct mb_webhooks {
 static mb_log_limit lim_pg = MB_LOG_LIMIT_INIT, lim_fail = MB_LOG_LIMIT_INIT;
 
 mb_hooks *mb_webhooks_load(const char *path, char *err, size_t errlen) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
-    return NULL;
-  }
   mb_buf b;
   mb_buf_init(&b);
-  char chunk[4096];
-  size_t n;
-  int rc = 0;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) rc |= mb_buf_append(&b, chunk, n);
-  rc |= ferror(f);
-  fclose(f);
-  mb_hooks *h = rc ? NULL : mb_hooks_parse(path, b.data ? b.data : "", b.len, err, errlen);
-  if (rc) snprintf(err, errlen, "%s: cannot read it", path);
+  mb_hooks *h = NULL;
+  if (mb_buf_read_file(&b, path, 16 << 20) < 0) snprintf(err, errlen, "%s: %s", path, strerror(errno));
+  else h = mb_hooks_parse(path, b.data ? b.data : "", b.len, err, errlen);
   mb_buf_free(&b);
   return h;
 }

@@ -5,7 +5,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void b64url_roundtrip(void **state) {
   (void)state;
@@ -114,6 +118,32 @@ static void put_dec(void **state) {
   }
 }
 
+/* mb_buf_read_file: the whole file, appended; a limit; a missing file. */
+static void read_file(void **state) {
+  (void)state;
+  char path[] = "/tmp/mb-test-codec-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  char big[100000];
+  for (size_t i = 0; i < sizeof big; i++) big[i] = (char)('a' + i % 26);
+  assert_int_equal(write(fd, big, sizeof big), (ssize_t)sizeof big);
+  close(fd);
+  mb_buf b;
+  mb_buf_init(&b);
+  mb_buf_puts(&b, "x");
+  assert_int_equal(mb_buf_read_file(&b, path, sizeof big), 0);
+  assert_int_equal(b.len, 1 + sizeof big);
+  assert_memory_equal(b.data + 1, big, sizeof big);
+  b.len = 0;
+  errno = 0;
+  assert_int_equal(mb_buf_read_file(&b, path, sizeof big - 1), -1);
+  assert_int_equal(errno, EFBIG);
+  unlink(path);
+  assert_int_equal(mb_buf_read_file(&b, path, sizeof big), -1);
+  assert_int_equal(errno, ENOENT);
+  mb_buf_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(b64url_roundtrip),
                                      cmocka_unit_test(b64url_known),
@@ -121,6 +151,7 @@ int main(void) {
                                      cmocka_unit_test(pct),
                                      cmocka_unit_test(json),
                                      cmocka_unit_test(hex),
-                                     cmocka_unit_test(put_dec)};
+                                     cmocka_unit_test(put_dec),
+                                     cmocka_unit_test(read_file)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
