@@ -55,6 +55,7 @@ start() {
   mb_wait_port $spid "$MB_RUN/server.log" listen 15 "$from" > /dev/null || fail "server did not start"
 }
 start
+for _ in $(seq 1 200); do grep -q "webhooks: 4 endpoints from $MB_RUN/hooks" "$MB_RUN/server.log" && break; sleep 0.05; done
 grep -q "webhooks: 4 endpoints from $MB_RUN/hooks" "$MB_RUN/server.log" || fail "webhooks file not read"
 requests() { # requests PATH: the requests it got, one JSON line each
   grep -F "\"path\": \"$1\"" "$MB_RUN/requests.jsonl" 2>/dev/null || true
