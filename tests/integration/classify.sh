@@ -36,18 +36,7 @@ judged() { # judged MESSAGE: every event of the message, in time order: kind lin
 
 scenario_rules "$here/../../rules/mailbeacon.rules"
 
-mb_redis_start
-mb_pg_start
-"$rewrite" --keygen "$MB_RUN/keys" >/dev/null
-export MAILBEACON_POSTGRES="$(mb_pg_conninfo)" MAILBEACON_REDIS=$(mb_redis_addr) \
-  MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_SPOOL_DIR=$MB_RUN/spool \
-  MAILBEACON_LISTEN=127.0.0.1:0 MAILBEACON_ADMIN_LISTEN=127.0.0.1:0 MAILBEACON_EDGE_ID=edge-c \
-  MAILBEACON_BATCH_WAIT_MS=20 MAILBEACON_RULES_FILE=$MB_RUN/mailbeacon.rules
-"$server" migrate > "$MB_RUN/migrate.log" || fail "migrate: $(cat "$MB_RUN/migrate.log")"
-"$server" >> "$MB_RUN/server.log" 2>&1 &
-spid=$!
-port=$(mb_wait_port $spid "$MB_RUN/server.log" listen) && aport=$(mb_wait_port $spid "$MB_RUN/server.log" admin) ||
-  fail "server did not start"
+scenario_start "$server" "$rewrite" edge-c
 grep -q "rules $MB_RUN/mailbeacon.rules version $version: 4 lists, 7 address ranges" "$MB_RUN/server.log" ||
   fail "rules not loaded as expected"
 metric() { curl -s "http://127.0.0.1:$aport/metrics" | awk -v k="$1" '$1 == k {print $2}'; }

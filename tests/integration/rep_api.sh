@@ -32,19 +32,9 @@ fail() {
 }
 
 scenario_rules "$here/../../rules/mailbeacon.rules"
-mb_redis_start
-mb_pg_start
-"$rewrite" --keygen "$MB_RUN/keys" >/dev/null
-export MAILBEACON_POSTGRES="$(mb_pg_conninfo)" MAILBEACON_REDIS=$(mb_redis_addr) \
-  MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_SPOOL_DIR=$MB_RUN/spool \
-  MAILBEACON_LISTEN=127.0.0.1:0 MAILBEACON_ADMIN_LISTEN=127.0.0.1:0 MAILBEACON_REP_LISTEN=127.0.0.1:0 \
-  MAILBEACON_BATCH_WAIT_MS=20 MAILBEACON_RULES_FILE=$MB_RUN/mailbeacon.rules \
-  MAILBEACON_ALERT_SHARE=sales@ourco.example=dana@ourco.example
-"$server" migrate > "$MB_RUN/migrate.log" || fail "migrate: $(cat "$MB_RUN/migrate.log")"
-"$server" >> "$MB_RUN/server.log" 2>&1 &
-spid=$!
-api=$(mb_wait_port $spid "$MB_RUN/server.log" api) && aport=$(mb_wait_port $spid "$MB_RUN/server.log" admin) ||
-  fail "server did not start"
+export MAILBEACON_REP_LISTEN=127.0.0.1:0 MAILBEACON_ALERT_SHARE=sales@ourco.example=dana@ourco.example
+scenario_start "$server" "$rewrite" edge-r
+api=$(mb_wait_port $spid "$MB_RUN/server.log" api) || fail "the rep API did not start"
 base=http://127.0.0.1:$api
 metric() { curl -s "http://127.0.0.1:$aport/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 token() { "$server" rep-token "$1" 2>/dev/null; }

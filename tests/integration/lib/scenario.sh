@@ -58,3 +58,23 @@ scenario_rules() {
     "$1" > "$MB_RUN/mailbeacon.rules"
   version=$(awk '$1 == "version" {print $2}' "$MB_RUN/mailbeacon.rules")
 }
+
+# scenario_start SERVER REWRITE EDGE_ID: a private Redis and PostgreSQL, a key
+# ring, the schema, and mailbeacon-server (--role all) with the rules of
+# scenario_rules, batches of 20 ms, its listeners on port 0; what the caller
+# exported before (MAILBEACON_*) is kept. Sets spid, port (public) and aport
+# (admin); the caller's EXIT trap stops them.
+scenario_start() {
+  mb_redis_start
+  mb_pg_start
+  "$2" --keygen "$MB_RUN/keys" >/dev/null
+  export MAILBEACON_POSTGRES="$(mb_pg_conninfo)" MAILBEACON_REDIS=$(mb_redis_addr) \
+    MAILBEACON_KEY_FILE=$MB_RUN/keys MAILBEACON_SPOOL_DIR=$MB_RUN/spool \
+    MAILBEACON_LISTEN=127.0.0.1:0 MAILBEACON_ADMIN_LISTEN=127.0.0.1:0 MAILBEACON_EDGE_ID=$3 \
+    MAILBEACON_BATCH_WAIT_MS=20 MAILBEACON_RULES_FILE=$MB_RUN/mailbeacon.rules
+  "$1" migrate > "$MB_RUN/migrate.log" || fail "migrate: $(cat "$MB_RUN/migrate.log")"
+  "$1" >> "$MB_RUN/server.log" 2>&1 &
+  spid=$!
+  port=$(mb_wait_port $spid "$MB_RUN/server.log" listen) && aport=$(mb_wait_port $spid "$MB_RUN/server.log" admin) ||
+    fail "server did not start"
+}
