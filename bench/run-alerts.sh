@@ -17,7 +17,8 @@
 # usage: bash bench/run-alerts.sh [build/mailbeacon-server [build/mailbeacon-rewrite]]   (as root)
 # env: PROBES (200) BG_RATE (10000) STREAMS (10000) HOOK_ALERTS (5000) KEEP=1
 #      diagnostics: NO_IDLE=1 and NO_STREAMS=1 leave phases out, PGSLOW=1 lists PostgreSQL's
-#      statements over 200 ms, SHOW_IDS=1 the alert ids made and read and the rep API's counters
+#      statements over 200 ms, PGSTAT=1 the statements taking most of PostgreSQL's time
+#      under load (pg_stat_statements), SHOW_IDS=1 the alert ids made and read and the rep API's counters
 set -euo pipefail
 cd "$(dirname "$0")/.."
 server=${1:-build/mailbeacon-server}
@@ -65,6 +66,12 @@ echo "* http://127.0.0.1:$nport/hook $secret" > "$MB_RUN/hooks"
 # ---- services, keys, the server
 mb_redis_start
 mb_pg_start
+if [ -n "${PGSTAT:-}" ]; then
+  mb_psql -q -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+  mb_pg_stop
+  mb_pg_start
+  mb_psql -q -c "CREATE EXTENSION pg_stat_statements" -c "ALTER SYSTEM SET pg_stat_statements.track = 'all'" -c "SELECT pg_reload_conf()" > /dev/null
+fi
 sed -i 's/^appendfsync .*//' "$MB_RUN/redis/redis.conf" 2>/dev/null || true
 mb_redis_cli CONFIG SET appendfsync everysec > /dev/null
 "$rewrite" --keygen "$MB_RUN/keys" > /dev/null
@@ -143,6 +150,7 @@ PACE_MS=$pace wrk -t2 -c100 -d40s -s bench/paced.lua "http://127.0.0.1:$edge" --
 wpid=$!
 sample > "$MB_RUN/samples" &
 samp=$!
+[ -n "${PGSTAT:-}" ] && mb_psql -q -tAc "SELECT pg_stat_statements_reset()" > /dev/null
 sleep 5
 latency load_proxy 2 "$proxy"
 latency load_person 3 "$person"
@@ -150,6 +158,9 @@ wait $wpid || true
 sleep 4
 kill $samp
 grep background "$MB_RUN/wrk.out" | tee -a "$results"
+[ -n "${PGSTAT:-}" ] && mb_psql -c "SELECT round(total_exec_time) AS ms, calls, round(mean_exec_time::numeric, 2) AS mean_ms,
+    rows, regexp_replace(left(query, 110), '\s+', ' ', 'g') AS query
+  FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25" | tee -a "$results"
 sed 's/mailbeacon_//g; s/batcher_//g' "$MB_RUN/samples" | tee -a "$results"
 [ -n "${SHOW_IDS:-}" ] && mb_psql -tAc "SELECT string_agg(id::text, ' ' ORDER BY id) FROM mailbeacon.alerts WHERE rep = 'bench@ourco.example'" >&2
 [ -n "${SHOW_IDS:-}" ] && curl -s "http://127.0.0.1:$(mb_wait_port $apid "$MB_RUN/api.log" admin)/metrics" | grep '^mailbeacon_api' >&2
