@@ -143,10 +143,12 @@ if [ -z "${NO_IDLE:-}" ]; then
   latency idle_proxy 0 "$proxy"
   latency idle_person 1 "$person"
 fi
-# under load: wrk paced to BG_RATE (100 connections, each every 100*1000/BG_RATE ms)
-pace=$((100 * 1000 / rate))
-show env PACE_MS=$pace wrk -t2 -c100 -d40s -s bench/paced.lua "http://127.0.0.1:$edge" -- "$MB_RUN/background"
-PACE_MS=$pace wrk -t2 -c100 -d40s -s bench/paced.lua "http://127.0.0.1:$edge" -- "$MB_RUN/background" > "$MB_RUN/wrk.out" 2>&1 &
+# under load: wrk paced to BG_RATE: each connection waits 10 ms after each
+# response (wrk's delay()), and with the response's own time and wrk's
+# millisecond timers a turn takes about 11.5 ms: BG_RATE * 11.5 / 1000 connections
+conns=$(((rate * 23 + 1999) / 2000))
+show env PACE_MS=10 wrk -t2 -c$conns -d40s -s bench/paced.lua "http://127.0.0.1:$edge" -- "$MB_RUN/background"
+PACE_MS=10 wrk -t2 -c$conns -d40s -s bench/paced.lua "http://127.0.0.1:$edge" -- "$MB_RUN/background" > "$MB_RUN/wrk.out" 2>&1 &
 wpid=$!
 sample > "$MB_RUN/samples" &
 samp=$!

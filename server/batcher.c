@@ -1386,6 +1386,9 @@ static void tick(mb_batcher *b) {
   if (b->db && t >= b->next_finalize && PQtransactionStatus(b->db) == PQTRANS_IDLE) {
     /* the look-ahead windows close, between batches and while the stream is idle */
     b->next_finalize = t + FINALIZE_EVERY_MS;
+    /* the cutoff from the stream's oldest entry of now, not of up to a
+     * second ago: under load that second was added to a person's alert */
+    if (b->rc) update_lag(b);
     finalize(b);
   }
 }

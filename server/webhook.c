@@ -115,12 +115,18 @@ static int db_connect(mb_webhooks *w) {
 /* Queues a delivery per alert after the cursor and endpoint of its rep,
  * and moves the cursor, in one transaction. 0 or -1. */
 static int queue_alerts(mb_webhooks *w) {
+  /* only the bodies of the formats some endpoint takes */
+  int formats[2] = {0, 0};
+  for (size_t i = 0; i < w->hooks->n; i++) formats[w->hooks->hooks[i].format == MB_HOOK_SLACK] = 1;
+  char select[400];
+  snprintf(select, sizeof select,
+           "SELECT a.id, lower(a.rep), CASE WHEN %s THEN mailbeacon.webhook_body(a, 'standard') END, "
+           "CASE WHEN %s THEN mailbeacon.webhook_body(a, 'slack') END FROM mailbeacon.alerts a "
+           "WHERE a.id > (SELECT last_alert FROM mailbeacon.webhook_state FOR UPDATE) ORDER BY a.id LIMIT %d",
+           formats[0] ? "true" : "false", formats[1] ? "true" : "false", QUEUE_PAGE);
   for (;;) {
     if (ok(w, PQexec(w->db, "BEGIN"), "BEGIN") < 0) return -1;
-    PGresult *r = PQexec(w->db, "SELECT a.id, lower(a.rep), mailbeacon.webhook_body(a, 'standard'), "
-                                "mailbeacon.webhook_body(a, 'slack') FROM mailbeacon.alerts a "
-                                "WHERE a.id > (SELECT last_alert FROM mailbeacon.webhook_state FOR UPDATE) "
-                                "ORDER BY a.id LIMIT 1000");
+    PGresult *r = PQexec(w->db, select);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) return ok(w, r, "reading alerts");
     int n = PQntuples(r);
     for (int i = 0; i < n; i++) {
