@@ -37,7 +37,9 @@
 # usage: bash bench/run-classify.sh [build/mailbeacon-server [build/bench/mb-bench-pg]]   (as root)
 # env: ROWS (500000) REPS (3) BATCH (5000) BASE (948c75a) LIST_RANGES (50000) MESSAGES (100000)
 #      FLOWS ("warm cold") KEEP=1 keeps the temp dir; PERF=1 profiles the batcher with the classifier,
-#      PERF_ALL=1 the whole machine during each timed run; PGLOG=1 logs every statement's duration (pg/pg.log)
+#      PERF_ALL=1 the whole machine during each timed run; PGLOG=1 logs every statement's duration (pg/pg.log);
+#      PGSTAT=1 prints the statements taking most of PostgreSQL's time in each run with the classifier;
+#      PGEXPLAIN=1 logs the plans of statements over 300 ms (pg/pg.log, with KEEP=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 server=$(realpath "${1:-build/mailbeacon-server}")
@@ -102,18 +104,35 @@ raddr=$(mb_redis_addr tcp)
 pg=1
 mb_pg_start tcp
 conninfo=$(mb_pg_conninfo tcp)
-mb_psql -qc "CREATE DATABASE base" -c "CREATE DATABASE floor" >/dev/null
+mb_psql -qc "CREATE DATABASE base" -c "CREATE DATABASE floor" -c "CREATE DATABASE judge" >/dev/null
+if [ -n "${PGSTAT:-}" ]; then # the statements taking most of PostgreSQL's time in each run with the classifier
+  mb_psql -qc "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'" >/dev/null
+  mb_pg_stop
+  mb_pg_start tcp
+  mb_psql -qc "CREATE EXTENSION pg_stat_statements" -c "ALTER SYSTEM SET pg_stat_statements.track = 'all'" -c "SELECT pg_reload_conf()" >/dev/null
+fi
+if [ -n "${PGEXPLAIN:-}" ]; then # the plans of statements over 300 ms, nested ones too (pg/pg.log)
+  mb_psql -qc "LOAD 'auto_explain'" -c "ALTER SYSTEM SET session_preload_libraries = 'auto_explain'" -c "ALTER SYSTEM SET auto_explain.log_min_duration = 300" \
+    -c "ALTER SYSTEM SET auto_explain.log_nested_statements = on" -c "SELECT pg_reload_conf()" >/dev/null
+fi
 if [ -n "${PGLOG:-}" ]; then
   mb_psql -qc "ALTER SYSTEM SET log_min_duration_statement = 0" -c "ALTER SYSTEM SET log_autovacuum_min_duration = 0" \
     -c "ALTER SYSTEM SET log_checkpoints = on" -c "SELECT pg_reload_conf()" >/dev/null
 fi
 base_conninfo=${conninfo/dbname=mailbeacon/dbname=base}
+judge_conninfo=${conninfo/dbname=mailbeacon/dbname=judge}
 MAILBEACON_POSTGRES=$base_conninfo run "$base_server" migrate >/dev/null
 MAILBEACON_POSTGRES=$conninfo run "$server" migrate >/dev/null
 # floor: the batcher without the classifier (BASE) loading into this schema, its rows as wide as
 # the classifier's (the commonest verdict as the columns' defaults): what storing a verdict costs
 floor_conninfo=${conninfo/dbname=mailbeacon/dbname=floor}
 MAILBEACON_POSTGRES=$floor_conninfo run "$server" migrate >/dev/null
+# judge: this build judging as "new" does, with make_alerts making none: the classifier's cost
+# alone (issue 12), new/judge what making alerts adds (issue 13; this stream's hits are nearly all
+# a recipient's first, and each alerts)
+MAILBEACON_POSTGRES=$judge_conninfo run "$server" migrate >/dev/null
+psql "$judge_conninfo" -qc "CREATE OR REPLACE FUNCTION mailbeacon.make_alerts(c mailbeacon.alert_candidate[], reopen interval)
+  RETURNS bigint LANGUAGE sql AS \$\$ SELECT 0::bigint \$\$"
 version=$(awk '$1 == "version" {print $2; exit}' rules/mailbeacon.rules)
 psql "$floor_conninfo" -qc "ALTER TABLE mailbeacon.events ALTER COLUMN class SET DEFAULT 'human',
   ALTER COLUMN reason SET DEFAULT 'no_machine_signal', ALTER COLUMN rules_version SET DEFAULT '$version'" \
@@ -122,7 +141,7 @@ psql "$floor_conninfo" -qc "ALTER TABLE mailbeacon.events ALTER COLUMN class SET
 export MAILBEACON_REDIS=$raddr MAILBEACON_REDIS_STREAM=$stream MAILBEACON_BATCH_SIZE=$batch \
   MAILBEACON_BATCHER_ADMIN_LISTEN=127.0.0.1:0
 base_us=$(( ($(date +%s) - 600) * 1000000 ))
-for db in "$base_conninfo" "$floor_conninfo" "$conninfo"; do
+for db in "$base_conninfo" "$floor_conninfo" "$judge_conninfo" "$conninfo"; do
   psql "$db" -qtAc "SELECT mailbeacon.ensure_partition(to_timestamp($base_us / 1e6)),
                            mailbeacon.ensure_partition(to_timestamp(($base_us + 50 * $rows) / 1e6))" >/dev/null
 done
@@ -143,11 +162,14 @@ run_one() { # run_one base|floor|new REP FLOW
   local which=$1 flow=$3 db=$conninfo bin=$server extra=() t0 out done_ns n pg0 pg1 bc bc0=0 open unclassified
   [ "$which" = base ] && db=$base_conninfo bin=$base_server
   [ "$which" = floor ] && db=$floor_conninfo bin=$base_server
-  [ "$which" = new ] && extra=(env "MAILBEACON_RULES_FILE=$MB_RUN/mailbeacon.rules")
+  [ "$which" = judge ] && db=$judge_conninfo
+  [ "$which" = new ] || [ "$which" = judge ] && extra=(env "MAILBEACON_RULES_FILE=$MB_RUN/mailbeacon.rules")
   # PERF=1: the batcher with the classifier under perf record (its profile kept with KEEP=1)
   [ "$which" = new ] && [ -n "${PERF:-}" ] && extra+=(perf record -F 2000 -g -o "$MB_RUN/perf.$flow.$2.data" --)
   mb_redis_cli DEL "$stream" >/dev/null
   psql "$db" -qc "SET client_min_messages = warning" -c "TRUNCATE mailbeacon.events, mailbeacon.messages CASCADE" >/dev/null
+  # and the alerts the run before made of the same events (no foreign key ties them to the messages)
+  [ "$which" = base ] || psql "$db" -qc "SET client_min_messages = warning" -c "TRUNCATE mailbeacon.alerts CASCADE" >/dev/null
   # and what the batchers before kept of the events (the same times again: recent's trust, finality)
   [ "$which" = base ] || psql "$db" -qc "UPDATE mailbeacon.classifier_state SET final_before = '-infinity', newest_loaded = NULL"
   if [ "$flow" = warm ]; then
@@ -171,6 +193,7 @@ run_one() { # run_one base|floor|new REP FLOW
     t0=$(date +%s%N)
     "$driver" preload "$raddr" "$stream" "$rows" "$seed" "$base_us" >/dev/null
   fi
+  [ "$which" != base ] && [ "$which" != floor ] && [ -n "${PGSTAT:-}" ] && mb_psql -qtAc "SELECT pg_stat_statements_reset()" >/dev/null
   local sysperf=''
   if [ -n "${PERF_ALL:-}" ]; then
     perf record -a -g -F 1000 -o "$MB_RUN/perf-all.$flow.$which.$2.data" 2>/dev/null &
@@ -186,12 +209,17 @@ run_one() { # run_one base|floor|new REP FLOW
   bpid=''
   n=$(psql "$db" -qtAc "SELECT count(*) FROM mailbeacon.events")
   [ "$n" = "$rows" ] || { echo "$which: $n rows, want $rows" >&2; exit 1; }
-  if [ "$which" = new ]; then
+  if [ "$which" = new ] || [ "$which" = judge ]; then
     unclassified=$(psql "$db" -qtAc "SELECT count(*) FROM mailbeacon.events WHERE class IS NULL")
     open=$(psql "$db" -qtAc "SELECT count(*) FROM mailbeacon.events WHERE occurred_at >= mailbeacon.final_before() AND class = 'human'")
     [ "$unclassified" = 0 ] && [ "$open" = 0 ] || { echo "new: $unclassified unclassified, $open open" >&2; exit 1; }
     psql "$db" -qtAc "SELECT class || '/' || reason || '=' || count(*) FROM mailbeacon.events GROUP BY class, reason
                        ORDER BY count(*) DESC" | tr '\n' ' ' > "$MB_RUN/classes"
+    printf '%s alerts=%s ' "$which" "$(psql "$db" -qtAc "SELECT count(*) FROM mailbeacon.alerts")" >> "$MB_RUN/classes"
+    [ -n "${PGSTAT:-}" ] && mb_psql -c "SELECT round(total_exec_time) AS ms, calls, rows,
+        regexp_replace(left(query, 100), '\s+', ' ', 'g') AS query
+      FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '${db##*dbname=}')
+      ORDER BY total_exec_time DESC LIMIT 12" >&2
   fi
   awk -v w="$which" -v r="$2" -v f="$flow" -v a="$t0" -v b="$done_ns" -v n="$rows" -v bc="$(secs "$bc")" \
     -v pc="$(secs $((pg1 - pg0)))" \
@@ -205,9 +233,9 @@ echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB; Postgr
 for rep in $(seq 1 "$reps"); do
   for flow in $flows; do
     case $((rep % 3)) in
-      1) run_one base "$rep" "$flow"; run_one new "$rep" "$flow"; run_one floor "$rep" "$flow" ;;
-      2) run_one new "$rep" "$flow"; run_one floor "$rep" "$flow"; run_one base "$rep" "$flow" ;;
-      0) run_one floor "$rep" "$flow"; run_one base "$rep" "$flow"; run_one new "$rep" "$flow" ;;
+      1) run_one base "$rep" "$flow"; run_one judge "$rep" "$flow"; run_one new "$rep" "$flow"; run_one floor "$rep" "$flow" ;;
+      2) run_one judge "$rep" "$flow"; run_one floor "$rep" "$flow"; run_one base "$rep" "$flow"; run_one new "$rep" "$flow" ;;
+      0) run_one floor "$rep" "$flow"; run_one new "$rep" "$flow"; run_one base "$rep" "$flow"; run_one judge "$rep" "$flow" ;;
     esac
   done
 done
@@ -216,9 +244,9 @@ echo "classes (the last run with the classifier): $(cat "$MB_RUN/classes")" >&2
 for flow in $flows; do
   awk -v f="$flow" '$1 == f {for (i = 4; i <= NF; i++) {split($i, kv, "="); if (kv[1] == "rows_per_s") v[$2 "," $3] = kv[2]}
                               reps[$3] = 1}
-       END {for (r in reps) printf "%s %.0f %.4f %.4f\n", r, v["floor," r], v["floor," r] / v["base," r], v["new," r] / v["floor," r]}' \
+       END {for (r in reps) printf "%s %.0f %.4f %.4f\n", r, v["floor," r], v["floor," r] / v["base," r], v["judge," r] / v["floor," r]}' \
     "$MB_RUN/results" | sort > "$MB_RUN/floor.$flow"
-  echo "$flow: the rows alone (rep, rows/s without the classifier but rows as wide, ratio to without, with to it):" >&2
+  echo "$flow: the rows alone (rep, rows/s without the classifier but rows as wide, ratio to without, the classifier's to it):" >&2
   sed 's/^/  /' "$MB_RUN/floor.$flow" >&2
 done
 # per flow and repetition: rows/s without and with, and their ratio; medians
@@ -226,12 +254,15 @@ med() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 for flow in $flows; do
   awk -v f="$flow" '$1 == f {for (i = 4; i <= NF; i++) {split($i, kv, "="); if (kv[1] == "rows_per_s") v[$2 "," $3] = kv[2]}
                               reps[$3] = 1}
-       END {for (r in reps) printf "%s %.0f %.0f %.4f\n", r, v["base," r], v["new," r], v["new," r] / v["base," r]}' \
+       END {for (r in reps) printf "%s %.0f %.0f %.4f %.0f %.4f\n", r, v["base," r], v["judge," r], v["judge," r] / v["base," r],
+                                   v["new," r], v["new," r] / v["judge," r]}' \
     "$MB_RUN/results" | sort > "$MB_RUN/ratios.$flow"
-  echo "$flow: per repetition (rep, rows/s without, with, ratio):" >&2
+  echo "$flow: per repetition (rep, rows/s without, with the classifier, ratio; with alerts too, ratio to the classifier alone):" >&2
   sed 's/^/  /' "$MB_RUN/ratios.$flow" >&2
   printf '%s: median rows/s without the classifier %s, with it %s; ratio with/without (median of the per-repetition ratios) %s (min %s, max %s)\n' \
     "$flow" "$(cut -d' ' -f2 "$MB_RUN/ratios.$flow" | med)" "$(cut -d' ' -f3 "$MB_RUN/ratios.$flow" | med)" \
     "$(cut -d' ' -f4 "$MB_RUN/ratios.$flow" | med)" "$(cut -d' ' -f4 "$MB_RUN/ratios.$flow" | sort -g | head -1)" \
     "$(cut -d' ' -f4 "$MB_RUN/ratios.$flow" | sort -g | tail -1)"
+  printf '%s: with alerts made too, median rows/s %s, ratio to the classifier alone %s\n' "$flow" \
+    "$(cut -d' ' -f5 "$MB_RUN/ratios.$flow" | med)" "$(cut -d' ' -f6 "$MB_RUN/ratios.$flow" | med)"
 done
