@@ -39,7 +39,7 @@
 #      FLOWS ("warm cold") KEEP=1 keeps the temp dir; PERF=1 profiles the batcher with the classifier,
 #      PERF_ALL=1 the whole machine during each timed run; PGLOG=1 logs every statement's duration (pg/pg.log);
 #      PGSTAT=1 prints the statements taking most of PostgreSQL's time in each run with the classifier;
-#      PGEXPLAIN=1 logs the plans of statements over 300 ms (pg/pg.log, with KEEP=1)
+#      PGEXPLAIN=MS logs the plans of statements over MS ms (1: 300; pg/pg.log, with KEEP=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 server=$(realpath "${1:-build/mailbeacon-server}")
@@ -111,8 +111,9 @@ if [ -n "${PGSTAT:-}" ]; then # the statements taking most of PostgreSQL's time 
   mb_pg_start tcp
   mb_psql -qc "CREATE EXTENSION pg_stat_statements" -c "ALTER SYSTEM SET pg_stat_statements.track = 'all'" -c "SELECT pg_reload_conf()" >/dev/null
 fi
-if [ -n "${PGEXPLAIN:-}" ]; then # the plans of statements over 300 ms, nested ones too (pg/pg.log)
-  mb_psql -qc "LOAD 'auto_explain'" -c "ALTER SYSTEM SET session_preload_libraries = 'auto_explain'" -c "ALTER SYSTEM SET auto_explain.log_min_duration = 300" \
+if [ -n "${PGEXPLAIN:-}" ]; then # the plans of statements over PGEXPLAIN ms (1: 300), nested ones too (pg/pg.log)
+  [ "$PGEXPLAIN" = 1 ] && PGEXPLAIN=300
+  mb_psql -qc "LOAD 'auto_explain'" -c "ALTER SYSTEM SET session_preload_libraries = 'auto_explain'" -c "ALTER SYSTEM SET auto_explain.log_min_duration = $PGEXPLAIN" \
     -c "ALTER SYSTEM SET auto_explain.log_nested_statements = on" -c "SELECT pg_reload_conf()" >/dev/null
 fi
 if [ -n "${PGLOG:-}" ]; then
