@@ -36,7 +36,8 @@
 #
 # usage: bash bench/run-classify.sh [build/mailbeacon-server [build/bench/mb-bench-pg]]   (as root)
 # env: ROWS (500000) REPS (3) BATCH (5000) BASE (948c75a) LIST_RANGES (50000) MESSAGES (100000)
-#      FLOWS ("warm cold") KEEP=1 keeps the temp dir; PERF=1 profiles the batcher with the classifier,
+#      FLOWS ("warm cold") KEEP=1 keeps the temp dir; PERF=judge (or new) profiles that batcher during the timed
+#      phase only (perf.FLOW.WHICH.REP.data, kept with KEEP=1; report with perf report -i, --sort sym);
 #      PERF_ALL=1 the whole machine during each timed run; PGLOG=1 logs every statement's duration (pg/pg.log);
 #      PGSTAT=1 prints the statements taking most of PostgreSQL's time in each run with the classifier;
 #      PGEXPLAIN=MS logs the plans of statements over MS ms (1: 300; pg/pg.log, with KEEP=1)
@@ -159,14 +160,19 @@ cpu_of() { # CPU ticks of the processes and their children
 }
 secs() { awk -v t="$1" -v k="$ticks" 'BEGIN {printf "%.1f", t / k}'; }
 
-run_one() { # run_one base|floor|new REP FLOW
+perf=''
+start_perf() { # start_perf WHICH REP FLOW: PERF=WHICH profiles the batcher from the clock's start
+  [ "${PERF:-}" = "$1" ] || return 0
+  perf record -F 4000 -o "$MB_RUN/perf.$3.$1.$2.data" -p "$bpid" 2>/dev/null &
+  perf=$!
+}
+
+run_one() { # run_one base|floor|judge|new REP FLOW
   local which=$1 flow=$3 db=$conninfo bin=$server extra=() t0 out done_ns n pg0 pg1 bc bc0=0 open unclassified
   [ "$which" = base ] && db=$base_conninfo bin=$base_server
   [ "$which" = floor ] && db=$floor_conninfo bin=$base_server
   [ "$which" = judge ] && db=$judge_conninfo
   [ "$which" = new ] || [ "$which" = judge ] && extra=(env "MAILBEACON_RULES_FILE=$MB_RUN/mailbeacon.rules")
-  # PERF=1: the batcher with the classifier under perf record (its profile kept with KEEP=1)
-  [ "$which" = new ] && [ -n "${PERF:-}" ] && extra+=(perf record -F 2000 -g -o "$MB_RUN/perf.$flow.$2.data" --)
   mb_redis_cli DEL "$stream" >/dev/null
   psql "$db" -qc "SET client_min_messages = warning" -c "TRUNCATE mailbeacon.events, mailbeacon.messages CASCADE" >/dev/null
   # and the alerts the run before made of the same events (no foreign key ties them to the messages)
@@ -187,11 +193,14 @@ run_one() { # run_one base|floor|new REP FLOW
   MAILBEACON_BATCHER_GROUP=bench-$flow-$which-$2 MAILBEACON_POSTGRES=$db "${extra[@]}" "$bin" --role batcher \
     2> "$MB_RUN/batcher.$flow.$which.$2.log" &
   bpid=$!
+  perf=''
+  [ "$flow" = cold ] && start_perf "$which" "$2" "$flow"
   if [ "$flow" = warm ]; then # the sent records loaded, then the clock starts with the hits
     "$driver" drain "$raddr" "$stream" 900 >/dev/null || { tail "$MB_RUN/batcher.$flow.$which.$2.log" >&2; exit 1; }
     psql "$db" -qc "VACUUM ANALYZE mailbeacon.messages" -c "CHECKPOINT" >/dev/null
     pg0=$(cpu_of "$pg_pid") bc0=$(cpu_of "$bpid")
     t0=$(date +%s%N)
+    start_perf "$which" "$2" "$flow"
     "$driver" preload "$raddr" "$stream" "$rows" "$seed" "$base_us" >/dev/null
   fi
   [ "$which" != base ] && [ "$which" != floor ] && [ -n "${PGSTAT:-}" ] && mb_psql -qtAc "SELECT pg_stat_statements_reset()" >/dev/null
@@ -202,11 +211,12 @@ run_one() { # run_one base|floor|new REP FLOW
   fi
   out=$("$driver" drain "$raddr" "$stream" 900) || { echo "$out" >&2; tail "$MB_RUN/batcher.$flow.$which.$2.log" >&2; exit 1; }
   [ -n "$sysperf" ] && { kill -INT "$sysperf"; wait "$sysperf" || true; }
+  [ -n "$perf" ] && { kill -INT "$perf"; wait "$perf" || true; }
   done_ns=${out#*done_ns=}
   done_ns=${done_ns%% *}
   bc=$(($(cpu_of "$bpid") - bc0)) pg1=$(cpu_of "$pg_pid")
   kill -TERM "$bpid"
-  wait "$bpid" || [ -n "${PERF:-}" ] # perf record ends with the signal
+  wait "$bpid"
   bpid=''
   n=$(psql "$db" -qtAc "SELECT count(*) FROM mailbeacon.events")
   [ "$n" = "$rows" ] || { echo "$which: $n rows, want $rows" >&2; exit 1; }
