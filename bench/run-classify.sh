@@ -160,7 +160,6 @@ cpu_of() { # CPU ticks of the processes and their children
 }
 secs() { awk -v t="$1" -v k="$ticks" 'BEGIN {printf "%.1f", t / k}'; }
 
-perf=''
 start_perf() { # start_perf WHICH REP FLOW: PERF=WHICH profiles the batcher from the clock's start
   [ "${PERF:-}" = "$1" ] || return 0
   perf record -F 4000 -o "$MB_RUN/perf.$3.$1.$2.data" -p "$bpid" 2>/dev/null &
@@ -227,14 +226,11 @@ run_one() { # run_one base|floor|judge|new REP FLOW
     psql "$db" -qtAc "SELECT class || '/' || reason || '=' || count(*) FROM mailbeacon.events GROUP BY class, reason
                        ORDER BY count(*) DESC" | tr '\n' ' ' > "$MB_RUN/classes"
     printf '%s alerts=%s ' "$which" "$(psql "$db" -qtAc "SELECT count(*) FROM mailbeacon.alerts")" >> "$MB_RUN/classes"
-    # statements differing only in their literals summed together: the batcher sends alerts_loaded
-    # with its array written out (one round trip with the COMMIT), which pg_stat_statements keeps
-    # apart call by call
-    [ -n "${PGSTAT:-}" ] && mb_psql -c "SELECT round(sum(total_exec_time)) AS ms, sum(calls) AS calls, sum(rows) AS rows, q AS query
-      FROM (SELECT total_exec_time, calls, rows,
-                   regexp_replace(left(regexp_replace(query, '''[^'']*''', '''…''', 'g'), 100), '\s+', ' ', 'g') AS q
-              FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '${db##*dbname=}')) s
-      GROUP BY q ORDER BY sum(total_exec_time) DESC LIMIT 12" >&2
+    [ -n "${PGSTAT:-}" ] && echo "PostgreSQL's statements in the $flow $which run (rep $2; its rows/s follow):" >&2
+    [ -n "${PGSTAT:-}" ] && mb_psql -c "SELECT round(total_exec_time) AS ms, calls, rows,
+        regexp_replace(left(query, 100), '\s+', ' ', 'g') AS query
+      FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '${db##*dbname=}')
+      ORDER BY total_exec_time DESC LIMIT 12" >&2
   fi
   awk -v w="$which" -v r="$2" -v f="$flow" -v a="$t0" -v b="$done_ns" -v n="$rows" -v bc="$(secs "$bc")" \
     -v pc="$(secs $((pg1 - pg0)))" \
