@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { T_STR, T_URL, T_LIST, T_ADDRMAP, T_DOMAIN, T_SIZE, T_NUM, T_BOOL, T_CHOICE } key_type;
+typedef enum { T_STR, T_URL, T_LIST, T_ADDRMAP, T_DOMAIN, T_SIZE, T_NUM, T_BOOL, T_CHOICE, T_COUNTRIES } key_type;
 
 typedef struct key_def {
   const char *name;
@@ -81,6 +81,14 @@ static const key_def keys[] = {
     {"rep_tls_cert", T_STR, STR(rep_tls_cert), "", 0, 0, NULL, 0},
     {"rep_tls_key", T_STR, STR(rep_tls_key), "", 0, 0, NULL, 0},
     {"api_admin_listen", T_STR, STR(api_admin_listen), "127.0.0.1:9092", 0, 0, NULL, 0},
+    {"consent_copy", T_STR, STR(consent_copy), "", 0, 0, NULL, 0},
+    {"track_default_eu", T_CHOICE, STR(track_default_eu), "all", 0, 0, "all|opens|clicks|none", 0},
+    {"track_default_other", T_CHOICE, STR(track_default_other), "all", 0, 0, "all|opens|clicks|none", 0},
+    {"track_default_unknown", T_CHOICE, STR(track_default_unknown), "all", 0, 0, "all|opens|clicks|none", 0},
+    {"eu_countries", T_COUNTRIES, STR(eu_countries),
+     "AT, BE, BG, CY, CZ, DE, DK, EE, ES, FI, FR, GR, HR, HU, IE, IT, LT, LU, LV, MT, NL, PL, PT, RO, SE, SI, SK, IS, "
+     "LI, NO, GB",
+     0, 0, NULL, 0},
 };
 #undef STR
 
@@ -266,6 +274,27 @@ int mb_config_set(mb_config *c, const char *key, const char *value, const char *
     }
     snprintf(err, errlen, "%s: key '%s': '%s' is not one of %s", origin, key, value, k->choices);
     return -1;
+  }
+  case T_COUNTRIES: { /* two-letter codes, stored upper-cased as "AA, BB" ("UK" is GB) */
+    char out[sizeof c->eu_countries];
+    size_t o = 0, len;
+    for (const char *p = value, *e; (e = next_entry(&p, &len));) {
+      if (len != 2 || !isalpha((unsigned char)e[0]) || !isalpha((unsigned char)e[1])) {
+        snprintf(err, errlen, "%s: key '%s': '%.*s' is not a two-letter country code", origin, key, (int)len, e);
+        return -1;
+      }
+      if (o + 5 > sizeof out) {
+        snprintf(err, errlen, "%s: key '%s': too many countries", origin, key);
+        return -1;
+      }
+      char a = (char)toupper((unsigned char)e[0]), b = (char)toupper((unsigned char)e[1]);
+      if (a == 'U' && b == 'K') a = 'G', b = 'B';
+      if (o) out[o++] = ',', out[o++] = ' ';
+      out[o++] = a, out[o++] = b;
+    }
+    out[o] = '\0';
+    memcpy(field, out, o + 1);
+    return 0;
   }
   case T_URL:
   case T_STR:

@@ -80,6 +80,12 @@ typedef struct mb_config {
   char rep_tls_cert[PATH_MAX]; /* PEM certificate (chain) and key: HTTPS; both "": plain HTTP */
   char rep_tls_key[PATH_MAX];
   char api_admin_listen[256]; /* /healthz and /metrics of --role api */
+  /* the tracking policy per recipient (policy.h, docs/privacy.md) */
+  char consent_copy[PATH_MAX];    /* the consent copy the rewriter reads (consent.h); "": none */
+  char track_default_eu[16];      /* consent not known, recipient in eu_countries: all, opens, clicks or none */
+  char track_default_other[16];   /* ... in another country */
+  char track_default_unknown[16]; /* ... country not known */
+  char eu_countries[512];         /* country codes, comma-separated: the region track_default_eu covers */
   /* never_track parsed into lower-case entries pointing into never_track_buf */
   size_t never_track_n;
   const char *never_track_list[MB_NEVER_TRACK_MAX];
