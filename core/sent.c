@@ -5,7 +5,7 @@
 
 static const char *const names[MB_SENT_FIELDS] = {"type",    "v",          "message",         "message_id",
                                                   "rep",     "recipients", "token_recipient", "subject",
-                                                  "sent_at", "links",      "client_ip"};
+                                                  "sent_at", "links",      "client_ip",       "policy"};
 
 int mb_sent_fields(const mb_sent *s, mb_buf *store, mb_field fields[MB_SENT_FIELDS]) {
   size_t start[MB_SENT_FIELDS + 1];
@@ -28,6 +28,15 @@ int mb_sent_fields(const mb_sent *s, mb_buf *store, mb_field fields[MB_SENT_FIEL
       rc |= mb_buf_puts(store, ",\"name\":");
       rc |= mb_buf_json_str(store, name, strlen(name));
     }
+    const mb_sent_policy *p = s->policies ? &s->policies[i] : NULL;
+    if (p && p->track) {
+      rc |= mb_buf_printf(store, ",\"track\":\"%s\",\"basis\":\"%s\"", p->track, p->basis ? p->basis : "");
+      if (p->consent_source && *p->consent_source) {
+        rc |= mb_buf_puts(store, ",\"consent_source\":");
+        rc |= mb_buf_json_str(store, p->consent_source, strlen(p->consent_source));
+      }
+      if (p->consent_at_us) rc |= mb_buf_printf(store, ",\"consent_at\":%lld", (long long)p->consent_at_us);
+    }
     rc |= mb_buf_puts(store, "}");
   }
   rc |= mb_buf_puts(store, "]");
@@ -43,6 +52,7 @@ int mb_sent_fields(const mb_sent *s, mb_buf *store, mb_field fields[MB_SENT_FIEL
   }
   rc |= mb_buf_puts(store, "]");
   start[k++] = store->len, rc |= mb_buf_puts(store, s->client_ip ? s->client_ip : "");
+  start[k++] = store->len, rc |= mb_buf_puts(store, s->policy ? s->policy : "");
   start[k] = store->len;
   if (rc) return -1;
   /* Pointers are taken only now: the buffer may have moved while growing. */

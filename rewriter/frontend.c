@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -99,4 +100,15 @@ void mb_record_sent(const mb_config *cfg, mb_stream **stream, const mb_rewrite_r
     else if (r == MB_STREAM_LOST) mb_log_errx("%s%ssent record lost: %s", tag, sep, err);
   }
   mb_buf_free(&store);
+}
+
+mb_consents *mb_front_consents(const mb_config *cfg) {
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  static mb_consents *made;
+  if (!cfg->consent_copy[0]) return NULL;
+  pthread_mutex_lock(&mu);
+  if (!made) made = mb_consents_new(cfg->consent_copy);
+  mb_consents *c = made;
+  pthread_mutex_unlock(&mu);
+  return c;
 }

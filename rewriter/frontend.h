@@ -50,4 +50,9 @@ int mb_write_all(int fd, const char *p, size_t n);
  * tag (a queue id, or ""), and never stop the mail. */
 void mb_record_sent(const mb_config *cfg, mb_stream **stream, const mb_rewrite_result *res, const char *tag);
 
+/* The process's consent copy (consent_copy), made on first use and kept
+ * for the life of the process (a new path takes a restart); NULL when none
+ * is configured. Thread-safe. */
+mb_consents *mb_front_consents(const mb_config *cfg);
+
 #endif

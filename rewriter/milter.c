@@ -370,7 +370,8 @@ static sfsistat on_eom(SMFICTX *ctx) {
   mb_identity id = {.sender = rep[0] ? rep : NULL,
                     .recipients = (const char *const *)c->rcpts,
                     .nrecipients = c->nrcpts,
-                    .client_ip = c->client_ip};
+                    .client_ip = c->client_ip,
+                    .consents = mb_front_consents(g_cfg)};
   mb_rewrite_result res;
   ring_ref *ring = ring_acquire();
   int rc = mb_rewrite_message(g_cfg, ring->ring, &id, c->msg.data ? c->msg.data : "", c->msg.len, &res);

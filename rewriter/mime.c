@@ -44,6 +44,7 @@ typedef struct job {
   mb_buf honeypot, honeypot_prefix; /* empty: honeypot off */
   mb_rewrite_result *res;
   int parse_trouble;
+  unsigned track; /* MB_TRACK_*: the pixel, the links */
 } job;
 
 static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
@@ -562,7 +563,7 @@ static int rewrite_html(job *j, const char *text, size_t n, mb_buf *html, html_c
   size_t mark = j->res->links.n;
   mb_html_opts o = {.write = html_write,
                     .write_ctx = html,
-                    .link = mb_links_rewrite,
+                    .link = (j->track & MB_TRACK_CLICKS) ? mb_links_rewrite : NULL,
                     .link_ctx = &j->res->links,
                     .pixel = j->pixel.data,
                     .pixel_len = j->pixel.len,
@@ -910,11 +911,75 @@ static int identify(job *j, GMimeMessage *m, const mb_identity *id) {
   return r->rep && !oom ? 0 : -1;
 }
 
-static int all_never_track(const mb_config *cfg, const mb_rewrite_result *r) {
-  if (r->nrecipients == 0 || cfg->never_track_n == 0) return 0;
-  for (size_t i = 0; i < r->nrecipients; i++)
-    if (!mb_config_never_track(cfg, r->recipients[i])) return 0;
-  return 1;
+/* The tracking policy for the recipients this copy goes to (all of them,
+ * or copy_for's): what every one of them allows. Returns 0, -1 when memory
+ * ran out, 1 when the consent copy cannot be read (*why says so: nothing
+ * may be tracked). */
+static int decide(const mb_config *cfg, const mb_identity *id, mb_rewrite_result *r, char *why, size_t whylen) {
+  size_t n = r->nrecipients;
+  r->policies = calloc(n ? n : 1, sizeof *r->policies);
+  r->sent_policies = calloc(n ? n : 1, sizeof *r->sent_policies);
+  if (!r->policies || !r->sent_policies) return -1;
+  mb_policy_version(cfg, r->policy);
+  if (cfg->consent_copy[0] && !(id && id->consents)) {
+    snprintf(why, whylen, "%.200s: not opened (out of memory)", cfg->consent_copy);
+    return 1;
+  }
+  unsigned track = MB_TRACK_ALL;
+  int any = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (id && id->copy_for && i + 1 != r->token_recipient) continue;
+    mb_recipient_policy *p = &r->policies[i];
+    if (id && id->consents) {
+      int got = mb_consents_get(id->consents, r->recipients[i], &p->consent, why, whylen);
+      if (got < 0) return 1;
+    }
+    mb_policy_decide(cfg, r->recipients[i], &p->consent, 0, &p->d);
+    p->decided = 1;
+    track &= p->d.track;
+    any = 1;
+    r->sent_policies[i] = (mb_sent_policy){.track = mb_track_name(p->d.track),
+                                           .basis = p->d.basis,
+                                           .consent_source = p->consent.source,
+                                           .consent_at_us = p->consent.at_us};
+  }
+  if (!any) { /* no recipient known: as one whose country is not known */
+    mb_decision d;
+    mb_policy_decide(cfg, "", NULL, 0, &d);
+    track = d.track;
+  }
+  r->track = track;
+  return 0;
+}
+
+/* Why nothing may be tracked: the first recipient's reason that allows nothing. */
+static const char *untracked_reason(const mb_identity *id, const mb_rewrite_result *r) {
+  const char *basis = NULL;
+  int all_never = 1, several = 0;
+  for (size_t i = 0; i < r->nrecipients; i++) {
+    if (!r->policies[i].decided) continue;
+    several += 1;
+    if (strcmp(r->policies[i].d.basis, "never_track") != 0) all_never = 0;
+    if (!basis && r->policies[i].d.track == 0) basis = r->policies[i].d.basis;
+  }
+  if (several && all_never)
+    return id && id->copy_for ? "the recipient is on the never_track list"
+                              : "all recipients are on the never_track list";
+  if (!basis) return "the tracking policy allows neither opens nor clicks for every recipient together";
+  static const struct {
+    const char *basis, *text;
+  } texts[] = {
+      {"never_track", "a recipient is on the never_track list"},
+      {"consent_refused", "a recipient refused tracking (consent)"},
+      {"consent_withdrawn", "a recipient withdrew consent to tracking"},
+      {"erased", "a recipient's data was erased (forget)"},
+      {"default_eu", "a recipient in eu_countries without consent (track_default_eu)"},
+      {"default_other", "a recipient without consent (track_default_other)"},
+      {"default_unknown", "a recipient of unknown country without consent (track_default_unknown)"},
+  };
+  for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+    if (strcmp(texts[i].basis, basis) == 0) return texts[i].text;
+  return "the tracking policy allows nothing";
 }
 
 /* ---- the message ---- */
@@ -1026,17 +1091,26 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
     goto done;
   }
   if (identify(&j, m, id) < 0) goto done;
-  if (id && id->copy_for ? mb_config_never_track(cfg, id->copy_for) : all_never_track(cfg, res)) {
-    rc = pass_through(&j, id && id->copy_for ? "the recipient is on the never_track list"
-                                             : "all recipients are on the never_track list");
+  char why[300];
+  int d = decide(cfg, id, res, why, sizeof why);
+  if (d < 0) goto done;
+  if (d > 0) {
+    snprintf(res->skip_text, sizeof res->skip_text, "the consent copy cannot be read: %s", why);
+    rc = pass_through(&j, res->skip_text);
+    goto done;
+  }
+  if (!res->track) {
+    rc = pass_through(&j, untracked_reason(id, res));
     goto done;
   }
   res->links.recipient = res->token_recipient;
-  if (!(j.html = thread_html()) || mb_links_pixel(&res->links, &j.pixel) < 0 ||
-      mb_links_pixel_prefix(&res->links, &j.pixel_prefix) < 0)
+  j.track = res->track;
+  if (!(j.html = thread_html()) || mb_links_pixel_prefix(&res->links, &j.pixel_prefix) < 0 ||
+      ((j.track & MB_TRACK_OPENS) && mb_links_pixel(&res->links, &j.pixel) < 0))
     goto done;
-  if (cfg->honeypot && (mb_links_honeypot(&res->links, &j.honeypot) < 0 ||
-                        mb_links_honeypot_prefix(&res->links, &j.honeypot_prefix) < 0))
+  if (cfg->honeypot && (j.track & MB_TRACK_CLICKS) &&
+      (mb_links_honeypot(&res->links, &j.honeypot) < 0 ||
+       mb_links_honeypot_prefix(&res->links, &j.honeypot_prefix) < 0))
     goto done;
 
   if ((uint64_t)walk(&j, m->mime_part, 0, count_leaf) > cfg->max_html_parts) {
@@ -1078,6 +1152,8 @@ void mb_rewrite_result_free(mb_rewrite_result *res) {
   }
   free(res->recipients);
   free(res->recipient_names);
+  free(res->policies);
+  free(res->sent_policies);
   mb_links_free(&res->links);
   memset(res, 0, sizeof *res);
 }
@@ -1096,4 +1172,6 @@ void mb_rewrite_sent(const mb_rewrite_result *res, mb_sent *sent) {
   sent->links = res->links.list;
   sent->nlinks = res->links.n;
   sent->client_ip = res->client_ip;
+  sent->policies = res->sent_policies;
+  sent->policy = res->policy;
 }

@@ -9,7 +9,10 @@
 #include "links.h"
 #include "mailbeacon/codec.h"
 #include "mailbeacon/config.h"
+#include "mailbeacon/consent.h"
 #include "mailbeacon/keys.h"
+#include "mailbeacon/policy.h"
+#include "mailbeacon/sent.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -30,11 +33,22 @@ typedef struct mb_identity {
    * rep's machine: the milter's connection, or an option of the pipe and
    * re-inject modes); kept in the sent record when it is an IP address. */
   const char *client_ip;
+  /* The consent copy the tracking policy reads (policy.h, consent.h); NULL:
+   * none configured, every recipient's consent unknown. */
+  mb_consents *consents;
 } mb_identity;
+
+/* The tracking policy's decision for one recipient of the message. */
+typedef struct mb_recipient_policy {
+  int decided; /* 0: a copy for another recipient */
+  mb_decision d;
+  mb_consent consent; /* state MB_CONSENT_NONE: no record */
+} mb_recipient_policy;
 
 typedef struct mb_rewrite_result {
   int rewritten;           /* out differs from the input in the HTML */
   const char *skip_reason; /* why nothing was rewritten; NULL when rewritten */
+  char skip_text[400];     /* where a skip reason made for this message is kept */
   mb_buf out;              /* the message to send on (always set when rc == 0) */
   /* identity and links, for the sent record */
   uint8_t message[16];
@@ -49,6 +63,12 @@ typedef struct mb_rewrite_result {
   mb_links links;
   unsigned parts_rewritten;
   unsigned parts_skipped; /* HTML parts left alone (bad encoding, charset, ...) */
+  /* the tracking policy: what this copy carries (MB_TRACK_*: every
+   * recipient it goes to allows it), its version, each recipient's decision */
+  unsigned track;
+  char policy[MB_POLICY_VERSION_LEN];
+  mb_recipient_policy *policies; /* as recipients */
+  mb_sent_policy *sent_policies; /* the same for the sent record */
 } mb_rewrite_result;
 
 /* Rewrites msg. Returns 0 with res filled (res->out holds the message to
@@ -61,7 +81,6 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
 void mb_rewrite_result_free(mb_rewrite_result *res);
 
 /* Fills a sent record from a result (pointers into res). */
-struct mb_sent;
-void mb_rewrite_sent(const mb_rewrite_result *res, struct mb_sent *sent);
+void mb_rewrite_sent(const mb_rewrite_result *res, mb_sent *sent);
 
 #endif

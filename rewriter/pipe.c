@@ -49,7 +49,11 @@ int mb_pipe_run(const mb_config *cfg, const mb_keyring *ring, const char *sender
   } else if (!whole) {
     mb_log_debug("message over max_message_size; passed through unchanged");
   } else {
-    mb_identity id = {.sender = sender, .recipients = rcpts, .nrecipients = n, .client_ip = client_ip};
+    mb_identity id = {.sender = sender,
+                      .recipients = rcpts,
+                      .nrecipients = n,
+                      .client_ip = client_ip,
+                      .consents = mb_front_consents(cfg)};
     if (mb_rewrite_message(cfg, ring, &id, in.data ? in.data : "", in.len, &res) < 0) {
       mb_log_errx("out of memory; message passed through unchanged");
     } else {

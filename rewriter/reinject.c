@@ -357,7 +357,8 @@ static int reinject_message(const mb_config *cfg, const mb_keyring *ring, const 
                         .recipients = (const char *const *)rcpts,
                         .nrecipients = n,
                         .message = per_copy ? uuid : NULL,
-                        .copy_for = per_copy ? rcpts[i] : NULL};
+                        .copy_for = per_copy ? rcpts[i] : NULL,
+                        .consents = mb_front_consents(cfg)};
       if (mb_rewrite_message(cfg, ring, &id, msg, len, &res) == 0) {
         out = res.out.data;
         out_len = res.out.len;

@@ -36,7 +36,9 @@ links = json.loads(f["links"])
 assert [l["i"] for l in links] == [1, 2, 3], links
 assert all(l["url"].startswith("https://example.com/") for l in links), links
 rc = json.loads(f["recipients"])
-assert rc == [{"i": 1, "addr": "dana@acme.example", "name": "Dana Whitfield"}], rc
+assert rc == [{"i": 1, "addr": "dana@acme.example", "name": "Dana Whitfield",
+               "track": "opens,clicks", "basis": "default_unknown"}], rc  # the tracking policy's decision
+assert f["policy"].startswith("p1-") and len(f["policy"]) == 15, f
 assert f["rep"].endswith("@ourco.example"), f["rep"]
 assert f["subject"] and f["message_id"] and int(f["sent_at"]) > 1.6e15, f
 assert f["client_ip"] == "192.0.2.44", f  # the submitting client (the classifier's ip@submitter)

@@ -892,6 +892,181 @@ static void random_qp_bodies(void **state) {
   mb_buf_free(&msg), mb_buf_free(&body);
 }
 
+/* ---- the tracking policy per recipient (policy.h, consent.h) ---- */
+
+static int has(const mb_rewrite_result *res, const char *what) {
+  return memmem(res->out.data, res->out.len, what, strlen(what)) != NULL;
+}
+
+static void sent_json(const mb_rewrite_result *res, mb_buf *out) {
+  mb_sent sent;
+  mb_rewrite_sent(res, &sent);
+  mb_field f[MB_SENT_FIELDS];
+  mb_buf store;
+  mb_buf_init(&store);
+  assert_int_equal(mb_sent_fields(&sent, &store, f), 0);
+  for (size_t i = 0; i < MB_SENT_FIELDS; i++) {
+    assert_int_equal(mb_buf_append(out, f[i].name, f[i].name_len), 0);
+    assert_int_equal(mb_buf_puts(out, "="), 0);
+    assert_int_equal(mb_buf_append(out, f[i].value, f[i].value_len), 0);
+    assert_int_equal(mb_buf_puts(out, "\n"), 0);
+  }
+  assert_int_equal(mb_buf_append(out, "", 1), 0);
+  mb_buf_free(&store);
+}
+
+/* Rewrites in for the envelope recipients rc (copy_for: one copy for it). */
+static void policy_run(mb_consents *cs, const mb_buf *in, const char **rc, size_t n, const char *copy_for,
+                       mb_rewrite_result *res) {
+  mb_identity id = {.sender = "rep@ourco.example",
+                    .recipients = rc,
+                    .nrecipients = n,
+                    .message = fixed_uuid,
+                    .copy_for = copy_for,
+                    .consents = cs};
+  assert_int_equal(mb_rewrite_message(&cfg, ring, &id, in->data, in->len, res), 0);
+}
+
+static void untouched(const mb_rewrite_result *res, const mb_buf *in, const char *reason) {
+  assert_false(res->rewritten);
+  assert_int_equal(res->out.len, in->len);
+  assert_memory_equal(res->out.data, in->data, in->len);
+  if (!res->skip_reason || !strstr(res->skip_reason, reason))
+    fail_msg("skip reason '%s', want '%s'", res->skip_reason ? res->skip_reason : "", reason);
+}
+
+static void tracking_policy(void **state) {
+  (void)state;
+  char dir[] = "/tmp/mb-test-policy.XXXXXX", path[128], err[256];
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/consent.cdb", dir);
+  struct {
+    const char *addr, *country;
+    mb_consent_state st;
+  } recs[] = {{"Granted@Kunde.de", "", MB_CONSENT_GRANTED},
+              {"refused@client.com", "US", MB_CONSENT_REFUSED},
+              {"withdrawn@client.fr", "", MB_CONSENT_WITHDRAWN},
+              {"unknown-fr@client.com", "FR", MB_CONSENT_UNKNOWN}};
+  mb_consent_writer *w = mb_consent_writer_begin(path, err, sizeof err);
+  assert_non_null(w);
+  for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++) {
+    mb_consent c = {.state = recs[i].st, .at_us = 1767225600000000};
+    snprintf(c.country, sizeof c.country, "%s", recs[i].country);
+    snprintf(c.source, sizeof c.source, "crm-import");
+    assert_int_equal(mb_consent_writer_add(w, recs[i].addr, &c, err, sizeof err), 0);
+  }
+  assert_int_equal(mb_consent_writer_commit(w, err, sizeof err), 0);
+  assert_int_equal(mb_config_set(&cfg, "consent_copy", path, "test", err, sizeof err), 0);
+  assert_int_equal(mb_config_set(&cfg, "track_default_eu", "none", "test", err, sizeof err), 0);
+  assert_int_equal(mb_config_set(&cfg, "track_default_other", "all", "test", err, sizeof err), 0);
+  assert_int_equal(mb_config_set(&cfg, "track_default_unknown", "opens", "test", err, sizeof err), 0);
+  mb_consents *cs = mb_consents_new(path);
+  assert_non_null(cs);
+  mb_buf in = load("01-single-html-7bit.eml");
+  mb_rewrite_result res;
+  mb_buf json;
+  mb_buf_init(&json);
+
+  /* granted: opens and clicks, and the decision in the sent record */
+  const char *granted[] = {"granted@kunde.de"};
+  policy_run(cs, &in, granted, 1, NULL, &res);
+  assert_true(res.rewritten);
+  assert_int_equal(res.track, MB_TRACK_ALL);
+  assert_int_equal(res.links.n, 3);
+  assert_true(has(&res, BASE "/o/") && has(&res, BASE "/h/"));
+  sent_json(&res, &json);
+  assert_non_null(strstr(json.data, "\"track\":\"opens,clicks\",\"basis\":\"consent_granted\","
+                                    "\"consent_source\":\"crm-import\",\"consent_at\":1767225600000000"));
+  assert_non_null(strstr(json.data, "\npolicy=p1-"));
+  mb_rewrite_result_free(&res);
+
+  /* refused, withdrawn, and unknown in the EU (by the record's country or the domain's): byte-identical */
+  const char *refused[] = {"refused@client.com"}, *withdrawn[] = {"withdrawn@client.fr"},
+             *eu_record[] = {"unknown-fr@client.com"}, *eu_domain[] = {"nobody@firma.de"};
+  policy_run(cs, &in, refused, 1, NULL, &res);
+  untouched(&res, &in, "refused tracking");
+  mb_rewrite_result_free(&res);
+  policy_run(cs, &in, withdrawn, 1, NULL, &res);
+  untouched(&res, &in, "withdrew consent");
+  mb_rewrite_result_free(&res);
+  policy_run(cs, &in, eu_record, 1, NULL, &res);
+  untouched(&res, &in, "track_default_eu");
+  mb_rewrite_result_free(&res);
+  policy_run(cs, &in, eu_domain, 1, NULL, &res);
+  untouched(&res, &in, "track_default_eu");
+  mb_rewrite_result_free(&res);
+
+  /* unknown, outside the EU: what its default allows */
+  const char *other[] = {"buyer@empresa.com.br"}, *nowhere[] = {"buyer@client.com"};
+  policy_run(cs, &in, other, 1, NULL, &res);
+  assert_int_equal(res.track, MB_TRACK_ALL);
+  mb_rewrite_result_free(&res);
+  policy_run(cs, &in, nowhere, 1, NULL, &res); /* opens only: the pixel, links and honeypot left */
+  assert_true(res.rewritten);
+  assert_int_equal(res.track, MB_TRACK_OPENS);
+  assert_int_equal(res.links.n, 0);
+  assert_true(has(&res, BASE "/o/"));
+  assert_false(has(&res, BASE "/c/") || has(&res, BASE "/h/"));
+  mb_rewrite_result_free(&res);
+  assert_int_equal(mb_config_set(&cfg, "track_default_unknown", "clicks", "test", err, sizeof err), 0);
+  policy_run(cs, &in, nowhere, 1, NULL, &res); /* clicks only: no pixel */
+  assert_int_equal(res.track, MB_TRACK_CLICKS);
+  assert_int_equal(res.links.n, 3);
+  assert_false(has(&res, BASE "/o/"));
+  assert_true(has(&res, BASE "/h/"));
+  mb_rewrite_result_free(&res);
+  assert_int_equal(mb_config_set(&cfg, "track_default_unknown", "opens", "test", err, sizeof err), 0);
+
+  /* one copy to several: what every one of them allows */
+  const char *two[] = {"granted@kunde.de", "buyer@client.com"};
+  policy_run(cs, &in, two, 2, NULL, &res);
+  assert_int_equal(res.track, MB_TRACK_OPENS);
+  assert_int_equal(res.token_recipient, 0);
+  mb_rewrite_result_free(&res);
+  const char *mixed[] = {"granted@kunde.de", "refused@client.com"};
+  policy_run(cs, &in, mixed, 2, NULL, &res);
+  untouched(&res, &in, "refused tracking");
+  mb_rewrite_result_free(&res);
+
+  /* per-recipient copies: each its own recipient's decision */
+  policy_run(cs, &in, mixed, 2, "granted@kunde.de", &res);
+  assert_true(res.rewritten);
+  assert_int_equal(res.track, MB_TRACK_ALL);
+  size_t g = res.token_recipient - 1;
+  assert_true(res.policies[g].decided);
+  for (size_t i = 0; i < res.nrecipients; i++)
+    if (i != g) assert_false(res.policies[i].decided);
+  json.len = 0;
+  sent_json(&res, &json);
+  assert_non_null(strstr(json.data, "\"basis\":\"consent_granted\""));
+  assert_null(strstr(json.data, "consent_refused")); /* the other recipient is not decided in this copy */
+  mb_rewrite_result_free(&res);
+  policy_run(cs, &in, mixed, 2, "refused@client.com", &res);
+  untouched(&res, &in, "refused tracking");
+  mb_rewrite_result_free(&res);
+
+  /* never_track still wins, and keeps its words */
+  const char *internal[] = {"colleague@ourco.example"};
+  policy_run(cs, &in, internal, 1, NULL, &res);
+  untouched(&res, &in, "never_track");
+  mb_rewrite_result_free(&res);
+
+  /* a consent copy that cannot be read: nothing is tracked */
+  mb_consents *gone = mb_consents_new("/nonexistent/consent.cdb");
+  policy_run(gone, &in, granted, 1, NULL, &res);
+  untouched(&res, &in, "the consent copy cannot be read: /nonexistent/consent.cdb");
+  mb_rewrite_result_free(&res);
+  mb_consents_free(gone);
+
+  mb_consents_free(cs);
+  mb_buf_free(&json);
+  mb_buf_free(&in);
+  char cmd[160];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+  setup_cfg(); /* the defaults again */
+}
+
 static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static int setup(void **state) {
@@ -929,6 +1104,7 @@ int main(void) {
                                      cmocka_unit_test(identity_and_size_limit),
                                      cmocka_unit_test(long_tracking_url_left_alone),
                                      cmocka_unit_test(structure_limits),
-                                     cmocka_unit_test(random_qp_bodies)};
+                                     cmocka_unit_test(random_qp_bodies),
+                                     cmocka_unit_test(tracking_policy)};
   return cmocka_run_group_tests(tests, setup, teardown);
 }
