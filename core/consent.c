@@ -73,7 +73,6 @@ static int key_of(const char *address, char key[KEY_MAX], size_t *len) {
 typedef struct copy {
   struct cdb db;
   int fd;
-  size_t count;
   dev_t dev;
   ino_t ino;
   struct timespec mtime;
@@ -112,9 +111,6 @@ static copy *copy_open(const char *path, char *err, size_t errlen) {
   }
   c->fd = fd;
   c->dev = st.st_dev, c->ino = st.st_ino, c->mtime = st.st_mtim, c->size = st.st_size;
-  unsigned pos;
-  cdb_seqinit(&pos, &c->db);
-  while (cdb_seqnext(&pos, &c->db) > 0) c->count++;
   return c;
 }
 
@@ -195,8 +191,14 @@ int mb_consents_get(mb_consents *s, const char *address, mb_consent *out, char *
 }
 
 size_t mb_consents_count(mb_consents *s) {
+  size_t n = 0;
   pthread_rwlock_rdlock(&s->lock);
-  size_t n = s->cur ? s->cur->count : 0;
+  if (s->cur) {
+    struct cdb db = s->cur->db; /* a copy: cdb_seqnext keeps what it found in the struct */
+    unsigned pos;
+    cdb_seqinit(&pos, &db);
+    while (cdb_seqnext(&pos, &db) > 0) n++;
+  }
   pthread_rwlock_unlock(&s->lock);
   return n;
 }

@@ -386,7 +386,8 @@ static sfsistat on_eom(SMFICTX *ctx) {
   int opted_out = !res.rewritten && res.skip_reason && !strcmp(res.skip_reason, "X-Mailbeacon: off");
   if (!res.rewritten && !opted_out) {
     atomic_fetch_add(&n_skipped, 1);
-    mb_log_info("%s: not rewritten: %s", qid, res.skip_reason);
+    if (res.skip_problem) mb_log_warnx("%s: not rewritten: %s", qid, res.skip_reason);
+    else mb_log_info("%s: not rewritten: %s", qid, res.skip_reason);
     mb_rewrite_result_free(&res);
     return SMFIS_ACCEPT;
   }

@@ -1096,6 +1096,7 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
   if (d < 0) goto done;
   if (d > 0) {
     snprintf(res->skip_text, sizeof res->skip_text, "the consent copy cannot be read: %s", why);
+    res->skip_problem = 1;
     rc = pass_through(&j, res->skip_text);
     goto done;
   }

@@ -49,6 +49,7 @@ typedef struct mb_rewrite_result {
   int rewritten;           /* out differs from the input in the HTML */
   const char *skip_reason; /* why nothing was rewritten; NULL when rewritten */
   char skip_text[400];     /* where a skip reason made for this message is kept */
+  int skip_problem;        /* skipped for a problem of the installation (the consent copy): worth a warning */
   mb_buf out;              /* the message to send on (always set when rc == 0) */
   /* identity and links, for the sent record */
   uint8_t message[16];

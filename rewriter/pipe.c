@@ -66,6 +66,8 @@ int mb_pipe_run(const mb_config *cfg, const mb_keyring *ring, const char *sender
         mb_record_sent(cfg, &stream, &res, "");
         mb_stream_free(stream);
         mb_log_debug("message %s: %zu links, %u HTML parts rewritten", uuid, res.links.n, res.parts_rewritten);
+      } else if (res.skip_problem) {
+        mb_log_warnx("not rewritten: %s", res.skip_reason);
       } else {
         mb_log_debug("not rewritten: %s", res.skip_reason);
       }

@@ -376,6 +376,8 @@ static int reinject_message(const mb_config *cfg, const mb_keyring *ring, const 
       if (res.rewritten)
         mb_log_info("re-injected for %s: message %s, recipient %u, %zu links", per_copy ? rcpts[i] : "all", u,
                     res.token_recipient, res.links.n);
+      else if (res.skip_problem)
+        mb_log_warnx("re-injected unchanged for %s: %s", per_copy ? rcpts[i] : "all", res.skip_reason);
       else
         mb_log_info("re-injected unchanged for %s: %s", per_copy ? rcpts[i] : "all",
                     res.skip_reason ? res.skip_reason : "not rewritten");

@@ -26,7 +26,7 @@ cmake --build build-asan -j"$jobs"
 
 echo "== fuzz (${fuzz_seconds}s per target)"
 CC=clang cmake -S . -B build-fuzz -DMB_FUZZ=ON -DMB_TESTS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_token fuzz_html fuzz_message fuzz_config fuzz_hit fuzz_events fuzz_iplist fuzz_rules fuzz_hookfile
+cmake --build build-fuzz -j"$jobs" --target fuzz_token fuzz_html fuzz_message fuzz_config fuzz_hit fuzz_events fuzz_iplist fuzz_rules fuzz_hookfile fuzz_consent
 work=$(mktemp -d /tmp/mb-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 seeds_html=$work/seeds-html
@@ -47,6 +47,7 @@ fuzz fuzz_events tests/fuzz/corpus -max_len=20000
 fuzz fuzz_iplist tests/fuzz/corpus -max_len=20000
 fuzz fuzz_rules tests/fuzz/corpus -max_len=20000
 fuzz fuzz_hookfile tests/fuzz/corpus -max_len=20000
+fuzz fuzz_consent tests/fuzz/corpus -max_len=20000
 fuzz fuzz_html "$seeds_html" -max_len=65536
 fuzz fuzz_message tests/data -max_len=200000 -rss_limit_mb=4096
 echo "all tests passed"

@@ -907,7 +907,7 @@ static int pg_ready(mb_batcher *b) {
        "ON CONFLICT DO NOTHING",
        4},
       {"partition", "SELECT mailbeacon.ensure_partition($1::timestamptz)", 1},
-      {"load_sent", "SELECT mailbeacon.load_sent($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9},
+      {"load_sent", "SELECT mailbeacon.load_sent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", 10},
       {"messages", SENT_COLUMNS " WHERE message = ANY ($1::uuid[])", 1},
       {"judge", MB_PG_JUDGE_CONTEXT, 10},
       {"finalize",
@@ -1147,8 +1147,8 @@ static void remember_sent(mb_batcher *b, const mb_field *f, size_t nf) {
  * recipients, links); a record it cannot take is counted as rejected.
  * *loaded gets how many it took. 0 or -1. */
 static int load_sent_records(mb_batcher *b, uint64_t *loaded) {
-  static const char *const names[] = {"message", "message_id", "rep",   "subject",
-                                      "sent_at", "recipients", "links", "client_ip"};
+  static const char *const names[] = {"message",    "message_id", "rep",       "subject", "sent_at",
+                                      "recipients", "links",      "client_ip", "policy"};
   enum { N = sizeof names / sizeof names[0] };
   *loaded = 0;
   for (size_t i = b->first; i < b->last; i++) {

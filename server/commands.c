@@ -17,7 +17,7 @@ static void print_line(void *arg, const char *line) {
   printf("%s\n", line);
 }
 
-static PGconn *connect_db(const mb_config *cfg, int *rc) {
+PGconn *mb_cmd_connect(const mb_config *cfg, int current, int *rc) {
   char err[1024];
   if (!cfg->postgres[0]) {
     fprintf(stderr, PROG ": postgres is not set (a libpq connection string, or MAILBEACON_POSTGRES)\n");
@@ -28,6 +28,14 @@ static PGconn *connect_db(const mb_config *cfg, int *rc) {
   if (!db) {
     fprintf(stderr, PROG ": %s\n", err);
     *rc = EX_UNAVAILABLE;
+    return NULL;
+  }
+  int pending = current ? mb_pg_pending(db, err, sizeof err) : 0;
+  if (pending != 0) {
+    fprintf(stderr, PROG ": %s\n", pending > 0 ? "the schema is not current: run " PROG " migrate first" : err);
+    PQfinish(db);
+    *rc = EX_SOFTWARE;
+    return NULL;
   }
   return db;
 }
@@ -35,7 +43,7 @@ static PGconn *connect_db(const mb_config *cfg, int *rc) {
 int mb_cmd_migrate(const mb_config *cfg) {
   char err[1024];
   int rc = 0;
-  PGconn *db = connect_db(cfg, &rc);
+  PGconn *db = mb_cmd_connect(cfg, 0, &rc);
   if (!db) return rc;
   int n = mb_pg_migrate(db, print_line, NULL, err, sizeof err);
   if (n < 0 || mb_pg_maintain(db, cfg, print_line, NULL, err, sizeof err) < 0) rc = EX_SOFTWARE;
@@ -77,7 +85,7 @@ int mb_cmd_rep_token(const mb_config *cfg, const char *address, const char *days
 int mb_cmd_maintain(const mb_config *cfg) {
   char err[1024];
   int rc = 0;
-  PGconn *db = connect_db(cfg, &rc);
+  PGconn *db = mb_cmd_connect(cfg, 0, &rc);
   if (!db) return rc;
   int pending = mb_pg_pending(db, err, sizeof err);
   if (pending > 0) snprintf(err, sizeof err, "the schema is not current: run " PROG " migrate first");

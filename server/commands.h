@@ -6,6 +6,13 @@
 
 #include "mailbeacon/config.h"
 
+#include <libpq-fe.h>
+
+/* Connects to postgres for a command (current: and checks that the schema
+ * is current); NULL with the problem on standard error and *rc the exit
+ * status. */
+PGconn *mb_cmd_connect(const mb_config *cfg, int current, int *rc);
+
 /* migrate: applies the schema migrations not applied yet, then creates the
  * partitions ahead and applies retention. */
 int mb_cmd_migrate(const mb_config *cfg);
@@ -25,5 +32,14 @@ int mb_cmd_reclassify(const mb_config *cfg, const char *since, const char *until
  * key_file's signing key, valid for days days (1 to 3650); its expiry on
  * standard error. */
 int mb_cmd_rep_token(const mb_config *cfg, const char *address, const char *days);
+
+/* consent import: records the consent states of file (CSV with a header,
+ * or JSON lines; format "csv", "jsonl" or NULL: by its first character) in
+ * PostgreSQL, all in one transaction or none (docs/privacy.md). */
+int mb_cmd_consent_import(const mb_config *cfg, const char *file, const char *format);
+
+/* consent copy: writes the consent copy the rewriter reads (consent.h) to
+ * path from PostgreSQL, replacing the file there by rename. */
+int mb_cmd_consent_copy(const mb_config *cfg, const char *path);
 
 #endif

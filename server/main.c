@@ -3,6 +3,7 @@
  *   mailbeacon-server [serve] [--role all|edge|batcher|api] [--config FILE]
  *   mailbeacon-server migrate [--config FILE]
  *   mailbeacon-server maintain [--config FILE]
+ *   mailbeacon-server consent import FILE [--format csv|jsonl] | consent copy PATH
  *
  * serve: reads the configuration, opens the log, starts the admin listener
  * and the roles (edge.c; batcher.c when `postgres` is set, or --role
@@ -40,6 +41,10 @@ static void usage(FILE *f) {
              "                                         judge stored events again with rules_file\n"
              "       " PROG " rep-token ADDRESS [--days N] [--config FILE]\n"
              "                                         print a rep token (default 30 days)\n"
+             "       " PROG " consent import FILE [--format csv|jsonl] [--config FILE]\n"
+             "                                         record the CRM's consent states (docs/privacy.md)\n"
+             "       " PROG " consent copy PATH [--config FILE]\n"
+             "                                         write the consent copy the rewriter reads\n"
              "Every config key K can be set with the environment variable MAILBEACON_<K>.\n");
 }
 
@@ -170,14 +175,11 @@ static int serve(const mb_config *cfg, int edge_role, int batcher_role, int api_
 }
 
 int main(int argc, char **argv) {
-  static const struct option opts[] = {{"config", required_argument, 0, 'c'},
-                                       {"role", required_argument, 0, 'r'},
-                                       {"since", required_argument, 0, 's'},
-                                       {"until", required_argument, 0, 'u'},
-                                       {"days", required_argument, 0, 'd'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
-  const char *config = NULL, *role = "all", *since = NULL, *until = NULL, *days = NULL;
+  static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"role", required_argument, 0, 'r'},
+                                       {"since", required_argument, 0, 's'},  {"until", required_argument, 0, 'u'},
+                                       {"days", required_argument, 0, 'd'},   {"format", required_argument, 0, 'f'},
+                                       {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+  const char *config = NULL, *role = "all", *since = NULL, *until = NULL, *days = NULL, *format = NULL;
   int c;
   while ((c = getopt_long(argc, argv, "c:r:h", opts, NULL)) != -1) {
     switch (c) {
@@ -186,6 +188,7 @@ int main(int argc, char **argv) {
     case 's': since = optarg; break;
     case 'u': until = optarg; break;
     case 'd': days = optarg; break;
+    case 'f': format = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return EX_USAGE;
     }
@@ -197,6 +200,14 @@ int main(int argc, char **argv) {
     usage(stderr);
     return EX_USAGE;
   }
+  int consent = !strcmp(command, "consent"); /* import FILE, or copy PATH */
+  const char *sub = consent && optind + 1 < argc ? argv[optind + 1] : "";
+  if (consent && (optind + 3 != argc || (strcmp(sub, "import") && strcmp(sub, "copy")))) {
+    fprintf(stderr, PROG ": consent import FILE, or consent copy PATH\n");
+    usage(stderr);
+    return EX_USAGE;
+  }
+  if (consent) args = 2;
   if (optind + 1 + args < argc || (strcmp(command, "serve") && strcmp(command, "migrate") &&
                                    strcmp(command, "maintain") && strcmp(command, "reclassify") && !args)) {
     fprintf(stderr, PROG ": unknown command '%s'\n", optind + 1 < argc ? argv[optind + 1] : command);
@@ -220,6 +231,9 @@ int main(int argc, char **argv) {
   if (!strcmp(command, "migrate")) return mb_cmd_migrate(&cfg);
   if (!strcmp(command, "maintain")) return mb_cmd_maintain(&cfg);
   if (!strcmp(command, "reclassify")) return mb_cmd_reclassify(&cfg, since, until);
+  if (consent)
+    return !strcmp(sub, "import") ? mb_cmd_consent_import(&cfg, argv[optind + 2], format)
+                                  : mb_cmd_consent_copy(&cfg, argv[optind + 2]);
   if (args) return mb_cmd_rep_token(&cfg, argv[optind + 1], days);
   mb_log_level level = MB_LOG_INFO;
   mb_log_level_parse(cfg.log_level, &level);

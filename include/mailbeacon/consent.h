@@ -27,7 +27,7 @@ void mb_consents_free(mb_consents *s);
  * before stays in use while a newer one cannot be read). */
 int mb_consents_get(mb_consents *s, const char *address, mb_consent *out, char *err, size_t errlen);
 
-/* Records in the copy in use (0 before the first lookup). */
+/* Records in the copy in use (0 before the first lookup); reads it all. */
 size_t mb_consents_count(mb_consents *s);
 
 /* Parses a value of the copy into out. 0 or -1. (No I/O; for the fuzzer too.) */

@@ -252,6 +252,21 @@ check("two recipients: index 0", all(verify(t, u) and verify(t, u)["recipient"] 
 reply, changes, newbody, sizes, head, body = m.message(load("01-single-html-7bit.eml"), "shared@ourco.example",
                                                        ["dana@acme.example"], auth="jdoe")
 check("bare login: rewritten", reply == b"c" and newbody is not None, reply)
+
+# 5c. the tracking policy (consent.sh runs the milter with a consent copy in
+#     which granted@kunde.de granted and refused@client.com refused, and
+#     track_default_eu = none): one copy to several is tracked only when
+#     every recipient allows it
+if os.environ.get("MB_MILTER_CONSENT"):
+    raw = load("01-single-html-7bit.eml")
+    for rcpts, tracked in ((["granted@kunde.de"], True), (["granted@kunde.de", "refused@client.com"], False),
+                           (["refused@client.com"], False), (["nobody@firma.de"], False)):
+        reply, changes, newbody, sizes, head, body = m.message(raw, "sam@ourco.example", rcpts)
+        if tracked:
+            check("policy %s: rewritten" % rcpts, reply == b"c" and newbody is not None, reply)
+        else:
+            check("policy %s: accepted unchanged" % rcpts, reply == b"a" and not changes and newbody is None,
+                  (reply, changes))
 m.close()
 
 # 6. many connections at once (libmilter's thread pool): each gets its own

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The tracking policy per recipient (docs/privacy.md) through the real path:
+# a private Redis and PostgreSQL and mailbeacon-server; the CRM's consent
+# states imported (CSV and JSON lines, a bad file refused whole with its
+# line, an older state not undoing a later one), the consent copy written
+# from PostgreSQL, then mailbeacon-rewrite in its three modes deciding per
+# recipient: consent granted, refused, withdrawn and unknown, in and outside
+# the EU list (pipe); one copy per recipient (re-inject); one copy to several
+# (milter, milter_protocol.py); and each decision stored with the message.
+# usage: consent.sh MAILBEACON_SERVER MAILBEACON_REWRITE DATA_DIR
+set -euo pipefail
+server=$1 rewrite=$2 data=$3
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../scripts/lib/services.sh"
+. "$here/lib/scenario.sh"
+MB_RUN=$(mktemp -d /tmp/mb-consent.XXXXXX)
+spid='' mpid=''
+trap '[ -n "$spid" ] && kill -9 $spid 2>/dev/null; [ -n "$mpid" ] && kill -9 $mpid 2>/dev/null
+      mb_redis_stop; mb_pg_stop; rm -rf "$MB_RUN"' EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  tail -n 20 "$MB_RUN/server.log" "$MB_RUN/rewrite.log" >&2 || true
+  mb_psql -tA -c "SELECT part, reason, left(entry, 300) FROM mailbeacon.rejected LIMIT 5" >&2 || true
+  exit 1
+}
+
+scenario_rules "$here/../../rules/mailbeacon.rules"
+scenario_start "$server" "$rewrite" edge-p
+
+# ---- import
+cat > "$MB_RUN/crm.csv" <<'EOF'
+address,state,source,time,country
+Granted@Kunde.de,granted,crm,2026-03-12T10:00:00Z,
+refused@client.com,refused,crm,2026-03-12T10:00:00Z,US
+withdrawn@client.fr,withdrawn,crm,2026-03-12T10:00:00Z,
+unknown-fr@client.com,unknown,crm,,FR
+EOF
+"$server" consent import "$MB_RUN/crm.csv" > "$MB_RUN/out" || fail "import: $(cat "$MB_RUN/out")"
+grep -q "crm.csv: 4 records imported, 4 addresses changed state" "$MB_RUN/out" || fail "import said: $(cat "$MB_RUN/out")"
+printf '%s\n' '{"address":"later@client.com","state":"granted","source":"form 7","time":"2026-04-01T00:00:00Z","country":"US"}' \
+  '{"address":"later@client.com","state":"withdrawn","source":"form 7","time":"2026-05-01T00:00:00+02:00"}' \
+  > "$MB_RUN/crm.jsonl"
+"$server" consent import "$MB_RUN/crm.jsonl" > "$MB_RUN/out" || fail "import jsonl"
+expect "SELECT count(*) FROM mailbeacon.consent" 5
+expect "SELECT state, country, source FROM mailbeacon.consent WHERE address = 'granted@kunde.de'" "granted  crm"
+expect "SELECT state, country FROM mailbeacon.consent WHERE address = 'later@client.com'" "withdrawn US"
+
+# a bad line: a clear error naming it, and nothing of the file imported
+printf 'address,state\nnew@client.com,granted\nother@client.com,maybe\n' > "$MB_RUN/bad.csv"
+set +e
+"$server" consent import "$MB_RUN/bad.csv" > /dev/null 2> "$MB_RUN/err"
+rc=$?
+set -e
+[ $rc = 65 ] || fail "a bad file: exit $rc, want 65"
+grep -q "bad.csv: line 3: state 'maybe' is not granted, refused, withdrawn or unknown; nothing imported" "$MB_RUN/err" ||
+  fail "a bad file said: $(cat "$MB_RUN/err")"
+expect "SELECT count(*) FROM mailbeacon.consent WHERE address = 'new@client.com'" 0
+
+# an older state does not undo a later withdrawal; both are in the history
+printf 'address,state,time\nwithdrawn@client.fr,granted,2026-01-01T00:00:00Z\n' > "$MB_RUN/old.csv"
+"$server" consent import "$MB_RUN/old.csv" > "$MB_RUN/out"
+grep -q "1 record imported, 0 addresses changed state" "$MB_RUN/out" || fail "old import said: $(cat "$MB_RUN/out")"
+expect "SELECT state FROM mailbeacon.consent WHERE address = 'withdrawn@client.fr'" withdrawn
+expect "SELECT string_agg(state, ',' ORDER BY id) FROM mailbeacon.consent_history WHERE address = 'withdrawn@client.fr'" \
+  "withdrawn,granted"
+
+# ---- the copy the rewriter reads
+"$server" consent copy "$MB_RUN/consent.cdb" > "$MB_RUN/out" || fail "consent copy"
+grep -q "consent.cdb: 5 records written" "$MB_RUN/out" || fail "copy said: $(cat "$MB_RUN/out")"
+
+export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_CONSENT_COPY=$MB_RUN/consent.cdb \
+  MAILBEACON_TRACK_DEFAULT_EU=none MAILBEACON_TRACK_DEFAULT_OTHER=all MAILBEACON_TRACK_DEFAULT_UNKNOWN=opens \
+  MAILBEACON_NEVER_TRACK=ourco.example
+msg=$data/01-single-html-7bit.eml
+pipe() { # pipe RECIPIENT OUT
+  "$rewrite" --sender sam@ourco.example --recipient "$1" < "$msg" > "$2" 2>> "$MB_RUN/rewrite.log"
+}
+tracked() { grep -q 't.mailbeacon.test/o/' "$1" && grep -q 't.mailbeacon.test/c/' "$1"; }
+
+# ---- pipe mode, one recipient each
+pipe granted@kunde.de "$MB_RUN/granted.eml"
+tracked "$MB_RUN/granted.eml" || fail "consent granted: not tracked"
+for r in refused@client.com withdrawn@client.fr unknown-fr@client.com nobody@firma.de later@client.com; do
+  pipe "$r" "$MB_RUN/out.eml"
+  cmp -s "$msg" "$MB_RUN/out.eml" || fail "$r: the message changed"
+done
+pipe buyer@empresa.com.br "$MB_RUN/other.eml" # unknown consent outside the EU: all
+tracked "$MB_RUN/other.eml" || fail "default_other: not tracked"
+pipe buyer@client.com "$MB_RUN/opens.eml" # country unknown: opens only
+grep -q 't.mailbeacon.test/o/' "$MB_RUN/opens.eml" || fail "default_unknown: no pixel"
+! grep -q 't.mailbeacon.test/[ch]/' "$MB_RUN/opens.eml" || fail "default_unknown: links tracked"
+
+# each decision stored with its message, as proof
+wait_rows "SELECT count(*) FROM mailbeacon.recipients WHERE track IS NOT NULL" 3
+expect "SELECT r.track, r.track_basis, r.consent_source, to_char(r.consent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
+               m.policy_version ~ '^p1-[0-9a-f]{12}\$'
+          FROM mailbeacon.recipients r JOIN mailbeacon.messages m USING (message)
+         WHERE r.address = 'granted@kunde.de'" "opens,clicks consent_granted crm 2026-03-12 10:00 t"
+expect "SELECT track, track_basis FROM mailbeacon.recipients WHERE address = 'buyer@client.com'" "opens default_unknown"
+expect "SELECT count(*) FROM mailbeacon.recipients WHERE address IN ('refused@client.com', 'nobody@firma.de')" 0
+
+# ---- re-inject mode: one copy per recipient, each its own decision
+cat > "$MB_RUN/sendmail" <<EOF
+#!/bin/sh
+for a; do last=\$a; done
+cat > "$MB_RUN/copy.\$last"
+EOF
+chmod +x "$MB_RUN/sendmail"
+MAILBEACON_SENDMAIL_PATH=$MB_RUN/sendmail "$rewrite" --reinject -f sam@ourco.example -- \
+  granted@kunde.de refused@client.com < "$msg" 2>> "$MB_RUN/rewrite.log" || fail "reinject"
+tracked "$MB_RUN/copy.granted@kunde.de" || fail "reinject: the consenting recipient's copy not tracked"
+cmp -s "$msg" "$MB_RUN/copy.refused@client.com" || fail "reinject: the refusing recipient's copy changed"
+wait_rows "SELECT count(*) FROM mailbeacon.recipients WHERE address = 'granted@kunde.de' AND track IS NOT NULL" 2
+
+# ---- milter: one copy to several, tracked only when every recipient allows it (the protocol
+#      test's own recipients, in .example, are tracked as they were: unknown is all here)
+export MAILBEACON_TRACK_DEFAULT_UNKNOWN=all # for its pipe-mode comparisons too
+"$rewrite" --milter "inet:0@127.0.0.1" 2> "$MB_RUN/milter.log" &
+mpid=$!
+mport=$(mb_wait_port $mpid "$MB_RUN/milter.log" milter) || fail "milter did not start"
+MB_MILTER_CONSENT=1 python3 "$here/milter_protocol.py" "$mport" "$MB_RUN/keys" "$rewrite" "$data" ||
+  fail "milter: $(tail -5 "$MB_RUN/milter.log")"
+grep -q "not rewritten: a recipient refused tracking (consent)" "$MB_RUN/milter.log" || fail "milter: no reason logged"
+
+# ---- a consent copy that cannot be read: nothing tracked, and said why
+MAILBEACON_CONSENT_COPY=$MB_RUN/missing.cdb MAILBEACON_LOG_FILE=stderr pipe granted@kunde.de "$MB_RUN/out.eml"
+cmp -s "$msg" "$MB_RUN/out.eml" || fail "an unreadable copy: the message changed"
+grep -q "warning: not rewritten: the consent copy cannot be read: .*missing.cdb: No such file" "$MB_RUN/rewrite.log" ||
+  fail "an unreadable copy: not said"
+echo "consent: all checks passed"
