@@ -282,3 +282,22 @@ int mb_buf_read_file(mb_buf *b, const char *path, size_t max) {
   fclose(f);
   return rc;
 }
+
+int mb_buf_html(mb_buf *b, const char *s, size_t n) {
+  int rc = 0;
+  size_t run = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *e = NULL;
+    switch (s[i]) {
+    case '&': e = "&amp;"; break;
+    case '<': e = "&lt;"; break;
+    case '>': e = "&gt;"; break;
+    case '"': e = "&quot;"; break;
+    case '\'': e = "&#39;"; break;
+    default: continue;
+    }
+    rc |= mb_buf_append(b, s + run, i - run) | mb_buf_puts(b, e);
+    run = i + 1;
+  }
+  return rc | mb_buf_append(b, s + run, n - run) ? -1 : 0;
+}

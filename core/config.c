@@ -85,6 +85,10 @@ static const key_def keys[] = {
     {"track_default_eu", T_CHOICE, STR(track_default_eu), "all", 0, 0, "all|opens|clicks|none", 0},
     {"track_default_other", T_CHOICE, STR(track_default_other), "all", 0, 0, "all|opens|clicks|none", 0},
     {"track_default_unknown", T_CHOICE, STR(track_default_unknown), "all", 0, 0, "all|opens|clicks|none", 0},
+    {"disclosure", T_CHOICE, STR(disclosure), "consent", 0, 0, "consent|always|off", 0},
+    {"disclosure_text", T_STR, STR(disclosure_text),
+     "The sender of this message is told when you open it and which of its links you click.", 0, 0, NULL, 0},
+    {"disclosure_link_text", T_STR, STR(disclosure_link_text), "Stop tracking my opens and clicks", 0, 0, NULL, 0},
     {"eu_countries", T_COUNTRIES, STR(eu_countries),
      "AT, BE, BG, CY, CZ, DE, DK, EE, ES, FI, FR, GR, HR, HU, IE, IT, LT, LU, LV, MT, NL, PL, PT, RO, SE, SI, SK, IS, "
      "LI, NO, GB",

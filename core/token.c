@@ -61,7 +61,7 @@ static int decode_raw(const char *text, size_t len, uint8_t raw[MB_TOKEN_RAW], m
   t->recipient = (uint16_t)(raw[18] << 8 | raw[19]);
   t->link = (uint16_t)(raw[20] << 8 | raw[21]);
   if (t->version != MB_TOKEN_VERSION) return MB_TOKEN_EVERSION;
-  if (t->kind != MB_KIND_OPEN && t->kind != MB_KIND_CLICK && t->kind != MB_KIND_HONEYPOT) return MB_TOKEN_EFORMAT;
+  if (t->kind < MB_KIND_OPEN || t->kind > MB_KIND_WITHDRAW) return MB_TOKEN_EFORMAT;
   return MB_TOKEN_OK;
 }
 

@@ -130,3 +130,12 @@ int mb_links_honeypot(const mb_links *l, mb_buf *out) {
                          "overflow:hidden;opacity:0;mso-hide:all\"></a>");
   return rc ? -1 : 0;
 }
+
+int mb_links_withdraw_url(const mb_links *l, mb_buf *out) {
+  mb_token t = {.kind = MB_KIND_WITHDRAW, .recipient = l->recipient, .link = 0};
+  memcpy(t.message, l->message, 16);
+  char tok[MB_TOKEN_LEN];
+  mb_token_encode(l->ring, &t, NULL, 0, tok);
+  return mb_buf_append(out, l->base, l->base_len) | mb_buf_puts(out, "/w/") | mb_buf_append(out, tok, MB_TOKEN_LEN) ? -1
+                                                                                                                    : 0;
+}

@@ -57,6 +57,10 @@ int mb_links_honeypot(const mb_links *l, mb_buf *out);
 /* The start of the honeypot's URL (unescaped): <base>/h/. */
 int mb_links_honeypot_prefix(const mb_links *l, mb_buf *out);
 
+/* The withdrawal page's URL for this message and recipient
+ * (<base>/w/<token>), as text: not HTML-escaped. -1 when memory ran out. */
+int mb_links_withdraw_url(const mb_links *l, mb_buf *out);
+
 /* After a failed or abandoned part: forget links given out since mark. */
 void mb_links_rollback(mb_links *l, size_t mark);
 

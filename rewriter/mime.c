@@ -952,6 +952,37 @@ static int decide(const mb_config *cfg, const mb_identity *id, mb_rewrite_result
   return 0;
 }
 
+/* Whether the copy carries the disclosure line: disclosure = always, or
+ * consent and a recipient it goes to is tracked by consent. */
+static int disclose(const mb_config *cfg, const mb_rewrite_result *r) {
+  if (!strcmp(cfg->disclosure, "always")) return 1;
+  if (strcmp(cfg->disclosure, "consent") != 0) return 0;
+  for (size_t i = 0; i < r->nrecipients; i++)
+    if (r->policies[i].decided && r->policies[i].d.consent_based) return 1;
+  return 0;
+}
+
+/* The disclosure line, then the pixel (when opens are tracked): what goes
+ * before the last </body>. The pixel stays last, where a second pass looks
+ * for it. 0 or -1 (memory). */
+static int disclosure_then_pixel(const mb_config *cfg, mb_links *l, mb_buf *pixel) {
+  mb_buf url, out;
+  mb_buf_init(&url), mb_buf_init(&out);
+  int rc = mb_links_withdraw_url(l, &url);
+  rc |= mb_buf_puts(&out, "<p style=\"font-size:12px;line-height:16px;color:#666666;margin:16px 0 0 0\">");
+  rc |= mb_buf_html(&out, cfg->disclosure_text, strlen(cfg->disclosure_text));
+  rc |= mb_buf_puts(&out, " <a href=\"");
+  rc |= mb_buf_html(&out, url.data ? url.data : "", url.len);
+  rc |= mb_buf_puts(&out, "\" style=\"color:#666666\">");
+  rc |= mb_buf_html(&out, cfg->disclosure_link_text, strlen(cfg->disclosure_link_text));
+  rc |= mb_buf_puts(&out, "</a></p>");
+  rc |= mb_buf_append(&out, pixel->data, pixel->len);
+  mb_buf_free(&url);
+  mb_buf_free(pixel);
+  *pixel = out;
+  return rc ? -1 : 0;
+}
+
 /* Why nothing may be tracked: the first recipient's reason that allows nothing. */
 static const char *untracked_reason(const mb_identity *id, const mb_rewrite_result *r) {
   const char *basis = NULL;
@@ -1109,6 +1140,10 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
   if (!(j.html = thread_html()) || mb_links_pixel_prefix(&res->links, &j.pixel_prefix) < 0 ||
       ((j.track & MB_TRACK_OPENS) && mb_links_pixel(&res->links, &j.pixel) < 0))
     goto done;
+  if (disclose(cfg, res)) {
+    if (disclosure_then_pixel(cfg, &res->links, &j.pixel) < 0) goto done;
+    res->disclosed = 1;
+  }
   if (cfg->honeypot && (j.track & MB_TRACK_CLICKS) &&
       (mb_links_honeypot(&res->links, &j.honeypot) < 0 ||
        mb_links_honeypot_prefix(&res->links, &j.honeypot_prefix) < 0))

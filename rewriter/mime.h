@@ -67,6 +67,7 @@ typedef struct mb_rewrite_result {
   /* the tracking policy: what this copy carries (MB_TRACK_*: every
    * recipient it goes to allows it), its version, each recipient's decision */
   unsigned track;
+  int disclosed; /* the disclosure line and its withdrawal link are in its HTML */
   char policy[MB_POLICY_VERSION_LEN];
   mb_recipient_policy *policies; /* as recipients */
   mb_sent_policy *sent_policies; /* the same for the sent record */

@@ -15,8 +15,9 @@
 #include "events.h"
 #include "metrics.h"
 #include "msgcache.h"
-#include "recent.h"
 #include "pg.h"
+#include "recent.h"
+#include "silenced.h"
 
 #include "mailbeacon/clock.h"
 #include "mailbeacon/codec.h"
@@ -39,7 +40,8 @@
 #define MAX_READ_COUNT 1000 /* entries asked for in one read */
 #define MAX_FIELDS 64       /* fields of an entry looked at */
 #define LAG_EVERY_MS 1000
-#define FINALIZE_EVERY_MS 250 /* a person's hit alerts at most this long after its window closes */
+#define SILENCED_EVERY_MS 60000 /* withdrawals and refusals imported meanwhile take effect within this */
+#define FINALIZE_EVERY_MS 250   /* a person's hit alerts at most this long after its window closes */
 #define MAINTAIN_EVERY_MS (3600 * 1000)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -82,6 +84,13 @@ typedef enum copy_result {
   COPY_PARTITION_NEEDED, /* a row's month has no known partition: abandoned, rolled back */
   COPY_FAILED            /* logged and counted; rolled back or the connection dropped */
 } copy_result;
+
+/* A withdrawal confirmed on the edge's page (an event line of kind w). */
+typedef struct withdrawal {
+  char message[37];
+  uint32_t recipient;
+  int64_t time_us;
+} withdrawal;
 
 struct mb_batcher {
   const mb_config *cfg;
@@ -156,6 +165,13 @@ struct mb_batcher {
   int recent_ok;            /* for the batch in hand */
   size_t noted;             /* its events [0, noted) are in recent (note_recent) */
   int64_t next_consumers;
+  /* withdrawn and refused recipients' (message, index) pairs: their hits
+   * are dropped (silenced.h), reread every SILENCED_EVERY_MS and after a
+   * batch with withdrawals; the batch's withdrawals (event lines of kind w) */
+  mb_silenced *silenced;
+  int64_t next_silenced;
+  withdrawal *withdrawals;
+  size_t nwithdrawals, capwithdrawals;
 };
 
 static int pg_failed(mb_batcher *b, const char *what, PGresult *res);
@@ -519,7 +535,7 @@ static void build_reset(mb_batcher *b) {
  * the others (and entries of no known type) into the rejected. 0 or -1
  * (memory). */
 static int parse_batch(mb_batcher *b) {
-  b->nevs = b->nrej = 0;
+  b->nevs = b->nrej = b->nwithdrawals = 0;
   b->rej_text.len = 0;
   b->batch_first_ms = 0;
   for (size_t i = b->first; i < b->last; i++) {
@@ -542,8 +558,20 @@ static int parse_batch(mb_batcher *b) {
       size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
       const char *why;
       if (mb_grow(&b->evs, &b->capevs, b->nevs + 1, sizeof *b->evs, 8192) < 0) return -1;
-      if (mb_event_parse(p, len, &b->evs[b->nevs], &why) == 0) b->nevs++;
-      else if (add_rejected(b, e->id, part, p, len, why) < 0) return -1;
+      mb_event_in *ev = &b->evs[b->nevs];
+      if (mb_event_parse(p, len, ev, &why) < 0) {
+        if (add_rejected(b, e->id, part, p, len, why) < 0) return -1;
+      } else if (ev->kind == 'w') { /* a withdrawal: recorded by load, not loaded as an event */
+        if (mb_grow(&b->withdrawals, &b->capwithdrawals, b->nwithdrawals + 1, sizeof *b->withdrawals, 16) < 0)
+          return -1;
+        withdrawal *w = &b->withdrawals[b->nwithdrawals++];
+        mb_msgkey_text(&ev->message_key, w->message);
+        w->recipient = ev->recipient, w->time_us = ev->time_us;
+      } else if (b->silenced && mb_silenced_has(b->silenced, &ev->message_key, ev->recipient)) {
+        mb_metric_add(MB_M_SILENCED, 1); /* withdrawn or refused: nothing stored, no alert */
+      } else {
+        b->nevs++;
+      }
       p += len + 1;
     }
   }
@@ -876,6 +904,29 @@ static void preload_sent(mb_batcher *b) {
 }
 
 /* Connected, the schema current, the statements prepared. 0 or -1. */
+/* Reads the silenced pairs again (mailbeacon.silenced), outside a batch.
+ * 0, or -1 (the set read before stays). */
+static int load_silenced(mb_batcher *b) {
+  b->next_silenced = mb_now_ms() + SILENCED_EVERY_MS;
+  PGresult *r = PQexec(b->db, "SELECT message, idx FROM mailbeacon.silenced");
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return pg_failed(b, "reading the withdrawn recipients", r);
+  mb_silenced *s = mb_silenced_new();
+  int oom = !s;
+  for (int i = 0; !oom && i < PQntuples(r); i++) {
+    mb_msgkey k;
+    if (mb_msgkey_parse(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), &k) == 0)
+      oom = mb_silenced_add(s, &k, (uint32_t)strtoul(PQgetvalue(r, i, 1), NULL, 10)) < 0;
+  }
+  PQclear(r);
+  if (oom) {
+    mb_silenced_free(s);
+    return pg_failed(b, "out of memory reading the withdrawn recipients", NULL);
+  }
+  mb_silenced_free(b->silenced);
+  b->silenced = s;
+  return 0;
+}
+
 static int pg_ready(mb_batcher *b) {
   if (b->db) return 0;
   if (mb_now_ms() < b->pg_retry_at) return -1;
@@ -907,6 +958,7 @@ static int pg_ready(mb_batcher *b) {
        "ON CONFLICT DO NOTHING",
        4},
       {"partition", "SELECT mailbeacon.ensure_partition($1::timestamptz)", 1},
+      {"withdraw", "SELECT mailbeacon.withdraw($1::uuid, $2::integer, to_timestamp($3::float8 / 1e6))", 3},
       {"load_sent", "SELECT mailbeacon.load_sent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", 10},
       {"messages", SENT_COLUMNS " WHERE message = ANY ($1::uuid[])", 1},
       {"judge", MB_PG_JUDGE_CONTEXT, 10},
@@ -921,6 +973,7 @@ static int pg_ready(mb_batcher *b) {
   mb_metric_set(MB_M_PG_UP, 1);
   mb_metric_set(MB_M_PROBLEM_PG, 0);
   recovered(b, "PostgreSQL is back");
+  if (load_silenced(b) < 0) return -1; /* no loading until it is known whose hits to drop */
   note_loaded_by_others(b);
   preload_sent(b);
   if (!b->next_maintain || mb_now_ms() >= b->next_maintain) maintain(b);
@@ -1230,11 +1283,25 @@ static int pg_exec_all(mb_batcher *b, const char *sql, long long *first) {
   return bad ? pg_failed(b, "committing", bad) : 0;
 }
 
+/* Records the batch's withdrawals (mailbeacon.withdraw), in its transaction. */
+static int record_withdrawals(mb_batcher *b) {
+  for (size_t i = 0; i < b->nwithdrawals; i++) {
+    const withdrawal *w = &b->withdrawals[i];
+    char idx[16], at[24];
+    snprintf(idx, sizeof idx, "%u", w->recipient);
+    snprintf(at, sizeof at, "%lld", (long long)w->time_us);
+    const char *params[] = {w->message, idx, at};
+    if (pg_ok(b, PQexecPrepared(b->db, "withdraw", 3, params, NULL, NULL, 0), "recording a withdrawal") < 0) return -1;
+  }
+  return 0;
+}
+
 /* Loads the batch in one transaction. Returns 0 when committed, -1 not
  * (rolled back: nothing of it is stored). */
 static int load(mb_batcher *b) {
   uint64_t dups, sent;
-  if (load_events(b, &dups, &sent) < 0 || judge_context(b) < 0 || record_rejected(b) < 0) return -1;
+  if (load_events(b, &dups, &sent) < 0 || judge_context(b) < 0 || record_rejected(b) < 0 || record_withdrawals(b) < 0)
+    return -1;
   /* With the COMMIT, in one round trip: the alerts of the events final as
    * they are loaded (mailbeacon.alerts_loaded), and the newest event loaded,
    * for the batchers that start after this one (note_loaded_by_others). */
@@ -1269,6 +1336,11 @@ static int load(mb_batcher *b) {
   if (rc < 0) return -1;
   mb_metric_add(MB_M_ALERTS, (uint64_t)alerts);
   account(b, dups, sent);
+  if (b->nwithdrawals) { /* their hits from the next batch on, on every message of theirs */
+    mb_metric_add(MB_M_WITHDRAWALS, b->nwithdrawals);
+    mb_log_info("%zu withdrawal%s of consent recorded", b->nwithdrawals, b->nwithdrawals == 1 ? "" : "s");
+    if (load_silenced(b) < 0) b->next_silenced = 0; /* again at the next tick */
+  }
   return 0;
 }
 
@@ -1379,6 +1451,7 @@ static void tick(mb_batcher *b) {
     b->next_lag = t + LAG_EVERY_MS;
   }
   if (b->db && t >= b->next_maintain) maintain(b);
+  if (b->db && t >= b->next_silenced && PQtransactionStatus(b->db) == PQTRANS_IDLE) load_silenced(b);
   if (b->rc && t >= b->next_consumers) { /* another batcher joining: recent is no longer all */
     b->next_consumers = t + LAG_EVERY_MS;
     forget_dead_consumers(b, 0);
@@ -1569,6 +1642,8 @@ void mb_batcher_stop(mb_batcher *b) {
   free(b->info_index);
   mb_msgcache_free(b->sent_cache);
   mb_recent_free(b->recent);
+  mb_silenced_free(b->silenced);
+  free(b->withdrawals);
   mb_classifier_free(b->cls);
   mb_classifier_free(b->reloaded);
   pthread_mutex_destroy(&b->reload_mu);

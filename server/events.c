@@ -149,7 +149,8 @@ int mb_event_parse(const char *line, size_t len, mb_event_in *ev, const char **w
   memset(ev, 0, sizeof *ev);
   if (fl[0] != 32 || !all_hex(f[0], 32)) return *why = "event id is not 32 hex digits", -1;
   ev->id = f[0];
-  if (fl[1] != 1 || (f[1][0] != 'o' && f[1][0] != 'c' && f[1][0] != 'h')) return *why = "kind is not o, c or h", -1;
+  if (fl[1] != 1 || (f[1][0] != 'o' && f[1][0] != 'c' && f[1][0] != 'h' && f[1][0] != 'w'))
+    return *why = "kind is not o, c, h or w", -1;
   ev->kind = f[1][0];
   if (mb_msgkey_parse(f[2], fl[2], &ev->message_key) < 0) return *why = "message is not a UUID", -1;
   ev->message = f[2];

@@ -13,8 +13,8 @@ int mb_hit_parse_path(const char *path, size_t n, mb_kind *kind, const char **to
     if (n < 7 || memcmp(path + n - 4, ".gif", 4) != 0) return -1;
     *kind = MB_KIND_OPEN;
     *token_len = n - 7;
-  } else if (path[1] == 'c' || path[1] == 'h') {
-    *kind = path[1] == 'c' ? MB_KIND_CLICK : MB_KIND_HONEYPOT;
+  } else if (path[1] == 'c' || path[1] == 'h' || path[1] == 'w') {
+    *kind = path[1] == 'c' ? MB_KIND_CLICK : path[1] == 'h' ? MB_KIND_HONEYPOT : MB_KIND_WITHDRAW;
     *token_len = n - 3;
   } else {
     return -1;
@@ -234,7 +234,7 @@ size_t mb_event_line(const mb_event *e, char *out) {
   /* formatted by hand: this runs for every hit */
   char *d = put_str(out, e->id);
   *d++ = '\t';
-  *d++ = e->kind == MB_KIND_OPEN ? 'o' : e->kind == MB_KIND_HONEYPOT ? 'h' : 'c';
+  *d++ = e->kind == MB_KIND_OPEN ? 'o' : e->kind == MB_KIND_HONEYPOT ? 'h' : e->kind == MB_KIND_WITHDRAW ? 'w' : 'c';
   *d++ = '\t';
   for (int i = 0; i < 16; i++) {
     if (i == 4 || i == 6 || i == 8 || i == 10) *d++ = '-';

@@ -29,12 +29,34 @@ static const char not_found_page[] =
     "<body><h1>This link is not valid</h1><p>The link may have been changed or cut short in "
     "transit.</p></body></html>\n";
 
+/* The disclosure line's page (docs/privacy.md): a GET shows it and records
+ * nothing (link scanners fetch it too); the button POSTs to the same URL,
+ * which records the withdrawal. No cookies, no script, nothing of the
+ * recipient's shown. */
+static const char withdraw_page[] =
+    "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" content=\"noindex\">"
+    "<title>Stop tracking my opens and clicks</title><style>body{font-family:sans-serif;max-width:34em;margin:3em auto;"
+    "padding:0 1em;line-height:1.5}button{font-size:1em;padding:.5em 1em}</style></head><body>"
+    "<h1>Stop tracking my opens and clicks</h1>"
+    "<p>The sender of the message you came from is told when you open their messages and which of their links you "
+    "click. Confirm to stop it: from then on nothing is recorded of your opens and clicks of their messages, those you "
+    "already have included, and new messages to you are not tracked. Images and links keep working.</p>"
+    "<form method=\"post\"><button type=\"submit\">Stop tracking my opens and clicks</button></form></body></html>\n";
+static const char withdrawn_page[] =
+    "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" content=\"noindex\">"
+    "<title>Tracking stopped</title><style>body{font-family:sans-serif;max-width:34em;margin:3em auto;padding:0 1em;"
+    "line-height:1.5}</style></head><body><h1>Tracking stopped</h1>"
+    "<p>Nothing more is recorded of your opens and clicks of this sender's messages. You can close this page.</p>"
+    "</body></html>\n";
+
 struct mb_http {
   mb_listener *pub;
   const mb_config *cfg;
   _Atomic(const mb_keyring *) ring;
   mb_queue *queue;
-  struct MHD_Response *r_gif, *r_204, *r_400, *r_404, *r_405, *r_414;
+  struct MHD_Response *r_gif, *r_204, *r_400, *r_404, *r_405, *r_414, *r_wform, *r_wdone;
   char edge[64];
   uint32_t edge_rand;
   mb_cidr proxies[MB_PROXIES_MAX];
@@ -282,7 +304,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return answer(conn, MHD_HTTP_BAD_REQUEST, h->r_400, t0);
   }
   int head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-  if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0) {
+  int post =
+      strcmp(method, MHD_HTTP_METHOD_POST) == 0 && strncmp(url, "/w/", 3) == 0; /* the withdrawal page's button */
+  if (!head && !post && strcmp(method, MHD_HTTP_METHOD_GET) != 0) {
     mb_metric_add(MB_M_REJECTED_405, 1);
     return answer(conn, MHD_HTTP_METHOD_NOT_ALLOWED, h->r_405, t0);
   }
@@ -303,6 +327,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       mb_metric_add(MB_M_HITS_OPEN_INVALID, 1);
     }
     return answer(conn, MHD_HTTP_OK, h->r_gif, t0); /* never a broken image */
+  }
+  if (kind == MB_KIND_WITHDRAW) {
+    if (mb_token_verify(ring, tok, tok_len, MB_KIND_WITHDRAW, NULL, 0, &t) != MB_TOKEN_OK) {
+      mb_metric_add(MB_M_REJECTED_404, 1);
+      return answer(conn, MHD_HTTP_NOT_FOUND, h->r_404, t0);
+    }
+    if (!post) return answer(conn, MHD_HTTP_OK, h->r_wform, t0);
+    mb_metric_add(MB_M_WITHDRAWALS_CONFIRMED, 1);
+    record(h, conn, method, &t, NULL, 0); /* the batcher records the withdrawal (sql/016) */
+    return answer(conn, MHD_HTTP_OK, h->r_wdone, t0);
   }
   if (kind == MB_KIND_HONEYPOT) {
     /* The hidden link no person follows: recorded like an open, answered
@@ -375,7 +409,19 @@ mb_http *mb_http_start(const mb_config *cfg, const mb_keyring *ring, mb_queue *q
   h->r_405 = fixed("Method Not Allowed\n", 19, "text/plain");
   h->r_400 = fixed("Bad Request\n", 12, "text/plain");
   h->r_414 = fixed("URI Too Long\n", 13, "text/plain");
-  if (!h->r_gif || !h->r_204 || !h->r_404 || !h->r_405 || !h->r_400 || !h->r_414) {
+  h->r_wform = fixed(withdraw_page, sizeof withdraw_page - 1, "text/html; charset=utf-8");
+  h->r_wdone = fixed(withdrawn_page, sizeof withdrawn_page - 1, "text/html; charset=utf-8");
+  struct MHD_Response *pages[] = {h->r_wform, h->r_wdone};
+  for (size_t i = 0; i < 2; i++)
+    if (pages[i]) {
+      MHD_add_response_header(pages[i], MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+      MHD_add_response_header(pages[i], "Content-Security-Policy",
+                              "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                              "frame-ancestors 'none'; base-uri 'none'");
+      MHD_add_response_header(pages[i], "Referrer-Policy", "no-referrer");
+      MHD_add_response_header(pages[i], "X-Content-Type-Options", "nosniff");
+    }
+  if (!h->r_gif || !h->r_204 || !h->r_404 || !h->r_405 || !h->r_400 || !h->r_414 || !h->r_wform || !h->r_wdone) {
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
@@ -419,5 +465,7 @@ void mb_http_stop(mb_http *h) {
   if (h->r_405) MHD_destroy_response(h->r_405);
   if (h->r_400) MHD_destroy_response(h->r_400);
   if (h->r_414) MHD_destroy_response(h->r_414);
+  if (h->r_wform) MHD_destroy_response(h->r_wform);
+  if (h->r_wdone) MHD_destroy_response(h->r_wdone);
   free(h);
 }

@@ -144,6 +144,12 @@ typedef enum mb_metric_group { MB_GROUP_EDGE, MB_GROUP_BATCHER, MB_GROUP_API, MB
     MB_BOUNDS_NONE)                                                                                                    \
   X(CONTEXT_SKIPPED, BATCHER, COUNTER, "mailbeacon_batcher_context_messages_total", "result=\"skipped\"", NULL, NULL,  \
     MB_BOUNDS_NONE)                                                                                                    \
+  X(WITHDRAWALS_CONFIRMED, EDGE, COUNTER, "mailbeacon_withdrawals_confirmed_total", NULL,                              \
+    "Withdrawals of consent confirmed on the page of the disclosure line (docs/privacy.md).", NULL, MB_BOUNDS_NONE)    \
+  X(SILENCED, BATCHER, COUNTER, "mailbeacon_batcher_events_silenced_total", NULL,                                      \
+    "Hits not stored: their recipient withdrew or refused consent (docs/privacy.md).", NULL, MB_BOUNDS_NONE)           \
+  X(WITHDRAWALS, BATCHER, COUNTER, "mailbeacon_batcher_withdrawals_total", NULL,                                       \
+    "Withdrawals confirmed on the tracking edge's page, recorded in mailbeacon.consent.", NULL, MB_BOUNDS_NONE)        \
   X(FINAL_LAG, BATCHER, SECONDS, "mailbeacon_batcher_final_lag_seconds", NULL,                                         \
     "How far behind now final judgements are: a person's hit younger than this may still change class.", NULL,         \
     MB_BOUNDS_NONE)                                                                                                    \

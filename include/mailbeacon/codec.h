@@ -62,6 +62,8 @@ int mb_buf_printf(mb_buf *b, const char *fmt, ...) __attribute__((format(printf,
 /* Appends s as a JSON string literal with its quotes. Bytes that are not
  * valid UTF-8 are written as \u00XX of their Latin-1 value. */
 int mb_buf_json_str(mb_buf *b, const char *s, size_t n);
+/* Appends s[0..n) as HTML text or a quoted attribute value: & < > " ' escaped. 0 or -1. */
+int mb_buf_html(mb_buf *b, const char *s, size_t n);
 /* Appends the whole file at path, at most max bytes of it. 0, or -1 with
  * errno set (ENOENT and the like from opening it, EFBIG over max, ENOMEM);
  * what was appended stays (the caller frees b). */

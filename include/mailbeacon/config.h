@@ -86,6 +86,9 @@ typedef struct mb_config {
   char track_default_other[16];   /* ... in another country */
   char track_default_unknown[16]; /* ... country not known */
   char eu_countries[512];         /* country codes, comma-separated: the region track_default_eu covers */
+  char disclosure[16];       /* the line with the withdrawal link: consent (when tracked by consent), always, off */
+  char disclosure_text[512]; /* its text (plain text; escaped where shown) */
+  char disclosure_link_text[256]; /* its link's text */
   /* never_track parsed into lower-case entries pointing into never_track_buf */
   size_t never_track_n;
   const char *never_track_list[MB_NEVER_TRACK_MAX];

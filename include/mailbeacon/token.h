@@ -2,13 +2,13 @@
  *
  * Binary layout (36 bytes, see docs/tokens.md), written as 48 base64url chars:
  *   0      version (high 4 bits, = 1) | kind (low 4 bits: 1 open, 2 click,
- *          3 honeypot)
+ *          3 honeypot, 4 withdrawal)
  *   1      key id
  *   2..17  message UUID
  *   18..19 recipient index, big endian (0 = "someone")
  *   20..21 link index, big endian (0 for opens and honeypots)
  *   22..35 MAC: HMAC-SHA256(key, "mailbeacon" || bytes 0..21 || url), first 14 bytes
- * The url is the click target and is empty for opens and honeypots.
+ * The url is the click target and is empty for the other kinds.
  * All functions are thread-safe; none allocate. */
 #ifndef MAILBEACON_TOKEN_H
 #define MAILBEACON_TOKEN_H
@@ -32,8 +32,10 @@
 #define MB_TRACKING_URL_MAX 6144
 
 /* A honeypot is the rewriter's hidden link (docs/rewriter.md): no person
- * sees or follows it, so whatever fetches it is a machine. */
-typedef enum mb_kind { MB_KIND_OPEN = 1, MB_KIND_CLICK = 2, MB_KIND_HONEYPOT = 3 } mb_kind;
+ * sees or follows it, so whatever fetches it is a machine. A withdrawal
+ * token is the disclosure line's link to the page where the recipient
+ * stops the tracking (docs/privacy.md). */
+typedef enum mb_kind { MB_KIND_OPEN = 1, MB_KIND_CLICK = 2, MB_KIND_HONEYPOT = 3, MB_KIND_WITHDRAW = 4 } mb_kind;
 
 typedef struct mb_token {
   uint8_t version;

@@ -26,6 +26,7 @@ fail() {
 
 scenario_rules "$here/../../rules/mailbeacon.rules"
 scenario_start "$server" "$rewrite" edge-p
+metric() { curl -s "http://127.0.0.1:$aport/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 
 # ---- import
 cat > "$MB_RUN/crm.csv" <<'EOF'
@@ -121,6 +122,51 @@ mport=$(mb_wait_port $mpid "$MB_RUN/milter.log" milter) || fail "milter did not 
 MB_MILTER_CONSENT=1 python3 "$here/milter_protocol.py" "$mport" "$MB_RUN/keys" "$rewrite" "$data" ||
   fail "milter: $(tail -5 "$MB_RUN/milter.log")"
 grep -q "not rewritten: a recipient refused tracking (consent)" "$MB_RUN/milter.log" || fail "milter: no reason logged"
+
+# ---- withdrawal: the disclosure line (on for a recipient tracked by consent) links to a page on
+#      the edge; a GET shows it and records nothing, its button POSTs the withdrawal; from then on
+#      that recipient's hits get their pixel and redirect, and nothing is stored, on old messages too
+grep -q 'The sender of this message is told when you open it' "$MB_RUN/granted.eml" || fail "no disclosure line"
+! grep -q 't.mailbeacon.test/w/' "$MB_RUN/other.eml" || fail "a disclosure line without consent (disclosure = consent)"
+edge=http://127.0.0.1:$port
+w=$(grep -o 'https://t.mailbeacon.test/w/[A-Za-z0-9_-]*' "$MB_RUN/granted.eml" | head -1)
+pixel=$(grep -o 'https://t.mailbeacon.test/o/[A-Za-z0-9_-]*\.gif' "$MB_RUN/granted.eml" | head -1)
+link=$(grep -o 'https://t.mailbeacon.test/c/[^"]*' "$MB_RUN/granted.eml" | head -1)
+[ -n "$w" ] && [ -n "$pixel" ] && [ -n "$link" ] || fail "links not found in the tracked message"
+events_sql="SELECT count(*) FROM mailbeacon.events e JOIN mailbeacon.recipients r
+              ON r.message = e.message AND r.idx = e.recipient_idx WHERE r.address = 'granted@kunde.de'"
+curl -s -o /dev/null "${pixel/https:\/\/t.mailbeacon.test/$edge}"
+wait_rows "SELECT ($events_sql) > 0" t
+before=$(sql "$events_sql")
+[ "$(curl -s -o "$MB_RUN/page" -w '%{http_code}' "${w/https:\/\/t.mailbeacon.test/$edge}")" = 200 ] || fail "page: not 200"
+grep -q '<form method="post"><button type="submit">Stop tracking my opens and clicks</button></form>' "$MB_RUN/page" ||
+  fail "page: no form"
+curl -s -D "$MB_RUN/headers" -o /dev/null "${w/https:\/\/t.mailbeacon.test/$edge}"
+grep -qi "^content-security-policy: default-src 'none'" "$MB_RUN/headers" || fail "page: no CSP"
+! grep -qi '^set-cookie' "$MB_RUN/headers" || fail "page: a cookie"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$edge/w/AAAA${w: -44}")" = 404 ] || fail "a forged token: not 404"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$edge/c/${w: -48}")" = 405 ] || fail "POST elsewhere: not 405"
+sleep 0.3
+expect "SELECT state FROM mailbeacon.consent WHERE address = 'granted@kunde.de'" granted # a GET records nothing
+[ "$(curl -s -o "$MB_RUN/done" -w '%{http_code}' -X POST "${w/https:\/\/t.mailbeacon.test/$edge}")" = 200 ] ||
+  fail "confirm: not 200"
+grep -q 'Tracking stopped' "$MB_RUN/done" || fail "confirm: no answer"
+wait_rows "SELECT state || ' ' || source FROM mailbeacon.consent WHERE address = 'granted@kunde.de'" \
+  "withdrawn withdrawal page"
+expect "SELECT via FROM mailbeacon.consent_history WHERE address = 'granted@kunde.de' ORDER BY id DESC LIMIT 1" \
+  "withdrawal page"
+alerts=$(sql "SELECT count(*) FROM mailbeacon.alerts")
+[ "$(curl -s -o /dev/null -w '%{http_code}' "${pixel/https:\/\/t.mailbeacon.test/$edge}")" = 200 ] || fail "pixel after"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "${link/https:\/\/t.mailbeacon.test/$edge}")" = 302 ] || fail "link after"
+for _ in $(seq 1 300); do [ "$(metric mailbeacon_batcher_events_silenced_total)" = 2 ] && break; sleep 0.05; done
+[ "$(metric mailbeacon_batcher_events_silenced_total)" = 2 ] || fail "hits after the withdrawal: not silenced"
+expect "$events_sql" "$before"
+expect "SELECT count(*) FROM mailbeacon.alerts" "$alerts"
+# new mail to them is not tracked, once the copy is written again
+"$server" consent copy "$MB_RUN/consent.cdb" > /dev/null
+sleep 1.1 # the copy's age is checked at most once a second; each pipe run reads it afresh anyway
+pipe granted@kunde.de "$MB_RUN/out.eml"
+cmp -s "$msg" "$MB_RUN/out.eml" || fail "withdrawn: a new message still tracked"
 
 # ---- a consent copy that cannot be read: nothing tracked, and said why
 MAILBEACON_CONSENT_COPY=$MB_RUN/missing.cdb MAILBEACON_LOG_FILE=stderr pipe granted@kunde.de "$MB_RUN/out.eml"

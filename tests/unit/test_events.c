@@ -154,7 +154,7 @@ static void test_refused(void **state) {
        "event id is not 32 hex digits"},
       {"0123456789abcdef0123456789abcdef\tx\t665ce021-2913-4aec-9482-a6de08dcae4e\t0\t0\t1795785109113521\t-"
        "\tGET\te\t\t",
-       "kind is not o, c or h"},
+       "kind is not o, c, h or w"},
       {"0123456789abcdef0123456789abcdef\to\t665ce021-2913-4aec-9482-a6de08dcae4\t0\t0\t1795785109113521\t-"
        "\tGET\te\t\t",
        "message is not a UUID"},

@@ -978,7 +978,23 @@ static void tracking_policy(void **state) {
   assert_non_null(strstr(json.data, "\"track\":\"opens,clicks\",\"basis\":\"consent_granted\","
                                     "\"consent_source\":\"crm-import\",\"consent_at\":1767225600000000"));
   assert_non_null(strstr(json.data, "\npolicy=p1-"));
+  /* tracked by consent: the disclosure line and its withdrawal link, before the pixel */
+  assert_true(res.disclosed);
+  const char *line = memmem(res.out.data, res.out.len, "The sender of this message is told", 34);
+  const char *wl = memmem(res.out.data, res.out.len, BASE "/w/", strlen(BASE "/w/"));
+  const char *px = memmem(res.out.data, res.out.len, BASE "/o/", strlen(BASE "/o/"));
+  assert_true(line && wl && px && line < wl && wl < px);
   mb_rewrite_result_free(&res);
+  /* its texts are the configuration's, escaped; off: none */
+  assert_int_equal(mb_config_set(&cfg, "disclosure_text", "Tracked <b>&", "test", err, sizeof err), 0);
+  policy_run(cs, &in, granted, 1, NULL, &res);
+  assert_true(has(&res, "Tracked &lt;b&gt;&amp; <a href=\"" BASE "/w/"));
+  mb_rewrite_result_free(&res);
+  assert_int_equal(mb_config_set(&cfg, "disclosure", "off", "test", err, sizeof err), 0);
+  policy_run(cs, &in, granted, 1, NULL, &res);
+  assert_false(res.disclosed || has(&res, BASE "/w/"));
+  mb_rewrite_result_free(&res);
+  assert_int_equal(mb_config_set(&cfg, "disclosure", "consent", "test", err, sizeof err), 0);
 
   /* refused, withdrawn, and unknown in the EU (by the record's country or the domain's): byte-identical */
   const char *refused[] = {"refused@client.com"}, *withdrawn[] = {"withdrawn@client.fr"},
@@ -1000,7 +1016,13 @@ static void tracking_policy(void **state) {
   const char *other[] = {"buyer@empresa.com.br"}, *nowhere[] = {"buyer@client.com"};
   policy_run(cs, &in, other, 1, NULL, &res);
   assert_int_equal(res.track, MB_TRACK_ALL);
+  assert_false(res.disclosed || has(&res, BASE "/w/")); /* not by consent: no line (disclosure = consent) */
   mb_rewrite_result_free(&res);
+  assert_int_equal(mb_config_set(&cfg, "disclosure", "always", "test", err, sizeof err), 0);
+  policy_run(cs, &in, other, 1, NULL, &res);
+  assert_true(res.disclosed && has(&res, BASE "/w/"));
+  mb_rewrite_result_free(&res);
+  assert_int_equal(mb_config_set(&cfg, "disclosure", "consent", "test", err, sizeof err), 0);
   policy_run(cs, &in, nowhere, 1, NULL, &res); /* opens only: the pixel, links and honeypot left */
   assert_true(res.rewritten);
   assert_int_equal(res.track, MB_TRACK_OPENS);

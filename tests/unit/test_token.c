@@ -154,15 +154,38 @@ static void honeypot(void **state) {
   assert_int_equal(mb_token_verify(ring, open, sizeof open, MB_KIND_HONEYPOT, NULL, 0, &v), MB_TOKEN_EMAC);
   /* a url given with a honeypot token breaks the MAC: none is covered */
   assert_int_equal(mb_token_verify(ring, tok, sizeof tok, MB_KIND_HONEYPOT, url, strlen(url), &v), MB_TOKEN_EMAC);
-  /* kinds 0 and 4..15 do not exist */
+  /* kinds 0 and 5..15 do not exist */
   assert_int_equal(mb_b64url_decode(raw, sizeof raw, tok, MB_TOKEN_LEN), MB_TOKEN_RAW);
   for (int k = 0; k < 16; k++) {
-    if (k >= MB_KIND_OPEN && k <= MB_KIND_HONEYPOT) continue;
+    if (k >= MB_KIND_OPEN && k <= MB_KIND_WITHDRAW) continue;
     raw[0] = (uint8_t)(1 << 4 | k);
     char bad[MB_TOKEN_LEN];
     mb_b64url_encode(bad, raw, MB_TOKEN_RAW);
     assert_int_equal(mb_token_decode(bad, MB_TOKEN_LEN, &v), MB_TOKEN_EFORMAT);
   }
+  mb_keyring_free(ring);
+}
+
+/* A withdrawal token (the disclosure line's link): its own kind, no url. */
+static void withdraw(void **state) {
+  (void)state;
+  mb_keyring *ring = test_ring(1);
+  mb_token t = {.kind = MB_KIND_WITHDRAW, .recipient = 0, .link = 0}, v;
+  memset(t.message, 0x5a, 16);
+  char tok[MB_TOKEN_LEN];
+  assert_int_equal(mb_token_encode(ring, &t, NULL, 0, tok), 0);
+  assert_int_equal(mb_token_verify(ring, tok, sizeof tok, MB_KIND_WITHDRAW, NULL, 0, &v), MB_TOKEN_OK);
+  assert_int_equal(v.kind, MB_KIND_WITHDRAW);
+  assert_int_equal(v.recipient, 0);
+  assert_memory_equal(v.message, t.message, 16);
+  /* not an open, nor a honeypot: the kind is signed */
+  assert_int_equal(mb_token_verify(ring, tok, sizeof tok, MB_KIND_OPEN, NULL, 0, &v), MB_TOKEN_EKIND);
+  uint8_t raw[MB_TOKEN_RAW];
+  assert_int_equal(mb_b64url_decode(raw, sizeof raw, tok, MB_TOKEN_LEN), MB_TOKEN_RAW);
+  raw[0] = (uint8_t)(1 << 4 | MB_KIND_OPEN);
+  char forged[MB_TOKEN_LEN];
+  mb_b64url_encode(forged, raw, MB_TOKEN_RAW);
+  assert_int_equal(mb_token_verify(ring, forged, sizeof forged, MB_KIND_OPEN, NULL, 0, &v), MB_TOKEN_EMAC);
   mb_keyring_free(ring);
 }
 
@@ -189,9 +212,13 @@ static void documented_example(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(roundtrip),         cmocka_unit_test(url_is_covered), cmocka_unit_test(forged_and_truncated),
-      cmocka_unit_test(key_rotation),      cmocka_unit_test(bounds),         cmocka_unit_test(honeypot),
-      cmocka_unit_test(documented_example)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(roundtrip),
+                                     cmocka_unit_test(url_is_covered),
+                                     cmocka_unit_test(forged_and_truncated),
+                                     cmocka_unit_test(key_rotation),
+                                     cmocka_unit_test(bounds),
+                                     cmocka_unit_test(honeypot),
+                                     cmocka_unit_test(withdraw),
+                                     cmocka_unit_test(documented_example)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
