@@ -88,7 +88,9 @@ int main(int argc, char **argv) {
     return fprintf(stderr, "%s\n", err), 1;
   mb_consents *cs = mb_consents_new(path);
   mb_consent c;
-  if (!cs || mb_consents_get(cs, "warm@up.example", &c, err, sizeof err) < 0) return fprintf(stderr, "%s\n", err), 1;
+  int erased;
+  if (!cs || mb_consents_get(cs, "warm@up.example", &c, &erased, err, sizeof err) < 0)
+    return fprintf(stderr, "%s\n", err), 1;
   enum { LOOKUPS = 1000000 };
   static char(*addrs)[128];
   addrs = malloc((size_t)LOOKUPS * sizeof *addrs);
@@ -102,8 +104,8 @@ int main(int argc, char **argv) {
     double t = now_s();
     for (long i = 0; i < LOOKUPS; i++) {
       mb_decision d;
-      int got = mb_consents_get(cs, addrs[i], &c, err, sizeof err);
-      mb_policy_decide(&cfg, addrs[i], &c, 0, &d);
+      int got = mb_consents_get(cs, addrs[i], &c, &erased, err, sizeof err);
+      mb_policy_decide(&cfg, addrs[i], &c, erased, &d);
       found += got == 1;
     }
     t = now_s() - t;

@@ -3,6 +3,7 @@
 #include "mailbeacon/clock.h"
 
 #include <cdb.h>
+#include <sodium.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -70,9 +71,14 @@ static int key_of(const char *address, char key[KEY_MAX], size_t *len) {
 
 /* ---- reading ---- */
 
+#define SECRET_MAX 64
+
 typedef struct copy {
   struct cdb db;
   int fd;
+  unsigned char secret[SECRET_MAX];
+  size_t secret_len;
+  int any_erased; /* its count ("\0n") is not 0 */
   dev_t dev;
   ino_t ino;
   struct timespec mtime;
@@ -111,6 +117,11 @@ static copy *copy_open(const char *path, char *err, size_t errlen) {
   }
   c->fd = fd;
   c->dev = st.st_dev, c->ino = st.st_ino, c->mtime = st.st_mtim, c->size = st.st_size;
+  if (cdb_find(&c->db, "\0secret", 7) > 0 && cdb_datalen(&c->db) <= SECRET_MAX) {
+    c->secret_len = cdb_datalen(&c->db);
+    memcpy(c->secret, cdb_getdata(&c->db), c->secret_len);
+  }
+  c->any_erased = cdb_find(&c->db, "\0n", 2) > 0 && !(cdb_datalen(&c->db) == 1 && *(const char *)cdb_getdata(&c->db) == '0');
   return c;
 }
 
@@ -164,8 +175,19 @@ static void check(mb_consents *s) {
   pthread_mutex_unlock(&s->check_mu);
 }
 
-int mb_consents_get(mb_consents *s, const char *address, mb_consent *out, char *err, size_t errlen) {
+/* "\0h" and sha256(secret || key): where a forgotten address is noted. */
+static void erased_key(const copy *c, const char *key, size_t klen, unsigned char out[2 + crypto_hash_sha256_BYTES]) {
+  crypto_hash_sha256_state st;
+  crypto_hash_sha256_init(&st);
+  crypto_hash_sha256_update(&st, c->secret, c->secret_len);
+  crypto_hash_sha256_update(&st, (const unsigned char *)key, klen);
+  out[0] = '\0', out[1] = 'h';
+  crypto_hash_sha256_final(&st, out + 2);
+}
+
+int mb_consents_get(mb_consents *s, const char *address, mb_consent *out, int *erased, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
+  *erased = 0;
   check(s);
   char key[KEY_MAX];
   size_t klen;
@@ -185,6 +207,11 @@ int mb_consents_get(mb_consents *s, const char *address, mb_consent *out, char *
       rc = v && mb_consent_value_parse(v, cdb_datalen(&db), out) == 0 ? 1 : 0;
       if (!rc) memset(out, 0, sizeof *out); /* a value it cannot read: no record */
     }
+    if (s->cur->any_erased && s->cur->secret_len) {
+      unsigned char h[2 + crypto_hash_sha256_BYTES];
+      erased_key(s->cur, key, klen, h);
+      *erased = cdb_find(&db, h, sizeof h) > 0;
+    }
   }
   pthread_rwlock_unlock(&s->lock);
   return rc;
@@ -197,7 +224,10 @@ size_t mb_consents_count(mb_consents *s) {
     struct cdb db = s->cur->db; /* a copy: cdb_seqnext keeps what it found in the struct */
     unsigned pos;
     cdb_seqinit(&pos, &db);
-    while (cdb_seqnext(&pos, &db) > 0) n++;
+    while (cdb_seqnext(&pos, &db) > 0) {
+      const char *k = cdb_getkey(&db);
+      n += k && cdb_keylen(&db) && k[0] != '\0'; /* the secret and the forgotten are not records */
+    }
   }
   pthread_rwlock_unlock(&s->lock);
   return n;
@@ -209,6 +239,7 @@ struct mb_consent_writer {
   struct cdb_make mk;
   int fd;
   char *path, *tmp;
+  unsigned long long erased;
 };
 
 void mb_consent_writer_abort(mb_consent_writer *w) {
@@ -254,9 +285,31 @@ int mb_consent_writer_add(mb_consent_writer *w, const char *address, const mb_co
   return 0;
 }
 
+int mb_consent_writer_secret(mb_consent_writer *w, const unsigned char *secret, size_t n, char *err, size_t errlen) {
+  if (n == 0 || n > SECRET_MAX || cdb_make_add(&w->mk, "\0secret", 7, secret, (unsigned)n) < 0) {
+    snprintf(err, errlen, "%s: cannot add the secret (%zu bytes)", w->tmp, n);
+    return -1;
+  }
+  return 0;
+}
+
+int mb_consent_writer_erased(mb_consent_writer *w, const unsigned char hash[32], char *err, size_t errlen) {
+  unsigned char k[2 + 32] = {'\0', 'h'};
+  memcpy(k + 2, hash, 32);
+  if (cdb_make_add(&w->mk, k, sizeof k, "", 0) < 0) {
+    snprintf(err, errlen, "%s: %s", w->tmp, strerror(errno));
+    return -1;
+  }
+  w->erased++;
+  return 0;
+}
+
 int mb_consent_writer_commit(mb_consent_writer *w, char *err, size_t errlen) {
   int rc = -1;
-  if (cdb_make_finish(&w->mk) < 0 || fsync(w->fd) < 0) snprintf(err, errlen, "%s: %s", w->tmp, strerror(errno));
+  char n[24];
+  int nl = snprintf(n, sizeof n, "%llu", w->erased);
+  if (cdb_make_add(&w->mk, "\0n", 2, n, (unsigned)nl) < 0 || cdb_make_finish(&w->mk) < 0 || fsync(w->fd) < 0)
+    snprintf(err, errlen, "%s: %s", w->tmp, strerror(errno));
   else if (rename(w->tmp, w->path) < 0) snprintf(err, errlen, "%s: %s", w->path, strerror(errno));
   else rc = 0;
   if (rc == 0) {

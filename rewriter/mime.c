@@ -930,11 +930,12 @@ static int decide(const mb_config *cfg, const mb_identity *id, mb_rewrite_result
   for (size_t i = 0; i < n; i++) {
     if (id && id->copy_for && i + 1 != r->token_recipient) continue;
     mb_recipient_policy *p = &r->policies[i];
+    int erased = 0;
     if (id && id->consents) {
-      int got = mb_consents_get(id->consents, r->recipients[i], &p->consent, why, whylen);
+      int got = mb_consents_get(id->consents, r->recipients[i], &p->consent, &erased, why, whylen);
       if (got < 0) return 1;
     }
-    mb_policy_decide(cfg, r->recipients[i], &p->consent, 0, &p->d);
+    mb_policy_decide(cfg, r->recipients[i], &p->consent, erased, &p->d);
     p->decided = 1;
     track &= p->d.track;
     any = 1;

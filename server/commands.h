@@ -42,4 +42,12 @@ int mb_cmd_consent_import(const mb_config *cfg, const char *file, const char *fo
  * path from PostgreSQL, replacing the file there by rename. */
 int mb_cmd_consent_copy(const mb_config *cfg, const char *path);
 
+/* forget: erases address from every table and partition in one
+ * transaction, keeps a suppression entry and an audit row with reason
+ * (sql/017: mailbeacon.forget). */
+int mb_cmd_forget(const mb_config *cfg, const char *address, const char *reason);
+
+/* export: prints everything stored about address as JSON (mailbeacon.export). */
+int mb_cmd_export(const mb_config *cfg, const char *address);
+
 #endif

@@ -1,6 +1,7 @@
-/* mailbeacon-server consent import | copy (docs/privacy.md): the CRM's
- * consent states into PostgreSQL, all or nothing, and the consent copy the
- * rewriter reads, written from PostgreSQL. */
+/* mailbeacon-server consent import | copy, forget, export
+ * (docs/privacy.md): the CRM's consent states into PostgreSQL, all or
+ * nothing; the consent copy the rewriter reads, written from PostgreSQL;
+ * an address erased, or everything stored about it. */
 #include "commands.h"
 
 #include "consentfile.h"
@@ -11,10 +12,13 @@
 #include "mailbeacon/consent.h"
 
 #include <errno.h>
+#include <pwd.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #define PROG "mailbeacon-server"
 #define CHUNK 5000 /* records a statement */
@@ -140,11 +144,38 @@ int mb_cmd_consent_import(const mb_config *cfg, const char *file, const char *fo
   return n >= 0 ? 0 : EX_DATAERR;
 }
 
+/* The keyed hash's secret and the forgotten addresses' hashes (sql/017),
+ * so that the rewriter recognises a forgotten address. 0 or -1 (err). */
+static int add_forgotten(PGconn *db, mb_consent_writer *w, char *err, size_t errlen) {
+  PGresult *r = PQexec(db, "SELECT encode(secret, 'hex'), NULL FROM mailbeacon.privacy_key "
+                           "UNION ALL SELECT NULL, encode(hash, 'hex') FROM mailbeacon.suppressed");
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    mb_pg_error(err, errlen, "reading the forgotten addresses", db, r);
+    PQclear(r);
+    return -1;
+  }
+  int rc = 0;
+  for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+    unsigned char bin[64];
+    size_t n = 0;
+    int secret = !PQgetisnull(r, i, 0);
+    const char *hex = PQgetvalue(r, i, secret ? 0 : 1);
+    if (sodium_hex2bin(bin, sizeof bin, hex, strlen(hex), NULL, &n, NULL) < 0 || (!secret && n != 32)) {
+      snprintf(err, errlen, "mailbeacon.%s: a value the copy cannot hold", secret ? "privacy_key" : "suppressed");
+      rc = -1;
+    } else {
+      rc = secret ? mb_consent_writer_secret(w, bin, n, err, errlen) : mb_consent_writer_erased(w, bin, err, errlen);
+    }
+  }
+  PQclear(r);
+  return rc;
+}
+
 int mb_cmd_consent_copy(const mb_config *cfg, const char *path) {
   int rc = 0;
   PGconn *db = mb_cmd_connect(cfg, 1, &rc);
   if (!db) return rc;
-  char err[1024];
+  char err[1024] = "";
   int64_t t0 = mb_now_ms();
   mb_consent_writer *w = mb_consent_writer_begin(path, err, sizeof err);
   if (!w) {
@@ -153,10 +184,11 @@ int mb_cmd_consent_copy(const mb_config *cfg, const char *path) {
     return EX_CANTCREAT;
   }
   unsigned long long n = 0;
-  int bad = !PQsendQuery(db, "SELECT address, state, country, source, "
+  int bad = add_forgotten(db, w, err, sizeof err) < 0;
+  bad = bad || !PQsendQuery(db, "SELECT address, state, country, source, "
                              "(extract(epoch FROM given_at) * 1000000)::bigint FROM mailbeacon.consent") ||
             !PQsetSingleRowMode(db);
-  if (bad) mb_pg_error(err, sizeof err, "reading mailbeacon.consent", db, NULL);
+  if (bad && !err[0]) mb_pg_error(err, sizeof err, "reading mailbeacon.consent", db, NULL);
   PGresult *r;
   while ((r = PQgetResult(db))) {
     ExecStatusType st = PQresultStatus(r);
@@ -190,4 +222,73 @@ int mb_cmd_consent_copy(const mb_config *cfg, const char *path) {
   }
   printf("%s: %llu record%s written in %.1f s\n", path, n, n == 1 ? "" : "s", (double)(mb_now_ms() - t0) / 1000);
   return 0;
+}
+
+/* Who ran a command: the user sudo was run by, else the process's. */
+static void who(char *out, size_t size) {
+  const char *sudo = getenv("SUDO_USER");
+  struct passwd *pw = getpwuid(geteuid());
+  snprintf(out, size, "%s (command line)", sudo && *sudo ? sudo : pw ? pw->pw_name : "unknown");
+}
+
+static int address_ok(const char *a) {
+  const char *at = strchr(a, '@');
+  if (!at || at == a || !at[1] || strlen(a) > MB_ADDRESS_MAX) return 0;
+  for (const char *p = a; *p; p++)
+    if ((unsigned char)*p <= ' ' || *p == ',') return 0;
+  return 1;
+}
+
+int mb_cmd_forget(const mb_config *cfg, const char *address, const char *reason) {
+  if (!address_ok(address)) {
+    fprintf(stderr, PROG ": '%s' is not an e-mail address\n", address);
+    return EX_USAGE;
+  }
+  if (!reason || !*reason) {
+    fprintf(stderr, PROG ": forget needs --reason TEXT (kept in mailbeacon.forget_audit)\n");
+    return EX_USAGE;
+  }
+  int rc = 0;
+  PGconn *db = mb_cmd_connect(cfg, 1, &rc);
+  if (!db) return rc;
+  char by[300];
+  who(by, sizeof by);
+  const char *params[] = {address, reason, by};
+  PGresult *r = PQexecParams(db, "SELECT mailbeacon.forget($1, $2, $3)::text", 3, NULL, params, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    char err[1024];
+    mb_pg_error(err, sizeof err, "forgetting", db, r);
+    fprintf(stderr, PROG ": %s; nothing erased\n", err);
+    rc = EX_SOFTWARE;
+  } else {
+    printf("forgotten (one transaction, every partition): %s\n", PQgetvalue(r, 0, 0));
+    fprintf(stderr, "the address is suppressed: write the consent copy again (" PROG
+                    " consent copy PATH) so that the rewriter stops tracking it\n");
+  }
+  PQclear(r);
+  PQfinish(db);
+  return rc;
+}
+
+int mb_cmd_export(const mb_config *cfg, const char *address) {
+  if (!address_ok(address)) {
+    fprintf(stderr, PROG ": '%s' is not an e-mail address\n", address);
+    return EX_USAGE;
+  }
+  int rc = 0;
+  PGconn *db = mb_cmd_connect(cfg, 1, &rc);
+  if (!db) return rc;
+  const char *params[] = {address};
+  PGresult *r = PQexecParams(db, "SELECT jsonb_pretty(mailbeacon.export($1))", 1, NULL, params, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    char err[1024];
+    mb_pg_error(err, sizeof err, "exporting", db, r);
+    fprintf(stderr, PROG ": %s\n", err);
+    rc = EX_SOFTWARE;
+  } else {
+    printf("%s\n", PQgetvalue(r, 0, 0));
+  }
+  PQclear(r);
+  PQfinish(db);
+  return rc;
 }

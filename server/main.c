@@ -4,6 +4,7 @@
  *   mailbeacon-server migrate [--config FILE]
  *   mailbeacon-server maintain [--config FILE]
  *   mailbeacon-server consent import FILE [--format csv|jsonl] | consent copy PATH
+ *   mailbeacon-server forget ADDRESS --reason TEXT | export ADDRESS
  *
  * serve: reads the configuration, opens the log, starts the admin listener
  * and the roles (edge.c; batcher.c when `postgres` is set, or --role
@@ -45,6 +46,9 @@ static void usage(FILE *f) {
              "                                         record the CRM's consent states (docs/privacy.md)\n"
              "       " PROG " consent copy PATH [--config FILE]\n"
              "                                         write the consent copy the rewriter reads\n"
+             "       " PROG " forget ADDRESS --reason TEXT [--config FILE]\n"
+             "                                         erase an address, keep it suppressed\n"
+             "       " PROG " export ADDRESS [--config FILE]   everything stored about an address, as JSON\n"
              "Every config key K can be set with the environment variable MAILBEACON_<K>.\n");
 }
 
@@ -178,8 +182,9 @@ int main(int argc, char **argv) {
   static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"role", required_argument, 0, 'r'},
                                        {"since", required_argument, 0, 's'},  {"until", required_argument, 0, 'u'},
                                        {"days", required_argument, 0, 'd'},   {"format", required_argument, 0, 'f'},
+                                       {"reason", required_argument, 0, 'w'},
                                        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-  const char *config = NULL, *role = "all", *since = NULL, *until = NULL, *days = NULL, *format = NULL;
+  const char *config = NULL, *role = "all", *since = NULL, *until = NULL, *days = NULL, *format = NULL, *reason = NULL;
   int c;
   while ((c = getopt_long(argc, argv, "c:r:h", opts, NULL)) != -1) {
     switch (c) {
@@ -189,14 +194,15 @@ int main(int argc, char **argv) {
     case 'u': until = optarg; break;
     case 'd': days = optarg; break;
     case 'f': format = optarg; break;
+    case 'w': reason = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return EX_USAGE;
     }
   }
   const char *command = optind < argc ? argv[optind] : "serve";
-  int args = !strcmp(command, "rep-token"); /* its ADDRESS */
+  int args = !strcmp(command, "rep-token") || !strcmp(command, "forget") || !strcmp(command, "export"); /* ADDRESS */
   if (args && optind + 2 != argc) {
-    fprintf(stderr, PROG ": rep-token takes one ADDRESS\n");
+    fprintf(stderr, PROG ": %s takes one ADDRESS\n", command);
     usage(stderr);
     return EX_USAGE;
   }
@@ -234,6 +240,8 @@ int main(int argc, char **argv) {
   if (consent)
     return !strcmp(sub, "import") ? mb_cmd_consent_import(&cfg, argv[optind + 2], format)
                                   : mb_cmd_consent_copy(&cfg, argv[optind + 2]);
+  if (!strcmp(command, "forget")) return mb_cmd_forget(&cfg, argv[optind + 1], reason);
+  if (!strcmp(command, "export")) return mb_cmd_export(&cfg, argv[optind + 1]);
   if (args) return mb_cmd_rep_token(&cfg, argv[optind + 1], days);
   mb_log_level level = MB_LOG_INFO;
   mb_log_level_parse(cfg.log_level, &level);

@@ -4,6 +4,7 @@
 #include "mailbeacon/policy.h"
 #include "testutil.h"
 
+#include <sodium.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -208,19 +209,20 @@ static void copy_written_read_and_replaced(void **state) {
   mb_consents *s = mb_consents_new(path);
   assert_non_null(s);
   mb_consent c;
-  assert_int_equal(mb_consents_get(s, "a@b.de", &c, err, sizeof err), -1); /* no copy yet */
+  int erased;
+  assert_int_equal(mb_consents_get(s, "a@b.de", &c, &erased, err, sizeof err), -1); /* no copy yet */
   assert_non_null(strstr(err, "consent.cdb"));
 
   write_copy(path, 1000, MB_CONSENT_GRANTED);
   mb_consents_free(s);
   s = mb_consents_new(path);
-  assert_int_equal(mb_consents_get(s, " person7@example.de ", &c, err, sizeof err), 1);
+  assert_int_equal(mb_consents_get(s, " person7@example.de ", &c, &erased, err, sizeof err), 1);
   assert_int_equal(c.state, MB_CONSENT_GRANTED);
   assert_string_equal(c.country, "FR");
   assert_string_equal(c.source, "crm");
-  assert_int_equal(mb_consents_get(s, "PERSON8@EXAMPLE.DE", &c, err, sizeof err), 1);
+  assert_int_equal(mb_consents_get(s, "PERSON8@EXAMPLE.DE", &c, &erased, err, sizeof err), 1);
   assert_string_equal(c.country, "");
-  assert_int_equal(mb_consents_get(s, "nobody@example.de", &c, err, sizeof err), 0);
+  assert_int_equal(mb_consents_get(s, "nobody@example.de", &c, &erased, err, sizeof err), 0);
   assert_int_equal(c.state, MB_CONSENT_NONE);
   assert_int_equal(mb_consents_count(s), 1000);
 
@@ -228,7 +230,7 @@ static void copy_written_read_and_replaced(void **state) {
   write_copy(path, 10, MB_CONSENT_WITHDRAWN);
   int seen = 0;
   for (int i = 0; i < 300 && !seen; i++) {
-    assert_int_equal(mb_consents_get(s, "person7@example.de", &c, err, sizeof err), 1);
+    assert_int_equal(mb_consents_get(s, "person7@example.de", &c, &erased, err, sizeof err), 1);
     seen = c.state == MB_CONSENT_WITHDRAWN;
     if (!seen) usleep(10000);
   }
@@ -246,14 +248,43 @@ static void copy_written_read_and_replaced(void **state) {
   assert_int_equal(rename(broken, path), 0);
   sleep(1);
   usleep(100000);
-  assert_int_equal(mb_consents_get(s, "person7@example.de", &c, err, sizeof err), 1);
+  assert_int_equal(mb_consents_get(s, "person7@example.de", &c, &erased, err, sizeof err), 1);
   assert_int_equal(c.state, MB_CONSENT_WITHDRAWN);
   mb_consents_free(s);
 
   /* ... and one never read says why */
   s = mb_consents_new(path);
-  assert_int_equal(mb_consents_get(s, "person7@example.de", &c, err, sizeof err), -1);
+  assert_int_equal(mb_consents_get(s, "person7@example.de", &c, &erased, err, sizeof err), -1);
   assert_non_null(strstr(err, "not a consent copy"));
+  mb_consents_free(s);
+
+  /* forgotten addresses: only their keyed hash is in the copy */
+  mb_consent_writer *fw = mb_consent_writer_begin(path, err, sizeof err);
+  assert_non_null(fw);
+  const unsigned char secret[] = "0123456789abcdef0123456789abcdef";
+  unsigned char h[32];
+  crypto_hash_sha256_state st;
+  crypto_hash_sha256_init(&st);
+  crypto_hash_sha256_update(&st, secret, 32);
+  crypto_hash_sha256_update(&st, (const unsigned char *)"gone@kunde.de", 13);
+  crypto_hash_sha256_final(&st, h);
+  mb_consent kept = record(MB_CONSENT_GRANTED, "DE");
+  assert_int_equal(mb_consent_writer_secret(fw, secret, 32, err, sizeof err), 0);
+  assert_int_equal(mb_consent_writer_erased(fw, h, err, sizeof err), 0);
+  assert_int_equal(mb_consent_writer_add(fw, "kept@kunde.de", &kept, err, sizeof err), 0);
+  assert_int_equal(mb_consent_writer_commit(fw, err, sizeof err), 0);
+  s = mb_consents_new(path);
+  assert_int_equal(mb_consents_get(s, "Gone@Kunde.DE", &c, &erased, err, sizeof err), 0);
+  assert_true(erased);
+  assert_int_equal(mb_consents_get(s, "kept@kunde.de", &c, &erased, err, sizeof err), 1);
+  assert_false(erased);
+  assert_int_equal(mb_consents_count(s), 1); /* the secret and the hashes are not records */
+  mb_config cfg;
+  config(&cfg, "");
+  mb_decision d;
+  mb_policy_decide(&cfg, "gone@kunde.de", NULL, 1, &d);
+  assert_int_equal(d.track, 0);
+  assert_string_equal(d.basis, "erased");
   mb_consents_free(s);
 
   /* a writer that does not commit leaves nothing behind */
