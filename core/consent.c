@@ -121,7 +121,8 @@ static copy *copy_open(const char *path, char *err, size_t errlen) {
     c->secret_len = cdb_datalen(&c->db);
     memcpy(c->secret, cdb_getdata(&c->db), c->secret_len);
   }
-  c->any_erased = cdb_find(&c->db, "\0n", 2) > 0 && !(cdb_datalen(&c->db) == 1 && *(const char *)cdb_getdata(&c->db) == '0');
+  c->any_erased =
+      cdb_find(&c->db, "\0n", 2) > 0 && !(cdb_datalen(&c->db) == 1 && *(const char *)cdb_getdata(&c->db) == '0');
   return c;
 }
 

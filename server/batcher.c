@@ -973,7 +973,8 @@ static int pg_ready(mb_batcher *b) {
   mb_metric_set(MB_M_PG_UP, 1);
   mb_metric_set(MB_M_PROBLEM_PG, 0);
   recovered(b, "PostgreSQL is back");
-  if (load_silenced(b) < 0) return -1; /* no loading until it is known whose hits to drop */
+  /* no loading until it is known whose hits to drop; told when that changes (sql/017) */
+  if (pg_exec(b, "LISTEN mailbeacon_silenced") < 0 || load_silenced(b) < 0) return -1;
   note_loaded_by_others(b);
   preload_sent(b);
   if (!b->next_maintain || mb_now_ms() >= b->next_maintain) maintain(b);
@@ -1451,7 +1452,12 @@ static void tick(mb_batcher *b) {
     b->next_lag = t + LAG_EVERY_MS;
   }
   if (b->db && t >= b->next_maintain) maintain(b);
-  if (b->db && t >= b->next_silenced && PQtransactionStatus(b->db) == PQTRANS_IDLE) load_silenced(b);
+  if (b->db && PQtransactionStatus(b->db) == PQTRANS_IDLE) { /* a forget, a withdrawal or refusal recorded */
+    int told = 0;
+    PQconsumeInput(b->db);
+    for (PGnotify *n; (n = PQnotifies(b->db)); PQfreemem(n)) told = 1;
+    if (told || t >= b->next_silenced) load_silenced(b);
+  }
   if (b->rc && t >= b->next_consumers) { /* another batcher joining: recent is no longer all */
     b->next_consumers = t + LAG_EVERY_MS;
     forget_dead_consumers(b, 0);

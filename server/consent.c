@@ -185,9 +185,10 @@ int mb_cmd_consent_copy(const mb_config *cfg, const char *path) {
   }
   unsigned long long n = 0;
   int bad = add_forgotten(db, w, err, sizeof err) < 0;
-  bad = bad || !PQsendQuery(db, "SELECT address, state, country, source, "
-                             "(extract(epoch FROM given_at) * 1000000)::bigint FROM mailbeacon.consent") ||
-            !PQsetSingleRowMode(db);
+  bad = bad ||
+        !PQsendQuery(db, "SELECT address, state, country, source, "
+                         "(extract(epoch FROM given_at) * 1000000)::bigint FROM mailbeacon.consent") ||
+        !PQsetSingleRowMode(db);
   if (bad && !err[0]) mb_pg_error(err, sizeof err, "reading mailbeacon.consent", db, NULL);
   PGresult *r;
   while ((r = PQgetResult(db))) {

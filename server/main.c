@@ -179,11 +179,10 @@ static int serve(const mb_config *cfg, int edge_role, int batcher_role, int api_
 }
 
 int main(int argc, char **argv) {
-  static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"role", required_argument, 0, 'r'},
-                                       {"since", required_argument, 0, 's'},  {"until", required_argument, 0, 'u'},
-                                       {"days", required_argument, 0, 'd'},   {"format", required_argument, 0, 'f'},
-                                       {"reason", required_argument, 0, 'w'},
-                                       {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"config", required_argument, 0, 'c'}, {"role", required_argument, 0, 'r'}, {"since", required_argument, 0, 's'},
+      {"until", required_argument, 0, 'u'},  {"days", required_argument, 0, 'd'}, {"format", required_argument, 0, 'f'},
+      {"reason", required_argument, 0, 'w'}, {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
   const char *config = NULL, *role = "all", *since = NULL, *until = NULL, *days = NULL, *format = NULL, *reason = NULL;
   int c;
   while ((c = getopt_long(argc, argv, "c:r:h", opts, NULL)) != -1) {

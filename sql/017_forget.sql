@@ -93,6 +93,7 @@ BEGIN
                                'rejected', n_rejected, 'tombstones', cardinality(msgs));
   INSERT INTO mailbeacon.forget_audit (by_whom, reason, address_hash, counts)
   VALUES (by_whom, why, mailbeacon.address_hash(la), counts);
+  PERFORM pg_notify('mailbeacon_silenced', ''); -- the batchers read the silenced pairs again
   RETURN counts;
 END $$;
 
@@ -147,6 +148,17 @@ BEGIN
 END $$;
 CREATE TRIGGER consent_granted_unsuppresses AFTER INSERT OR UPDATE OF state ON mailbeacon.consent
   FOR EACH ROW WHEN (NEW.state = 'granted') EXECUTE FUNCTION mailbeacon.consent_unsuppress();
+
+-- A withdrawal or refusal recorded (an import, the page): the batchers read
+-- the silenced pairs again at once (LISTEN mailbeacon_silenced), not only
+-- every minute.
+CREATE FUNCTION mailbeacon.consent_silence() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('mailbeacon_silenced', '');
+  RETURN NULL;
+END $$;
+CREATE TRIGGER consent_silences AFTER INSERT OR UPDATE OF state ON mailbeacon.consent
+  FOR EACH ROW WHEN (NEW.state IN ('withdrawn', 'refused')) EXECUTE FUNCTION mailbeacon.consent_silence();
 
 -- load_sent as in 015, and a recipient forgotten before its sent record
 -- was loaded is recognised (by the keyed hash) and dropped.

@@ -168,6 +168,71 @@ sleep 1.1 # the copy's age is checked at most once a second; each pipe run reads
 pipe granted@kunde.de "$MB_RUN/out.eml"
 cmp -s "$msg" "$MB_RUN/out.eml" || fail "withdrawn: a new message still tracked"
 
+# ---- export and forget: buyer@empresa.com.br (tracked by default, one message, an open and a click)
+b=buyer@empresa.com.br
+bpixel=$(grep -o 'https://t.mailbeacon.test/o/[A-Za-z0-9_-]*\.gif' "$MB_RUN/other.eml" | head -1)
+blink=$(grep -o 'https://t.mailbeacon.test/c/[^"]*' "$MB_RUN/other.eml" | head -1)
+curl -s -o /dev/null -A "$chrome" "${bpixel/https:\/\/t.mailbeacon.test/$edge}"
+curl -s -o /dev/null -A "$chrome" "${blink/https:\/\/t.mailbeacon.test/$edge}"
+bevents="SELECT count(*) FROM mailbeacon.events e JOIN mailbeacon.recipients r
+           ON r.message = e.message AND r.idx = e.recipient_idx WHERE r.address = '$b'"
+wait_rows "$bevents" 2
+printf 'address,state,time\n%s,unknown,2026-02-01\n' "$b" > "$MB_RUN/b.csv" # a consent record, and a rejected
+"$server" consent import "$MB_RUN/b.csv" > /dev/null                         # entry that names the address
+sql "INSERT INTO mailbeacon.rejected VALUES ('1-1', 1, 'a line naming $b', 'test')" > /dev/null
+"$server" export "$b" > "$MB_RUN/export.json" || fail "export"
+python3 - "$MB_RUN/export.json" "$b" <<'PY' || fail "export: $(head -c 600 "$MB_RUN/export.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["address"] == sys.argv[2] and d["suppressed"] is False, d
+assert len(d["messages"]) == 1 and d["messages"][0]["recipient"]["track_basis"] == "default_other", d["messages"]
+ev = d["messages"][0]["events"]
+assert sorted(e["kind"] for e in ev) == ["click", "open"] and all(e["class"] for e in ev), ev
+assert d["consent"]["state"] == "unknown" and len(d["consent_history"]) == 1, d
+PY
+set +e
+"$server" forget "$b" > /dev/null 2> "$MB_RUN/err"; rc=$?
+set -e
+[ $rc = 64 ] && grep -q "forget needs --reason" "$MB_RUN/err" || fail "forget without a reason: $rc $(cat "$MB_RUN/err")"
+SUDO_USER=dpo "$server" forget "Buyer@Empresa.com.br" --reason "GDPR art. 17 request 42" > "$MB_RUN/out" ||
+  fail "forget: $(cat "$MB_RUN/out")"
+grep -q '"events": 2' "$MB_RUN/out" && grep -q '"recipients": 1' "$MB_RUN/out" && grep -q '"rejected": 1' "$MB_RUN/out" ||
+  fail "forget said: $(cat "$MB_RUN/out")"
+# the export held exactly what went
+python3 - "$MB_RUN/export.json" "$MB_RUN/out" <<'PY' || fail "export and forget differ"
+import json, sys
+d = json.load(open(sys.argv[1]))
+gone = json.loads(open(sys.argv[2]).read().split(": ", 1)[1])
+assert gone["events"] == sum(len(m["events"]) for m in d["messages"]), gone
+assert gone["recipients"] == len(d["messages"]) and gone["alerts"] == sum(len(m["alerts"]) for m in d["messages"]), gone
+assert gone["consent_history"] == len(d["consent_history"]), gone
+PY
+# nowhere in the database, in any table or partition, but as a keyed hash
+pg_dump "$(mb_pg_conninfo)" --data-only > "$MB_RUN/dump.sql"
+! grep -qi "$b" "$MB_RUN/dump.sql" || fail "the address is still in: $(grep -i "$b" "$MB_RUN/dump.sql" | head -3)"
+expect "SELECT by_whom, reason, counts->>'events' FROM mailbeacon.forget_audit" "dpo (command line) GDPR art. 17 request 42 2"
+expect "SELECT count(*) FROM mailbeacon.suppressed WHERE hash = mailbeacon.address_hash('$b')" 1
+expect "SELECT count(*) FROM mailbeacon.forgotten" 1
+# a hit of the forgotten recipient still on its way is dropped when loaded; new mail is not tracked
+silenced=$(metric mailbeacon_batcher_events_silenced_total)
+curl -s -o /dev/null -A "$chrome" "${bpixel/https:\/\/t.mailbeacon.test/$edge}"
+for _ in $(seq 1 300); do [ "$(metric mailbeacon_batcher_events_silenced_total)" = $((silenced + 1)) ] && break; sleep 0.05; done
+[ "$(metric mailbeacon_batcher_events_silenced_total)" = $((silenced + 1)) ] || fail "a hit after the forget was stored"
+expect "SELECT count(*) FROM mailbeacon.events WHERE (message, recipient_idx) IN (SELECT message, idx FROM mailbeacon.forgotten)" 0
+"$server" consent copy "$MB_RUN/consent.cdb" > /dev/null
+pipe "$b" "$MB_RUN/out.eml"
+cmp -s "$msg" "$MB_RUN/out.eml" || fail "forgotten: a new message still tracked"
+"$server" export "$b" > "$MB_RUN/export2.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["suppressed"] and not d["messages"] and d["consent"] is None, d' \
+  "$MB_RUN/export2.json" || fail "export after forget: $(cat "$MB_RUN/export2.json")"
+# new consent lifts the suppression
+printf 'address,state\n%s,granted\n' "$b" > "$MB_RUN/b2.csv"
+"$server" consent import "$MB_RUN/b2.csv" > /dev/null
+expect "SELECT count(*) FROM mailbeacon.suppressed" 0
+"$server" consent copy "$MB_RUN/consent.cdb" > /dev/null
+pipe "$b" "$MB_RUN/out.eml"
+tracked "$MB_RUN/out.eml" || fail "consent after the forget: not tracked"
+
 # ---- a consent copy that cannot be read: nothing tracked, and said why
 MAILBEACON_CONSENT_COPY=$MB_RUN/missing.cdb MAILBEACON_LOG_FILE=stderr pipe granted@kunde.de "$MB_RUN/out.eml"
 cmp -s "$msg" "$MB_RUN/out.eml" || fail "an unreadable copy: the message changed"
