@@ -3,8 +3,13 @@
 #include <sodium.h>
 #include <string.h>
 
-static const char prefix[] = "mbr1.";
-static const char mac_domain[] = "mailbeacon rep token v1";
+/* Rep and admin tokens differ in their prefix and in the domain string
+ * their MAC covers: one is never the other. */
+typedef struct flavour {
+  const char *prefix, *domain;
+} flavour;
+static const flavour rep = {"mbr1.", "mailbeacon rep token v1"};
+static const flavour admin = {"mba1.", "mailbeacon admin token v1"};
 
 #define HEAD (1 + 8 + 1)
 #define MAC 32
@@ -20,9 +25,9 @@ const char *mb_reptoken_strerror(int code) {
   }
 }
 
-static void mac_of(const mb_key *k, const uint8_t *raw, size_t n, uint8_t mac[MAC]) {
+static void mac_of(const flavour *f, const mb_key *k, const uint8_t *raw, size_t n, uint8_t mac[MAC]) {
   crypto_auth_hmacsha256_state st = k->keyed;
-  crypto_auth_hmacsha256_update(&st, (const uint8_t *)mac_domain, sizeof mac_domain - 1);
+  crypto_auth_hmacsha256_update(&st, (const uint8_t *)f->domain, strlen(f->domain));
   crypto_auth_hmacsha256_update(&st, raw, n);
   crypto_auth_hmacsha256_final(&st, mac);
 }
@@ -34,7 +39,8 @@ static int valid_address(const char *a, size_t n) {
   return 1;
 }
 
-int mb_reptoken_make(const mb_keyring *ring, const char *address, int64_t expires, char out[MB_REPTOKEN_MAX]) {
+static int make(const flavour *f, const mb_keyring *ring, const char *address, int64_t expires,
+                char out[MB_REPTOKEN_MAX]) {
   size_t n = strlen(address);
   if (!ring || !ring->sign || !valid_address(address, n)) return -1;
   uint8_t raw[HEAD + MB_REPTOKEN_ADDR_MAX + MAC];
@@ -42,19 +48,19 @@ int mb_reptoken_make(const mb_keyring *ring, const char *address, int64_t expire
   for (int i = 0; i < 8; i++) raw[1 + i] = (uint8_t)((uint64_t)expires >> (56 - 8 * i));
   raw[9] = (uint8_t)n;
   memcpy(raw + HEAD, address, n);
-  mac_of(ring->sign, raw, HEAD + n, raw + HEAD + n);
-  size_t total = HEAD + n + MAC;
-  memcpy(out, prefix, sizeof prefix - 1);
-  mb_b64url_encode(out + sizeof prefix - 1, raw, total);
-  size_t len = sizeof prefix - 1 + MB_B64URL_LEN(total);
+  mac_of(f, ring->sign, raw, HEAD + n, raw + HEAD + n);
+  size_t total = HEAD + n + MAC, pl = strlen(f->prefix);
+  memcpy(out, f->prefix, pl);
+  mb_b64url_encode(out + pl, raw, total);
+  size_t len = pl + MB_B64URL_LEN(total);
   out[len] = '\0';
   return (int)len;
 }
 
-int mb_reptoken_verify(const mb_keyring *ring, const char *text, size_t len, int64_t now,
-                       char address[MB_REPTOKEN_ADDR_MAX + 1], int64_t *expires) {
-  size_t pl = sizeof prefix - 1;
-  if (len <= pl || len >= MB_REPTOKEN_MAX || memcmp(text, prefix, pl) != 0) return MB_REPTOKEN_EFORMAT;
+static int verify(const flavour *f, const mb_keyring *ring, const char *text, size_t len, int64_t now,
+                  char address[MB_REPTOKEN_ADDR_MAX + 1], int64_t *expires) {
+  size_t pl = strlen(f->prefix);
+  if (len <= pl || len >= MB_REPTOKEN_MAX || memcmp(text, f->prefix, pl) != 0) return MB_REPTOKEN_EFORMAT;
   uint8_t raw[HEAD + MB_REPTOKEN_ADDR_MAX + MAC];
   int total = mb_b64url_decode(raw, sizeof raw, text + pl, len - pl);
   if (total < HEAD + 1 + MAC || (size_t)total != (size_t)HEAD + raw[9] + MAC) return MB_REPTOKEN_EFORMAT;
@@ -62,7 +68,7 @@ int mb_reptoken_verify(const mb_keyring *ring, const char *text, size_t len, int
   if (!valid_address((const char *)raw + HEAD, n)) return MB_REPTOKEN_EFORMAT;
   if (!ring || !ring->sign || raw[0] != ring->sign->id) return MB_REPTOKEN_EKEY;
   uint8_t mac[MAC];
-  mac_of(ring->sign, raw, HEAD + n, mac);
+  mac_of(f, ring->sign, raw, HEAD + n, mac);
   if (sodium_memcmp(mac, raw + HEAD + n, MAC) != 0) return MB_REPTOKEN_EMAC;
   uint64_t e = 0;
   for (int i = 0; i < 8; i++) e = e << 8 | raw[1 + i];
@@ -71,4 +77,22 @@ int mb_reptoken_verify(const mb_keyring *ring, const char *text, size_t len, int
   address[n] = '\0';
   *expires = (int64_t)e;
   return MB_REPTOKEN_OK;
+}
+
+int mb_reptoken_make(const mb_keyring *ring, const char *address, int64_t expires, char out[MB_REPTOKEN_MAX]) {
+  return make(&rep, ring, address, expires, out);
+}
+
+int mb_reptoken_verify(const mb_keyring *ring, const char *text, size_t len, int64_t now,
+                       char address[MB_REPTOKEN_ADDR_MAX + 1], int64_t *expires) {
+  return verify(&rep, ring, text, len, now, address, expires);
+}
+
+int mb_admintoken_make(const mb_keyring *ring, const char *address, int64_t expires, char out[MB_REPTOKEN_MAX]) {
+  return make(&admin, ring, address, expires, out);
+}
+
+int mb_admintoken_verify(const mb_keyring *ring, const char *text, size_t len, int64_t now,
+                         char address[MB_REPTOKEN_ADDR_MAX + 1], int64_t *expires) {
+  return verify(&admin, ring, text, len, now, address, expires);
 }

@@ -53,7 +53,7 @@ int mb_cmd_migrate(const mb_config *cfg) {
   return rc;
 }
 
-int mb_cmd_rep_token(const mb_config *cfg, const char *address, const char *days) {
+static int token_cmd(const mb_config *cfg, const char *address, const char *days, int admin) {
   char *end;
   long d = strtol(days ? days : "30", &end, 10);
   if (*end || d < 1 || d > 3650) {
@@ -68,7 +68,8 @@ int mb_cmd_rep_token(const mb_config *cfg, const char *address, const char *days
   }
   char tok[MB_REPTOKEN_MAX];
   time_t expires = time(NULL) + (time_t)d * 86400;
-  int n = mb_reptoken_make(ring, address, (int64_t)expires, tok);
+  int n = admin ? mb_admintoken_make(ring, address, (int64_t)expires, tok)
+                : mb_reptoken_make(ring, address, (int64_t)expires, tok);
   mb_keyring_free(ring);
   if (n < 0) {
     fprintf(stderr, PROG ": '%s' is not an e-mail address\n", address);
@@ -78,8 +79,17 @@ int mb_cmd_rep_token(const mb_config *cfg, const char *address, const char *days
   char when[32];
   strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&expires, &tm));
   printf("%s\n", tok);
-  fprintf(stderr, "rep token for %s, valid until %s (a new signing key revokes it)\n", address, when);
+  fprintf(stderr, "%s token for %s, valid until %s (a new signing key revokes it)\n", admin ? "admin" : "rep", address,
+          when);
   return 0;
+}
+
+int mb_cmd_rep_token(const mb_config *cfg, const char *address, const char *days) {
+  return token_cmd(cfg, address, days, 0);
+}
+
+int mb_cmd_admin_token(const mb_config *cfg, const char *address, const char *days) {
+  return token_cmd(cfg, address, days, 1);
 }
 
 int mb_cmd_maintain(const mb_config *cfg) {

@@ -33,6 +33,10 @@ int mb_cmd_reclassify(const mb_config *cfg, const char *since, const char *until
  * standard error. */
 int mb_cmd_rep_token(const mb_config *cfg, const char *address, const char *days);
 
+/* admin-token: the same for an admin token (the admin listener's privacy
+ * endpoints, docs/privacy.md), naming the administrator address. */
+int mb_cmd_admin_token(const mb_config *cfg, const char *address, const char *days);
+
 /* consent import: records the consent states of file (CSV with a header,
  * or JSON lines; format "csv", "jsonl" or NULL: by its first character) in
  * PostgreSQL, all in one transaction or none (docs/privacy.md). */

@@ -46,6 +46,8 @@ static void usage(FILE *f) {
              "                                         record the CRM's consent states (docs/privacy.md)\n"
              "       " PROG " consent copy PATH [--config FILE]\n"
              "                                         write the consent copy the rewriter reads\n"
+             "       " PROG " admin-token ADDRESS [--days N] [--config FILE]\n"
+             "                                         print an admin token (the privacy endpoints)\n"
              "       " PROG " forget ADDRESS --reason TEXT [--config FILE]\n"
              "                                         erase an address, keep it suppressed\n"
              "       " PROG " export ADDRESS [--config FILE]   everything stored about an address, as JSON\n"
@@ -99,7 +101,9 @@ static int serve(const mb_config *cfg, int edge_role, int batcher_role, int api_
                            : batcher_role ? cfg->batcher_admin_listen
                                           : cfg->api_admin_listen;
   const char *admin_key = edge_role ? "admin_listen" : batcher_role ? "batcher_admin_listen" : "api_admin_listen";
-  mb_admin *admin = mb_admin_start(admin_addr, admin_key, edge_role ? name : NULL, err, sizeof err);
+  /* the privacy endpoints where PostgreSQL is (batcher or rep API) */
+  const mb_config *privacy = (batching || serving_api) && cfg->postgres[0] ? cfg : NULL;
+  mb_admin *admin = mb_admin_start(admin_addr, admin_key, edge_role ? name : NULL, privacy, err, sizeof err);
   if (!admin) {
     mb_log_errx("%s", err);
     return EX_UNAVAILABLE;
@@ -199,7 +203,8 @@ int main(int argc, char **argv) {
     }
   }
   const char *command = optind < argc ? argv[optind] : "serve";
-  int args = !strcmp(command, "rep-token") || !strcmp(command, "forget") || !strcmp(command, "export"); /* ADDRESS */
+  int args = !strcmp(command, "rep-token") || !strcmp(command, "admin-token") || !strcmp(command, "forget") ||
+             !strcmp(command, "export"); /* ADDRESS */
   if (args && optind + 2 != argc) {
     fprintf(stderr, PROG ": %s takes one ADDRESS\n", command);
     usage(stderr);
@@ -240,6 +245,7 @@ int main(int argc, char **argv) {
     return !strcmp(sub, "import") ? mb_cmd_consent_import(&cfg, argv[optind + 2], format)
                                   : mb_cmd_consent_copy(&cfg, argv[optind + 2]);
   if (!strcmp(command, "forget")) return mb_cmd_forget(&cfg, argv[optind + 1], reason);
+  if (!strcmp(command, "admin-token")) return mb_cmd_admin_token(&cfg, argv[optind + 1], days);
   if (!strcmp(command, "export")) return mb_cmd_export(&cfg, argv[optind + 1]);
   if (args) return mb_cmd_rep_token(&cfg, argv[optind + 1], days);
   mb_log_level level = MB_LOG_INFO;

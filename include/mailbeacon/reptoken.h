@@ -47,4 +47,12 @@ int mb_reptoken_make(const mb_keyring *ring, const char *address, int64_t expire
 int mb_reptoken_verify(const mb_keyring *ring, const char *text, size_t len, int64_t now,
                        char address[MB_REPTOKEN_ADDR_MAX + 1], int64_t *expires);
 
+/* Admin tokens: the same, "mba1." and another MAC domain, for the
+ * privacy endpoints of the admin listener (docs/privacy.md); the address
+ * names the administrator (kept in the audit of a forget). A rep token is
+ * never an admin token, nor the other way. Same codes. */
+int mb_admintoken_make(const mb_keyring *ring, const char *address, int64_t expires, char out[MB_REPTOKEN_MAX]);
+int mb_admintoken_verify(const mb_keyring *ring, const char *text, size_t len, int64_t now,
+                         char address[MB_REPTOKEN_ADDR_MAX + 1], int64_t *expires);
+
 #endif

@@ -233,6 +233,30 @@ expect "SELECT count(*) FROM mailbeacon.suppressed" 0
 pipe "$b" "$MB_RUN/out.eml"
 tracked "$MB_RUN/out.eml" || fail "consent after the forget: not tracked"
 
+# ---- the same for a CRM: the admin listener's privacy endpoints, with an admin token only
+atok=$("$server" admin-token dpo@ourco.example 2>/dev/null) rtok=$("$server" rep-token sam@ourco.example 2>/dev/null)
+admin=http://127.0.0.1:$aport/privacy
+code() { curl -s -o "$MB_RUN/resp" -w '%{http_code}' "$@"; }
+[ "$(code "$admin/export?address=later@client.com")" = 401 ] || fail "export without a token: not 401"
+[ "$(code -H "Authorization: Bearer $rtok" "$admin/export?address=later@client.com")" = 403 ] ||
+  fail "export with a rep token: not 403"
+[ "$(code -H "Authorization: Bearer mba1.forged" "$admin/export?address=later@client.com")" = 401 ] ||
+  fail "export with a forged token: not 401"
+[ "$(code -H "Authorization: Bearer $atok" "$admin/export?address=later@client.com")" = 200 ] ||
+  fail "export: $(cat "$MB_RUN/resp")"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["consent"]["state"] == "withdrawn", d' \
+  "$MB_RUN/resp" || fail "export said: $(cat "$MB_RUN/resp")"
+[ "$(code -X POST -H "Authorization: Bearer $rtok" --data '{"address":"later@client.com","reason":"x"}' \
+  "$admin/forget")" = 403 ] || fail "forget with a rep token: not 403"
+[ "$(code -X POST -H "Authorization: Bearer $atok" --data '{"address":"later@client.com"}' "$admin/forget")" = 400 ] ||
+  fail "forget without a reason: not 400"
+[ "$(code -X POST -H "Authorization: Bearer $atok" --data '{"address":"later@client.com","reason":"CRM request 7"}' \
+  "$admin/forget")" = 200 ] || fail "forget: $(cat "$MB_RUN/resp")"
+grep -q '"forgotten"' "$MB_RUN/resp" || fail "forget said: $(cat "$MB_RUN/resp")"
+expect "SELECT by_whom, reason FROM mailbeacon.forget_audit ORDER BY id DESC LIMIT 1" \
+  "dpo@ourco.example (admin token) CRM request 7"
+expect "SELECT count(*) FROM mailbeacon.consent WHERE address = 'later@client.com'" 0
+
 # ---- a consent copy that cannot be read: nothing tracked, and said why
 MAILBEACON_CONSENT_COPY=$MB_RUN/missing.cdb MAILBEACON_LOG_FILE=stderr pipe granted@kunde.de "$MB_RUN/out.eml"
 cmp -s "$msg" "$MB_RUN/out.eml" || fail "an unreadable copy: the message changed"

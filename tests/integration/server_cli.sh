@@ -31,6 +31,11 @@ check "rep-token: one line" test "$(wc -l < "$tmp/t1")" = 1
 check "rep-token: its expiry, 30 days" grep -qE "rep token for sam@ourco.example, valid until $(in_days 30 "$d30")" "$tmp/e1"
 "$server" rep-token --days 2 lee@ourco.example 2> "$tmp/e2" > /dev/null
 check "rep-token --days 2" grep -qE "valid until $(in_days 2 "$d2")" "$tmp/e2"
+"$server" admin-token dpo@ourco.example > "$tmp/a1" 2> "$tmp/ea"
+check "admin-token: mba1." grep -qE '^mba1\.[A-Za-z0-9_-]+$' "$tmp/a1"
+check "admin-token: says so" grep -q "admin token for dpo@ourco.example, valid until" "$tmp/ea"
+check "forget needs an address" exits 64 "$server" forget
+check "export: one address" exits 64 "$server" export a@b.example c@d.example
 check "two tokens differ by address" test "$("$server" rep-token lee@ourco.example 2>/dev/null)" != "$(cat "$tmp/t1")"
 
 check "not an address: 64" exits 64 "$server" rep-token sam

@@ -78,7 +78,31 @@ static void refused(void **state) {
   mb_keyring_free(other);
 }
 
+/* Admin tokens: their own prefix and MAC domain, never taken for rep tokens. */
+static void admin_tokens(void **state) {
+  (void)state;
+  mb_keyring *ring = test_ring(1);
+  char a[MB_REPTOKEN_MAX], r[MB_REPTOKEN_MAX], who[MB_REPTOKEN_ADDR_MAX + 1];
+  int64_t exp;
+  int na = mb_admintoken_make(ring, "dpo@ourco.example", 2000000000, a);
+  int nr = mb_reptoken_make(ring, "dpo@ourco.example", 2000000000, r);
+  assert_true(na > 5 && nr > 5);
+  assert_memory_equal(a, "mba1.", 5);
+  assert_int_equal(mb_admintoken_verify(ring, a, (size_t)na, 1900000000, who, &exp), MB_REPTOKEN_OK);
+  assert_string_equal(who, "dpo@ourco.example");
+  assert_int_equal(mb_reptoken_verify(ring, a, (size_t)na, 1900000000, who, &exp), MB_REPTOKEN_EFORMAT);
+  assert_int_equal(mb_admintoken_verify(ring, r, (size_t)nr, 1900000000, who, &exp), MB_REPTOKEN_EFORMAT);
+  /* the rep token's body under the admin prefix: the MAC domain differs */
+  char forged[MB_REPTOKEN_MAX];
+  memcpy(forged, "mba1.", 5);
+  memcpy(forged + 5, r + 5, (size_t)nr - 5 + 1);
+  assert_int_equal(mb_admintoken_verify(ring, forged, (size_t)nr, 1900000000, who, &exp), MB_REPTOKEN_EMAC);
+  assert_int_equal(mb_admintoken_verify(ring, a, (size_t)na, 2000000001, who, &exp), MB_REPTOKEN_EXPIRED);
+  mb_keyring_free(ring);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(roundtrip), cmocka_unit_test(refused)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(admin_tokens), cmocka_unit_test(roundtrip),
+                                     cmocka_unit_test(refused)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
