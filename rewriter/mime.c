@@ -44,7 +44,8 @@ typedef struct job {
   mb_buf honeypot, honeypot_prefix; /* empty: honeypot off */
   mb_rewrite_result *res;
   int parse_trouble;
-  unsigned track; /* MB_TRACK_*: the pixel, the links */
+  unsigned track;   /* MB_TRACK_*: the pixel, the links */
+  mb_buf text_line; /* the disclosure for plain-text parts, LF line breaks; empty: none */
 } job;
 
 static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
@@ -769,7 +770,79 @@ static int count_leaf(job *j, GMimePart *part) {
 
 /* The HTML parts that are not attachments, outside signed or encrypted
  * multiparts and forwarded messages, 40 levels deep at most, to leaf. */
-static int walk(job *j, GMimeObject *o, int depth, leaf_fn *leaf) {
+/* Adds the disclosure (j->text_line) at the end of a text/plain part, in
+ * its transfer encoding: 1 when it did, 0 when the part is left alone
+ * (text it cannot carry: non-ASCII in a part not labelled UTF-8 or 7bit;
+ * an encoding it does not write), -1 when memory ran out. */
+static int disclose_text(job *j, GMimePart *part) {
+  GMimeDataWrapper *w = g_mime_part_get_content(part);
+  GMimeStream *s = w ? g_mime_data_wrapper_get_stream(w) : NULL;
+  if (!s || !j->text_line.len) return 0;
+  gint64 bs = s->bound_start, be = s->bound_end < 0 ? (gint64)j->len : s->bound_end;
+  if (bs < 0 || be < bs || (size_t)be > j->len) return 0;
+  const char *raw = j->msg + bs, *line = j->text_line.data;
+  size_t rawlen = (size_t)(be - bs), n = j->text_line.len, tail = trailing_eol(raw, rawlen);
+  const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
+  int ascii = 1, utf8 = cs && (!g_ascii_strcasecmp(cs, "utf-8") || !g_ascii_strcasecmp(cs, "utf8"));
+  for (size_t i = 0; i < n; i++) ascii &= (unsigned char)line[i] < 0x80;
+  if (cs && (!g_ascii_strncasecmp(cs, "utf-16", 6) || !g_ascii_strncasecmp(cs, "utf-32", 6) ||
+             !g_ascii_strncasecmp(cs, "ucs", 3)))
+    return 0; /* not a superset of ASCII */
+  GMimeContentEncoding enc = g_mime_part_get_content_encoding(part);
+  mb_buf add, dec, enc_out;
+  mb_buf_init(&add), mb_buf_init(&dec), mb_buf_init(&enc_out);
+  int rc = -1;
+  edit *e = NULL;
+  switch (enc) {
+  case GMIME_CONTENT_ENCODING_DEFAULT:
+  case GMIME_CONTENT_ENCODING_7BIT:
+  case GMIME_CONTENT_ENCODING_8BIT:
+  case GMIME_CONTENT_ENCODING_BINARY: /* before the part's last line break */
+    if (!ascii && !(utf8 && (enc == GMIME_CONTENT_ENCODING_8BIT || enc == GMIME_CONTENT_ENCODING_BINARY))) {
+      rc = 0;
+      break;
+    }
+    if (lf_to_eol(line, n, j->crlf, &add) < 0 || !(e = edit_add(&j->ed, (size_t)be - tail, (size_t)be - tail)) ||
+        mb_buf_append(&e->data, add.data, add.len) < 0)
+      break;
+    rc = 1;
+    break;
+  case GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE: /* encoded lines of its own; the part's last break stays last */
+    if (!ascii && !utf8) {
+      rc = 0;
+      break;
+    }
+    if (lf_to_eol(line, n, j->crlf, &add) < 0 || !(e = edit_add(&j->ed, (size_t)be - tail, (size_t)be - tail)) ||
+        qp_encode_text(add.data, add.len, j->crlf, &e->data) < 0)
+      break;
+    rc = 1;
+    break;
+  case GMIME_CONTENT_ENCODING_BASE64: /* decoded, added to, encoded again */
+    if ((!ascii && !utf8) || !base64_complete(raw, rawlen)) {
+      rc = 0;
+      break;
+    }
+    if (decode_transfer(enc, raw, rawlen, &dec) < 0) break;
+    if (dec.len >= 2 && dec.data[dec.len - 2] == '\r' && dec.data[dec.len - 1] == '\n') dec.len -= 2;
+    else if (dec.len && dec.data[dec.len - 1] == '\n') dec.len--;
+    if (lf_to_eol(line, n, memmem(dec.data ? dec.data : "", dec.len, "\r\n", 2) != NULL, &dec) < 0 ||
+        mb_buf_append(&dec, "\r\n", 2) < 0 || encode_transfer(enc, dec.data, dec.len, &enc_out) < 0 ||
+        !(e = edit_add(&j->ed, (size_t)bs, (size_t)be)) ||
+        lf_to_eol(enc_out.data ? enc_out.data : "", enc_out.len, j->crlf, &e->data) < 0)
+      break;
+    if (!trailing_eol(e->data.data, e->data.len) && tail && mb_buf_append(&e->data, raw + rawlen - tail, tail) < 0)
+      break;
+    rc = 1;
+    break;
+  default: rc = 0; break;
+  }
+  mb_buf_free(&add), mb_buf_free(&dec), mb_buf_free(&enc_out);
+  return rc;
+}
+
+/* Calls leaf for each text/<subtype> part that is not an attachment, nor
+ * under a signed or encrypted multipart, nor in a forwarded message. */
+static int walk(job *j, GMimeObject *o, int depth, const char *subtype, leaf_fn *leaf) {
   if (depth > MAX_DEPTH) return 0;
   GMimeContentType *ct = g_mime_object_get_content_type(o);
   if (GMIME_IS_MULTIPART(o)) {
@@ -780,14 +853,14 @@ static int walk(job *j, GMimeObject *o, int depth, leaf_fn *leaf) {
     GMimeMultipart *mp = GMIME_MULTIPART(o);
     int n = g_mime_multipart_get_count(mp), total = 0;
     for (int i = 0; i < n; i++) {
-      int r = walk(j, g_mime_multipart_get_part(mp, i), depth + 1, leaf);
+      int r = walk(j, g_mime_multipart_get_part(mp, i), depth + 1, subtype, leaf);
       if (r < 0) return -1;
       total += r;
     }
     return total;
   }
   if (GMIME_IS_MESSAGE_PART(o)) return 0; /* a forwarded message is someone else's */
-  if (GMIME_IS_PART(o) && ct && g_mime_content_type_is_type(ct, "text", "html") &&
+  if (GMIME_IS_PART(o) && ct && g_mime_content_type_is_type(ct, "text", subtype) &&
       !g_mime_part_is_attachment(GMIME_PART(o)))
     return leaf(j, GMIME_PART(o));
   return 0;
@@ -1070,6 +1143,7 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
   mb_buf_init(&j.pixel_prefix);
   mb_buf_init(&j.honeypot);
   mb_buf_init(&j.honeypot_prefix);
+  mb_buf_init(&j.text_line);
   const char *nl = memchr(msg, '\n', len);
   j.crlf = nl && nl > msg && nl[-1] == '\r';
   if (id && id->message) memcpy(res->message, id->message, 16);
@@ -1142,7 +1216,11 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
       ((j.track & MB_TRACK_OPENS) && mb_links_pixel(&res->links, &j.pixel) < 0))
     goto done;
   if (disclose(cfg, res)) {
-    if (disclosure_then_pixel(cfg, &res->links, &j.pixel) < 0) goto done;
+    if (disclosure_then_pixel(cfg, &res->links, &j.pixel) < 0 || mb_buf_puts(&j.text_line, "\n\n") < 0 ||
+        mb_buf_puts(&j.text_line, cfg->disclosure_text) < 0 || mb_buf_puts(&j.text_line, "\n") < 0 ||
+        mb_buf_puts(&j.text_line, cfg->disclosure_link_text) < 0 || mb_buf_puts(&j.text_line, ": ") < 0 ||
+        mb_links_withdraw_url(&res->links, &j.text_line) < 0)
+      goto done;
     res->disclosed = 1;
   }
   if (cfg->honeypot && (j.track & MB_TRACK_CLICKS) &&
@@ -1150,11 +1228,11 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
        mb_links_honeypot_prefix(&res->links, &j.honeypot_prefix) < 0))
     goto done;
 
-  if ((uint64_t)walk(&j, m->mime_part, 0, count_leaf) > cfg->max_html_parts) {
+  if ((uint64_t)walk(&j, m->mime_part, 0, "html", count_leaf) > cfg->max_html_parts) {
     rc = pass_through(&j, "more HTML parts than max_html_parts");
     goto done;
   }
-  int parts = walk(&j, m->mime_part, 0, rewrite_part);
+  int parts = walk(&j, m->mime_part, 0, "html", rewrite_part);
   if (parts < 0) goto done;
   if (parts == 0) {
     rc = pass_through(&j, res->parts_skipped ? "no HTML part could be rewritten safely"
@@ -1162,6 +1240,7 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
     goto done;
   }
   res->parts_rewritten = (unsigned)parts;
+  if (res->disclosed && walk(&j, m->mime_part, 0, "plain", disclose_text) < 0) goto done; /* the plain-text parts too */
   if (assemble(&j) < 0 || mb_links_finish(&res->links) < 0) goto done;
   res->rewritten = 1;
   rc = 0;
@@ -1174,6 +1253,7 @@ done:
   mb_buf_free(&j.pixel_prefix);
   mb_buf_free(&j.honeypot);
   mb_buf_free(&j.honeypot_prefix);
+  mb_buf_free(&j.text_line);
   edits_free(&j.ed);
   return rc;
 }

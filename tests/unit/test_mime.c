@@ -1089,6 +1089,88 @@ static void tracking_policy(void **state) {
   setup_cfg(); /* the defaults again */
 }
 
+/* The first text/plain part that is not an attachment, decoded to UTF-8, CRs dropped. */
+static int plain_text(const char *msg, size_t len, mb_buf *out) {
+  GMimeStream *st = g_mime_stream_mem_new_with_buffer(msg, len);
+  GMimeParser *p = g_mime_parser_new_with_stream(st);
+  GMimeMessage *m = g_mime_parser_construct_message(p, NULL);
+  int rc = -1;
+  GMimePartIter *it = m ? g_mime_part_iter_new(GMIME_OBJECT(m)) : NULL;
+  for (; it && g_mime_part_iter_is_valid(it); g_mime_part_iter_next(it)) {
+    GMimeObject *o = g_mime_part_iter_get_current(it);
+    if (!GMIME_IS_PART(o) || GMIME_IS_MESSAGE_PART(o) || g_mime_part_is_attachment(GMIME_PART(o)) ||
+        !g_mime_content_type_is_type(g_mime_object_get_content_type(o), "text", "plain"))
+      continue;
+    leaf l = {.part = GMIME_PART(o)};
+    mb_buf raw;
+    mb_buf_init(&raw);
+    rc = leaf_html(&l, &raw);
+    out->len = 0;
+    for (size_t i = 0; i < raw.len; i++)
+      if (raw.data[i] != '\r') mb_buf_append(out, raw.data + i, 1);
+    mb_buf_free(&raw);
+    break;
+  }
+  if (it) g_mime_part_iter_free(it);
+  if (m) g_object_unref(m);
+  g_object_unref(p), g_object_unref(st);
+  return rc;
+}
+
+/* The disclosure in the plain-text parts: appended to what was there, in the part's own transfer
+ * encoding (7bit, 8bit, quoted-printable, base64), the rest of the message unchanged. */
+static void plain_text_disclosure(void **state) {
+  (void)state;
+  char err[256];
+  assert_int_equal(mb_config_set(&cfg, "disclosure", "always", "test", err, sizeof err), 0);
+  static const char b64[] =
+      "From: sam@ourco.example\r\nTo: dana@acme.example\r\nSubject: b64\r\nMIME-Version: 1.0\r\n"
+      "Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n"
+      "--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+      "SGVsbG8gRGFuYSwKcHJpY2luZyBhdHRhY2hlZC4K\r\n"
+      "--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+      "<p>Hello <a href=\"https://example.com/p\">pricing</a></p>\r\n--b--\r\n";
+  const char *names[] = {"03-alternative-qp-latin1.eml", "12-mixed-related-alternative-pdf.eml", "19-lf-only.eml",
+                         "41-qp-trailing-soft-break-multipart.eml", NULL};
+  for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+    mb_buf in;
+    if (names[k]) {
+      in = load(names[k]);
+    } else {
+      mb_buf_init(&in);
+      mb_buf_append(&in, b64, sizeof b64 - 1);
+    }
+    const char *name = names[k] ? names[k] : "base64 text/plain";
+    mb_rewrite_result res;
+    assert_int_equal(rewrite(in.data, in.len, &res), 0);
+    if (!res.rewritten || !res.disclosed) fail_msg("%s: not rewritten with the disclosure", name);
+    mb_buf before, after;
+    mb_buf_init(&before), mb_buf_init(&after);
+    if (plain_text(in.data, in.len, &before) < 0 || plain_text(res.out.data, res.out.len, &after) < 0)
+      fail_msg("%s: no plain-text part", name);
+    size_t keep = before.len;
+    while (keep && before.data[keep - 1] == '\n') keep--;
+    if (after.len < keep || memcmp(after.data, before.data, keep) != 0) fail_msg("%s: the text changed", name);
+    size_t i = keep;
+    while (i < after.len && after.data[i] == '\n') i++;
+    const char *rest = after.data + i;
+    size_t rl = after.len - i;
+    while (rl && rest[rl - 1] == '\n') rl--;
+    const char *want = "The sender of this message is told when you open it and which of its links you click.\n"
+                       "Stop tracking my opens and clicks: " BASE "/w/";
+    if (rl != strlen(want) + MB_TOKEN_LEN || memcmp(rest, want, strlen(want)) != 0)
+      fail_msg("%s: what was added: '%.*s'", name, (int)rl, rest);
+    mb_token t;
+    assert_int_equal(mb_token_verify(ring, rest + strlen(want), MB_TOKEN_LEN, MB_KIND_WITHDRAW, NULL, 0, &t),
+                     MB_TOKEN_OK);
+    assert_memory_equal(t.message, fixed_uuid, 16);
+    mb_buf_free(&before), mb_buf_free(&after);
+    mb_rewrite_result_free(&res);
+    mb_buf_free(&in);
+  }
+  setup_cfg();
+}
+
 static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static int setup(void **state) {
@@ -1127,6 +1209,7 @@ int main(void) {
                                      cmocka_unit_test(long_tracking_url_left_alone),
                                      cmocka_unit_test(structure_limits),
                                      cmocka_unit_test(random_qp_bodies),
-                                     cmocka_unit_test(tracking_policy)};
+                                     cmocka_unit_test(tracking_policy),
+                                     cmocka_unit_test(plain_text_disclosure)};
   return cmocka_run_group_tests(tests, setup, teardown);
 }
