@@ -85,5 +85,12 @@ MAILBEACON_LOG_FILE= MAILBEACON_KEY_FILE=$tmp/nokeys script -qec "'$rewrite' < '
 check "syslog line copied to a terminal" \
   grep -q "mailbeacon-rewrite\[[0-9]*\]: pipe: error: $tmp/nokeys: cannot open key file.*passed through unchanged" "$tmp/tty"
 
+# the configuration the project ships (scripts/gen-conf.py): it parses, names every key, and sets
+# what a new installation gets on (docs/privacy.md: ip_truncate)
+shipped=$(cd "$(dirname "$0")/../.." && pwd)/etc/mailbeacon.conf
+check "shipped config parses" bash -c "'$rewrite' --config '$shipped' --print-config > '$tmp/shipped'"
+check "shipped config: ip_truncate on" grep -qx 'ip_truncate = yes' "$tmp/shipped"
+check "shipped config: every key" bash -c "'$rewrite' --print-config | awk '{print \$1}' | while read k; do
+  grep -qE \"^#?\$k =( |\$)\" '$shipped' || { echo \"not in etc/mailbeacon.conf: \$k (scripts/gen-conf.py)\" >&2; exit 1; }; done"
 echo "cli: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -257,6 +257,17 @@ expect "SELECT by_whom, reason FROM mailbeacon.forget_audit ORDER BY id DESC LIM
   "dpo@ourco.example (admin token) CRM request 7"
 expect "SELECT count(*) FROM mailbeacon.consent WHERE address = 'later@client.com'" 0
 
+# ---- nothing about a recipient outlives its message: its alerts and tombstones go with it (sql/019)
+om=$(sql "SELECT message FROM mailbeacon.recipients WHERE address = 'buyer@client.com'")
+sql "INSERT INTO mailbeacon.alerts (rep, kind, message, recipient_idx, recipient, subject, occurred_at, event_id, class,
+                                    opens, clicks)
+     VALUES ('sam@ourco.example', 'open', '$om', 1, 'buyer@client.com', 's', now(), gen_random_uuid(), 'human', 1, 0)" >/dev/null
+sql "INSERT INTO mailbeacon.forgotten VALUES ('$om', 9)" > /dev/null
+sql "DELETE FROM mailbeacon.messages WHERE message = '$om'" > /dev/null
+expect "SELECT count(*) FROM mailbeacon.alerts WHERE message = '$om'" 0
+expect "SELECT count(*) FROM mailbeacon.forgotten WHERE message = '$om'" 0
+expect "SELECT count(*) FROM mailbeacon.recipients WHERE message = '$om'" 0
+
 # ---- a consent copy that cannot be read: nothing tracked, and said why
 MAILBEACON_CONSENT_COPY=$MB_RUN/missing.cdb MAILBEACON_LOG_FILE=stderr pipe granted@kunde.de "$MB_RUN/out.eml"
 cmp -s "$msg" "$MB_RUN/out.eml" || fail "an unreadable copy: the message changed"

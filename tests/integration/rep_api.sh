@@ -162,6 +162,9 @@ m = json.load(sys.stdin)
 assert [(e["kind"], e["class"], e["reason"]) for e in m["events"]] == [("open", "human", "no_machine_signal"),
   ("click", "human", "no_machine_signal"), ("click", "human", "no_machine_signal")], m["events"]
 assert "ip" not in m["events"][0], m["events"][0]
+# the user agent only as its client family (docs/privacy.md)
+assert [e["client"] for e in m["events"]] == ["Outlook", "Chrome", "Chrome"], m["events"]
+assert all("user_agent" not in e for e in m["events"]), m["events"][0]
 ' || fail "/v1/messages/UUID: $(cat "$MB_RUN/body")"
 echo "ok another rep's message 403, none 404; no token, forged, expired 401; the JSON of alerts and messages"
 
