@@ -11,6 +11,7 @@
 #include "batcher.h"
 
 #include "classify.h"
+#include "consentcopy.h"
 #include "entry.h"
 #include "events.h"
 #include "metrics.h"
@@ -856,12 +857,15 @@ static void report_line(void *arg, const char *line) {
   mb_log_info("%s", line);
 }
 
+static void write_consent_copy(mb_batcher *b, const char *why);
+
 static void maintain(mb_batcher *b) {
   char err[512];
   if (mb_pg_maintain(b->db, b->cfg, report_line, NULL, err, sizeof err) < 0) {
     problem(b, "maintenance: %s", err);
     if (PQstatus(b->db) != CONNECTION_OK) pg_drop(b);
   }
+  write_consent_copy(b, "maintenance"); /* what the CRM's imports changed meanwhile */
   b->next_maintain = mb_now_ms() + MAINTAIN_EVERY_MS;
 }
 
@@ -904,6 +908,21 @@ static void preload_sent(mb_batcher *b) {
 }
 
 /* Connected, the schema current, the statements prepared. 0 or -1. */
+/* With consent_copy set (one host, one config), writes the rewriter's
+ * consent copy again, outside a batch: after withdrawals, refusals and
+ * forgets, so that new mail to those recipients is not tracked, and with
+ * the hourly maintenance. A failure is logged; the old copy stays. */
+static void write_consent_copy(mb_batcher *b, const char *why) {
+  if (!b->cfg->consent_copy[0] || !b->db) return;
+  char err[1024];
+  int64_t t0 = mb_now_ms();
+  long long n = mb_consent_copy_write(b->db, b->cfg->consent_copy, err, sizeof err);
+  if (n < 0) mb_log_errx("consent copy: %s", err);
+  else
+    mb_log_info("consent copy %s written (%s): %lld records in %lld ms", b->cfg->consent_copy, why, n,
+                (long long)(mb_now_ms() - t0));
+}
+
 /* Reads the silenced pairs again (mailbeacon.silenced), outside a batch.
  * 0, or -1 (the set read before stays). */
 static int load_silenced(mb_batcher *b) {
@@ -1341,6 +1360,7 @@ static int load(mb_batcher *b) {
     mb_metric_add(MB_M_WITHDRAWALS, b->nwithdrawals);
     mb_log_info("%zu withdrawal%s of consent recorded", b->nwithdrawals, b->nwithdrawals == 1 ? "" : "s");
     if (load_silenced(b) < 0) b->next_silenced = 0; /* again at the next tick */
+    else write_consent_copy(b, "withdrawals");
   }
   return 0;
 }
@@ -1457,6 +1477,7 @@ static void tick(mb_batcher *b) {
     PQconsumeInput(b->db);
     for (PGnotify *n; (n = PQnotifies(b->db)); PQfreemem(n)) told = 1;
     if (told || t >= b->next_silenced) load_silenced(b);
+    if (told && b->db) write_consent_copy(b, "a withdrawal, refusal or forget recorded");
   }
   if (b->rc && t >= b->next_consumers) { /* another batcher joining: recent is no longer all */
     b->next_consumers = t + LAG_EVERY_MS;

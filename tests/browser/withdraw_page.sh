@@ -26,14 +26,14 @@ fail() {
   exit 1
 }
 scenario_rules "$here/../../rules/mailbeacon.rules"
+export MAILBEACON_CONSENT_COPY=$MB_RUN/consent.cdb # one host, one config: the batcher keeps the copy current
 scenario_start "$server" "$rewrite" edge-w
 metric() { curl -s "http://127.0.0.1:$aport/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 
 printf 'address,state,source,time\ndana@kunde.de,granted,crm,2026-03-12T10:00:00Z\n' > "$MB_RUN/crm.csv"
 "$server" consent import "$MB_RUN/crm.csv" > /dev/null
 "$server" consent copy "$MB_RUN/consent.cdb" > /dev/null
-export MAILBEACON_BASE_URL=http://127.0.0.1:$port MAILBEACON_CONSENT_COPY=$MB_RUN/consent.cdb \
-  MAILBEACON_TRACK_DEFAULT_EU=none
+export MAILBEACON_BASE_URL=http://127.0.0.1:$port MAILBEACON_TRACK_DEFAULT_EU=none
 "$rewrite" --sender sam@ourco.example --recipient dana@kunde.de < "$data/01-single-html-7bit.eml" > "$MB_RUN/out.eml"
 w=$(grep -o "http://127.0.0.1:$port/w/[A-Za-z0-9_-]*" "$MB_RUN/out.eml" | head -1)
 pixel=$(grep -o "http://127.0.0.1:$port/o/[A-Za-z0-9_-]*\.gif" "$MB_RUN/out.eml" | head -1)
@@ -58,4 +58,9 @@ for _ in $(seq 1 300); do [ "$(metric mailbeacon_batcher_events_silenced_total)"
 expect "$events" 1
 sleep 6 # past the look-ahead window: an alert would have been made by now
 expect "SELECT count(*) FROM mailbeacon.alerts" "$alerts"
+# new mail to them is not tracked: the batcher wrote the consent copy again after the withdrawal
+grep -q "consent copy $MB_RUN/consent.cdb written (withdrawals)" "$MB_RUN/server.log" || fail "the copy not written again"
+sleep 1.1
+"$rewrite" --sender sam@ourco.example --recipient dana@kunde.de < "$data/01-single-html-7bit.eml" > "$MB_RUN/new.eml"
+cmp -s "$data/01-single-html-7bit.eml" "$MB_RUN/new.eml" || fail "a new message to the withdrawn recipient is tracked"
 echo "withdraw_page: all checks passed"

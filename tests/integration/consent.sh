@@ -168,6 +168,16 @@ sleep 1.1 # the copy's age is checked at most once a second; each pipe run reads
 pipe granted@kunde.de "$MB_RUN/out.eml"
 cmp -s "$msg" "$MB_RUN/out.eml" || fail "withdrawn: a new message still tracked"
 
+# ---- a copy sent to several (index 0): its withdrawal link withdraws every recipient of it
+MAILBEACON_DISCLOSURE=always "$rewrite" --sender sam@ourco.example --recipient x1@client.com \
+  --recipient x2@client.com < "$msg" > "$MB_RUN/shared.eml" 2>> "$MB_RUN/rewrite.log"
+ws=$(grep -o 'https://t.mailbeacon.test/w/[A-Za-z0-9_-]*' "$MB_RUN/shared.eml" | head -1)
+[ -n "$ws" ] || fail "a copy to several: no disclosure line"
+wait_rows "SELECT count(*) FROM mailbeacon.recipients WHERE address IN ('x1@client.com', 'x2@client.com')" 2
+curl -s -o /dev/null -X POST "${ws/https:\/\/t.mailbeacon.test/$edge}"
+wait_rows "SELECT string_agg(address || '=' || state, ' ' ORDER BY address) FROM mailbeacon.consent
+            WHERE address IN ('x1@client.com', 'x2@client.com')" "x1@client.com=withdrawn x2@client.com=withdrawn"
+
 # ---- export and forget: buyer@empresa.com.br (tracked by default, one message, an open and a click)
 b=buyer@empresa.com.br
 bpixel=$(grep -o 'https://t.mailbeacon.test/o/[A-Za-z0-9_-]*\.gif' "$MB_RUN/other.eml" | head -1)
@@ -225,6 +235,14 @@ cmp -s "$msg" "$MB_RUN/out.eml" || fail "forgotten: a new message still tracked"
 "$server" export "$b" > "$MB_RUN/export2.json"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["suppressed"] and not d["messages"] and d["consent"] is None, d' \
   "$MB_RUN/export2.json" || fail "export after forget: $(cat "$MB_RUN/export2.json")"
+# a sent record that waited in a rewriter's spool, loaded after the forget: its recipient is dropped again
+late=$(uuid 77)
+xadd type sent v 1 message "$late" message_id late@ourco.example rep sam@ourco.example \
+  recipients '[{"i":1,"addr":"Buyer@Empresa.com.br","track":"opens,clicks","basis":"default_other"}]' token_recipient 1 \
+  subject late sent_at "$(date +%s%6N)" links '[]' client_ip '' policy p1-000000000000
+wait_rows "SELECT count(*) FROM mailbeacon.messages WHERE message = '$late'" 1
+expect "SELECT count(*) FROM mailbeacon.recipients WHERE message = '$late'" 0
+expect "SELECT count(*) FROM mailbeacon.forgotten WHERE message = '$late' AND idx = 1" 1
 # new consent lifts the suppression
 printf 'address,state\n%s,granted\n' "$b" > "$MB_RUN/b2.csv"
 "$server" consent import "$MB_RUN/b2.csv" > /dev/null
