@@ -1359,6 +1359,10 @@ static int load(mb_batcher *b) {
   if (b->nwithdrawals) { /* their hits from the next batch on, on every message of theirs */
     mb_metric_add(MB_M_WITHDRAWALS, b->nwithdrawals);
     mb_log_info("%zu withdrawal%s of consent recorded", b->nwithdrawals, b->nwithdrawals == 1 ? "" : "s");
+    /* its own withdrawals' notifications (sql/017) are answered here: taken
+     * first, so that one arriving after comes to the next tick */
+    PQconsumeInput(b->db);
+    for (PGnotify *n; (n = PQnotifies(b->db)); PQfreemem(n)) continue;
     if (load_silenced(b) < 0) b->next_silenced = 0; /* again at the next tick */
     else write_consent_copy(b, "withdrawals");
   }
