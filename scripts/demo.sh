@@ -43,6 +43,7 @@ api_admin_listen = 127.0.0.1:0
 log_file = stderr
 rules_file = $PWD/rules/mailbeacon.rules
 trusted_proxies = 127.0.0.1
+ip_truncate = yes
 CONF
 echo "== mailbeacon-server migrate (creates the PostgreSQL schema)"
 "$server" --config "$MB_RUN/mailbeacon.conf" migrate | sed 's/^/   /'
