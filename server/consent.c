@@ -167,16 +167,8 @@ static void who(char *out, size_t size) {
   snprintf(out, size, "%s (command line)", sudo && *sudo ? sudo : pw ? pw->pw_name : "unknown");
 }
 
-static int address_ok(const char *a) {
-  const char *at = strchr(a, '@');
-  if (!at || at == a || !at[1] || strlen(a) > MB_ADDRESS_MAX) return 0;
-  for (const char *p = a; *p; p++)
-    if ((unsigned char)*p <= ' ' || *p == ',') return 0;
-  return 1;
-}
-
 int mb_cmd_forget(const mb_config *cfg, const char *address, const char *reason) {
-  if (!address_ok(address)) {
+  if (!mb_address_ok(address)) {
     fprintf(stderr, PROG ": '%s' is not an e-mail address\n", address);
     return EX_USAGE;
   }
@@ -207,7 +199,7 @@ int mb_cmd_forget(const mb_config *cfg, const char *address, const char *reason)
 }
 
 int mb_cmd_export(const mb_config *cfg, const char *address) {
-  if (!address_ok(address)) {
+  if (!mb_address_ok(address)) {
     fprintf(stderr, PROG ": '%s' is not an e-mail address\n", address);
     return EX_USAGE;
   }

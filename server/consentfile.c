@@ -296,6 +296,14 @@ static long parse_jsonl(const char *text, size_t n, mb_consent_row_fn *fn, void 
   return rows;
 }
 
+int mb_address_ok(const char *a) {
+  const char *at = a ? strchr(a, '@') : NULL;
+  if (!at || at == a || !at[1] || strlen(a) > MB_ADDRESS_MAX) return 0;
+  for (const char *c = a; *c; c++)
+    if ((unsigned char)*c <= ' ' || *c == ',' || *c == 0x7f) return 0;
+  return 1;
+}
+
 long mb_consent_parse(const char *text, size_t n, const char *format, mb_consent_row_fn *fn, void *ctx, char *err,
                       size_t errlen) {
   if (!format) {

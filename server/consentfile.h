@@ -19,6 +19,11 @@ typedef struct mb_consent_row {
   char time[64]; /* as written (PostgreSQL reads it); "" when not given */
 } mb_consent_row;
 
+/* 1 when a (NUL-terminated; NULL: no) is an address forget and export
+ * take: an '@' with text on both sides, at most MB_ADDRESS_MAX bytes, no
+ * white space, control character or comma. */
+int mb_address_ok(const char *a);
+
 /* Called for each record, with its line number; non-zero stops the parse
  * (mb_consent_parse then returns -1 with err as the callback left it). */
 typedef int mb_consent_row_fn(void *ctx, unsigned line, const mb_consent_row *row, char *err, size_t errlen);

@@ -1,5 +1,6 @@
 #include "privacy.h"
 
+#include "consentfile.h"
 #include "pg.h"
 
 #include "mailbeacon/clock.h"
@@ -96,14 +97,6 @@ static int query(mb_privacy *p, const char *sql, int n, const char *const *param
   return 0;
 }
 
-static int address_ok(const char *a) {
-  const char *at = a ? strchr(a, '@') : NULL;
-  if (!at || at == a || !at[1] || strlen(a) > 320) return 0;
-  for (const char *c = a; *c; c++)
-    if ((unsigned char)*c <= ' ' || *c == ',') return 0;
-  return 1;
-}
-
 void mb_privacy_handle(mb_privacy *p, const char *method, const char *path, const char *authorization,
                        const char *address, const char *body, size_t body_len, mb_buf *out, unsigned *status) {
   int export = !strcmp(path, "/privacy/export"), forget = !strcmp(path, "/privacy/forget");
@@ -118,7 +111,7 @@ void mb_privacy_handle(mb_privacy *p, const char *method, const char *path, cons
   char who[MB_REPTOKEN_ADDR_MAX + 1];
   if (authorize(p, authorization, who, out, status) < 0) return;
   if (export) {
-    if (!address_ok(address)) {
+    if (!mb_address_ok(address)) {
       error(out, status, 400, "?address= is not an e-mail address");
       return;
     }
@@ -130,7 +123,7 @@ void mb_privacy_handle(mb_privacy *p, const char *method, const char *path, cons
   json_t *o = json_loadb(body ? body : "", body_len, 0, &je);
   const char *a = json_string_value(json_object_get(o, "address"));
   const char *why = json_string_value(json_object_get(o, "reason"));
-  if (!json_is_object(o) || !address_ok(a) || !why || !*why) {
+  if (!json_is_object(o) || !mb_address_ok(a) || !why || !*why) {
     json_decref(o);
     {
       error(out, status, 400, "the body is {\"address\": \"...\", \"reason\": \"...\"}, both required");

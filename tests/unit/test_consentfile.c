@@ -132,7 +132,23 @@ static void callback_stops(void **state) {
   assert_int_equal(n, 2);
 }
 
+static void addresses(void **state) {
+  (void)state;
+  assert_true(mb_address_ok("ana@kunde.de"));
+  const char *bad[] = {NULL, "", "ana", "@kunde.de", "ana@", "a na@kunde.de", "ana@kunde.de,bo@x.de", "a\tb@c.d"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    if (mb_address_ok(bad[i])) fail_msg("'%s' taken for an address", bad[i] ? bad[i] : "(null)");
+  char longest[MB_ADDRESS_MAX + 2];
+  memset(longest, 'a', sizeof longest - 1);
+  longest[sizeof longest - 1] = '\0';
+  longest[5] = '@';
+  assert_false(mb_address_ok(longest)); /* one byte over */
+  longest[MB_ADDRESS_MAX] = '\0';
+  assert_true(mb_address_ok(longest));
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(csv), cmocka_unit_test(jsonl), cmocka_unit_test(callback_stops)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(csv), cmocka_unit_test(jsonl), cmocka_unit_test(callback_stops),
+                                     cmocka_unit_test(addresses)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
