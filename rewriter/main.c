@@ -6,10 +6,12 @@
  *   mailbeacon-rewrite --keygen FILE
  *   mailbeacon-rewrite [--config F] --explain URL
  *   mailbeacon-rewrite [--config F] --print-config
+ *   mailbeacon-rewrite [--config F] --check
  *
  * Parses the arguments and hands over: the three front ends (pipe.c,
  * milter.c, reinject.c) start with mb_front_setup (frontend.c); --explain
  * is explain.c. */
+#include "check.h"
 #include "explain.h"
 #include "frontend.h"
 #include "milter.h"
@@ -38,6 +40,7 @@ static void usage(FILE *f) {
           "       " PROG " --keygen FILE\n"
           "       " PROG " [--config FILE] --explain URL\n"
           "       " PROG " [--config FILE] --print-config\n"
+          "       " PROG " [--config FILE] --check     check the configuration, keys, spool, Redis, consent copy\n"
           "Every config key K can be set with the environment variable MAILBEACON_<K>.\n");
 }
 
@@ -140,6 +143,7 @@ int main(int argc, char **argv) {
                                        {"keygen", required_argument, 0, 'k'},
                                        {"explain", required_argument, 0, 'e'},
                                        {"print-config", no_argument, 0, 'p'},
+                                       {"check", no_argument, 0, 'C'},
                                        {"milter", required_argument, 0, 'm'},
                                        {"reinject", no_argument, 0, 'R'},
                                        {"verbose", no_argument, 0, 'v'},
@@ -147,7 +151,7 @@ int main(int argc, char **argv) {
                                        {0, 0, 0, 0}};
   const char *config = NULL, *sender = NULL, *login = NULL, *client_ip = NULL, *keygen_path = NULL, *explain_url = NULL,
              *milter_spec = NULL;
-  int print_config = 0, reinject_mode = 0, verbose = 0;
+  int print_config = 0, reinject_mode = 0, verbose = 0, check = 0;
   const char **rcpts = calloc((size_t)argc + 1, sizeof *rcpts);
   size_t nrcpts = 0;
   int c, rc;
@@ -165,6 +169,7 @@ int main(int argc, char **argv) {
     case 'k': keygen_path = optarg; break;
     case 'e': explain_url = optarg; break;
     case 'p': print_config = 1; break;
+    case 'C': check = 1; break;
     case 'v': verbose = 1; break;
     case 'h':
       usage(stdout);
@@ -182,6 +187,7 @@ int main(int argc, char **argv) {
     return EX_USAGE;
   }
   if (keygen_path) rc = keygen(keygen_path);
+  else if (check) rc = mb_rewrite_check(config);
   else if (explain_url || print_config) rc = config_command(config, explain_url);
   else if (milter_spec) rc = milter(config, milter_spec);
   else if (reinject_mode) rc = reinject(config, sender, login, client_ip, argv + optind, (size_t)(argc - optind));

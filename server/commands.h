@@ -46,6 +46,11 @@ int mb_cmd_consent_import(const mb_config *cfg, const char *file, const char *fo
  * path from PostgreSQL, replacing the file there by rename. */
 int mb_cmd_consent_copy(const mb_config *cfg, const char *path);
 
+/* check: the configuration, the key ring, the listeners' addresses, Redis
+ * and the spool, PostgreSQL and its schema, the rules, the webhooks file,
+ * the rep API's TLS pair: a line each; 0, or 1 when any is wrong. */
+int mb_cmd_check(const mb_config *cfg, const char *config_path);
+
 /* forget: erases address from every table and partition in one
  * transaction, keeps a suppression entry and an audit row with reason
  * (sql/017: mailbeacon.forget). */

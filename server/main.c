@@ -38,6 +38,7 @@ static void usage(FILE *f) {
   fprintf(f, "usage: " PROG " [serve] [--role all|edge|batcher|api] [--config FILE]\n"
              "       " PROG " migrate [--config FILE]    apply the PostgreSQL schema migrations\n"
              "       " PROG " maintain [--config FILE]   create partitions ahead, apply retention\n"
+             "       " PROG " check [--config FILE]      check the configuration, keys, Redis, PostgreSQL, rules\n"
              "       " PROG " reclassify [--since TIME] [--until TIME] [--config FILE]\n"
              "                                         judge stored events again with rules_file\n"
              "       " PROG " rep-token ADDRESS [--days N] [--config FILE]\n"
@@ -218,8 +219,9 @@ int main(int argc, char **argv) {
     return EX_USAGE;
   }
   if (consent) args = 2;
-  if (optind + 1 + args < argc || (strcmp(command, "serve") && strcmp(command, "migrate") &&
-                                   strcmp(command, "maintain") && strcmp(command, "reclassify") && !args)) {
+  if (optind + 1 + args < argc ||
+      (strcmp(command, "serve") && strcmp(command, "migrate") && strcmp(command, "maintain") &&
+       strcmp(command, "reclassify") && strcmp(command, "check") && !args)) {
     fprintf(stderr, PROG ": unknown command '%s'\n", optind + 1 < argc ? argv[optind + 1] : command);
     usage(stderr);
     return EX_USAGE;
@@ -239,6 +241,7 @@ int main(int argc, char **argv) {
     return EX_CONFIG;
   }
   if (!strcmp(command, "migrate")) return mb_cmd_migrate(&cfg);
+  if (!strcmp(command, "check")) return mb_cmd_check(&cfg, config);
   if (!strcmp(command, "maintain")) return mb_cmd_maintain(&cfg);
   if (!strcmp(command, "reclassify")) return mb_cmd_reclassify(&cfg, since, until);
   if (consent)
