@@ -340,3 +340,34 @@ fail:
   total = -1;
   goto done;
 }
+
+int mb_spool_check(const char *dir, const char *name, char *err, size_t errlen) {
+  struct stat st;
+  if (stat(dir, &st) < 0) {
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) *slash = '\0';
+    else snprintf(parent, sizeof parent, "%s", slash ? "/" : ".");
+    if (access(parent, W_OK | X_OK) < 0) {
+      snprintf(err, errlen, "%s does not exist, and %s does not let it be made: %s", dir, parent, strerror(errno));
+      return -1;
+    }
+    return 0; /* made at start */
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    snprintf(err, errlen, "%s is not a directory", dir);
+    return -1;
+  }
+  if (access(dir, W_OK | X_OK) < 0) {
+    snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+    return -1;
+  }
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  if (access(path, F_OK) == 0 && access(path, R_OK | W_OK) < 0) {
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}

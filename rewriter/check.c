@@ -5,6 +5,7 @@
 #include "mailbeacon/config.h"
 #include "mailbeacon/consent.h"
 #include "mailbeacon/keys.h"
+#include "mailbeacon/spool.h"
 #include "mailbeacon/stream.h"
 
 #include <hiredis/hiredis.h>
@@ -40,23 +41,25 @@ int mb_rewrite_check(const char *config_path) {
   if (cfg.base_url[0]) say(1, "base_url %s", cfg.base_url);
   else say(0, "base_url is not set: every message would pass through untracked");
   mb_keyring *ring = mb_keyring_load(cfg.key_file, err, sizeof err);
-  if (ring) say(1, "key ring %s: %zu key%s, key %u signs", cfg.key_file, ring->nkeys, ring->nkeys == 1 ? "" : "s",
-                ring->sign ? ring->sign->id : 0);
+  if (ring)
+    say(1, "key ring %s: %zu key%s, key %u signs", cfg.key_file, ring->nkeys, ring->nkeys == 1 ? "" : "s",
+        ring->sign ? ring->sign->id : 0);
   else say(0, "%s", err);
   mb_keyring_free(ring);
   if (!cfg.redis[0]) {
     say(1, "redis is not set: no sent records are written (nothing reaches PostgreSQL)");
   } else {
-    if (mb_front_check_spool(&cfg, err, sizeof err) < 0) say(0, "spool: %s", err);
-    else say(1, "spool %s/sent.spool can be written", cfg.spool_dir);
+    if (mb_spool_check(cfg.spool_dir, "sent.spool", err, sizeof err) < 0) say(0, "spool: %s", err);
+    else say(1, "spool %s/sent.spool can be written (as this user)", cfg.spool_dir);
     redisContext *rc = mb_redis_connect(cfg.redis, 2000, 2000);
     redisReply *r = rc && !rc->err ? redisCommand(rc, "PING") : NULL;
     if (r && r->type == REDIS_REPLY_STATUS) say(1, "redis %s answers", cfg.redis);
-    else say(0, "redis %s: %s (sent records go to the spool until it answers)", cfg.redis,
-             !rc                                     ? "cannot connect"
-             : rc->errstr[0]                         ? rc->errstr
-             : r && r->type == REDIS_REPLY_ERROR     ? r->str
-                                                     : "no answer");
+    else
+      say(0, "redis %s: %s (sent records go to the spool until it answers)", cfg.redis,
+          !rc                                 ? "cannot connect"
+          : rc->errstr[0]                     ? rc->errstr
+          : r && r->type == REDIS_REPLY_ERROR ? r->str
+                                              : "no answer");
     if (r) freeReplyObject(r);
     if (rc) redisFree(rc);
   }

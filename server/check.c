@@ -78,10 +78,9 @@ int mb_cmd_check(const mb_config *cfg, const char *config_path) {
                                               : "no answer");
     if (r) freeReplyObject(r);
     if (rc) redisFree(rc);
-    mb_spool *s = mb_spool_open(cfg->spool_dir, "events.spool", 1, err, sizeof err);
-    if (s) say(1, "spool %s/events.spool can be written", cfg->spool_dir);
+    if (mb_spool_check(cfg->spool_dir, "events.spool", err, sizeof err) == 0)
+      say(1, "spool %s/events.spool can be written (as this user)", cfg->spool_dir);
     else say(0, "spool: %s", err);
-    mb_spool_close(s);
   }
   if (!cfg->postgres[0]) {
     say(1, "postgres is not set: this host runs the edge only");
@@ -92,16 +91,17 @@ int mb_cmd_check(const mb_config *cfg, const char *config_path) {
     } else {
       int pending = mb_pg_pending(db, err, sizeof err);
       if (pending == 0) say(1, "PostgreSQL answers; the schema is current");
-      else if (pending > 0) say(0, "PostgreSQL: %d migration%s to apply: run " PROG " migrate", pending,
-                                pending == 1 ? "" : "s");
+      else if (pending > 0)
+        say(0, "PostgreSQL: %d migration%s to apply: run " PROG " migrate", pending, pending == 1 ? "" : "s");
       else say(0, "PostgreSQL: %s", err);
       PQfinish(db);
     }
   }
   if (cfg->rules_file[0]) {
     mb_classifier *c = mb_classifier_load(cfg->rules_file, warn_line, NULL, err, sizeof err);
-    if (c) say(1, "rules %s version %s: %zu lists, %zu address ranges", cfg->rules_file, mb_classifier_version(c),
-               mb_classifier_lists(c), mb_classifier_ranges(c));
+    if (c)
+      say(1, "rules %s version %s: %zu lists, %zu address ranges", cfg->rules_file, mb_classifier_version(c),
+          mb_classifier_lists(c), mb_classifier_ranges(c));
     else say(0, "%s", err);
     mb_classifier_free(c);
   } else if (cfg->postgres[0]) {

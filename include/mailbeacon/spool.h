@@ -28,6 +28,12 @@ typedef struct mb_spool mb_spool;
  * (mode 0700) when missing. fsync_each: fdatasync
  * after every append. Returns NULL with a message in err. */
 mb_spool *mb_spool_open(const char *dir, const char *name, int fsync_each, char *err, size_t errlen);
+
+/* Whether the spool name in dir could be opened by this process, without
+ * making or changing anything (for the check commands: run as root they
+ * must not leave root's files where the service writes). 0, or -1 with
+ * the reason in err. */
+int mb_spool_check(const char *dir, const char *name, char *err, size_t errlen);
 void mb_spool_close(mb_spool *s);
 
 /* The file may not grow beyond max_bytes (0: no limit, the default). */

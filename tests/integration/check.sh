@@ -47,6 +47,11 @@ grep -q "^ok: rules $MB_RUN/mailbeacon.rules version " "$MB_RUN/out" || fail "ru
 grep -q '^mailbeacon-server: the configuration is fine$' "$MB_RUN/out" || fail "no verdict"
 runs 0 "$rewrite" --config "$c" --check
 grep -q '^ok: key ring .*: 1 key, key 1 signs$' "$MB_RUN/out" || fail "rewrite: key ring not checked"
+grep -q "^ok: spool $MB_RUN/spool/sent.spool can be written" "$MB_RUN/out" || fail "rewrite: spool not checked"
+[ ! -e "$MB_RUN/spool" ] || fail "a check made the spool (run as root, it would be root's)"
+: > "$MB_RUN/afile"
+MAILBEACON_SPOOL_DIR=$MB_RUN/afile runs 1 "$server" --config "$c" check
+grep -q "^problem: spool: $MB_RUN/afile is not a directory" "$MB_RUN/out" || fail "a spool that is a file: not said"
 
 # each mistake, its own line
 chmod 644 "$MB_RUN/keys"
