@@ -62,6 +62,21 @@ redisContext *mb_redis_connect(const char *a, unsigned connect_ms, unsigned comm
   return r;
 }
 
+int mb_redis_ping(const char *addr, char *err, size_t errlen) {
+  redisContext *rc = mb_redis_connect(addr, 2000, 2000);
+  redisReply *r = rc && !rc->err ? redisCommand(rc, "PING") : NULL;
+  int ok = r && r->type == REDIS_REPLY_STATUS;
+  if (!ok)
+    snprintf(err, errlen, "%s",
+             !rc                                 ? "cannot connect"
+             : rc->errstr[0]                     ? rc->errstr
+             : r && r->type == REDIS_REPLY_ERROR ? r->str
+                                                 : "no answer");
+  if (r) freeReplyObject(r);
+  if (rc) redisFree(rc);
+  return ok ? 0 : -1;
+}
+
 static int connect_redis(mb_stream *s) {
   if (s->redis) return 0;
   s->redis = mb_redis_connect(s->addr, CONNECT_TIMEOUT_MS, COMMAND_TIMEOUT_MS);

@@ -8,7 +8,6 @@
 #include "mailbeacon/spool.h"
 #include "mailbeacon/stream.h"
 
-#include <hiredis/hiredis.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,17 +50,8 @@ int mb_rewrite_check(const char *config_path) {
   } else {
     if (mb_spool_check(cfg.spool_dir, "sent.spool", err, sizeof err) < 0) say(0, "spool: %s", err);
     else say(1, "spool %s/sent.spool can be written (as this user)", cfg.spool_dir);
-    redisContext *rc = mb_redis_connect(cfg.redis, 2000, 2000);
-    redisReply *r = rc && !rc->err ? redisCommand(rc, "PING") : NULL;
-    if (r && r->type == REDIS_REPLY_STATUS) say(1, "redis %s answers", cfg.redis);
-    else
-      say(0, "redis %s: %s (sent records go to the spool until it answers)", cfg.redis,
-          !rc                                 ? "cannot connect"
-          : rc->errstr[0]                     ? rc->errstr
-          : r && r->type == REDIS_REPLY_ERROR ? r->str
-                                              : "no answer");
-    if (r) freeReplyObject(r);
-    if (rc) redisFree(rc);
+    if (mb_redis_ping(cfg.redis, err, sizeof err) == 0) say(1, "redis %s answers", cfg.redis);
+    else say(0, "redis %s: %s (sent records go to the spool until it answers)", cfg.redis, err);
   }
   if (cfg.consent_copy[0]) {
     mb_consents *cs = mb_consents_new(cfg.consent_copy);

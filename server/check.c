@@ -16,7 +16,6 @@
 #include "mailbeacon/stream.h"
 
 #include <errno.h>
-#include <hiredis/hiredis.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,17 +66,8 @@ int mb_cmd_check(const mb_config *cfg, const char *config_path) {
   if (!cfg->redis[0]) {
     say(0, "redis is not set: the edge has nowhere to record hits but its spool");
   } else {
-    redisContext *rc = mb_redis_connect(cfg->redis, 2000, 2000);
-    redisReply *r = rc && !rc->err ? redisCommand(rc, "PING") : NULL;
-    if (r && r->type == REDIS_REPLY_STATUS) say(1, "redis %s answers", cfg->redis);
-    else
-      say(0, "redis %s: %s", cfg->redis,
-          !rc                                 ? "cannot connect"
-          : rc->errstr[0]                     ? rc->errstr
-          : r && r->type == REDIS_REPLY_ERROR ? r->str
-                                              : "no answer");
-    if (r) freeReplyObject(r);
-    if (rc) redisFree(rc);
+    if (mb_redis_ping(cfg->redis, err, sizeof err) == 0) say(1, "redis %s answers", cfg->redis);
+    else say(0, "redis %s: %s", cfg->redis, err);
     if (mb_spool_check(cfg->spool_dir, "events.spool", err, sizeof err) == 0)
       say(1, "spool %s/events.spool can be written (as this user)", cfg->spool_dir);
     else say(0, "spool: %s", err);

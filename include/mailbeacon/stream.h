@@ -16,6 +16,10 @@ typedef struct mb_stream mb_stream;
 struct redisContext;
 struct redisContext *mb_redis_connect(const char *addr, unsigned connect_ms, unsigned command_ms);
 
+/* Connects to addr and sends PING (2 s each at most), for the check
+ * commands: 0, or -1 with why in err. */
+int mb_redis_ping(const char *addr, char *err, size_t errlen);
+
 /* Uses c->redis, c->redis_stream and c->spool_dir/spool_name. Returns NULL
  * with err set only when neither Redis is configured nor a spool can be
  * opened; with Redis empty ("off"), returns NULL and err[0] == '\0'. */
