@@ -30,7 +30,7 @@ export MAILBEACON_CONSENT_COPY=$MB_RUN/consent.cdb # one host, one config: the b
 scenario_start "$server" "$rewrite" edge-w
 metric() { curl -s "http://127.0.0.1:$aport/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 
-printf 'address,state,source,time\ndana@kunde.de,granted,crm,2026-03-12T10:00:00Z\n' > "$MB_RUN/crm.csv"
+printf 'address,state,source,time\ndana@kunde.de,granted,crm,2020-03-12T10:00:00Z\n' > "$MB_RUN/crm.csv"
 "$server" consent import "$MB_RUN/crm.csv" > /dev/null
 "$server" consent copy "$MB_RUN/consent.cdb" > /dev/null
 export MAILBEACON_BASE_URL=http://127.0.0.1:$port MAILBEACON_TRACK_DEFAULT_EU=none
