@@ -15,7 +15,13 @@
 
 struct mb_stream {
   redisContext *redis;
-  char last_id[64];    /* id of the last entry Redis confirmed */
+  char last_id[64]; /* id of the last entry Redis confirmed */
+  /* A replayed group in which Redis refused a record but took later ones
+   * (LOADING while it read its AOF, then ready): the spool keeps them all,
+   * so the next replay searches the entries after this id for every record
+   * (as for the uncertain marker) and adds only those it does not find. */
+  char recheck_after[64];
+  int recheck;
   int up;              /* the last exchange with Redis worked */
   int64_t next_try_us; /* no reconnect before this (CLOCK_MONOTONIC) while down */
   mb_spool *spool;
@@ -163,8 +169,10 @@ static long xadd_group_ex(mb_stream *s, const mb_field *const *records, const si
   size_t nunc = 0;
   char after[64] = "";
   for (size_t i = 0; i < n; i++) {
-    if (!nfields[i] || !is_marker(&records[i][0])) continue;
-    if (!nunc && records[i][0].value_len < sizeof after) { /* the marker holds the last confirmed id */
+    if (!s->recheck && (!nfields[i] || !is_marker(&records[i][0]))) continue;
+    if (s->recheck) {
+      if (!nunc) snprintf(after, sizeof after, "%s", s->recheck_after);
+    } else if (!nunc && records[i][0].value_len < sizeof after) { /* the marker holds the last confirmed id */
       memcpy(after, records[i][0].value, records[i][0].value_len);
       after[records[i][0].value_len] = '\0';
     }
@@ -179,7 +187,7 @@ static long xadd_group_ex(mb_stream *s, const mb_field *const *records, const si
       return 0;
     }
     for (size_t i = 0; i < n; i++) {
-      if (!nfields[i] || !is_marker(&records[i][0])) continue;
+      if (!s->recheck && (!nfields[i] || !is_marker(&records[i][0]))) continue;
       uint64_t h = record_hash(records[i], nfields[i]);
       for (long k = 0; k < got && !present[i]; k++) present[i] = tail[k] == h;
     }
@@ -203,7 +211,7 @@ static long xadd_group_ex(mb_stream *s, const mb_field *const *records, const si
     }
   }
   long stored = 0;
-  int failed = 0;
+  int failed = 0, gap = 0;
   for (size_t i = 0; i < n; i++) {
     if (present[i]) {
       if (!failed) stored++;
@@ -218,14 +226,22 @@ static long xadd_group_ex(mb_stream *s, const mb_field *const *records, const si
     }
     if (reply->type == REDIS_REPLY_STRING && !failed) {
       stored++;
+      /* only the prefix moves it: an uncertain record's marker, or a
+       * recheck, searches after it, which must take in what follows a
+       * refused record */
       if (reply->len < sizeof s->last_id) memcpy(s->last_id, reply->str, reply->len + 1);
     } else if (!failed) {
       failed = 1; /* an error reply: later records were still applied by Redis */
       *uncertain_from = (size_t)stored + 1;
+    } else if (reply->type == REDIS_REPLY_STRING) {
+      gap = 1;
     }
     freeReplyObject(reply);
   }
   free(present);
+  if (gap && !s->recheck) snprintf(s->recheck_after, sizeof s->recheck_after, "%s", s->last_id);
+  if (gap) s->recheck = 1;
+  else if ((size_t)stored == n) s->recheck = 0;
   return stored;
 }
 

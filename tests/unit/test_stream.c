@@ -139,6 +139,7 @@ static struct {
   pthread_mutex_t mu;
   int cut_after, forward; /* armed while cut_after > 0 */
   int seen, cuts;
+  int refuse; /* the next commands answered -LOADING by the proxy, not sent on */
   int lfd, running, stop;
   pthread_t accepter, conns[64];
   int nconns;
@@ -170,31 +171,53 @@ static int unix_connect(const char *path) {
   return -1;
 }
 
-/* One client connection: commands to Redis as they come; Redis's replies
- * back as they come, unless armed: then of the next cut_after replies only
- * the first `forward` go back, and the client's connection is closed. */
+/* Appends n bytes to a growing buffer; -1 when out of memory. */
+static int grow_append(char **buf, size_t *len, size_t *cap, const char *p, size_t n) {
+  if (*len + n > *cap) {
+    size_t c = (*len + n) * 2;
+    char *b = realloc(*buf, c);
+    if (!b) return -1;
+    *buf = b, *cap = c;
+  }
+  memcpy(*buf + *len, p, n);
+  *len += n;
+  return 0;
+}
+
+/* One client connection: commands to Redis as they come, except that while
+ * `refuse` is set the proxy answers the next commands itself with the error
+ * Redis gives while it loads its AOF, as a Redis that restarts does until it
+ * is ready; Redis's replies back as they come, unless armed: then of the
+ * next cut_after replies only the first `forward` go back, and the client's
+ * connection is closed. */
 static void *proxy_conn(void *arg) {
+  static const char loading[] = "-LOADING Redis is loading the dataset in memory\r\n";
   int c = (int)(intptr_t)arg, r = unix_connect(redis_sock);
-  char io[65536], *buf = NULL;
-  size_t len = 0, cap = 0;
+  char io[65536], *buf = NULL, *cmd = NULL;
+  size_t len = 0, cap = 0, clen = 0, ccap = 0;
   while (r >= 0 && !stopping()) {
     struct pollfd p[2] = {{c, POLLIN, 0}, {r, POLLIN, 0}};
     if (poll(p, 2, 50) <= 0) continue;
     if (p[0].revents) {
       ssize_t n = read(c, io, sizeof io);
-      if (n <= 0 || write_all(r, io, (size_t)n) < 0) break;
+      if (n <= 0 || grow_append(&cmd, &clen, &ccap, io, (size_t)n) < 0) break;
+      size_t off = 0, one;
+      int bad = 0;
+      while (!bad && (one = resp_len(cmd + off, clen - off)) > 0) {
+        pthread_mutex_lock(&px.mu);
+        int refused = px.refuse > 0;
+        if (refused) px.refuse--;
+        pthread_mutex_unlock(&px.mu);
+        bad = refused ? write_all(c, loading, sizeof loading - 1) : write_all(r, cmd + off, one);
+        off += one;
+      }
+      if (bad) break;
+      memmove(cmd, cmd + off, clen - off);
+      clen -= off;
     }
     if (p[1].revents) {
       ssize_t n = read(r, io, sizeof io);
-      if (n <= 0) break;
-      if (len + (size_t)n > cap) {
-        cap = (len + (size_t)n) * 2;
-        char *b = realloc(buf, cap);
-        if (!b) break;
-        buf = b;
-      }
-      memcpy(buf + len, io, (size_t)n);
-      len += (size_t)n;
+      if (n <= 0 || grow_append(&buf, &len, &cap, io, (size_t)n) < 0) break;
       size_t off = 0, one;
       int cut = 0;
       while (!cut && (one = resp_len(buf + off, len - off)) > 0) {
@@ -213,7 +236,7 @@ static void *proxy_conn(void *arg) {
       len -= off;
     }
   }
-  free(buf);
+  free(buf), free(cmd);
   close(c);
   if (r >= 0) close(r);
   return NULL;
@@ -243,7 +266,7 @@ static void proxy_start(void) {
   assert_true(px.lfd >= 0);
   assert_int_equal(bind(px.lfd, (struct sockaddr *)&a, sizeof a), 0);
   assert_int_equal(listen(px.lfd, 16), 0);
-  px.stop = 0, px.cut_after = 0, px.cuts = 0, px.nconns = 0;
+  px.stop = 0, px.cut_after = 0, px.cuts = 0, px.nconns = 0, px.refuse = 0;
   assert_int_equal(pthread_create(&px.accepter, NULL, proxy_accept, NULL), 0);
   px.running = 1;
 }
@@ -264,6 +287,13 @@ static void proxy_stop(void) {
 static void proxy_arm(int cut_after, int forward) {
   pthread_mutex_lock(&px.mu);
   px.cut_after = cut_after, px.forward = forward, px.seen = 0;
+  pthread_mutex_unlock(&px.mu);
+}
+
+/* The next k commands are refused (-LOADING) by the proxy, and never reach Redis. */
+static void proxy_refuse(int k) {
+  pthread_mutex_lock(&px.mu);
+  px.refuse = k;
   pthread_mutex_unlock(&px.mu);
 }
 
@@ -718,6 +748,36 @@ static void reply_lost_is_spooled_uncertain_and_not_added_twice(void **state) {
   mb_stream_free(s);
 }
 
+/* Redis restarting reads its AOF and answers -LOADING until it is ready:
+ * in one pipeline the first records are refused and the later ones taken.
+ * Each record still reaches the stream exactly once, whether the pipeline
+ * was a replay of the spool or new records. */
+static void refused_then_taken_in_one_pipeline_is_added_once(void **state) {
+  (void)state;
+  size_t spooled;
+  mb_stream *s = open_stream(proxy_addr, "t:load", "load.spool");
+  /* the proxy not there yet: Redis is down, 10 records spooled */
+  assert_int_equal(add_batch(s, 0, 10, 0, &spooled), 0);
+  assert_int_equal(spooled, 10);
+  proxy_start();
+  proxy_refuse(3);
+  assert_int_equal(mb_stream_flush_spool(s), 0); /* 0..2 refused, 3..9 taken: none of the spool's prefix */
+  stream_holds_range("t:load", 3, 9);
+  assert_true(mb_stream_spool_bytes(s) > 0);
+  assert_int_equal(mb_stream_flush_spool(s), 10); /* 3..9 found in the stream, 0..2 added */
+  assert_int_equal(mb_stream_spool_bytes(s), 0);
+  stream_holds("t:load", (const int[]){3, 4, 5, 6, 7, 8, 9, 0, 1, 2}, 10);
+
+  /* new records: 10 and 11 refused, 12..14 taken; 10 is spooled, 11..14 behind the marker */
+  proxy_refuse(2);
+  assert_int_equal(add_batch(s, 10, 5, 0, &spooled), 0);
+  assert_int_equal(spooled, 5);
+  assert_int_equal(add_batch(s, 15, 1, 0, &spooled), 1); /* replays first */
+  assert_int_equal(mb_stream_spool_bytes(s), 0);
+  stream_holds("t:load", (const int[]){3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 12, 13, 14, 10, 11, 15}, 16);
+  mb_stream_free(s);
+}
+
 static int group_setup(void **state) {
   (void)state;
   signal(SIGPIPE, SIG_IGN); /* as mailbeacon-server: a write to a killed Redis's socket is EPIPE */
@@ -761,6 +821,7 @@ int main(void) {
                                      T(add_batch_spools_while_down_and_retries_at_most_every_retry_ms),
                                      T(lost_without_redis_and_spool),
                                      T(uncertain_record_in_the_tail_is_not_added_again),
-                                     T(reply_lost_is_spooled_uncertain_and_not_added_twice)};
+                                     T(reply_lost_is_spooled_uncertain_and_not_added_twice),
+                                     T(refused_then_taken_in_one_pipeline_is_added_once)};
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
