@@ -41,6 +41,7 @@ static void usage(FILE *f) {
           "       " PROG " [--config FILE] --explain URL\n"
           "       " PROG " [--config FILE] --print-config\n"
           "       " PROG " [--config FILE] --check     check the configuration, keys, spool, Redis, consent copy\n"
+          "       " PROG " --version\n"
           "Every config key K can be set with the environment variable MAILBEACON_<K>.\n");
 }
 
@@ -148,6 +149,7 @@ int main(int argc, char **argv) {
                                        {"reinject", no_argument, 0, 'R'},
                                        {"verbose", no_argument, 0, 'v'},
                                        {"help", no_argument, 0, 'h'},
+                                       {"version", no_argument, 0, 'V'},
                                        {0, 0, 0, 0}};
   const char *config = NULL, *sender = NULL, *login = NULL, *client_ip = NULL, *keygen_path = NULL, *explain_url = NULL,
              *milter_spec = NULL;
@@ -173,6 +175,10 @@ int main(int argc, char **argv) {
     case 'v': verbose = 1; break;
     case 'h':
       usage(stdout);
+      free(rcpts);
+      return 0;
+    case 'V':
+      printf(PROG " %s\n", MB_VERSION);
       free(rcpts);
       return 0;
     default:

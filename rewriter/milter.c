@@ -9,6 +9,7 @@
 #include "milter.h"
 
 #include "frontend.h"
+#include "mailbeacon/clock.h"
 #include "mailbeacon/log.h"
 #include "mime.h"
 #include "mailbeacon/stream.h"
@@ -30,6 +31,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 
 #include <libmilter/mfapi.h>
 
@@ -514,15 +516,18 @@ static void *reload_on_signal(void *arg) {
     int sig;
     if (sigwait(&set, &sig) != 0) continue;
     char err[1024];
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%lld", (long long)mb_mono_us()); /* READY=1 follows */
     if (mb_log_to_file() && mb_log_reopen(err, sizeof err) < 0) mb_log_errx("SIGUSR1: %s; still logging here", err);
     mb_keyring *fresh = mb_keyring_load(g_cfg->key_file, err, sizeof err);
     if (!fresh || ring_replace(fresh) < 0) {
       if (fresh) snprintf(err, sizeof err, "out of memory");
       mb_keyring_free(fresh);
       mb_log_errx("SIGUSR1: keys not reloaded: %s; the loaded ones go on signing", err);
+      sd_notify(0, "READY=1\nSTATUS=keys not reloaded; the loaded ones go on signing");
       continue;
     }
     mb_log_info("SIGUSR1: %zu keys loaded, key %u signs", fresh->nkeys, fresh->sign->id);
+    sd_notify(0, "READY=1\nSTATUS=keys reloaded");
   }
   return NULL;
 }
@@ -586,7 +591,10 @@ int mb_milter_run(const mb_config *cfg, mb_keyring *ring, const char *socket_spe
   if (path) chmod(path, 0660);
   bound_spec(socket_spec, path ? 0 : tcp_listener_setup(), shown, sizeof shown);
   mb_log_info("milter listening on %s", shown);
+  /* the socket takes connections from here on (systemd's Type=notify) */
+  sd_notifyf(0, "READY=1\nSTATUS=listening on %s", shown);
   int rc = smfi_main();
+  sd_notify(0, "STOPPING=1");
   if (path) unlink(path);
   mb_log_info("milter stopped: %lu rewritten, %lu passed unchanged, %lu failed (accepted or tempfailed)",
               atomic_load(&n_rewritten), atomic_load(&n_skipped), atomic_load(&n_failed));

@@ -1549,17 +1549,6 @@ int mb_batcher_check(const mb_config *cfg, char *err, size_t errlen) {
     snprintf(err, errlen, "the batcher needs postgres and redis set");
     return -1;
   }
-  PGconn *db = mb_pg_connect(cfg->postgres, err, errlen);
-  if (!db) {
-    mb_log_warnx("%s; the batcher will keep trying", err);
-    return 0;
-  }
-  int pending = mb_pg_pending(db, err, errlen);
-  PQfinish(db);
-  if (pending > 0) {
-    snprintf(err, errlen, "the PostgreSQL schema is not current: run mailbeacon-server migrate");
-    return -1;
-  }
   return 0;
 }
 

@@ -25,10 +25,10 @@
 
 typedef struct mb_batcher mb_batcher;
 
-/* Before starting: postgres and redis must be set, and the schema current
- * when PostgreSQL answers (when it does not, that is logged and the
- * batcher keeps trying once started). 0, or -1 with err set: a setup
- * error, not worth starting. */
+/* Before starting: postgres and redis must be set. PostgreSQL down or its
+ * schema not current is logged once started, and the batcher keeps trying
+ * (a schema every 5 s). 0, or -1 with err set: a setup error, not worth
+ * starting. */
 int mb_batcher_check(const mb_config *cfg, char *err, size_t errlen);
 
 /* Starts the batcher thread, a consumer named after edge_id (or the host)

@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "webhook.h"
 
+#include "mailbeacon/clock.h"
 #include "mailbeacon/config.h"
 #include "mailbeacon/log.h"
 
@@ -31,6 +32,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sysexits.h>
+#include <systemd/sd-daemon.h>
 
 #define PROG "mailbeacon-server"
 
@@ -52,6 +54,7 @@ static void usage(FILE *f) {
              "       " PROG " forget ADDRESS --reason TEXT [--config FILE]\n"
              "                                         erase an address, keep it suppressed\n"
              "       " PROG " export ADDRESS [--config FILE]   everything stored about an address, as JSON\n"
+             "       " PROG " --version\n"
              "Every config key K can be set with the environment variable MAILBEACON_<K>.\n");
 }
 
@@ -157,10 +160,14 @@ static int serve(const mb_config *cfg, int edge_role, int batcher_role, int api_
                   mb_api_tls(api) ? "HTTPS" : "HTTP", admin_addr, mb_admin_port(admin));
   }
 
+  /* every role started: ready (systemd's Type=notify; nothing without NOTIFY_SOCKET) */
+  sd_notifyf(0, "READY=1\nSTATUS=serving:%s%s%s", edge ? " edge" : "", batcher ? " batcher" : "",
+             api ? " rep-api" : "");
   for (;;) {
     int sig;
     if (sigwait(&sigs, &sig) != 0) continue;
     if (sig != SIGHUP) break;
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%lld", (long long)mb_mono_us()); /* READY=1 follows */
     if (mb_log_to_file()) {
       if (mb_log_reopen(err, sizeof err) < 0) mb_log_errx("SIGHUP: %s; still logging here", err);
       else mb_log_info("SIGHUP: log reopened");
@@ -169,7 +176,9 @@ static int serve(const mb_config *cfg, int edge_role, int batcher_role, int api_
     if (batcher) mb_batcher_reload(batcher);
     if (api) mb_api_reload(api);
     if (hooks) mb_webhooks_reload(hooks);
+    sd_notify(0, "READY=1");
   }
+  sd_notify(0, "STOPPING=1");
 
   mb_admin_stop(admin); /* first: it reads the edge's queue */
   mb_api_stop(api);
@@ -184,10 +193,11 @@ static int serve(const mb_config *cfg, int edge_role, int batcher_role, int api_
 }
 
 int main(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"config", required_argument, 0, 'c'}, {"role", required_argument, 0, 'r'}, {"since", required_argument, 0, 's'},
-      {"until", required_argument, 0, 'u'},  {"days", required_argument, 0, 'd'}, {"format", required_argument, 0, 'f'},
-      {"reason", required_argument, 0, 'w'}, {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
+  static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"role", required_argument, 0, 'r'},
+                                       {"since", required_argument, 0, 's'},  {"until", required_argument, 0, 'u'},
+                                       {"days", required_argument, 0, 'd'},   {"format", required_argument, 0, 'f'},
+                                       {"reason", required_argument, 0, 'w'}, {"help", no_argument, 0, 'h'},
+                                       {"version", no_argument, 0, 'V'},      {0, 0, 0, 0}};
   const char *config = NULL, *role = "all", *since = NULL, *until = NULL, *days = NULL, *format = NULL, *reason = NULL;
   int c;
   while ((c = getopt_long(argc, argv, "c:r:h", opts, NULL)) != -1) {
@@ -200,6 +210,7 @@ int main(int argc, char **argv) {
     case 'f': format = optarg; break;
     case 'w': reason = optarg; break;
     case 'h': usage(stdout); return 0;
+    case 'V': printf(PROG " %s\n", MB_VERSION); return 0;
     default: usage(stderr); return EX_USAGE;
     }
   }

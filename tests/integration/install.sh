@@ -2,8 +2,9 @@
 # cmake --install into a staging prefix: the programs in PREFIX/sbin and
 # runnable from there, the shipped configuration and the classifier's rules
 # in PREFIX/etc/mailbeacon (a package configures SYSCONFDIR /etc), the
-# documentation in PREFIX/share/doc/mailbeacon; the installed programs read
-# the installed configuration.
+# documentation in PREFIX/share/doc/mailbeacon, the systemd units in
+# PREFIX/lib/systemd/system; the installed programs read the installed
+# configuration; systemd-analyze rates every unit's exposure "OK" or better.
 # usage: install.sh BUILD_DIR
 set -euo pipefail
 build=$1
@@ -25,4 +26,23 @@ env -i PATH=/usr/bin:/bin "$stage/usr/sbin/mailbeacon-rewrite" --config "$stage/
 grep -qx 'ip_truncate = yes' "$stage/printed" || fail "the installed configuration is not the shipped one"
 cmp -s "$stage/usr/etc/mailbeacon/mailbeacon.rules" "$(dirname "$0")/../../rules/mailbeacon.rules" ||
   fail "the installed rules differ"
+units=$stage/usr/lib/systemd/system
+for u in mailbeacon-edge.service mailbeacon-batcher.service mailbeacon-api.service mailbeacon-milter.service \
+  mailbeacon-maintain.service mailbeacon-maintain.timer; do
+  [ -f "$units/$u" ] || fail "$u not installed"
+done
+grep -q '^ExecStart=/.*/mailbeacon-server --config /.*/mailbeacon/mailbeacon.conf --role edge$' \
+  "$units/mailbeacon-edge.service" || fail "the edge unit: $(grep ExecStart "$units/mailbeacon-edge.service")"
+grep -q '^ExecReload=/bin/kill -USR1 \$MAINPID$' "$units/mailbeacon-milter.service" ||
+  fail "the milter unit does not reload with SIGUSR1"
+if command -v systemd-analyze > /dev/null; then
+  for u in "$units"/mailbeacon-*.service; do
+    line=$(systemd-analyze security --offline=true --no-pager "$u" 2>&1 | grep 'Overall exposure level') ||
+      fail "systemd-analyze security $(basename "$u"): $(systemd-analyze security --offline=true "$u" 2>&1 | tail -3)"
+    echo "$line"
+    [[ $line =~ ' '(SAFE|OK)' ' ]] || fail "$(basename "$u") is not rated OK or better: $line"
+  done
+else
+  echo "NOTE: no systemd-analyze here: the units' exposure not rated"
+fi
 echo "install: all checks passed"
