@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 typedef enum { T_STR, T_URL, T_LIST, T_ADDRMAP, T_DOMAIN, T_SIZE, T_NUM, T_BOOL, T_CHOICE, T_COUNTRIES } key_type;
@@ -398,6 +399,11 @@ int mb_config_parse(mb_config *c, const char *name, const char *text, size_t len
     if (mb_config_set(c, k, v, origin, err, errlen) < 0) return -1;
   }
   return 0;
+}
+
+const char *mb_config_path(const char *given) {
+  if (given) return given;
+  return access(MB_DEFAULT_CONFIG, F_OK) == 0 ? MB_DEFAULT_CONFIG : NULL;
 }
 
 int mb_config_load(mb_config *c, const char *path, char *err, size_t errlen) {

@@ -185,9 +185,16 @@ int mb_keyring_keygen(const char *path, char *err, size_t errlen) {
   int n = 0, rc = -1, fd = -1;
   char tmp[4096] = "";
   FILE *out = NULL;
-  if (access(path, F_OK) == 0) {
+  struct stat was = {0};
+  int existed = access(path, F_OK) == 0;
+  if (existed) {
     FILE *f = open_private(path, err, errlen);
     if (!f) goto done;
+    if (fstat(fileno(f), &was) < 0) {
+      snprintf(err, errlen, "%s: %s", path, strerror(errno));
+      fclose(f);
+      goto done;
+    }
     n = parse_keys(path, f, pk, err, errlen);
     fclose(f);
     if (n < 0) goto done;
@@ -222,6 +229,13 @@ int mb_keyring_keygen(const char *path, char *err, size_t errlen) {
   if (fd < 0) {
     snprintf(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
     tmp[0] = '\0';
+    goto done;
+  }
+  /* a rotation keeps the ring's owner: root rotating the ring of the
+   * services' user must not leave them a file they cannot read */
+  if (existed && (was.st_uid != geteuid() || was.st_gid != getegid()) && fchown(fd, was.st_uid, was.st_gid) < 0) {
+    snprintf(err, errlen, "%s: cannot keep its owner %u:%u: %s; run this as that user or as root", path,
+             (unsigned)was.st_uid, (unsigned)was.st_gid, strerror(errno));
     goto done;
   }
   out = fdopen(fd, "w");

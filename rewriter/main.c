@@ -192,6 +192,7 @@ int main(int argc, char **argv) {
     free(rcpts);
     return EX_USAGE;
   }
+  config = mb_config_path(config);
   if (keygen_path) rc = keygen(keygen_path);
   else if (check) rc = mb_rewrite_check(config);
   else if (explain_url || print_config) rc = config_command(config, explain_url);

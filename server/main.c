@@ -247,6 +247,7 @@ int main(int argc, char **argv) {
   }
   static mb_config cfg;
   char err[1024];
+  config = mb_config_path(config);
   if (mb_config_load(&cfg, config, err, sizeof err) < 0) {
     fprintf(stderr, PROG ": %s\n", err);
     return EX_CONFIG;

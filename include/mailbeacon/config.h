@@ -97,6 +97,12 @@ typedef struct mb_config {
   mb_addr_map alert_share_parsed; /* shared addresses, lower-cased, each with a rep who reads its alerts */
 } mb_config;
 
+/* The file to read when the command line names none: the installed one
+ * (SYSCONFDIR/mailbeacon/mailbeacon.conf, /etc/mailbeacon/mailbeacon.conf
+ * from the package) when it exists, else NULL (defaults and environment
+ * only). `given` when it is set. Thread-safe. */
+const char *mb_config_path(const char *given);
+
 /* Fills c with defaults, then the file at path (NULL: no file), then the
  * environment. Returns 0, or -1 with a message in err. */
 int mb_config_load(mb_config *c, const char *path, char *err, size_t errlen);

@@ -51,6 +51,16 @@ static void keygen_creates_and_rotates(void **state) {
   assert_int_equal(v.key_id, 1);
   mb_keyring_free(r1);
   mb_keyring_free(r2);
+
+  /* a rotation keeps the owner (root rotating the services' ring) */
+  if (geteuid() == 0) {
+    assert_int_equal(chown(f, 1, 1), 0);
+    assert_int_equal(mb_keyring_keygen(f, err, sizeof err), 3);
+    assert_int_equal(stat(f, &st), 0);
+    assert_int_equal(st.st_uid, 1);
+    assert_int_equal(st.st_gid, 1);
+    assert_int_equal(st.st_mode & 0777, 0600);
+  }
 }
 
 static void refuses_readable_file(void **state) {
