@@ -14,6 +14,25 @@ packages=(
   debhelper                                                     # the Debian package (dpkg-buildpackage; debian/)
   chromium fonts-dejavu-core                                    # the browser test (tests/browser): Debian's Chromium, a font
 )
+# `install-deps.sh build`: only what building and the unit tests (ctest -L unit) need, as the
+# image's build stage (docker/Dockerfile) installs it: the compilers, every -dev library above
+# (cmocka and libpq's among them) and the redis-server unit_stream starts; not the fuzzing
+# toolchain, PostgreSQL, Postfix, Chromium nor the npm package.
+mode=${1:-all}
+case $mode in
+  all) ;;
+  build)
+    build=(build-essential cmake pkg-config redis-server)
+    for p in "${packages[@]}"; do
+      case $p in libclang-*) ;; lib*-dev) build+=("$p") ;; esac
+    done
+    packages=("${build[@]}")
+    ;;
+  *)
+    echo "usage: $0 [build]" >&2
+    exit 64
+    ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,6 +49,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+if [ "$mode" = build ]; then exit 0; fi
 # playwright-core drives the system Chromium (/usr/bin/chromium): it downloads no browser of its own
 browser=$(cd "$(dirname "$0")/../tests/browser" && pwd)
 want=$(sed -n 's/.*"playwright-core": "\(.*\)".*/\1/p' "$browser/package.json")

@@ -2,7 +2,8 @@
 # Checks the C sources are formatted (.clang-format), builds mailbeacon and
 # runs every test: plain, then under AddressSanitizer
 # and UndefinedBehaviorSanitizer, then each libFuzzer target for a bounded
-# time (FUZZ_SECONDS each, default 30). Installs missing Debian packages first.
+# time (FUZZ_SECONDS each, default 30), then the compose stack under Podman
+# (MB_SKIP_CONTAINERS=1 skips that). Installs missing Debian packages first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -50,4 +51,13 @@ fuzz fuzz_hookfile tests/fuzz/corpus -max_len=20000
 fuzz fuzz_consent tests/fuzz/corpus -max_len=20000
 fuzz fuzz_html "$seeds_html" -max_len=65536
 fuzz fuzz_message tests/data -max_len=200000 -rss_limit_mb=4096
+
+# the compose stack (docker/) under rootful Podman, once (docs/containers.md); CI runs it,
+# MB_SKIP_CONTAINERS=1 leaves it out of a local run
+if [ "${MB_SKIP_CONTAINERS:-}" = 1 ]; then
+  echo "== containers (Podman): skipped (MB_SKIP_CONTAINERS=1)"
+else
+  echo "== containers (Podman)"
+  bash tests/containers/compose.sh
+fi
 echo "all tests passed"
