@@ -4,6 +4,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,11 +106,27 @@ static FILE *open_private(const char *path, char *err, size_t errlen) {
   return f;
 }
 
+/* The SHA-256 context that has absorbed one block: the secret XOR pad
+ * (HMAC's inner 0x36 or outer 0x5c), for a key shorter than the block. */
+static EVP_MD_CTX *keyed_half(const uint8_t secret[MB_KEY_BYTES], uint8_t pad) {
+  uint8_t block[64];
+  memset(block, pad, sizeof block);
+  for (size_t i = 0; i < MB_KEY_BYTES; i++) block[i] ^= secret[i];
+  EVP_MD_CTX *c = EVP_MD_CTX_new();
+  if (c && (!EVP_DigestInit_ex2(c, EVP_sha256(), NULL) || !EVP_DigestUpdate(c, block, sizeof block))) {
+    EVP_MD_CTX_free(c);
+    c = NULL;
+  }
+  OPENSSL_cleanse(block, sizeof block);
+  return c;
+}
+
 mb_keyring *mb_keyring_from_keys(const uint8_t (*secrets)[MB_KEY_BYTES], const uint8_t *ids, size_t n,
                                  size_t sign_index) {
   if (n == 0 || n > MB_MAX_KEYS || sign_index >= n || sodium_init() < 0) return NULL;
   mb_keyring *r = calloc(1, sizeof *r + n * sizeof(mb_key));
   if (!r) return NULL;
+  r->nkeys = n; /* for mb_keyring_free on the way: the rest is zeroed */
   for (size_t i = 0; i < n; i++) {
     mb_key *k = &r->keys[i];
     if (ids[i] == 0 || r->by_id[ids[i]]) {
@@ -115,12 +135,58 @@ mb_keyring *mb_keyring_from_keys(const uint8_t (*secrets)[MB_KEY_BYTES], const u
     }
     k->id = ids[i];
     memcpy(k->secret, secrets[i], MB_KEY_BYTES);
-    crypto_auth_hmacsha256_init(&k->keyed, k->secret, MB_KEY_BYTES);
+    k->inner = keyed_half(k->secret, 0x36);
+    k->outer = keyed_half(k->secret, 0x5c);
+    if (!k->inner || !k->outer) {
+      mb_keyring_free(r);
+      return NULL;
+    }
     r->by_id[k->id] = k;
   }
-  r->nkeys = n;
   r->sign = &r->keys[sign_index];
   return r;
+}
+
+/* Each thread's scratch context, freed by the key's destructor when the
+ * thread exits. */
+static _Thread_local EVP_MD_CTX *scratch;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_made;
+
+static void scratch_free(void *c) {
+  EVP_MD_CTX_free(c);
+  scratch = NULL;
+}
+
+static void scratch_key_make(void) { scratch_key_made = pthread_key_create(&scratch_key, scratch_free) == 0; }
+
+static EVP_MD_CTX *thread_scratch(void) {
+  if (scratch) return scratch;
+  if (pthread_once(&scratch_once, scratch_key_make) != 0 || !scratch_key_made) return NULL;
+  EVP_MD_CTX *c = EVP_MD_CTX_new();
+  if (!c) return NULL;
+  if (pthread_setspecific(scratch_key, c) != 0) {
+    EVP_MD_CTX_free(c);
+    return NULL;
+  }
+  return scratch = c;
+}
+
+/* HMAC(k, m) = H(k ^ opad || H(k ^ ipad || m)): both halves start from
+ * the contexts keyed at load. EVP_MD_CTX_copy_ex was the fastest way
+ * measured with OpenSSL 3.0 (bench/mb-bench-hmac.c, bench/RESULTS.md). */
+int mb_key_hmac(const mb_key *k, const mb_hmac_part *parts, size_t n, uint8_t mac[MB_HMAC_BYTES]) {
+  EVP_MD_CTX *c = thread_scratch();
+  uint8_t in[MB_HMAC_BYTES];
+  int ok = c && EVP_MD_CTX_copy_ex(c, k->inner);
+  for (size_t i = 0; ok && i < n; i++) ok = parts[i].len == 0 || EVP_DigestUpdate(c, parts[i].data, parts[i].len);
+  ok = ok && EVP_DigestFinal_ex(c, in, NULL) && EVP_MD_CTX_copy_ex(c, k->outer) && EVP_DigestUpdate(c, in, sizeof in) &&
+       EVP_DigestFinal_ex(c, mac, NULL);
+  OPENSSL_cleanse(in, sizeof in);
+  if (c) EVP_MD_CTX_reset(c); /* OpenSSL zeroes the state it frees */
+  if (!ok) OPENSSL_cleanse(mac, MB_HMAC_BYTES);
+  return ok ? 0 : -1;
 }
 
 mb_keyring *mb_keyring_load(const char *path, char *err, size_t errlen) {
@@ -159,7 +225,7 @@ mb_keyring *mb_keyring_load(const char *path, char *err, size_t errlen) {
   r = mb_keyring_from_keys((const uint8_t(*)[MB_KEY_BYTES])secrets, ids, (size_t)n, sign);
   sodium_memzero(secrets, (size_t)n * MB_KEY_BYTES);
   free(secrets);
-  if (!r) snprintf(err, errlen, "out of memory");
+  if (!r) snprintf(err, errlen, "out of memory (or libcrypto has no SHA-256)");
 done:
   if (pk) {
     sodium_memzero(pk, MB_MAX_KEYS * sizeof *pk);
@@ -171,6 +237,10 @@ done:
 
 void mb_keyring_free(mb_keyring *ring) {
   if (!ring) return;
+  for (size_t i = 0; i < ring->nkeys; i++) { /* OpenSSL zeroes the states it frees */
+    EVP_MD_CTX_free(ring->keys[i].inner);
+    EVP_MD_CTX_free(ring->keys[i].outer);
+  }
   sodium_memzero(ring, sizeof *ring + ring->nkeys * sizeof(mb_key));
   free(ring);
 }

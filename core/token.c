@@ -2,6 +2,7 @@
 
 #include "mailbeacon/codec.h"
 
+#include <openssl/crypto.h>
 #include <string.h>
 
 static const char mac_domain[] = "mailbeacon";
@@ -15,6 +16,7 @@ const char *mb_token_strerror(int code) {
   case MB_TOKEN_EKEY: return "unknown key id";
   case MB_TOKEN_EMAC: return "signature does not match";
   case MB_TOKEN_EURL: return "target URL too long";
+  case MB_TOKEN_ECRYPTO: return "libcrypto failed (out of memory)";
   default: return "unknown error";
   }
 }
@@ -29,23 +31,19 @@ static void pack_header(const mb_token *t, uint8_t h[MB_TOKEN_HEADER]) {
   h[21] = (uint8_t)t->link;
 }
 
-static void compute_mac(const mb_key *k, const uint8_t h[MB_TOKEN_HEADER], const char *url, size_t url_len,
-                        uint8_t mac[crypto_auth_hmacsha256_BYTES]) {
-  crypto_auth_hmacsha256_state st = k->keyed;
-  crypto_auth_hmacsha256_update(&st, (const uint8_t *)mac_domain, sizeof mac_domain - 1);
-  crypto_auth_hmacsha256_update(&st, h, MB_TOKEN_HEADER);
-  if (url_len) crypto_auth_hmacsha256_update(&st, (const uint8_t *)url, url_len);
-  crypto_auth_hmacsha256_final(&st, mac);
-  sodium_memzero(&st, sizeof st);
+static int compute_mac(const mb_key *k, const uint8_t h[MB_TOKEN_HEADER], const char *url, size_t url_len,
+                       uint8_t mac[MB_HMAC_BYTES]) {
+  const mb_hmac_part parts[] = {{mac_domain, sizeof mac_domain - 1}, {h, MB_TOKEN_HEADER}, {url, url_len}};
+  return mb_key_hmac(k, parts, 3, mac);
 }
 
 int mb_token_encode(const mb_keyring *ring, mb_token *t, const char *url, size_t url_len, char out[MB_TOKEN_LEN]) {
   if (url_len > MB_URL_MAX) return MB_TOKEN_EURL;
-  uint8_t raw[MB_TOKEN_RAW], mac[crypto_auth_hmacsha256_BYTES];
+  uint8_t raw[MB_TOKEN_RAW], mac[MB_HMAC_BYTES];
   t->version = MB_TOKEN_VERSION;
   t->key_id = ring->sign->id;
   pack_header(t, raw);
-  compute_mac(ring->sign, raw, url, url_len, mac);
+  if (compute_mac(ring->sign, raw, url, url_len, mac) < 0) return MB_TOKEN_ECRYPTO;
   memcpy(raw + MB_TOKEN_HEADER, mac, MB_TOKEN_MAC);
   mb_b64url_encode(out, raw, MB_TOKEN_RAW);
   return MB_TOKEN_OK;
@@ -72,14 +70,14 @@ int mb_token_decode(const char *text, size_t len, mb_token *t) {
 
 int mb_token_verify(const mb_keyring *ring, const char *text, size_t len, mb_kind kind, const char *url, size_t url_len,
                     mb_token *t) {
-  uint8_t raw[MB_TOKEN_RAW], mac[crypto_auth_hmacsha256_BYTES];
+  uint8_t raw[MB_TOKEN_RAW], mac[MB_HMAC_BYTES];
   int rc = decode_raw(text, len, raw, t);
   if (rc != MB_TOKEN_OK) return rc;
   if (t->kind != kind) return MB_TOKEN_EKIND;
   if (url_len > MB_URL_MAX) return MB_TOKEN_EURL;
   const mb_key *k = ring->by_id[t->key_id];
   if (!k) return MB_TOKEN_EKEY;
-  compute_mac(k, raw, url, url_len, mac);
-  if (sodium_memcmp(mac, raw + MB_TOKEN_HEADER, MB_TOKEN_MAC) != 0) return MB_TOKEN_EMAC;
+  if (compute_mac(k, raw, url, url_len, mac) < 0) return MB_TOKEN_ECRYPTO;
+  if (CRYPTO_memcmp(mac, raw + MB_TOKEN_HEADER, MB_TOKEN_MAC) != 0) return MB_TOKEN_EMAC;
   return MB_TOKEN_OK;
 }

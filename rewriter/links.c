@@ -55,16 +55,17 @@ size_t mb_links_rewrite(void *ctx, const char *href, size_t n, char *out, size_t
   if (!mb_link_trackable(l, url, ul) || l->n >= 65535) return 0;
   size_t need = l->base_len + 3 + MB_TOKEN_LEN + 3 + mb_pct_encoded_len(url, ul);
   if (need > cap || need > MB_TRACKING_URL_MAX) return 0; /* left as it is, still working */
+  mb_token t = {.kind = MB_KIND_CLICK, .recipient = l->recipient, .link = (uint16_t)(l->n + 1)};
+  memcpy(t.message, l->message, 16);
+  char tok[MB_TOKEN_LEN];
+  if (mb_token_encode(l->ring, &t, url, ul, tok) != MB_TOKEN_OK) return 0;
   if (mb_grow(&l->off, &l->cap, l->n + 1, sizeof *l->off, 64) < 0) return 0;
   l->off[l->n] = l->urls.len;
   if (mb_buf_append(&l->urls, url, ul) < 0) return 0;
-  mb_token t = {.kind = MB_KIND_CLICK, .recipient = l->recipient, .link = (uint16_t)(l->n + 1)};
-  memcpy(t.message, l->message, 16);
   char *o = out;
   memcpy(o, l->base, l->base_len), o += l->base_len;
   memcpy(o, "/c/", 3), o += 3;
-  mb_token_encode(l->ring, &t, url, ul, o);
-  o += MB_TOKEN_LEN;
+  memcpy(o, tok, MB_TOKEN_LEN), o += MB_TOKEN_LEN;
   memcpy(o, "?u=", 3), o += 3;
   o += mb_pct_encode(o, url, ul);
   l->n++;
@@ -98,7 +99,7 @@ int mb_links_pixel(const mb_links *l, mb_buf *out) {
   mb_token t = {.kind = MB_KIND_OPEN, .recipient = l->recipient, .link = 0};
   memcpy(t.message, l->message, 16);
   char tok[MB_TOKEN_LEN];
-  mb_token_encode(l->ring, &t, NULL, 0, tok);
+  if (mb_token_encode(l->ring, &t, NULL, 0, tok) != MB_TOKEN_OK) return -1;
   int rc = mb_buf_puts(out, "<img src=\"");
   for (size_t i = 0; i < l->base_len; i++)
     rc |= l->base[i] == '&' ? mb_buf_puts(out, "&amp;") : mb_buf_append(out, &l->base[i], 1);
@@ -117,7 +118,7 @@ int mb_links_honeypot(const mb_links *l, mb_buf *out) {
   mb_token t = {.kind = MB_KIND_HONEYPOT, .recipient = l->recipient, .link = 0};
   memcpy(t.message, l->message, 16);
   char tok[MB_TOKEN_LEN];
-  mb_token_encode(l->ring, &t, NULL, 0, tok);
+  if (mb_token_encode(l->ring, &t, NULL, 0, tok) != MB_TOKEN_OK) return -1;
   int rc = mb_buf_puts(out, "<a href=\"");
   for (size_t i = 0; i < l->base_len; i++)
     rc |= l->base[i] == '&' ? mb_buf_puts(out, "&amp;") : mb_buf_append(out, &l->base[i], 1);
@@ -135,7 +136,7 @@ int mb_links_withdraw_url(const mb_links *l, mb_buf *out) {
   mb_token t = {.kind = MB_KIND_WITHDRAW, .recipient = l->recipient, .link = 0};
   memcpy(t.message, l->message, 16);
   char tok[MB_TOKEN_LEN];
-  mb_token_encode(l->ring, &t, NULL, 0, tok);
+  if (mb_token_encode(l->ring, &t, NULL, 0, tok) != MB_TOKEN_OK) return -1;
   return mb_buf_append(out, l->base, l->base_len) | mb_buf_puts(out, "/w/") | mb_buf_append(out, tok, MB_TOKEN_LEN) ? -1
                                                                                                                     : 0;
 }

@@ -6,7 +6,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev clang-format  # compilers, libFuzzer, sanitizers, the format check
-  libgmime-3.0-dev libsodium-dev uuid-dev libhiredis-dev zlib1g-dev libcdb-dev libmilter-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libsystemd-dev  # the libraries
+  libgmime-3.0-dev libsodium-dev libssl-dev uuid-dev libhiredis-dev zlib1g-dev libcdb-dev libmilter-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libsystemd-dev  # the libraries
   libcmocka-dev python3 python3-html5lib curl wrk iproute2 openssl  # tests (iproute2: ip for the roles test's network namespace, ss; openssl: a certificate for the rep API's HTTPS)
   redis-server redis-tools                                      # private Redis for tests and the demo
   postgresql-15 postgresql-client-15 libpq-dev                  # private PostgreSQL for the batcher

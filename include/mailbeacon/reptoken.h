@@ -10,7 +10,10 @@
  * address, and an HMAC-SHA256 (32 bytes) over a domain string and all
  * that comes before it.
  *
- * No I/O, no allocation; thread-safe (the ring is only read). */
+ * No I/O; thread-safe, no lock (the ring is only read); the HMAC is
+ * mb_key_hmac's (keys.h), whose copied OpenSSL state is allocated and freed
+ * per call: libcrypto failing makes no token (-1) and refuses one
+ * (MB_REPTOKEN_EMAC). */
 #ifndef MAILBEACON_REPTOKEN_H
 #define MAILBEACON_REPTOKEN_H
 
@@ -38,7 +41,7 @@ const char *mb_reptoken_strerror(int code);
 /* Writes the token of address (1 to MB_REPTOKEN_ADDR_MAX bytes with an '@',
  * no control characters) expiring at expires (seconds since the epoch)
  * into out (MB_REPTOKEN_MAX bytes) with its NUL. Returns its length, or -1
- * when the address is not one. */
+ * when the address is not one (or libcrypto failed). */
 int mb_reptoken_make(const mb_keyring *ring, const char *address, int64_t expires, char out[MB_REPTOKEN_MAX]);
 
 /* Checks the len bytes of text at time now (seconds since the epoch).

@@ -9,7 +9,10 @@
  *   20..21 link index, big endian (0 for opens and honeypots)
  *   22..35 MAC: HMAC-SHA256(key, "mailbeacon" || bytes 0..21 || url), first 14 bytes
  * The url is the click target and is empty for the other kinds.
- * All functions are thread-safe; none allocate. */
+ * All functions are thread-safe and take no lock. mb_token_encode and
+ * mb_token_verify compute the MAC with mb_key_hmac (keys.h): OpenSSL
+ * allocates and frees its copied state, and a failure of libcrypto is
+ * MB_TOKEN_ECRYPTO (nothing written; never a valid token). */
 #ifndef MAILBEACON_TOKEN_H
 #define MAILBEACON_TOKEN_H
 
@@ -53,14 +56,16 @@ enum {
   MB_TOKEN_EKIND = -3,    /* not the kind expected */
   MB_TOKEN_EKEY = -4,     /* key id not in the ring */
   MB_TOKEN_EMAC = -5,     /* MAC does not match */
-  MB_TOKEN_EURL = -6      /* url too long */
+  MB_TOKEN_EURL = -6,     /* url too long */
+  MB_TOKEN_ECRYPTO = -7   /* libcrypto failed (out of memory): refuse */
 };
 
 /* Short English text for a MB_TOKEN_* code. */
 const char *mb_token_strerror(int code);
 
 /* Signs t with the ring's signing key (t->key_id is ignored and set) and
- * writes MB_TOKEN_LEN characters to out (no NUL). */
+ * writes MB_TOKEN_LEN characters to out (no NUL). MB_TOKEN_OK, or
+ * MB_TOKEN_EURL or MB_TOKEN_ECRYPTO with nothing written. */
 int mb_token_encode(const mb_keyring *ring, mb_token *t, const char *url, size_t url_len, char out[MB_TOKEN_LEN]);
 
 /* Decodes the fields of text (len characters) into t without checking the

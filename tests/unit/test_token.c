@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <string.h>
 
 /* Computed independently with Python hmac, see docs/tokens.md. */
@@ -211,6 +212,47 @@ static void documented_example(void **state) {
   mb_keyring_free(ring);
 }
 
+/* One ring shared by threads that sign and verify at once (the edge's HTTP
+ * threads, the milter's connections): each thread's own scratch context,
+ * the same tokens as one thread makes; threads that exit free theirs
+ * (AddressSanitizer's leak check, scripts/test.sh). */
+typedef struct worker {
+  const mb_keyring *ring;
+  char want[MB_TOKEN_LEN];
+  int bad;
+} worker;
+
+static void *work(void *arg) {
+  worker *w = arg;
+  for (int i = 0; i < 2000; i++) {
+    mb_token t = sample(MB_KIND_CLICK), v;
+    char tok[MB_TOKEN_LEN];
+    w->bad += mb_token_encode(w->ring, &t, url, strlen(url), tok) != MB_TOKEN_OK;
+    w->bad += memcmp(tok, w->want, MB_TOKEN_LEN) != 0;
+    w->bad += mb_token_verify(w->ring, tok, MB_TOKEN_LEN, MB_KIND_CLICK, url, strlen(url), &v) != MB_TOKEN_OK;
+    w->bad += mb_token_verify(w->ring, tok, MB_TOKEN_LEN, MB_KIND_CLICK, url, 3, &v) != MB_TOKEN_EMAC;
+  }
+  return NULL;
+}
+
+static void threads(void **state) {
+  (void)state;
+  mb_keyring *ring = test_ring(2);
+  mb_token t = sample(MB_KIND_CLICK);
+  worker w[4];
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++) {
+    w[i] = (worker){.ring = ring};
+    assert_int_equal(mb_token_encode(ring, &t, url, strlen(url), w[i].want), MB_TOKEN_OK);
+    assert_int_equal(pthread_create(&th[i], NULL, work, &w[i]), 0);
+  }
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_int_equal(w[i].bad, 0);
+  }
+  mb_keyring_free(ring);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(roundtrip),
                                      cmocka_unit_test(url_is_covered),
@@ -219,6 +261,7 @@ int main(void) {
                                      cmocka_unit_test(bounds),
                                      cmocka_unit_test(honeypot),
                                      cmocka_unit_test(withdraw),
-                                     cmocka_unit_test(documented_example)};
+                                     cmocka_unit_test(documented_example),
+                                     cmocka_unit_test(threads)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
