@@ -52,11 +52,14 @@ fuzz fuzz_consent tests/fuzz/corpus -max_len=20000
 fuzz fuzz_html "$seeds_html" -max_len=65536
 fuzz fuzz_message tests/data -max_len=200000 -rss_limit_mb=4096
 
-# the compose stack (docker/) under rootful Podman, once (docs/containers.md); CI runs it,
-# MB_SKIP_CONTAINERS=1 leaves it out of a local run
+# the Debian package installed into a clean Debian 12 container (docs/install.md), and the compose
+# stack (docker/) under rootful Podman, once each (docs/containers.md); CI runs them,
+# MB_SKIP_CONTAINERS=1 leaves them out of a local run
 if [ "${MB_SKIP_CONTAINERS:-}" = 1 ]; then
-  echo "== containers (Podman): skipped (MB_SKIP_CONTAINERS=1)"
+  echo "== Debian package and containers (Podman): skipped (MB_SKIP_CONTAINERS=1)"
 else
+  echo "== Debian package (built, installed into a clean Debian 12 container)"
+  bash tests/package/deb.sh
   echo "== containers (Podman)"
   bash tests/containers/compose.sh
 fi

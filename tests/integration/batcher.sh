@@ -44,8 +44,7 @@ export MAILBEACON_POSTGRES="$(mb_pg_conninfo)" MAILBEACON_REDIS=$(mb_redis_addr)
   MAILBEACON_BATCH_WAIT_MS=20 MAILBEACON_PER_RECIPIENT=no
 
 # --- migrations
-"$server" > "$MB_RUN/serve0.log" 2>&1 && fail "serve started without a schema"
-grep -q "run mailbeacon-server migrate" "$MB_RUN/serve0.log" || fail "no advice to migrate: $(cat "$MB_RUN/serve0.log")"
+# (a batcher started before migrate waits for the schema: tests/integration/roles.sh)
 "$server" migrate > "$MB_RUN/m1" || fail "migrate: $(cat "$MB_RUN/m1")"
 grep -q "applied sql/001_schema.sql" "$MB_RUN/m1" || fail "first migrate: $(cat "$MB_RUN/m1")"
 "$server" migrate > "$MB_RUN/m2" || fail "second migrate"
