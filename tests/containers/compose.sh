@@ -36,10 +36,11 @@ t_base=$(secs "$t")
 # ---- names of this run: project, image tag, ports
 run=mbtest$$x$(date +%s)
 export MB_TAG=$run
-# the edge's host port must be known before the stack starts (the milter writes it into every
-# link): a port free now; the submission port is left to Podman (127.0.0.1::587) and read back
-MB_EDGE_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export MB_EDGE_PORT MB_SUBMISSION_PORT=
+# both host ports are left to Podman (127.0.0.1::8080, 127.0.0.1::587) and read back; the links
+# carry the default MB_BASE_URL (http://127.0.0.1:8080), and the test follows them on the edge's
+# real port (the token signs the target URL, not the tracking host)
+export MB_EDGE_PORT= MB_SUBMISSION_PORT=
+unset MB_BASE_URL
 MB_PG_PASSWORD=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 export MB_PG_PASSWORD
 compose=(podman-compose -p "$run" -f "$root/docker/compose.yaml")
@@ -131,7 +132,9 @@ t=$(ms)
 ex() { podman exec "$(cname "$1")" "${@:2}"; }
 smtp_port=$(podman port "$(cname postfix)" 587/tcp | sed -n 's/^127\.0\.0\.1://p' | head -1)
 [ -n "$smtp_port" ] || fail "no published submission port (podman port: $(podman port "$(cname postfix)"))"
-say "published: submission 127.0.0.1:$smtp_port (chosen by Podman), edge 127.0.0.1:$MB_EDGE_PORT"
+edge_port=$(podman port "$(cname edge)" 8080/tcp | sed -n 's/^127\.0\.0\.1://p' | head -1)
+[ -n "$edge_port" ] || fail "no published edge port (podman port: $(podman port "$(cname edge)"))"
+say "published (both chosen by Podman): submission 127.0.0.1:$smtp_port, edge 127.0.0.1:$edge_port"
 # the key ring: made once, 0600, the non-root user's
 perm=$(ex milter stat -c '%a %U' /var/lib/mailbeacon/keys/keyring)
 [ "$perm" = "600 mailbeacon" ] || fail "key ring: mode and owner '$perm', not '600 mailbeacon'"
@@ -146,7 +149,7 @@ swaks --server "127.0.0.1:$smtp_port" --from rep@ourco.example --to alice@custom
 one_message() { [ "$(ex sink sh -c 'ls /var/mail/sink/new | wc -l')" = 1 ]; }
 wait_for 60 "the message in the sink" one_message
 ex sink sh -c 'cat /var/mail/sink/new/*' > "$work/delivered.eml"
-base="http://127.0.0.1:$MB_EDGE_PORT"
+base="http://127.0.0.1:8080"
 pixel=$(grep -o "$base/o/[A-Za-z0-9_-]*\.gif" "$work/delivered.eml" | head -1)
 link=$(grep -o "$base/c/[A-Za-z0-9_-]*?u=[^\"]*" "$work/delivered.eml" | head -1)
 [ -n "$pixel" ] || fail "no pixel on $base in the delivered message: $(cat "$work/delivered.eml")"
@@ -159,9 +162,9 @@ done
 message=$(explain "$pixel" | sed -n 's/.*"message":"\([0-9a-f-]*\)".*/\1/p')
 say "delivered to the sink, rewritten: message $message, pixel and link signed (--explain: valid)"
 
-got=$(curl -s -o /dev/null -w '%{http_code} %{content_type}' "$pixel")
+got=$(curl -s -o /dev/null -w '%{http_code} %{content_type}' "${pixel/$base/http://127.0.0.1:$edge_port}")
 [ "$got" = "200 image/gif" ] || fail "pixel: '$got', not '200 image/gif'"
-got=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$link")
+got=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "${link/$base/http://127.0.0.1:$edge_port}")
 [ "$got" = "302 https://example.org/pricing" ] || fail "link: '$got', not '302 https://example.org/pricing'"
 say "pixel: 200 image/gif; link: 302 to https://example.org/pricing"
 
