@@ -78,6 +78,8 @@ int main(int argc, char **argv) {
     } else {
       mb_rewrite_result r;
       mb_rewrite_message(&cfg, ring, NULL, in.data, in.len, &r);
+      out.len = 0; /* the message written out, as the milter does: into a buffer kept */
+      mb_rewrite_assemble(&r, &out);
       links = (unsigned)r.links.n;
       mb_rewrite_result_free(&r);
     }

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PROG "mailbeacon-rewrite"
@@ -46,8 +47,13 @@ int mb_front_check_spool(const mb_config *cfg, char *err, size_t errlen) {
 }
 
 int mb_read_input(int fd, mb_buf *b, uint64_t limit) {
+  /* a file says how long it is: room for all of it (and the end) at once */
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size <= limit &&
+      mb_buf_reserve(b, (size_t)st.st_size + 1) < 0)
+    return -1;
   for (;;) {
-    if (mb_buf_reserve(b, 65536) < 0) return -1;
+    if (b->cap == b->len && mb_buf_reserve(b, 65536) < 0) return -1;
     size_t room = b->cap - b->len;
     if (b->len + room > limit + 1) room = (size_t)(limit + 1 - b->len);
     if (room == 0) return 0;

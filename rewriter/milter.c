@@ -93,6 +93,7 @@ static bool g_local;
 
 typedef struct conn {
   mb_buf msg;         /* the message as the MTA sees it: headers, CRLF, body */
+  mb_buf out;         /* the message rewritten; like msg, kept for the connection's next message */
   size_t body_at;     /* where the body starts in msg */
   int too_big;        /* over max_message_size: pass it on unchanged */
   char *sender;       /* envelope sender */
@@ -113,6 +114,7 @@ static conn *new_conn(SMFICTX *ctx) {
   conn *c = calloc(1, sizeof *c);
   if (c) {
     mb_buf_init(&c->msg);
+    mb_buf_init(&c->out);
     smfi_setpriv(ctx, c);
   }
   return c;
@@ -394,9 +396,16 @@ static sfsistat on_eom(SMFICTX *ctx) {
     mb_rewrite_result_free(&res);
     return SMFIS_ACCEPT;
   }
+  c->out.len = 0;
+  if (mb_rewrite_assemble(&res, &c->out) < 0) {
+    mb_rewrite_result_free(&res);
+    atomic_fetch_add(&n_failed, 1);
+    mb_log_errx("%s: out of memory; accepted unchanged", qid);
+    return SMFIS_ACCEPT;
+  }
   /* the new header block ends at its first blank line */
-  const char *out = res.out.data;
-  const char *sep = memmem(out, res.out.len, "\r\n\r\n", 4);
+  const char *out = c->out.data;
+  const char *sep = memmem(out, c->out.len, "\r\n\r\n", 4);
   size_t new_body_at = sep ? (size_t)(sep - out) + 4 : 0;
   if (!sep || c->body_at < 2) {
     atomic_fetch_add(&n_failed, 1);
@@ -413,7 +422,7 @@ static sfsistat on_eom(SMFICTX *ctx) {
   }
   if (res.rewritten) {
     const unsigned char *b = (const unsigned char *)out + new_body_at;
-    size_t blen = res.out.len - new_body_at;
+    size_t blen = c->out.len - new_body_at;
     for (size_t off = 0; off < blen; off += REPLACE_CHUNK) {
       size_t n = blen - off < REPLACE_CHUNK ? blen - off : REPLACE_CHUNK;
       if (smfi_replacebody(ctx, (unsigned char *)b + off, (int)n) != MI_SUCCESS) {
@@ -448,6 +457,7 @@ static sfsistat on_close(SMFICTX *ctx) {
     reset_message(c);
     free(c->rcpts);
     mb_buf_free(&c->msg);
+    mb_buf_free(&c->out);
     mb_stream_free(c->stream);
     free(c);
     smfi_setpriv(ctx, NULL);

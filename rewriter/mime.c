@@ -19,26 +19,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <uuid/uuid.h>
 
 #define MAX_DEPTH 40
 #define MAX_LINE 998
 
-typedef struct edit {
-  size_t start, end; /* input range replaced */
-  mb_buf data;       /* its replacement */
-} edit;
-
-typedef struct edits {
-  edit *v;
-  size_t n, cap;
-} edits;
+typedef mb_edit edit;
 
 typedef struct job {
   const char *msg;
   size_t len;
   int crlf; /* the message's line ending */
-  edits ed;
   mb_html *html;
   mb_buf pixel, pixel_prefix;
   mb_buf honeypot, honeypot_prefix; /* empty: honeypot off */
@@ -69,19 +62,24 @@ static mb_html *thread_html(void) {
   return h;
 }
 
-static edit *edit_add(edits *e, size_t start, size_t end) {
-  if (mb_grow(&e->v, &e->cap, e->n + 1, sizeof *e->v, 8) < 0) return NULL;
-  edit *x = &e->v[e->n++];
+static edit *edit_add(job *j, size_t start, size_t end) {
+  mb_rewrite_result *r = j->res;
+  if (mb_grow(&r->edits, &r->edits_cap, r->nedits + 1, sizeof *r->edits, 8) < 0) return NULL;
+  edit *x = &r->edits[r->nedits++];
   x->start = start;
   x->end = end;
   mb_buf_init(&x->data);
   return x;
 }
 
-static void edits_free(edits *e) {
-  for (size_t i = 0; i < e->n; i++) mb_buf_free(&e->v[i].data);
-  free(e->v);
-  memset(e, 0, sizeof *e);
+/* Takes back the last edit added. */
+static void edit_drop(job *j) { mb_buf_free(&j->res->edits[--j->res->nedits].data); }
+
+static void edits_free(mb_rewrite_result *r) {
+  for (size_t i = 0; i < r->nedits; i++) mb_buf_free(&r->edits[i].data);
+  free(r->edits);
+  r->edits = NULL;
+  r->nedits = r->edits_cap = 0;
 }
 
 static int edit_cmp(const void *a, const void *b) {
@@ -130,7 +128,7 @@ static int set_cte_qp(job *j, GMimeObject *part) {
     if (!ct || !valid_offset(j, g_mime_header_get_offset(ct))) return -1;
     start = end = header_end(j->msg, j->len, (size_t)g_mime_header_get_offset(ct));
   }
-  edit *e = edit_add(&j->ed, start, end);
+  edit *e = edit_add(j, start, end);
   if (!e || mb_buf_puts(&e->data, "Content-Transfer-Encoding: quoted-printable") < 0 || mb_buf_puts(&e->data, eol) < 0)
     return -1;
   return 0;
@@ -270,14 +268,20 @@ static int encode_transfer(GMimeContentEncoding enc, const char *in, size_t n, m
  * encoded again from the rewritten text: content as quoted-printable (CR and
  * LF as =0D and =0A), each hard break a change left as it was written. */
 
+/* Offsets in a part: 32 bits (32 bytes a line, a part of megabytes has
+ * tens of thousands); a part, or its rewritten text, over QP_MAX is left
+ * alone. */
+typedef uint32_t qp_off;
+#define QP_MAX ((size_t)UINT32_MAX)
+
 typedef struct qp_line {
-  size_t start, end;      /* raw bytes, with the hard break */
-  size_t tstart, tend;    /* its content in the text (its hard break follows) */
+  qp_off start, end;      /* raw bytes, with the hard break */
+  qp_off tstart, tend;    /* its content in the text (its hard break follows) */
   unsigned char hb;       /* hard break: 2 (CR LF), 1 (LF), 0 (none: the last line) */
   unsigned char overlong; /* a physical line over 998 octets: written again even when unchanged */
   /* after the rewrite */
   unsigned char touched, hb_kept; /* a change in it; its hard break unchanged */
-  size_t hstart, hend, hhb;       /* in the rewritten text: where the line starts (when no
+  qp_off hstart, hend, hhb;       /* in the rewritten text: where the line starts (when no
                                      change runs into it), ends, and its hard break starts */
 } qp_line;
 
@@ -345,11 +349,11 @@ static long qp_split(const char *raw, size_t n, qp_line **out, mb_buf *text) {
     qp_line *l = &v[k++];
     memset(l, 0, sizeof *l);
     size_t w;
-    l->start = p;
-    l->tstart = text->len;
+    l->start = (qp_off)p;
+    l->tstart = (qp_off)text->len;
     p = qp_decode_line(raw, p, n, text->data + text->len, &w, &l->hb);
-    l->end = p;
-    l->tend = l->tstart + w;
+    l->end = (qp_off)p;
+    l->tend = (qp_off)(l->tstart + w);
     memcpy(text->data + l->tend, raw + p - l->hb, l->hb);
     text->len = l->tend + l->hb;
     l->overlong = longest_line(raw + l->start, p - l->start) > MAX_LINE;
@@ -371,8 +375,9 @@ static int qp_to_utf8(qp_line *lines, size_t k, const char *text, iconv_t to, ic
         tmp->len != n || (n && memcmp(tmp->data, text + l->tstart, n) != 0) ||
         mb_buf_append(utf, text + l->tend, l->hb) < 0)
       return -1;
-    l->tstart = at;
-    l->tend = utf->len - l->hb;
+    if (utf->len > QP_MAX) return -1;
+    l->tstart = (qp_off)at;
+    l->tend = (qp_off)(utf->len - l->hb);
   }
   return 0;
 }
@@ -495,7 +500,7 @@ static void qp_map(qp_line *lines, size_t k, const html_change *c, size_t nc) {
   for (size_t i = 0; i < k; i++) {
     qp_line *l = &lines[i];
     size_t lend = l->tend + l->hb;
-    l->hstart = (size_t)((long long)l->tstart + delta);
+    l->hstart = (qp_off)((long long)l->tstart + delta);
     l->touched = reach > l->tstart || l->overlong;
     l->hb_kept = l->hb && reach <= l->tend;
     for (; ci < nc && (c[ci].start < lend || i + 1 == k); ci++) {
@@ -505,19 +510,47 @@ static void qp_map(qp_line *lines, size_t k, const html_change *c, size_t nc) {
       delta += (long long)x->n - (long long)(x->end - x->start);
       if (x->end > reach) reach = x->end;
     }
-    l->hhb = (size_t)((long long)l->tend + delta);
-    l->hend = (size_t)((long long)lend + delta);
+    l->hhb = (qp_off)((long long)l->tend + delta);
+    l->hend = (qp_off)((long long)lend + delta);
   }
+}
+
+/* A buffer read once from start to end, whose pages already read go back
+ * to the system as it is read (a part of megabytes: its rewritten text and
+ * its encoding are then never both held whole). The pages stay mapped and
+ * read as zeros if touched again; the buffer's first and last page are
+ * kept, where the allocator keeps its own records. */
+typedef struct reader {
+  const char *base;
+  size_t cap;  /* 0: nothing given back (small buffers) */
+  size_t done; /* given back below this offset */
+} reader;
+
+#define RELEASE_MIN ((size_t)256 << 10)
+
+static reader reader_of(const mb_buf *b) { return (reader){b->data, b->cap >= 4 * RELEASE_MIN ? b->cap : 0, 0}; }
+
+/* Everything before offset `to` has been read. */
+static void reader_done(reader *r, size_t to) {
+  if (!r->cap || to < r->done + RELEASE_MIN) return;
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  uintptr_t lo = ((uintptr_t)r->base + r->done + page) & ~(uintptr_t)(page - 1);
+  uintptr_t hi = ((uintptr_t)r->base + to) & ~(uintptr_t)(page - 1);
+  uintptr_t last = ((uintptr_t)r->base + r->cap) & ~(uintptr_t)(page - 1);
+  if (hi > last - page) hi = last - page;
+  if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: a refusal changes nothing */
+  r->done = to;
 }
 
 /* Writes the part again into out: each line no change touched as it was
  * written, each run of touched lines encoded again from html (the rewritten
- * text; back to the part's charset with back when set). soft_eol: the line
- * ending after a soft break that ended the part, when it did so. Returns 0,
- * 1 when a piece does not convert back, -1 on out of memory. */
-static int qp_write(const char *raw, const qp_line *lines, size_t k, const char *html, iconv_t back, int crlf,
+ * text, read once in order; back to the part's charset with back when set).
+ * soft_eol: the line ending after a soft break that ended the part, when it
+ * did so. Returns 0, 1 when a piece does not convert back, -1 on out of
+ * memory. */
+static int qp_write(const char *raw, const qp_line *lines, size_t k, reader *hr, iconv_t back, int crlf,
                     const char *soft_eol, size_t soft_eol_len, mb_buf *out, mb_buf *tmp) {
-  const char *eol = crlf ? "\r\n" : "\n";
+  const char *eol = crlf ? "\r\n" : "\n", *html = hr->base;
   for (size_t i = 0; i < k;) {
     if (!lines[i].touched) {
       if (mb_buf_append(out, raw + lines[i].start, lines[i].end - lines[i].start) < 0) return -1;
@@ -547,6 +580,7 @@ static int qp_write(const char *raw, const qp_line *lines, size_t k, const char 
       if (rc < 0) return -1;
       pos = brk ? l->hhb + l->hb : to;
     }
+    reader_done(hr, pos);
     i = last + 1;
   }
   return 0;
@@ -554,6 +588,7 @@ static int qp_write(const char *raw, const qp_line *lines, size_t k, const char 
 
 /* ---- one HTML part ---- */
 
+/* appends to the mb_buf ctx */
 static int html_write(void *ctx, const char *p, size_t n) { return mb_buf_append(ctx, p, n); }
 
 /* Rewrites the HTML text into html, telling changes when asked. Returns 1
@@ -599,6 +634,7 @@ static int rewrite_qp(job *j, size_t bs, size_t be, const char *charset) {
   mb_buf text, utf, html, tmp;
   mb_buf_init(&text), mb_buf_init(&utf), mb_buf_init(&html), mb_buf_init(&tmp);
 
+  if (rawlen > QP_MAX) goto skip;
   long nl = qp_split(raw, rawlen, &lines, &text);
   if (nl < 0) goto out;
   size_t k = (size_t)nl;
@@ -613,16 +649,22 @@ static int rewrite_qp(job *j, size_t bs, size_t be, const char *charset) {
   }
   /* the pixel goes before the last hard break, not after it */
   size_t tail = lines[k - 1].hb;
+  /* room for the text and half as much again for the tracking URLs: growing
+   * by doubling copied the whole part at each step */
+  if (mb_buf_reserve(&html, text.len + text.len / 2 + 4096) < 0) goto out;
   int r = rewrite_html(j, text.data, text.len - tail, &html, &ch);
   if (r <= 0) {
     rc = r;
     goto out;
   }
   if (mb_buf_append(&html, text.data + text.len - tail, tail) < 0) goto out;
+  if (html.len > QP_MAX) goto rollback;
+  mb_buf_free(&text), mb_buf_free(&utf); /* the encoding reads the raw lines and html only: give their room back */
   qsort(ch.v, ch.n, sizeof *ch.v, change_cmp);
   qp_map(lines, k, ch.v, ch.n);
+  free(ch.v), ch.v = NULL; /* the lines know what the changes touched */
 
-  edit *e = edit_add(&j->ed, bs, be);
+  edit *e = edit_add(j, bs, be);
   /* Room for the whole part at once: the raw lines kept, and the text
    * encoded again at its worst (qp_encode asks, per piece, for at most
    * 3.2 bytes a byte and 20 more). Pages never written are never touched:
@@ -630,12 +672,11 @@ static int rewrite_qp(job *j, size_t bs, size_t be, const char *charset) {
   if (!e || mb_buf_reserve(&e->data, rawlen + html.len * 4 + (k + 1) * 24 + 64) < 0) goto out;
   /* a part that ended in a soft break still does (no line break gained) */
   int soft_end = lines[k - 1].hb == 0 && raw_eol;
-  r = qp_write(raw, lines, k, html.data, back, j->crlf, soft_end ? raw + rawlen - raw_eol : NULL, raw_eol, &e->data,
-               &tmp);
+  reader hr = reader_of(&html);
+  r = qp_write(raw, lines, k, &hr, back, j->crlf, soft_end ? raw + rawlen - raw_eol : NULL, raw_eol, &e->data, &tmp);
   if (r < 0) goto out;
   if (r > 0) {
-    mb_buf_free(&e->data);
-    j->ed.n--;
+    edit_drop(j);
     goto rollback;
   }
   rc = 1;
@@ -722,7 +763,7 @@ static int rewrite_part(job *j, GMimePart *part) {
   }
 
   /* 4. transfer encoding back, in the message's line ending */
-  edit *e = edit_add(&j->ed, (size_t)bs, (size_t)be);
+  edit *e = edit_add(j, (size_t)bs, (size_t)be);
   if (!e) goto out;
   mb_buf *nb = &e->data;
   int to_qp = 0;
@@ -741,8 +782,7 @@ static int rewrite_part(job *j, GMimePart *part) {
   if (got && !raw_eol) nb->len -= got;
   else if (!got && raw_eol && mb_buf_append(nb, j->crlf ? "\r\n" : "\n", j->crlf ? 2 : 1) < 0) goto out;
   if (to_qp && set_cte_qp(j, obj) < 0) {
-    mb_buf_free(nb);
-    j->ed.n--;
+    edit_drop(j);
     goto rollback;
   }
   rc = 1;
@@ -802,7 +842,7 @@ static int disclose_text(job *j, GMimePart *part) {
       rc = 0;
       break;
     }
-    if (lf_to_eol(line, n, j->crlf, &add) < 0 || !(e = edit_add(&j->ed, (size_t)be - tail, (size_t)be - tail)) ||
+    if (lf_to_eol(line, n, j->crlf, &add) < 0 || !(e = edit_add(j, (size_t)be - tail, (size_t)be - tail)) ||
         mb_buf_append(&e->data, add.data, add.len) < 0)
       break;
     rc = 1;
@@ -812,7 +852,7 @@ static int disclose_text(job *j, GMimePart *part) {
       rc = 0;
       break;
     }
-    if (lf_to_eol(line, n, j->crlf, &add) < 0 || !(e = edit_add(&j->ed, (size_t)be - tail, (size_t)be - tail)) ||
+    if (lf_to_eol(line, n, j->crlf, &add) < 0 || !(e = edit_add(j, (size_t)be - tail, (size_t)be - tail)) ||
         qp_encode_text(add.data, add.len, j->crlf, &e->data) < 0)
       break;
     rc = 1;
@@ -827,7 +867,7 @@ static int disclose_text(job *j, GMimePart *part) {
     else if (dec.len && dec.data[dec.len - 1] == '\n') dec.len--;
     if (lf_to_eol(line, n, memmem(dec.data ? dec.data : "", dec.len, "\r\n", 2) != NULL, &dec) < 0 ||
         mb_buf_append(&dec, "\r\n", 2) < 0 || encode_transfer(enc, dec.data, dec.len, &enc_out) < 0 ||
-        !(e = edit_add(&j->ed, (size_t)bs, (size_t)be)) ||
+        !(e = edit_add(j, (size_t)bs, (size_t)be)) ||
         lf_to_eol(enc_out.data ? enc_out.data : "", enc_out.len, j->crlf, &e->data) < 0)
       break;
     if (!trailing_eol(e->data.data, e->data.len) && tail && mb_buf_append(&e->data, raw + rawlen - tail, tail) < 0)
@@ -1089,19 +1129,38 @@ static const char *untracked_reason(const mb_identity *id, const mb_rewrite_resu
 
 /* ---- the message ---- */
 
-static int assemble(job *j) {
-  mb_buf *out = &j->res->out;
-  out->len = 0;
-  qsort(j->ed.v, j->ed.n, sizeof *j->ed.v, edit_cmp);
-  size_t pos = 0;
-  for (size_t i = 0; i < j->ed.n; i++) {
-    edit *e = &j->ed.v[i];
-    if (e->start < pos) return -1; /* overlapping edits: never happens for sane trees */
-    if (mb_buf_append(out, j->msg + pos, e->start - pos) < 0 || mb_buf_append(out, e->data.data, e->data.len) < 0)
+/* Puts the edits in the input's order. */
+static int edits_sort(job *j) {
+  mb_rewrite_result *r = j->res;
+  qsort(r->edits, r->nedits, sizeof *r->edits, edit_cmp);
+  for (size_t i = 1; i < r->nedits; i++)
+    if (r->edits[i].start < r->edits[i - 1].end) return -1; /* overlapping edits: never happens for sane trees */
+  return 0;
+}
+
+size_t mb_rewrite_len(const mb_rewrite_result *res) {
+  size_t len = res->input_len;
+  for (size_t i = 0; i < res->nedits; i++)
+    len = len - (res->edits[i].end - res->edits[i].start) + res->edits[i].data.len;
+  return len;
+}
+
+int mb_rewrite_write(const mb_rewrite_result *res, mb_rewrite_write_fn *write, void *ctx) {
+  const char *msg = res->input;
+  size_t pos = 0, len = res->input_len;
+  for (size_t i = 0; i < res->nedits; i++) {
+    const edit *e = &res->edits[i];
+    if ((e->start > pos && write(ctx, msg + pos, e->start - pos) < 0) ||
+        (e->data.len && write(ctx, e->data.data, e->data.len) < 0))
       return -1;
     pos = e->end;
   }
-  return mb_buf_append(out, j->msg + pos, j->len - pos);
+  return pos < len ? write(ctx, msg + pos, len - pos) : 0;
+}
+
+int mb_rewrite_assemble(const mb_rewrite_result *res, mb_buf *out) {
+  if (mb_buf_reserve(out, mb_rewrite_len(res)) < 0) return -1;
+  return mb_rewrite_write(res, html_write, out);
 }
 
 /* What the MIME parser would make objects of, counted cheaply before it
@@ -1130,14 +1189,15 @@ static void prescan(const char *msg, size_t len, uint64_t *dash_lines, uint64_t 
 static int pass_through(job *j, const char *reason) {
   j->res->skip_reason = reason;
   j->res->rewritten = 0;
-  j->res->out.len = 0;
-  return mb_buf_append(&j->res->out, j->msg, j->len);
+  edits_free(j->res);
+  return 0;
 }
 
 int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_identity *id, const char *msg, size_t len,
                        mb_rewrite_result *res) {
   memset(res, 0, sizeof *res);
-  mb_buf_init(&res->out);
+  res->input = msg;
+  res->input_len = len;
   job j = {.msg = msg, .len = len, .res = res};
   mb_buf_init(&j.pixel);
   mb_buf_init(&j.pixel_prefix);
@@ -1159,9 +1219,11 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
   pthread_once(&gmime_once, gmime_init);
 
   int rc = -1;
-  GMimeStream *stream = g_mime_stream_mem_new();
-  g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), TRUE);
-  g_byte_array_append(g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(stream)), (const guint8 *)msg, (guint)len);
+  /* GMime reads the message where it is: the array only lends it (the parser
+   * never writes to its stream), and gives it back below */
+  GByteArray *bytes = g_byte_array_new_take((guint8 *)(uintptr_t)msg, len);
+  GMimeStream *stream = g_mime_stream_mem_new_with_byte_array(bytes);
+  g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), FALSE);
   GMimeParser *parser = g_mime_parser_new_with_stream(stream);
   GMimeParserOptions *po = g_mime_parser_options_new();
   g_mime_parser_options_set_warning_callback(po, parser_warning, &j);
@@ -1185,11 +1247,11 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
     gint64 at = g_mime_header_get_offset(h);
     if (!off || !valid_offset(&j, at)) continue;
     opted_out = 1;
-    if (!edit_add(&j.ed, (size_t)at, header_end(msg, len, (size_t)at))) goto done;
+    if (!edit_add(&j, (size_t)at, header_end(msg, len, (size_t)at))) goto done;
   }
   if (opted_out) {
     res->skip_reason = "X-Mailbeacon: off";
-    rc = assemble(&j);
+    rc = edits_sort(&j);
     goto done;
   }
   if (find_header(top, "DKIM-Signature")) {
@@ -1241,7 +1303,7 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
   }
   res->parts_rewritten = (unsigned)parts;
   if (res->disclosed && walk(&j, m->mime_part, 0, "plain", disclose_text) < 0) goto done; /* the plain-text parts too */
-  if (assemble(&j) < 0 || mb_links_finish(&res->links) < 0) goto done;
+  if (edits_sort(&j) < 0 || mb_links_finish(&res->links) < 0) goto done;
   res->rewritten = 1;
   rc = 0;
 done:
@@ -1249,17 +1311,17 @@ done:
   g_object_unref(parser);
   g_mime_parser_options_free(po);
   g_object_unref(stream);
+  g_byte_array_free(bytes, FALSE);
   mb_buf_free(&j.pixel);
   mb_buf_free(&j.pixel_prefix);
   mb_buf_free(&j.honeypot);
   mb_buf_free(&j.honeypot_prefix);
   mb_buf_free(&j.text_line);
-  edits_free(&j.ed);
   return rc;
 }
 
 void mb_rewrite_result_free(mb_rewrite_result *res) {
-  mb_buf_free(&res->out);
+  edits_free(res);
   free(res->message_id);
   free(res->subject);
   free(res->rep);

@@ -45,12 +45,28 @@ typedef struct mb_recipient_policy {
   mb_consent consent; /* state MB_CONSENT_NONE: no record */
 } mb_recipient_policy;
 
+/* One change to the input: msg[start..end) gives way to data. */
+typedef struct mb_edit {
+  size_t start, end;
+  mb_buf data;
+} mb_edit;
+
+/* Where the message to send on goes, a piece at a time; returns 0, or -1
+ * to stop. */
+typedef int mb_rewrite_write_fn(void *ctx, const char *p, size_t n);
+
 typedef struct mb_rewrite_result {
-  int rewritten;           /* out differs from the input in the HTML */
+  int rewritten;           /* the output differs from the input in the HTML */
   const char *skip_reason; /* why nothing was rewritten; NULL when rewritten */
   char skip_text[400];     /* where a skip reason made for this message is kept */
   int skip_problem;        /* skipped for a problem of the installation (the consent copy): worth a warning */
-  mb_buf out;              /* the message to send on (always set when rc == 0) */
+  /* The message to send on is the input with these spliced in (sorted by
+   * start, none overlapping; none at all: the input itself). It is never
+   * assembled unless asked: mb_rewrite_write hands it on in pieces. */
+  mb_edit *edits;
+  size_t nedits, edits_cap;
+  const char *input; /* the input it was made from (borrowed: keep it while the result is used) */
+  size_t input_len;
   /* identity and links, for the sent record */
   uint8_t message[16];
   char *message_id;
@@ -73,7 +89,7 @@ typedef struct mb_rewrite_result {
   mb_sent_policy *sent_policies; /* the same for the sent record */
 } mb_rewrite_result;
 
-/* Rewrites msg. Returns 0 with res filled (res->out holds the message to
+/* Rewrites msg. Returns 0 with res filled (its edits make the message to
  * send on: the input itself when skipped, less an "X-Mailbeacon: off"
  * header), or -1 when memory ran out (send the input unchanged). Free res
  * with mb_rewrite_result_free either way. Thread-safe. */
@@ -81,6 +97,14 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
                        mb_rewrite_result *res);
 
 void mb_rewrite_result_free(mb_rewrite_result *res);
+
+/* The message to send on: its length; handed to write in order, a piece
+ * at a time (the input's bytes between edits are not copied); or appended
+ * to out (reserved once). Return 0, or -1 when write stopped or memory ran
+ * out. The input must still be there. */
+size_t mb_rewrite_len(const mb_rewrite_result *res);
+int mb_rewrite_write(const mb_rewrite_result *res, mb_rewrite_write_fn *write, void *ctx);
+int mb_rewrite_assemble(const mb_rewrite_result *res, mb_buf *out);
 
 /* Fills a sent record from a result (pointers into res). */
 void mb_rewrite_sent(const mb_rewrite_result *res, mb_sent *sent);

@@ -29,6 +29,8 @@ static int copy_rest(int in_fd, int out_fd) {
   }
 }
 
+static int fd_write(void *ctx, const char *p, size_t n) { return mb_write_all(*(int *)ctx, p, n); }
+
 int mb_pipe_run(const mb_config *cfg, const mb_keyring *ring, const char *sender, const char *client_ip,
                 const char *const *rcpts, size_t n, int in_fd, int out_fd) {
   mb_buf in;
@@ -40,8 +42,6 @@ int mb_pipe_run(const mb_config *cfg, const mb_keyring *ring, const char *sender
     mb_buf_free(&in);
     return EX_IOERR;
   }
-  const char *out = in.data;
-  size_t out_len = in.len;
   mb_rewrite_result res;
   memset(&res, 0, sizeof res);
   if (!ring) {
@@ -56,9 +56,8 @@ int mb_pipe_run(const mb_config *cfg, const mb_keyring *ring, const char *sender
                       .consents = mb_front_consents(cfg)};
     if (mb_rewrite_message(cfg, ring, &id, in.data ? in.data : "", in.len, &res) < 0) {
       mb_log_errx("out of memory; message passed through unchanged");
+      mb_rewrite_result_free(&res);
     } else {
-      out = res.out.data;
-      out_len = res.out.len;
       char uuid[37];
       uuid_unparse_lower(res.message, uuid);
       if (res.rewritten) {
@@ -74,7 +73,9 @@ int mb_pipe_run(const mb_config *cfg, const mb_keyring *ring, const char *sender
     }
   }
   int rc = 0;
-  if (mb_write_all(out_fd, out ? out : "", out_len) < 0 || (!whole && copy_rest(in_fd, out_fd) < 0)) {
+  /* the rewritten message as its pieces, the input's own bytes not copied */
+  int w = res.input ? mb_rewrite_write(&res, fd_write, &out_fd) : mb_write_all(out_fd, in.data ? in.data : "", in.len);
+  if (w < 0 || (!whole && copy_rest(in_fd, out_fd) < 0)) {
     mb_log_err("cannot write the message");
     rc = EX_IOERR;
   }

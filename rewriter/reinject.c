@@ -338,6 +338,8 @@ static int reinject_message(const mb_config *cfg, const mb_keyring *ring, const 
       return EX_TEMPFAIL;
     }
   }
+  mb_buf copy; /* each copy as sent, its room kept for the next */
+  mb_buf_init(&copy);
   /* one copy per recipient, or one copy for all */
   for (size_t i = 0; i < (per_copy ? n : 1) && rc == 0; i++) {
     if (ledger) {
@@ -359,10 +361,12 @@ static int reinject_message(const mb_config *cfg, const mb_keyring *ring, const 
                         .message = per_copy ? uuid : NULL,
                         .copy_for = per_copy ? rcpts[i] : NULL,
                         .consents = mb_front_consents(cfg)};
-      if (mb_rewrite_message(cfg, ring, &id, msg, len, &res) == 0) {
-        out = res.out.data;
-        out_len = res.out.len;
+      copy.len = 0;
+      if (mb_rewrite_message(cfg, ring, &id, msg, len, &res) == 0 && mb_rewrite_assemble(&res, &copy) == 0) {
+        out = copy.data ? copy.data : "";
+        out_len = copy.len;
       } else {
+        res.rewritten = 0; /* sent as it came: no sent record */
         mb_log_errx("out of memory; message passed on unchanged");
       }
     }
@@ -391,6 +395,7 @@ static int reinject_message(const mb_config *cfg, const mb_keyring *ring, const 
       unlink(path);
     }
   if (ledger) ledger_prune(cfg);
+  mb_buf_free(&copy);
   mb_stream_free(stream);
   return rc;
 }

@@ -19,7 +19,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mb_rewrite_result res;
   if (mb_rewrite_message(&cfg, ring, NULL, (const char *)data, size, &res) == 0 && !res.rewritten &&
       !(res.skip_reason && strcmp(res.skip_reason, "X-Mailbeacon: off") == 0)) {
-    if (res.out.len != size || (size && memcmp(res.out.data, data, size) != 0)) abort();
+    mb_buf out;
+    mb_buf_init(&out);
+    if (mb_rewrite_assemble(&res, &out) < 0 || out.len != size || (size && memcmp(out.data, data, size) != 0)) abort();
+    mb_buf_free(&out);
   }
   mb_rewrite_result_free(&res);
   return 0;
