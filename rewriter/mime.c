@@ -1039,7 +1039,7 @@ static int decide(const mb_config *cfg, const mb_identity *id, mb_rewrite_result
     return 1;
   }
   unsigned track = MB_TRACK_ALL;
-  int any = 0;
+  int any = 0, outside = 0; /* recipients decided; of them, not on never_track */
   for (size_t i = 0; i < n; i++) {
     if (id && id->copy_for && i + 1 != r->token_recipient) continue;
     mb_recipient_policy *p = &r->policies[i];
@@ -1050,8 +1050,14 @@ static int decide(const mb_config *cfg, const mb_identity *id, mb_rewrite_result
     }
     mb_policy_decide(cfg, r->recipients[i], &p->consent, erased, &p->d);
     p->decided = 1;
-    track &= p->d.track;
     any = 1;
+    /* never_track leaves a message alone when all its recipients are on it
+     * (internal mail): a colleague in copy does not hold back the tracking
+     * of a copy that also goes outside, as before this policy existed */
+    if (strcmp(p->d.basis, "never_track") != 0) {
+      track &= p->d.track;
+      outside = 1;
+    }
     r->sent_policies[i] = (mb_sent_policy){.track = mb_track_name(p->d.track),
                                            .basis = p->d.basis,
                                            .consent_source = p->consent.source,
@@ -1061,6 +1067,8 @@ static int decide(const mb_config *cfg, const mb_identity *id, mb_rewrite_result
     mb_decision d;
     mb_policy_decide(cfg, "", NULL, 0, &d);
     track = d.track;
+  } else if (!outside) {
+    track = 0;
   }
   r->track = track;
   return 0;
@@ -1104,7 +1112,8 @@ static const char *untracked_reason(const mb_identity *id, const mb_rewrite_resu
   for (size_t i = 0; i < r->nrecipients; i++) {
     if (!r->policies[i].decided) continue;
     several += 1;
-    if (strcmp(r->policies[i].d.basis, "never_track") != 0) all_never = 0;
+    if (strcmp(r->policies[i].d.basis, "never_track") == 0) continue; /* held nothing back */
+    all_never = 0;
     if (!basis && r->policies[i].d.track == 0) basis = r->policies[i].d.basis;
   }
   if (several && all_never)
@@ -1114,7 +1123,6 @@ static const char *untracked_reason(const mb_identity *id, const mb_rewrite_resu
   static const struct {
     const char *basis, *text;
   } texts[] = {
-      {"never_track", "a recipient is on the never_track list"},
       {"consent_refused", "a recipient refused tracking (consent)"},
       {"consent_withdrawn", "a recipient withdrew consent to tracking"},
       {"erased", "a recipient's data was erased (forget)"},

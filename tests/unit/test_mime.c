@@ -1080,9 +1080,31 @@ static void tracking_policy(void **state) {
   mb_rewrite_result_free(&res);
 
   /* never_track still wins, and keeps its words */
-  const char *internal[] = {"colleague@ourco.example"};
+  const char *internal[] = {"colleague@ourco.example"}, *two_internal[] = {"a@ourco.example", "b@ourco.example"};
   policy_run(cs, &in, internal, 1, NULL, &res);
-  untouched(&res, &in, "never_track");
+  untouched(&res, &in, "the never_track list");
+  mb_rewrite_result_free(&res);
+  policy_run(cs, &in, two_internal, 2, NULL, &res);
+  untouched(&res, &in, "all recipients are on the never_track list");
+  mb_rewrite_result_free(&res);
+  /* a colleague in copy holds nothing back: the copy carries what the
+   * outside recipients allow (as before the policy: never_track leaves
+   * alone internal mail, a message whose recipients are all on it) */
+  const char *with_colleague[] = {"granted@kunde.de", "colleague@ourco.example"},
+             *colleague_and_unknown[] = {"colleague@ourco.example", "buyer@client.com"},
+             *colleague_and_refused[] = {"colleague@ourco.example", "refused@client.com"};
+  policy_run(cs, &in, with_colleague, 2, NULL, &res);
+  assert_true(res.rewritten);
+  assert_int_equal(res.track, MB_TRACK_ALL);
+  assert_int_equal(res.token_recipient, 0);
+  assert_true(res.policies[1].decided);
+  assert_string_equal(res.policies[1].d.basis, "never_track");
+  mb_rewrite_result_free(&res);
+  policy_run(cs, &in, colleague_and_unknown, 2, NULL, &res);
+  assert_int_equal(res.track, MB_TRACK_OPENS);
+  mb_rewrite_result_free(&res);
+  policy_run(cs, &in, colleague_and_refused, 2, NULL, &res);
+  untouched(&res, &in, "a recipient refused tracking (consent)");
   mb_rewrite_result_free(&res);
 
   /* a consent copy that cannot be read: nothing is tracked */
