@@ -389,13 +389,26 @@ enum qp_end {
   QP_NONE  /* as it is: the end of the part */
 };
 
-static int qp_safe(unsigned char c) { return c == '\t' || (c >= ' ' && c <= '~' && c != '='); }
+/* What each byte becomes: as it is, a blank (as it is unless a line ends
+ * after it), or "=XX". */
+enum { QP_LIT, QP_BLANK, QP_ENC };
+static const unsigned char qp_class[256] = {
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
 
 /* Appends p[0..n) (content: no hard break in it) as quoted-printable lines
  * of at most 76 characters in the message's line ending (eol), written as
  * GMime's encoder writes them (where its lines stay within 76); then the
  * end. CR and LF are encoded, as every byte outside printable ASCII and
- * '='; a blank at the end of a line is encoded. */
+ * '='; a blank at the end of a line is encoded. One pass, by the table
+ * above: a run of bytes kept as they are is copied whole, up to the end of
+ * the line. */
 static int qp_encode(mb_buf *out, const char *p, size_t n, const char *eol, enum qp_end end, const char *brk,
                      size_t brk_len) {
   static const char hex[] = "0123456789ABCDEF";
@@ -403,6 +416,7 @@ static int qp_encode(mb_buf *out, const char *p, size_t n, const char *eol, enum
   /* 3 characters a byte at most, a soft break (1 + el) every 72 of them */
   if (mb_buf_reserve(out, n * 3 + (n / 24 + 2) * (1 + el) + brk_len + 8) < 0) return -1;
   char *o = out->data + out->len;
+  const unsigned char *u = (const unsigned char *)p;
   size_t col = 0;
   int blank = -1; /* a blank not yet written: encoded if the line ends after it */
 #define QP_FIT(w, limit)           \
@@ -413,22 +427,28 @@ static int qp_encode(mb_buf *out, const char *p, size_t n, const char *eol, enum
       col = 0;                     \
     }                              \
   } while (0)
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)p[i];
+  for (size_t i = 0; i < n;) {
+    unsigned char c = u[i];
     if (blank >= 0) {
       QP_FIT(1, 75);
       *o++ = (char)blank, col++;
       blank = -1;
     }
-    if (c == ' ' || c == '\t') {
-      blank = c;
-    } else if (qp_safe(c)) {
-      QP_FIT(1, 75);
-      *o++ = (char)c, col++;
-    } else {
-      QP_FIT(3, 75);
-      *o++ = '=', *o++ = hex[c >> 4], *o++ = hex[c & 15], col += 3;
+    switch (qp_class[c]) {
+    case QP_LIT: {
+      size_t j = i + 1;
+      while (j < n && qp_class[u[j]] == QP_LIT) j++;
+      while (i < j) {
+        QP_FIT(1, 75);
+        size_t take = j - i < 75 - col ? j - i : 75 - col;
+        memcpy(o, p + i, take), o += take, col += take, i += take;
+      }
+      continue;
     }
+    case QP_BLANK: blank = c; break;
+    default: QP_FIT(3, 75); *o++ = '=', *o++ = hex[c >> 4], *o++ = hex[c & 15], col += 3;
+    }
+    i++;
   }
   if (blank >= 0) {
     QP_FIT(3, end == QP_HARD ? 76u : 75u); /* a hard break needs no '=' after it */
