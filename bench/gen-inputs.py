@@ -8,8 +8,9 @@ DIR/newsletter.html ~30 KB newsletter (header, hero, article cards, buttons, foo
 DIR/*.eml           the same HTML wrapped in an RFC 5322 message: multipart/alternative,
                     text/plain + text/html (quoted-printable, UTF-8), CRLF line endings
 DIR/manifest.json   per file: size in bytes and the number of links a rewriter must rewrite
---mem               also DIR/mem-{30k,100k,1m,10m}.eml: messages of about that total size,
-                    grown by repeating link paragraphs (for peak-memory measurements)
+--mem               also DIR/mem-{30k,100k,1m,4m,10m}.eml: messages of about that total size,
+                    grown by repeating link paragraphs (for peak-memory measurements and the
+                    whole-message comparison), and mem-{1m,4m}.html, their HTML documents
 
 "Rewritable" = <a href> / <area href> whose value starts with http:// or https://, outside
 comments and raw-text elements. Every file also holds a few links a rewriter must leave alone
@@ -361,22 +362,24 @@ def make_eml(subject, n, html, text):
 
 def make_mem_eml(target, seed):
     """A message of about `target` bytes: a links800-style document grown block by block.
-    The text part is kept short (a summary) so that most of the size is HTML."""
+    The text part is kept short (a summary) so that most of the size is HTML. Returns the
+    message, its link count and its HTML document (what lol-html is given)."""
     g = Gen(seed)
     k = 9
     head, foot = links_head("Big message"), links_foot()
     text = qp("Big message\n\n" + g.words(60) + "\n")
     fixed = len(eml_head("Big", seed)) + len(text) + len(eml_mid()) + len(eml_tail()) \
         + len(qp(head)) + len(qp(foot))
-    parts, size, count = [qp(head)], fixed, 0
+    parts, size, count, html = [qp(head)], fixed, 0, [head]
     for bh, _bt, bn in link_blocks(g, k):
         e = qp(bh)
         if size + len(e) > target:
             break
-        parts.append(e); size += len(e); count += bn
+        parts.append(e); size += len(e); count += bn; html.append(bh)
+    html = ("".join(html) + foot).encode("utf-8")
     parts.append(qp(foot))
     body = eml_head(f"Big message {target}", seed) + text + eml_mid() + "".join(parts) + eml_tail()
-    return body.encode("ascii"), count
+    return body.encode("ascii"), count, html
 
 
 def main():
@@ -399,10 +402,12 @@ def main():
     write("newsletter.html", html.encode(), n)
     write("newsletter.eml", make_eml("Acme Monthly - June", 2, html, text), n)
     if "--mem" in sys.argv[1:]:
-        for name, target in (("mem-30k.eml", 30 * 1024), ("mem-100k.eml", 100 * 1024),
-                             ("mem-1m.eml", 1024 * 1024), ("mem-10m.eml", 10 * 1024 * 1024)):
-            data, n = make_mem_eml(target, 7000 + target % 9973)
-            write(name, data, n)
+        for name, target in (("mem-30k", 30 * 1024), ("mem-100k", 100 * 1024), ("mem-1m", 1024 * 1024),
+                             ("mem-4m", 4 * 1024 * 1024), ("mem-10m", 10 * 1024 * 1024)):
+            data, n, html = make_mem_eml(target, 7000 + target % 9973)
+            write(name + ".eml", data, n)
+            if name in ("mem-1m", "mem-4m"):
+                write(name + ".html", html, n)
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# HTML rewriting throughput: mailbeacon vs Cloudflare lol-html (npm html-rewriter-wasm), and
-# mailbeacon's peak memory per message size.
+# HTML rewriting throughput: mailbeacon vs Cloudflare lol-html (npm html-rewriter-wasm), the HTML
+# step and the whole message; and mailbeacon-rewrite's peak memory per message size.
 #
 # usage: bench/run-html.sh [BINARY]     (default BINARY: <repo>/build/bench/mb-bench-rewrite)
 # env:   REPS=3           repetitions of every measurement (medians are reported)
 #        BENCH_SECONDS=2  target length of one timed run; iterations are calibrated to it
 #        KEEP=1           keep the temp dir with inputs and raw results
+#        REWRITE_BIN=...  the pipe filter measured for memory (default: BINARY's ../mailbeacon-rewrite)
 #
 # BINARY interface: `BINARY --mode html|message FILE ITERATIONS` prints one JSON line
 #   {"impl":"mailbeacon","file":..,"bytes":..,"iterations":..,"seconds":..,"mb_per_s":..,"links":..}
@@ -76,10 +77,15 @@ calibrate() {
     done
 }
 
-# Throughput: the three (impl, mode) cases per input, interleaved within each repetition.
+# Throughput: the (impl, mode) cases per input, interleaved within each repetition. The whole
+# message (MIME parse, decoding, rewrite, encoding, the message written out) against lol-html on
+# the same document's HTML, at about 30 KB, 180 KB, 1 MB and 4 MB.
 cases=()
 for base in links800 newsletter; do
     cases+=("mailbeacon html $base.html" "lol-html html $base.html" "mailbeacon message $base.eml")
+done
+for base in mem-1m mem-4m; do
+    cases+=("lol-html html $base.html" "mailbeacon message $base.eml")
 done
 declare -A iters
 for c in "${cases[@]}"; do
@@ -96,20 +102,24 @@ for ((r = 1; r <= reps; r++)); do
     done
 done
 
-# Peak RSS of one message-mode run per message size.
+# Peak RSS of the pipe filter (mailbeacon-rewrite, as an MTA runs it) per message size, and of the
+# same program on a message of one line (what the process and its libraries take: the baseline).
 mem=$tmp/mem.jsonl
-if [[ -x /usr/bin/time ]]; then
+rewrite=${REWRITE_BIN:-$(dirname "$(dirname "$bin")")/mailbeacon-rewrite}
+if [[ -x /usr/bin/time && -x $rewrite ]]; then
+    "$rewrite" --keygen "$tmp/keys" >/dev/null
+    printf 'From: a@b.example\r\nTo: c@d.example\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n' >"$tmp/tiny.eml"
     for ((r = 1; r <= reps; r++)); do
-        for m in mem-30k mem-100k mem-1m mem-10m; do
-            /usr/bin/time -f %M -o "$tmp/rss" "$bin" --mode message "$tmp/$m.eml" 1 >"$tmp/out" ||
-                { echo "run-html.sh: mailbeacon --mode message $m.eml failed" >&2; exit 1; }
-            line=$(tail -n 1 "$tmp/out"); [[ -n $line ]] || line='{}'
-            printf '{"file":"%s.eml","rss_kib":%s,"run":%s}\n' \
-                "$m" "$(tail -n 1 "$tmp/rss")" "$line" >>"$mem"
+        for m in tiny mem-30k mem-100k mem-1m mem-10m; do
+            MAILBEACON_KEY_FILE=$tmp/keys MAILBEACON_BASE_URL=https://t.mailbeacon.test \
+                /usr/bin/time -f %M -o "$tmp/rss" "$rewrite" <"$tmp/$m.eml" >"$tmp/out" ||
+                { echo "run-html.sh: mailbeacon-rewrite < $m.eml failed" >&2; exit 1; }
+            printf '{"file":"%s.eml","rss_kib":%s,"out_bytes":%s}\n' \
+                "$m" "$(tail -n 1 "$tmp/rss")" "$(stat -c %s "$tmp/out")" >>"$mem"
         done
     done
 else
-    echo "run-html.sh: /usr/bin/time missing and could not be installed; skipping memory" >&2
+    echo "run-html.sh: /usr/bin/time or $rewrite missing; skipping memory" >&2
 fi
 
 # Report: medians as markdown tables; link counts checked against the generator's manifest.
@@ -138,7 +148,7 @@ def mbps(impl, mode, file):
 def fmt(v):
     return "—" if v is None else f"{v:,.1f}"
 
-n = len(rows) // 6
+n = len(rows) // len({(r["run"]["impl"], r["mode"], r["file"]) for r in rows})
 print(f"\n### HTML rewriting throughput (median of {n}, MB = 10^6 input bytes per second)\n")
 print("| input | bytes | links | mailbeacon MB/s | lol-html MB/s | ratio |")
 print("| --- | ---: | ---: | ---: | ---: | ---: |")
@@ -152,21 +162,36 @@ for base in ("links800", "newsletter"):
     print(f"| {e} (message mode) | {manifest[e]['bytes']:,} | {manifest[e]['links']} | "
           f"{fmt(ours_msg)} | n/a | n/a |")
 print("\nratio = mailbeacon / lol-html. lol-html is the wasm build under Node "
-      f"{os.popen('node --version').read().strip()}; message mode (MIME parse, QP decode, "
-      "rewrite, re-encode, splice) has no lol-html counterpart.")
+      f"{os.popen('node --version').read().strip()}.")
+
+print(f"\n### Whole message vs lol-html on its HTML (median of {n})\n")
+print("| message | bytes | links | mailbeacon, whole message MB/s | lol-html, the HTML MB/s | ratio |")
+print("| --- | ---: | ---: | ---: | ---: | ---: |")
+for base in ("newsletter", "links800", "mem-1m", "mem-4m"):
+    h, e = base + ".html", base + ".eml"
+    ours, lol = mbps("mailbeacon", "message", e), mbps("lol-html", "html", h)
+    ratio = f"{ours / lol:.1f}×" if ours and lol else "—"
+    print(f"| {e} | {manifest[e]['bytes']:,} | {manifest[e]['links']:,} | {fmt(ours)} | {fmt(lol)} | {ratio} |")
+print("\nmailbeacon: MIME parse, transfer decoding, rewrite, encoding, the message written out into "
+      "a buffer kept from message to message (as the milter does); lol-html: the HTML document "
+      "alone. MB/s of each one's own input.")
 
 if mem:
-    print(f"\n### mailbeacon peak memory, message mode, one message (median of {len(mem) // 4})\n")
-    print("| message | bytes | links | peak RSS | RSS / message size |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    base = median([m["rss_kib"] for m in mem if m["file"] == "tiny.eml"])
+    print(f"\n### Peak memory, mailbeacon-rewrite (pipe mode), one message (median of {len(mem) // 5})\n")
+    print(f"Baseline: {base / 1024:,.1f} MiB, the same program on a message of one line (the process "
+          "and its libraries). Its own: peak RSS less the baseline.\n")
+    print("| message | bytes | links | peak RSS | RSS / size | its own | its own / size |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for f in ("mem-30k.eml", "mem-100k.eml", "mem-1m.eml", "mem-10m.eml"):
         runs = [m for m in mem if m["file"] == f]
-        for m in runs:
-            check(f, "mailbeacon", m["run"])
-        kib = median([m["rss_kib"] for m in runs])
         size = manifest[f]["bytes"]
+        for m in runs:  # rewritten: every link longer
+            if m["out_bytes"] <= size:
+                bad.append(f"mailbeacon-rewrite {f}: {m['out_bytes']} bytes out, not rewritten")
+        kib = median([m["rss_kib"] for m in runs])
         print(f"| {f} | {size:,} | {manifest[f]['links']:,} | {kib / 1024:,.1f} MiB | "
-              f"{kib * 1024 / size:.1f}× |")
+              f"{kib * 1024 / size:.1f}× | {(kib - base) / 1024:,.1f} MiB | {(kib - base) * 1024 / size:.1f}× |")
 
 if bad:
     print("\nLINK COUNT MISMATCH:\n" + "\n".join("- " + b for b in sorted(set(bad))))
