@@ -14,6 +14,7 @@
 # (build/bench/mb-bench-mhd-floor): how far any libmicrohttpd edge can go here.
 # usage: bash bench/run-server.sh [build/mailbeacon-server [build/mailbeacon-rewrite [build/bench/mb-bench-mhd-floor]]]   (as root)
 # env: REPS (3) DURATION (10) TOKENS (1000) NGINX_WORKERS (auto) MAILBEACON_HTTP_THREADS (0 = cores)
+#      REDIS_PERSIST (everysec: append-only file fsynced once a second, as deployed; no: none)
 #      KEEP=1 keeps the temp dir (logs, tokens, raw results)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,7 +70,9 @@ trap 'exit 130' INT TERM
 
 # Redis without persistence, on TCP as well (scripts/lib/services.sh): the server reaches it over TCP
 redis=1
-run mb_redis_start no tcp
+persist=${REDIS_PERSIST:-everysec}
+case $persist in no|everysec) ;; *) echo "REDIS_PERSIST: no or everysec" >&2; exit 2 ;; esac
+run mb_redis_start "$persist" tcp
 
 # keys and TOKENS valid open tokens (signed by the test suite's independent implementation)
 run "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
@@ -193,7 +196,7 @@ one_run() {
 
 cores=$(nproc)
 echo "machine: $cores cores; nginx $(nginx -v 2>&1 | sed 's/.*\///') with $nworkers worker(s) (worker_processes $workers);" \
-  "mailbeacon-server MAILBEACON_HTTP_THREADS=$threads; wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'); redis $(redis-server --version | awk '{print $3}')" >&2
+  "mailbeacon-server MAILBEACON_HTTP_THREADS=$threads; wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'); redis $(redis-server --version | awk '{print $3}') appendonly=$persist" >&2
 echo "warm-up (2 s each, not counted)" >&2
 for p in "$nport" "$sport" "$fport"; do
   show timeout 30 wrk -t2 -c256 -d2s -s bench/rotate.lua "http://127.0.0.1:$p" -- "$MB_RUN/tokens"
