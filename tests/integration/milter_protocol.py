@@ -254,13 +254,19 @@ reply, changes, newbody, sizes, head, body = m.message(load("01-single-html-7bit
 check("bare login: rewritten", reply == b"c" and newbody is not None, reply)
 
 # 5c. the tracking policy (consent.sh runs the milter with a consent copy in
-#     which granted@kunde.de granted and refused@client.com refused, and
-#     track_default_eu = none): one copy to several is tracked only when
-#     every recipient allows it
+#     which granted@kunde.de granted (EU), refused@client.com refused (US),
+#     withdrawn@client.fr and later@client.com (US) withdrew, unknown-fr@client.com
+#     is unknown in FR; track_default_eu = none, track_default_other = all):
+#     consent granted, refused, withdrawn and unknown, in and outside the EU,
+#     and one copy to several tracked only when every recipient allows it
 if os.environ.get("MB_MILTER_CONSENT"):
     raw = load("01-single-html-7bit.eml")
     for rcpts, tracked in ((["granted@kunde.de"], True), (["granted@kunde.de", "refused@client.com"], False),
-                           (["refused@client.com"], False), (["nobody@firma.de"], False)):
+                           (["refused@client.com"], False), (["nobody@firma.de"], False),
+                           (["withdrawn@client.fr"], False), (["later@client.com"], False),
+                           (["unknown-fr@client.com"], False), (["cliente@loja.com.br"], True),
+                           (["granted@kunde.de", "cliente@loja.com.br"], True),
+                           (["cliente@loja.com.br", "withdrawn@client.fr"], False)):
         reply, changes, newbody, sizes, head, body = m.message(raw, "sam@ourco.example", rcpts)
         if tracked:
             check("policy %s: rewritten" % rcpts, reply == b"c" and newbody is not None, reply)
