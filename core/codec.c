@@ -177,6 +177,16 @@ int mb_buf_reserve(mb_buf *b, size_t extra) {
   return 0;
 }
 
+int mb_buf_reserve_exact(mb_buf *b, size_t extra) {
+  if (extra <= b->cap - b->len) return 0;
+  if (extra > SIZE_MAX - b->len) return -1;
+  char *p = realloc(b->data, b->len + extra);
+  if (!p) return -1;
+  b->data = p;
+  b->cap = b->len + extra;
+  return 0;
+}
+
 int mb_buf_append(mb_buf *b, const void *p, size_t n) {
   if (n == 0) return 0;
   if (mb_buf_reserve(b, n) < 0) return -1;

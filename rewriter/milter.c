@@ -15,7 +15,6 @@
 #include "mailbeacon/stream.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -546,17 +545,7 @@ static void *reload_on_signal(void *arg) {
 
 int mb_milter_run(const mb_config *cfg, mb_keyring *ring, const char *socket_spec) {
   g_cfg = cfg;
-  /* A long-lived process that rewrites one message after another: the
-   * memory one message used is kept for the next, not given back to the
-   * system and faulted in again (the connection keeps its message buffers;
-   * the rest goes back to glibc's heap and is taken from there again).
-   * glibc would map each block over its (moving) threshold on its own and
-   * trim the heap's free top above 128 KiB: with these, blocks under twice
-   * max_message_size (32 MiB at most, glibc's limit) stay in the heap, and
-   * up to 64 MiB of free top stays with the process. */
-  uint64_t twice = cfg->max_message_size * 2;
-  mallopt(M_MMAP_THRESHOLD, twice < ((uint64_t)32 << 20) ? (int)twice : 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mb_rewrite_keep_memory(cfg->max_message_size); /* one message after another */
   if (ring_replace(ring) < 0) {
     mb_keyring_free(ring);
     mb_log_errx("out of memory");

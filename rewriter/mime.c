@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <gmime/gmime.h>
 #include <iconv.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,59 +403,73 @@ static const unsigned char qp_class[256] = {
     2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
 };
 
+/* Whether each of the 8 bytes of x is printable ASCII other than '=' (or a
+ * space): bytes written as they are (a tab goes the byte-wise way). */
+static int qp_plain8(uint64_t x) {
+  const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL, eq = x ^ (ones * '=');
+  uint64_t below = (x - ones * 0x20) & ~x & high;          /* a byte < 0x20 */
+  uint64_t above = ((x + ones * (127 - 0x7E)) | x) & high; /* a byte > 0x7E */
+  uint64_t equal = (eq - ones) & ~eq & high;               /* a byte == '=' */
+  return !(below | above | equal);
+}
+
 /* Appends p[0..n) (content: no hard break in it) as quoted-printable lines
  * of at most 76 characters in the message's line ending (eol), written as
  * GMime's encoder writes them (where its lines stay within 76); then the
  * end. CR and LF are encoded, as every byte outside printable ASCII and
  * '='; a blank at the end of a line is encoded. One pass, by the table
- * above: a run of bytes kept as they are is copied whole, up to the end of
- * the line. */
+ * above, bytes kept as they are going eight at a time. A blank is kept as
+ * it is unless the piece ends with it: a soft break's '=' follows any other. */
 static int qp_encode(mb_buf *out, const char *p, size_t n, const char *eol, enum qp_end end, const char *brk,
                      size_t brk_len) {
   static const char hex[] = "0123456789ABCDEF";
   size_t el = strlen(eol);
-  /* 3 characters a byte at most, a soft break (1 + el) every 72 of them */
-  if (mb_buf_reserve(out, n * 3 + (n / 24 + 2) * (1 + el) + brk_len + 8) < 0) return -1;
+  /* room for a turn of the loop below: a line's bytes as they are (75, and
+   * 8 more: a word of plain bytes is stored whole), a soft break, an encoded
+   * byte; checked at each turn, so that out is sized for what is written,
+   * not for the worst case of 3 characters a byte */
+  const size_t need = 75 + 8 + 1 + el + 3 /* a turn */ + 1 + el + 3 + 1 + brk_len /* and the end */;
+  if (mb_buf_reserve(out, need) < 0) return -1;
   char *o = out->data + out->len;
   const unsigned char *u = (const unsigned char *)p;
-  size_t col = 0;
-  int blank = -1; /* a blank not yet written: encoded if the line ends after it */
-#define QP_FIT(w, limit)           \
-  do {                             \
-    if (col + (w) > (limit)) {     \
-      *o++ = '=';                  \
-      memcpy(o, eol, el), o += el; \
-      col = 0;                     \
-    }                              \
+  size_t col = 0, i = 0, m = n && qp_class[u[n - 1]] == QP_BLANK ? n - 1 : n; /* a final blank: below */
+#define QP_SOFT_BREAK()          \
+  do {                           \
+    *o++ = '=';                  \
+    memcpy(o, eol, el), o += el; \
+    col = 0;                     \
   } while (0)
-  for (size_t i = 0; i < n;) {
-    unsigned char c = u[i];
-    if (blank >= 0) {
-      QP_FIT(1, 75);
-      *o++ = (char)blank, col++;
-      blank = -1;
+  while (i < m) {
+    if ((size_t)(out->data + out->cap - o) < need) {
+      out->len = (size_t)(o - out->data);
+      if (mb_buf_reserve(out, need) < 0) return -1;
+      o = out->data + out->len;
     }
-    switch (qp_class[c]) {
-    case QP_LIT: {
-      size_t j = i + 1;
-      while (j < n && qp_class[u[j]] == QP_LIT) j++;
-      while (i < j) {
-        QP_FIT(1, 75);
-        size_t take = j - i < 75 - col ? j - i : 75 - col;
-        memcpy(o, p + i, take), o += take, col += take, i += take;
-      }
+    /* bytes as they are, up to column 75 */
+    size_t lim = i + (75 - col) < m ? i + (75 - col) : m, from = i;
+    while (i + 8 <= lim) {
+      uint64_t x;
+      memcpy(&x, u + i, 8);
+      if (!qp_plain8(x)) break;
+      memcpy(o + (i - from), &x, 8);
+      i += 8;
+    }
+    while (i < lim && qp_class[u[i]] != QP_ENC) o[i - from] = (char)u[i], i++;
+    o += i - from, col += i - from;
+    if (i == m) break;
+    if (qp_class[u[i]] != QP_ENC) { /* the line is full */
+      QP_SOFT_BREAK();
       continue;
     }
-    case QP_BLANK: blank = c; break;
-    default: QP_FIT(3, 75); *o++ = '=', *o++ = hex[c >> 4], *o++ = hex[c & 15], col += 3;
-    }
+    if (col + 3 > 75) QP_SOFT_BREAK();
+    *o++ = '=', *o++ = hex[u[i] >> 4], *o++ = hex[u[i] & 15], col += 3;
     i++;
   }
-  if (blank >= 0) {
-    QP_FIT(3, end == QP_HARD ? 76u : 75u); /* a hard break needs no '=' after it */
-    *o++ = '=', *o++ = hex[blank >> 4], *o++ = hex[blank & 15], col += 3;
+  if (m < n) {                                                   /* the final blank, encoded */
+    if (col + 3 > (end == QP_HARD ? 76u : 75u)) QP_SOFT_BREAK(); /* a hard break needs no '=' after it */
+    *o++ = '=', *o++ = hex[u[m] >> 4], *o++ = hex[u[m] & 15], col += 3;
   }
-#undef QP_FIT
+#undef QP_SOFT_BREAK
   if (end == QP_HARD) {
     memcpy(o, brk, brk_len), o += brk_len;
   } else if (end == QP_SOFT && col > 0) {
@@ -548,7 +563,22 @@ typedef struct reader {
 
 #define RELEASE_MIN ((size_t)256 << 10)
 
-static reader reader_of(const mb_buf *b) { return (reader){b->data, b->cap >= 4 * RELEASE_MIN ? b->cap : 0, 0}; }
+static int keep_memory; /* mb_rewrite_keep_memory: set once, before any rewrite */
+
+void mb_rewrite_keep_memory(uint64_t max_message_size) {
+  keep_memory = 1;
+  /* glibc would map each block over its (moving) threshold on its own and
+   * trim the heap's free top above 128 KiB: with these, blocks under twice
+   * max_message_size (32 MiB at most, glibc's limit) stay in the heap, and
+   * up to 64 MiB of free top stays with the process */
+  uint64_t twice = max_message_size * 2;
+  mallopt(M_MMAP_THRESHOLD, twice < ((uint64_t)32 << 20) ? (int)twice : 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+}
+
+static reader reader_of(const mb_buf *b) {
+  return (reader){b->data, !keep_memory && b->cap >= 4 * RELEASE_MIN ? b->cap : 0, 0};
+}
 
 /* Everything before offset `to` has been read. */
 static void reader_done(reader *r, size_t to) {
@@ -671,7 +701,8 @@ static int rewrite_qp(job *j, size_t bs, size_t be, const char *charset) {
   size_t tail = lines[k - 1].hb;
   /* room for the text and half as much again for the tracking URLs: growing
    * by doubling copied the whole part at each step */
-  if (mb_buf_reserve(&html, text.len + text.len / 2 + 4096) < 0) goto out;
+  size_t textlen = text.len;
+  if (mb_buf_reserve_exact(&html, text.len + text.len / 2 + 4096) < 0) goto out;
   int r = rewrite_html(j, text.data, text.len - tail, &html, &ch);
   if (r <= 0) {
     rc = r;
@@ -685,11 +716,14 @@ static int rewrite_qp(job *j, size_t bs, size_t be, const char *charset) {
   free(ch.v), ch.v = NULL; /* the lines know what the changes touched */
 
   edit *e = edit_add(j, bs, be);
-  /* Room for the whole part at once: the raw lines kept, and the text
-   * encoded again at its worst (qp_encode asks, per piece, for at most
-   * 3.2 bytes a byte and 20 more). Pages never written are never touched:
-   * growing by doubling instead cost a realloc and page faults per step. */
-  if (!e || mb_buf_reserve(&e->data, rawlen + html.len * 4 + (k + 1) * 24 + 64) < 0) goto out;
+  /* Room for the part at once, as it will most likely be: as long as it was,
+   * and what the rewrite added once and a half (encoded again: a '=' in a
+   * URL takes three characters, and soft breaks), and a line's worth per
+   * line; exactly that, not doubled (growing piece by piece cost a realloc
+   * and page faults per step; a worst case of three bytes a byte made a
+   * block so large that glibc mapped it afresh for each message). */
+  size_t added = html.len > textlen ? html.len - textlen : 0;
+  if (!e || mb_buf_reserve_exact(&e->data, rawlen + rawlen / 16 + added + added / 2 + (k + 1) * 8 + 4096) < 0) goto out;
   /* a part that ended in a soft break still does (no line break gained) */
   int soft_end = lines[k - 1].hb == 0 && raw_eol;
   reader hr = reader_of(&html);

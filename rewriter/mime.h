@@ -106,6 +106,13 @@ size_t mb_rewrite_len(const mb_rewrite_result *res);
 int mb_rewrite_write(const mb_rewrite_result *res, mb_rewrite_write_fn *write, void *ctx);
 int mb_rewrite_assemble(const mb_rewrite_result *res, mb_buf *out);
 
+/* For a process that rewrites one message after another (the milter): the
+ * memory one message used is kept for the next, not given back to the
+ * system and faulted in again. Without it (one message a process: pipe,
+ * re-inject) a large part's buffers are given back as soon as they have
+ * been read, for the least peak memory. Call once, before any rewrite. */
+void mb_rewrite_keep_memory(uint64_t max_message_size);
+
 /* Fills a sent record from a result (pointers into res). */
 void mb_rewrite_sent(const mb_rewrite_result *res, mb_sent *sent);
 

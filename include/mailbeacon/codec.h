@@ -56,6 +56,9 @@ typedef struct mb_buf {
 void mb_buf_init(mb_buf *b);
 void mb_buf_free(mb_buf *b);
 int mb_buf_reserve(mb_buf *b, size_t extra);
+/* Room for extra more bytes, the size asked and no more (mb_buf_reserve
+ * doubles): for a size known beforehand. Returns 0, or -1 (out of memory). */
+int mb_buf_reserve_exact(mb_buf *b, size_t extra);
 int mb_buf_append(mb_buf *b, const void *p, size_t n);
 int mb_buf_puts(mb_buf *b, const char *s);
 int mb_buf_printf(mb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
