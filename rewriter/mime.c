@@ -299,38 +299,44 @@ static int hex_value(unsigned char c) {
 static size_t qp_decode_line(const char *raw, size_t p, size_t n, char *o, size_t *olen, unsigned char *hb) {
   size_t start = p, w = 0;
   *hb = 0;
-  while (p < n) {
-    unsigned char c = (unsigned char)raw[p++];
-    if (c == '\n') {
-      /* a CR before it went out as the last byte: it belongs to the break */
-      *hb = p - 1 > start && raw[p - 2] == '\r' ? 2 : 1;
-      w -= *hb - 1u;
-      break;
-    }
-    if (c != '=') {
-      o[w++] = (char)c;
-      continue;
-    }
-    if (p == n) break; /* "=" at the end: dropped */
-    unsigned char x = (unsigned char)raw[p++];
-    if (x == '\n') continue; /* soft break */
-    if (p == n) break;       /* "=X" at the end: dropped */
-    c = (unsigned char)raw[p++];
-    int hi = hex_value(x), lo = hex_value(c);
-    if (hi >= 0 && lo >= 0) {
-      o[w++] = (char)(hi << 4 | lo);
-    } else if (x == '\r' && c == '\n') {
-      continue; /* soft break */
-    } else {    /* kept as written */
-      o[w++] = '=';
-      o[w++] = (char)x;
-      if (c == '\n') {
-        *hb = 1;
-        break;
+  while (p < n) { /* a physical line at a time, the bytes between '='s copied whole */
+    const char *nl = memchr(raw + p, '\n', n - p);
+    size_t pend = nl ? (size_t)(nl - raw) : n;
+    for (;;) {
+      const char *eq = memchr(raw + p, '=', pend - p);
+      size_t q = eq ? (size_t)(eq - raw) : pend;
+      memcpy(o + w, raw + p, q - p);
+      w += q - p, p = q;
+      if (!eq) break;
+      if (++p == n) goto done; /* "=" at the end: dropped */
+      unsigned char x = (unsigned char)raw[p++];
+      if (x == '\n') goto next; /* soft break */
+      if (p == n) goto done;    /* "=X" at the end: dropped */
+      unsigned char c = (unsigned char)raw[p++];
+      int hi = hex_value(x), lo = hex_value(c);
+      if (hi >= 0 && lo >= 0) {
+        o[w++] = (char)(hi << 4 | lo);
+      } else if (x == '\r' && c == '\n') {
+        goto next; /* soft break */
+      } else {     /* kept as written */
+        o[w++] = '=';
+        o[w++] = (char)x;
+        if (c == '\n') {
+          *hb = 1;
+          goto done;
+        }
+        o[w++] = (char)c;
       }
-      o[w++] = (char)c;
     }
+    if (!nl) break; /* the end, without a line break */
+    /* the hard break; a CR before it went out as the last byte: it belongs to the break */
+    p = pend + 1;
+    *hb = pend > start && raw[pend - 1] == '\r' ? 2 : 1;
+    w -= *hb - 1u;
+    break;
+  next:;
   }
+done:
   *olen = w;
   return p;
 }
