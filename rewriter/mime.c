@@ -43,24 +43,31 @@ typedef struct job {
 } job;
 
 static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
-static pthread_key_t html_key; /* each thread keeps its HTML rewriter (~400 KB of buffers) */
 
-static void free_html(void *h) { mb_html_free(h); }
+static void gmime_init(void) { g_mime_init(); }
 
-static void gmime_init(void) {
-  g_mime_init();
-  pthread_key_create(&html_key, free_html);
+/* HTML rewriters (~400 KB of buffers each) kept between messages, whatever
+ * thread rewrites the next one: libmilter runs each connection, most often
+ * one message, in a thread of its own, and a rewriter per thread was made
+ * and faulted in again for nearly every message. */
+#define HTML_POOL 16
+static pthread_mutex_t html_pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static mb_html *html_pool[HTML_POOL];
+static size_t html_pooled;
+
+static mb_html *html_take(void) {
+  pthread_mutex_lock(&html_pool_mu);
+  mb_html *h = html_pooled ? html_pool[--html_pooled] : NULL;
+  pthread_mutex_unlock(&html_pool_mu);
+  return h ? h : mb_html_new();
 }
 
-/* The calling thread's HTML rewriter, made on first use and freed when the
- * thread ends: its buffers are not allocated and faulted in per message. */
-static mb_html *thread_html(void) {
-  mb_html *h = pthread_getspecific(html_key);
-  if (!h && (h = mb_html_new()) && pthread_setspecific(html_key, h) != 0) {
-    mb_html_free(h);
-    h = NULL;
-  }
-  return h;
+static void html_give(mb_html *h) {
+  if (!h) return;
+  pthread_mutex_lock(&html_pool_mu);
+  if (html_pooled < HTML_POOL) html_pool[html_pooled++] = h, h = NULL;
+  pthread_mutex_unlock(&html_pool_mu);
+  mb_html_free(h);
 }
 
 static edit *edit_add(job *j, size_t start, size_t end) {
@@ -1342,7 +1349,7 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
   }
   res->links.recipient = res->token_recipient;
   j.track = res->track;
-  if (!(j.html = thread_html()) || mb_links_pixel_prefix(&res->links, &j.pixel_prefix) < 0 ||
+  if (!(j.html = html_take()) || mb_links_pixel_prefix(&res->links, &j.pixel_prefix) < 0 ||
       ((j.track & MB_TRACK_OPENS) && mb_links_pixel(&res->links, &j.pixel) < 0))
     goto done;
   if (disclose(cfg, res)) {
@@ -1380,6 +1387,7 @@ done:
   g_mime_parser_options_free(po);
   g_object_unref(stream);
   g_byte_array_free(bytes, FALSE);
+  html_give(j.html);
   mb_buf_free(&j.pixel);
   mb_buf_free(&j.pixel_prefix);
   mb_buf_free(&j.honeypot);
