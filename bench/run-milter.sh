@@ -87,10 +87,10 @@ PY
 }
 if [ -n "${PERF:-}" ]; then
   mp=$(echo $mpid | awk '{print $2}')
-  perf record -g -o "$MB_RUN/perf.data" -p "$mp" -- sleep 8 >/dev/null 2>&1 &
+  perf record ${PERF_G:--g} -o "$MB_RUN/perf.data" -p "$mp" -- sleep 8 >/dev/null 2>&1 &
   perf_pid=$!
   sleep 0.5; run_source "$milter" 1000 >/dev/null; wait $perf_pid
-  perf report -i "$MB_RUN/perf.data" --no-children -g none --sort dso,symbol 2>/dev/null | grep -v "^#" | grep -v "^$" | head -40
+  perf report -i "$MB_RUN/perf.data" --no-children ${PERF_REPORT:--g none --sort dso,symbol} 2>/dev/null | grep -v "^#" | grep -v "^$" | head -${PERF_LINES:-40}
   exit 0
 fi
 echo "warm-up" >&2
