@@ -155,6 +155,13 @@ wait_rows "SELECT state || ' ' || source FROM mailbeacon.consent WHERE address =
   "withdrawn withdrawal page"
 expect "SELECT via FROM mailbeacon.consent_history WHERE address = 'granted@kunde.de' ORDER BY id DESC LIMIT 1" \
   "withdrawal page"
+# a CRM sync that gives no time does not undo it (the record is in the history, the state stays)
+printf 'address,state,source\ngranted@kunde.de,granted,crm\n' > "$MB_RUN/sync.csv"
+"$server" consent import "$MB_RUN/sync.csv" > "$MB_RUN/out"
+grep -q "1 record imported, 0 addresses changed state" "$MB_RUN/out" || fail "timeless sync said: $(cat "$MB_RUN/out")"
+expect "SELECT state, via FROM mailbeacon.consent WHERE address = 'granted@kunde.de'" "withdrawn withdrawal page"
+expect "SELECT state, time_given FROM mailbeacon.consent_history WHERE address = 'granted@kunde.de' ORDER BY id DESC LIMIT 1" \
+  "granted f"
 alerts=$(sql "SELECT count(*) FROM mailbeacon.alerts")
 [ "$(curl -s -o /dev/null -w '%{http_code}' "${pixel/https:\/\/t.mailbeacon.test/$edge}")" = 200 ] || fail "pixel after"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "${link/https:\/\/t.mailbeacon.test/$edge}")" = 302 ] || fail "link after"
@@ -245,8 +252,20 @@ xadd type sent v 1 message "$late" message_id late@ourco.example rep sam@ourco.e
 wait_rows "SELECT count(*) FROM mailbeacon.messages WHERE message = '$late'" 1
 expect "SELECT count(*) FROM mailbeacon.recipients WHERE message = '$late'" 0
 expect "SELECT count(*) FROM mailbeacon.forgotten WHERE message = '$late' AND idx = 1" 1
-# new consent lifts the suppression
-printf 'address,state\n%s,granted\n' "$b" > "$MB_RUN/b2.csv"
+# consent given before the forget does not lift the suppression: a CRM sync carrying the original
+# consent (2020), nor a record without a time; consent given after the forget does
+printf 'address,state,source,time\n%s,granted,crm,2020-03-12T10:00:00Z\n' "$b" > "$MB_RUN/b2.csv"
+"$server" consent import "$MB_RUN/b2.csv" > /dev/null
+expect "SELECT count(*) FROM mailbeacon.suppressed" 1
+printf 'address,state,source\n%s,granted,crm\n' "$b" > "$MB_RUN/b2.csv"
+"$server" consent import "$MB_RUN/b2.csv" > /dev/null
+expect "SELECT count(*) FROM mailbeacon.suppressed" 1
+expect "SELECT state, time_given FROM mailbeacon.consent WHERE address = '$b'" "granted f"
+"$server" consent copy "$MB_RUN/consent.cdb" > /dev/null
+pipe "$b" "$MB_RUN/out.eml"
+cmp -s "$msg" "$MB_RUN/out.eml" || fail "forgotten, then an old consent imported again: tracked"
+sleep 1.1 # a time to the second, later than the forget and the import before
+printf 'address,state,time\n%s,granted,%s\n' "$b" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$MB_RUN/b2.csv"
 "$server" consent import "$MB_RUN/b2.csv" > /dev/null
 expect "SELECT count(*) FROM mailbeacon.suppressed" 0
 "$server" consent copy "$MB_RUN/consent.cdb" > /dev/null
