@@ -185,8 +185,17 @@ curl -s -o /dev/null -X POST "${ws/https:\/\/t.mailbeacon.test/$edge}"
 wait_rows "SELECT string_agg(address || '=' || state, ' ' ORDER BY address) FROM mailbeacon.consent
             WHERE address IN ('x1@client.com', 'x2@client.com')" "x1@client.com=withdrawn x2@client.com=withdrawn"
 
-# ---- export and forget: buyer@empresa.com.br (tracked by default, one message, an open and a click)
+# ---- export and forget: buyer@empresa.com.br (tracked by default, one message, an open and a click;
+#      and a copy sent to it and x3@empresa.com.br, index 0, opened once, with an alert and its webhooks)
 b=buyer@empresa.com.br
+"$rewrite" --sender sam@ourco.example --recipient "$b" --recipient x3@empresa.com.br < "$msg" \
+  > "$MB_RUN/bshared.eml" 2>> "$MB_RUN/rewrite.log"
+wait_rows "SELECT count(*) FROM mailbeacon.recipients WHERE address = 'x3@empresa.com.br'" 1
+ms=$(sql "SELECT message FROM mailbeacon.recipients WHERE address = 'x3@empresa.com.br'")
+spixel=$(grep -o 'https://t.mailbeacon.test/o/[A-Za-z0-9_-]*\.gif' "$MB_RUN/bshared.eml" | head -1)
+[ -n "$spixel" ] || fail "the copy to several: not tracked"
+curl -s -o /dev/null -A "$chrome" "${spixel/https:\/\/t.mailbeacon.test/$edge}"
+wait_rows "SELECT count(*) FROM mailbeacon.events WHERE message = '$ms' AND recipient_idx = 0" 1
 bpixel=$(grep -o 'https://t.mailbeacon.test/o/[A-Za-z0-9_-]*\.gif' "$MB_RUN/other.eml" | head -1)
 blink=$(grep -o 'https://t.mailbeacon.test/c/[^"]*' "$MB_RUN/other.eml" | head -1)
 curl -s -o /dev/null -A "$chrome" "${bpixel/https:\/\/t.mailbeacon.test/$edge}"
@@ -194,6 +203,22 @@ curl -s -o /dev/null -A "$chrome" "${blink/https:\/\/t.mailbeacon.test/$edge}"
 bevents="SELECT count(*) FROM mailbeacon.events e JOIN mailbeacon.recipients r
            ON r.message = e.message AND r.idx = e.recipient_idx WHERE r.address = '$b'"
 wait_rows "$bevents" 2
+# every one of these events final (the look-ahead closed): no alert is made between export and forget
+wait_rows "SELECT count(*) FROM mailbeacon.events
+            WHERE message IN (SELECT message FROM mailbeacon.recipients WHERE address = '$b')
+              AND NOT mailbeacon.is_final(class, occurred_at, mailbeacon.final_before())" 0
+# the alert of the copy to several names every recipient, and so do its webhook deliveries' bodies
+sql "INSERT INTO mailbeacon.alerts (rep, kind, message, recipient_idx, recipient, subject, occurred_at, event_id, class,
+                                    opens, clicks)
+     SELECT 'sam@ourco.example', 'open', '$ms', 0, string_agg(address, ', ' ORDER BY idx), 's', now(),
+            gen_random_uuid(), 'human', 1, 0
+       FROM mailbeacon.recipients WHERE message = '$ms'
+     ON CONFLICT DO NOTHING" > /dev/null
+sql "INSERT INTO mailbeacon.webhook_deliveries (alert_id, url, webhook_id, format, body)
+     SELECT a.id, 'https://hooks.example/' || f, 'msg_mb' || a.id, f, mailbeacon.webhook_body(a, f)
+       FROM mailbeacon.alerts a, unnest(ARRAY['standard', 'slack']) AS f
+      WHERE a.message = '$ms' AND a.recipient_idx = 0" > /dev/null
+expect "SELECT count(*) FROM mailbeacon.webhook_deliveries WHERE body ILIKE '%$b%'" 2
 # a consent record and a rejected entry that name the address (the test's times are in 2020: what is
 # recorded now, by the page or without a time, is later whatever today's date)
 printf 'address,state,time\n%s,unknown,2020-02-01\n' "$b" > "$MB_RUN/b.csv"
@@ -204,8 +229,8 @@ python3 - "$MB_RUN/export.json" "$b" <<'PY' || fail "export: $(head -c 600 "$MB_
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["address"] == sys.argv[2] and d["suppressed"] is False, d
-assert len(d["messages"]) == 1 and d["messages"][0]["recipient"]["track_basis"] == "default_other", d["messages"]
-ev = d["messages"][0]["events"]
+assert len(d["messages"]) == 2 and d["messages"][0]["recipient"]["track_basis"] == "default_other", d["messages"]
+ev = [e for m in d["messages"] for e in m["events"]]
 assert sorted(e["kind"] for e in ev) == ["click", "open"] and all(e["class"] for e in ev), ev
 assert d["consent"]["state"] == "unknown" and len(d["consent_history"]) == 1, d
 PY
@@ -213,9 +238,9 @@ set +e
 "$server" forget "$b" > /dev/null 2> "$MB_RUN/err"; rc=$?
 set -e
 [ $rc = 64 ] && grep -q "forget needs --reason" "$MB_RUN/err" || fail "forget without a reason: $rc $(cat "$MB_RUN/err")"
-SUDO_USER=dpo "$server" forget "Buyer@Empresa.com.br" --reason "GDPR art. 17 request 42" > "$MB_RUN/out" ||
-  fail "forget: $(cat "$MB_RUN/out")"
-grep -q '"events": 2' "$MB_RUN/out" && grep -q '"recipients": 1' "$MB_RUN/out" && grep -q '"rejected": 1' "$MB_RUN/out" ||
+SUDO_USER=dpo "$server" forget "Buyer@Empresa.com.br" --reason "GDPR art. 17 request 42 of Buyer@Empresa.com.br" \
+  > "$MB_RUN/out" || fail "forget: $(cat "$MB_RUN/out")"
+grep -q '"events": 2' "$MB_RUN/out" && grep -q '"recipients": 2' "$MB_RUN/out" && grep -q '"rejected": 1' "$MB_RUN/out" ||
   fail "forget said: $(cat "$MB_RUN/out")"
 # the export held exactly what went
 python3 - "$MB_RUN/export.json" "$MB_RUN/out" <<'PY' || fail "export and forget differ"
@@ -229,9 +254,14 @@ PY
 # nowhere in the database, in any table or partition, but as a keyed hash
 pg_dump "$(mb_pg_conninfo)" --data-only > "$MB_RUN/dump.sql"
 ! grep -qi "$b" "$MB_RUN/dump.sql" || fail "the address is still in: $(grep -i "$b" "$MB_RUN/dump.sql" | head -3)"
-expect "SELECT by_whom, reason, counts->>'events' FROM mailbeacon.forget_audit" "dpo (command line) GDPR art. 17 request 42 2"
+expect "SELECT by_whom, reason, counts->>'events' FROM mailbeacon.forget_audit" \
+  "dpo (command line) GDPR art. 17 request 42 of (erased) 2"
 expect "SELECT count(*) FROM mailbeacon.suppressed WHERE hash = mailbeacon.address_hash('$b')" 1
-expect "SELECT count(*) FROM mailbeacon.forgotten" 1
+expect "SELECT count(*) FROM mailbeacon.forgotten" 2
+# in the alert of the copy to several and in its webhook bodies, the address is "(erased)"
+expect "SELECT recipient FROM mailbeacon.alerts WHERE message = '$ms' AND recipient_idx = 0" "(erased), x3@empresa.com.br"
+expect "SELECT count(*) FROM mailbeacon.webhook_deliveries d JOIN mailbeacon.alerts a ON a.id = d.alert_id
+         WHERE a.message = '$ms' AND d.body LIKE '%someone of (erased), x3@empresa.com.br%'" 2
 # a hit of the forgotten recipient still on its way is dropped when loaded; new mail is not tracked
 silenced=$(metric mailbeacon_batcher_events_silenced_total)
 curl -s -o /dev/null -A "$chrome" "${bpixel/https:\/\/t.mailbeacon.test/$edge}"
