@@ -220,8 +220,9 @@ sql "INSERT INTO mailbeacon.webhook_deliveries (alert_id, url, webhook_id, forma
       WHERE a.message = '$ms' AND a.recipient_idx = 0" > /dev/null
 expect "SELECT count(*) FROM mailbeacon.webhook_deliveries WHERE body ILIKE '%$b%'" 2
 # a consent record and a rejected entry that name the address (the test's times are in 2020: what is
-# recorded now, by the page or without a time, is later whatever today's date)
-printf 'address,state,time\n%s,unknown,2020-02-01\n' "$b" > "$MB_RUN/b.csv"
+# recorded now, by the page or without a time, is later whatever today's date); it withdrew, so the
+# copy to several is silenced too (index 0)
+printf 'address,state,time\n%s,withdrawn,2020-02-01\n' "$b" > "$MB_RUN/b.csv"
 "$server" consent import "$MB_RUN/b.csv" > /dev/null
 sql "INSERT INTO mailbeacon.rejected VALUES ('1-1', 1, 'a line naming $b', 'test')" > /dev/null
 "$server" export "$b" > "$MB_RUN/export.json" || fail "export"
@@ -232,7 +233,7 @@ assert d["address"] == sys.argv[2] and d["suppressed"] is False, d
 assert len(d["messages"]) == 2 and d["messages"][0]["recipient"]["track_basis"] == "default_other", d["messages"]
 ev = [e for m in d["messages"] for e in m["events"]]
 assert sorted(e["kind"] for e in ev) == ["click", "open"] and all(e["class"] for e in ev), ev
-assert d["consent"]["state"] == "unknown" and len(d["consent_history"]) == 1, d
+assert d["consent"]["state"] == "withdrawn" and len(d["consent_history"]) == 1, d
 PY
 set +e
 "$server" forget "$b" > /dev/null 2> "$MB_RUN/err"; rc=$?
@@ -257,31 +258,40 @@ pg_dump "$(mb_pg_conninfo)" --data-only > "$MB_RUN/dump.sql"
 expect "SELECT by_whom, reason, counts->>'events' FROM mailbeacon.forget_audit" \
   "dpo (command line) GDPR art. 17 request 42 of (erased) 2"
 expect "SELECT count(*) FROM mailbeacon.suppressed WHERE hash = mailbeacon.address_hash('$b')" 1
-expect "SELECT count(*) FROM mailbeacon.forgotten" 2
+# tombstones: its index in each message, and index 0 of the copy to several
+expect "SELECT string_agg(idx::text, ',' ORDER BY idx) FROM mailbeacon.forgotten WHERE message = '$ms'" "0,1"
+expect "SELECT count(*) FROM mailbeacon.forgotten" 3
 # in the alert of the copy to several and in its webhook bodies, the address is "(erased)"
 expect "SELECT recipient FROM mailbeacon.alerts WHERE message = '$ms' AND recipient_idx = 0" "(erased), x3@empresa.com.br"
 expect "SELECT count(*) FROM mailbeacon.webhook_deliveries d JOIN mailbeacon.alerts a ON a.id = d.alert_id
          WHERE a.message = '$ms' AND d.body LIKE '%someone of (erased), x3@empresa.com.br%'" 2
-# a hit of the forgotten recipient still on its way is dropped when loaded; new mail is not tracked
+# a hit of the forgotten recipient still on its way is dropped when loaded, and so is one on the copy
+# to several (it withdrew before it was forgotten: its consent row, which silenced that copy, went with
+# the forget); new mail is not tracked
 silenced=$(metric mailbeacon_batcher_events_silenced_total)
 curl -s -o /dev/null -A "$chrome" "${bpixel/https:\/\/t.mailbeacon.test/$edge}"
-for _ in $(seq 1 300); do [ "$(metric mailbeacon_batcher_events_silenced_total)" = $((silenced + 1)) ] && break; sleep 0.05; done
-[ "$(metric mailbeacon_batcher_events_silenced_total)" = $((silenced + 1)) ] || fail "a hit after the forget was stored"
-expect "SELECT count(*) FROM mailbeacon.events WHERE (message, recipient_idx) IN (SELECT message, idx FROM mailbeacon.forgotten)" 0
+curl -s -o /dev/null -A "$chrome" "${spixel/https:\/\/t.mailbeacon.test/$edge}"
+for _ in $(seq 1 300); do [ "$(metric mailbeacon_batcher_events_silenced_total)" = $((silenced + 2)) ] && break; sleep 0.05; done
+[ "$(metric mailbeacon_batcher_events_silenced_total)" = $((silenced + 2)) ] ||
+  fail "a hit after the forget was stored: $(metric mailbeacon_batcher_events_silenced_total) silenced, want $((silenced + 2))"
+expect "SELECT count(*) FROM mailbeacon.events WHERE message = '$ms' AND recipient_idx = 0" 1
+expect "SELECT count(*) FROM mailbeacon.events WHERE (message, recipient_idx) IN (SELECT message, idx FROM mailbeacon.forgotten WHERE idx > 0)" 0
 "$server" consent copy "$MB_RUN/consent.cdb" > /dev/null
 pipe "$b" "$MB_RUN/out.eml"
 cmp -s "$msg" "$MB_RUN/out.eml" || fail "forgotten: a new message still tracked"
 "$server" export "$b" > "$MB_RUN/export2.json"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["suppressed"] and not d["messages"] and d["consent"] is None, d' \
   "$MB_RUN/export2.json" || fail "export after forget: $(cat "$MB_RUN/export2.json")"
-# a sent record that waited in a rewriter's spool, loaded after the forget: its recipient is dropped again
+# a sent record that waited in a rewriter's spool, loaded after the forget: its recipient is dropped
+# again, with the tombstones of its index and of index 0 (a copy sent to several)
 late=$(uuid 77)
 xadd type sent v 1 message "$late" message_id late@ourco.example rep sam@ourco.example \
-  recipients '[{"i":1,"addr":"Buyer@Empresa.com.br","track":"opens,clicks","basis":"default_other"}]' token_recipient 1 \
+  recipients '[{"i":1,"addr":"Buyer@Empresa.com.br","track":"opens,clicks","basis":"default_other"},
+               {"i":2,"addr":"y@empresa.com.br","track":"opens,clicks","basis":"default_other"}]' token_recipient 0 \
   subject late sent_at "$(date +%s%6N)" links '[]' client_ip '' policy p1-000000000000
 wait_rows "SELECT count(*) FROM mailbeacon.messages WHERE message = '$late'" 1
-expect "SELECT count(*) FROM mailbeacon.recipients WHERE message = '$late'" 0
-expect "SELECT count(*) FROM mailbeacon.forgotten WHERE message = '$late' AND idx = 1" 1
+expect "SELECT string_agg(address, ',') FROM mailbeacon.recipients WHERE message = '$late'" y@empresa.com.br
+expect "SELECT string_agg(idx::text, ',' ORDER BY idx) FROM mailbeacon.forgotten WHERE message = '$late'" "0,1"
 # consent given before the forget does not lift the suppression: a CRM sync carrying the original
 # consent (2020), nor a record without a time; consent given after the forget does
 printf 'address,state,source,time\n%s,granted,crm,2020-03-12T10:00:00Z\n' "$b" > "$MB_RUN/b2.csv"
