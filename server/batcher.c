@@ -923,11 +923,16 @@ static void write_consent_copy(mb_batcher *b, const char *why) {
                 (long long)(mb_now_ms() - t0));
 }
 
-/* Reads the silenced pairs again (mailbeacon.silenced), outside a batch.
+/* Reads the silenced pairs again (mailbeacon.silenced), outside a batch,
+ * after applying the withdrawals that wait for a sent record loaded
+ * meanwhile by another transaction (mailbeacon.withdrawals_apply_due).
  * 0, or -1 (the set read before stays). */
 static int load_silenced(mb_batcher *b) {
   b->next_silenced = mb_now_ms() + SILENCED_EVERY_MS;
-  PGresult *r = PQexec(b->db, "SELECT message, idx FROM mailbeacon.silenced");
+  PGresult *r = PQexec(b->db, "SELECT mailbeacon.withdrawals_apply_due()");
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) return pg_failed(b, "applying the withdrawals waiting", r);
+  PQclear(r);
+  r = PQexec(b->db, "SELECT message, idx FROM mailbeacon.silenced");
   if (PQresultStatus(r) != PGRES_TUPLES_OK) return pg_failed(b, "reading the withdrawn recipients", r);
   mb_silenced *s = mb_silenced_new();
   int oom = !s;

@@ -185,6 +185,52 @@ curl -s -o /dev/null -X POST "${ws/https:\/\/t.mailbeacon.test/$edge}"
 wait_rows "SELECT string_agg(address || '=' || state, ' ' ORDER BY address) FROM mailbeacon.consent
             WHERE address IN ('x1@client.com', 'x2@client.com')" "x1@client.com=withdrawn x2@client.com=withdrawn"
 
+# ---- a withdrawal confirmed before its message's sent record is loaded (the record still in the
+#      rewriter's spool, Redis being away for it): kept by its token's message and index, its hits
+#      dropped meanwhile, and recorded for the recipients when the sent record comes (one recipient's
+#      copy, index 1, and a copy to several, index 0)
+away() { # away OUT RECIPIENT...: a message rewritten while the rewriter cannot reach Redis
+  local out=$1 r=()
+  shift
+  for a; do r+=(--recipient "$a"); done
+  MAILBEACON_REDIS=unix:$MB_RUN/nowhere.sock MAILBEACON_SPOOL_DIR=$MB_RUN/rspool MAILBEACON_DISCLOSURE=always \
+    "$rewrite" --sender sam@ourco.example "${r[@]}" < "$msg" > "$out" 2>> "$MB_RUN/rewrite.log"
+}
+away "$MB_RUN/early1.eml" early1@client.com
+away "$MB_RUN/early2.eml" early2@client.com early3@client.com
+[ "$(stat -c %s "$MB_RUN/rspool/sent.spool")" -gt 16 ] || fail "the sent records were not spooled"
+for f in early1 early2; do
+  we=$(grep -o 'https://t.mailbeacon.test/w/[A-Za-z0-9_-]*' "$MB_RUN/$f.eml" | head -1)
+  [ -n "$we" ] || fail "$f: no disclosure line"
+  curl -s -o "$MB_RUN/done" -X POST "${we/https:\/\/t.mailbeacon.test/$edge}"
+  grep -q 'Tracking stopped' "$MB_RUN/done" || fail "$f: the page did not confirm"
+done
+wait_rows "SELECT string_agg(idx::text, ',' ORDER BY idx) FROM mailbeacon.withdrawals_waiting" "0,1"
+expect "SELECT count(*) FROM mailbeacon.consent WHERE address LIKE 'early_@client.com'" 0
+silenced=$(metric mailbeacon_batcher_events_silenced_total)
+epixel=$(grep -o 'https://t.mailbeacon.test/o/[A-Za-z0-9_-]*\.gif' "$MB_RUN/early1.eml" | head -1)
+[ "$(curl -s -o /dev/null -w '%{http_code}' -A "$chrome" "${epixel/https:\/\/t.mailbeacon.test/$edge}")" = 200 ] ||
+  fail "early1: no pixel"
+for _ in $(seq 1 300); do [ "$(metric mailbeacon_batcher_events_silenced_total)" = $((silenced + 1)) ] && break; sleep 0.05; done
+[ "$(metric mailbeacon_batcher_events_silenced_total)" = $((silenced + 1)) ] || fail "a hit after a waiting withdrawal: not silenced"
+# Redis reachable again: the next message replays the spool first, and the withdrawals are recorded
+MAILBEACON_SPOOL_DIR=$MB_RUN/rspool "$rewrite" --sender sam@ourco.example --recipient early4@client.com < "$msg" \
+  > /dev/null 2>> "$MB_RUN/rewrite.log"
+[ "$(stat -c %s "$MB_RUN/rspool/sent.spool")" = 16 ] || fail "the spool was not replayed"
+wait_rows "SELECT string_agg(address || '=' || state || ' ' || via, ', ' ORDER BY address) FROM mailbeacon.consent
+            WHERE address LIKE 'early_@client.com'" \
+  "early1@client.com=withdrawn withdrawal page, early2@client.com=withdrawn withdrawal page, early3@client.com=withdrawn withdrawal page"
+expect "SELECT count(*) FROM mailbeacon.withdrawals_waiting" 0
+expect "SELECT count(*) FROM mailbeacon.consent_history WHERE address LIKE 'early_@client.com' AND via = 'withdrawal page'" 3
+expect "SELECT count(*) FROM mailbeacon.events e JOIN mailbeacon.recipients r ON r.message = e.message
+         WHERE r.address LIKE 'early_@client.com'" 0
+# one that waited while another batch loaded its sent record (neither saw the other's row) is applied
+# when the batchers read the silenced pairs (every minute, or told)
+m4=$(sql "SELECT message FROM mailbeacon.recipients WHERE address = 'early4@client.com'")
+sql "INSERT INTO mailbeacon.withdrawals_waiting (message, idx, at) VALUES ('$m4', 1, now()); NOTIFY mailbeacon_silenced" > /dev/null
+wait_rows "SELECT state FROM mailbeacon.consent WHERE address = 'early4@client.com'" withdrawn
+expect "SELECT count(*) FROM mailbeacon.withdrawals_waiting" 0
+
 # ---- export and forget: buyer@empresa.com.br (tracked by default, one message, an open and a click;
 #      and a copy sent to it and x3@empresa.com.br, index 0, opened once, with an alert and its webhooks)
 b=buyer@empresa.com.br
