@@ -265,42 +265,89 @@ sql "INSERT INTO mailbeacon.webhook_deliveries (alert_id, url, webhook_id, forma
        FROM mailbeacon.alerts a, unnest(ARRAY['standard', 'slack']) AS f
       WHERE a.message = '$ms' AND a.recipient_idx = 0" > /dev/null
 expect "SELECT count(*) FROM mailbeacon.webhook_deliveries WHERE body ILIKE '%$b%'" 2
+# and the alerts of its own message have theirs
+sql "INSERT INTO mailbeacon.webhook_deliveries (alert_id, url, webhook_id, format, body)
+     SELECT a.id, 'https://hooks.example/standard', 'msg_mb' || a.id, 'standard', mailbeacon.webhook_body(a, 'standard')
+       FROM mailbeacon.alerts a JOIN mailbeacon.recipients r ON r.message = a.message AND r.idx = a.recipient_idx
+      WHERE r.address = '$b'" > /dev/null
 # a consent record and a rejected entry that name the address (the test's times are in 2020: what is
 # recorded now, by the page or without a time, is later whatever today's date); it withdrew, so the
 # copy to several is silenced too (index 0)
 printf 'address,state,time\n%s,withdrawn,2020-02-01\n' "$b" > "$MB_RUN/b.csv"
 "$server" consent import "$MB_RUN/b.csv" > /dev/null
-sql "INSERT INTO mailbeacon.rejected VALUES ('1-1', 1, 'a line naming $b', 'test')" > /dev/null
+# rejected entries: two name it (a line, a sent record's JSON in another case), two name addresses
+# that contain it (x<address>, <address>.example), which are not its
+mb_psql <<EOF || fail "rejected entries"
+INSERT INTO mailbeacon.rejected VALUES
+  ('1-1', 1, 'a line naming $b', 'test'),
+  ('1-2', 0, '{"type":"sent","message":"x","recipients":"[{\"i\":1,\"addr\":\"Buyer@Empresa.com.br\"}]"}', 'bad uuid'),
+  ('1-3', 1, 'a line naming x$b', 'test'),
+  ('1-4', 1, 'a line naming $b.example', 'test');
+EOF
 "$server" export "$b" > "$MB_RUN/export.json" || fail "export"
 python3 - "$MB_RUN/export.json" "$b" <<'PY' || fail "export: $(head -c 600 "$MB_RUN/export.json")"
 import json, sys
-d = json.load(open(sys.argv[1]))
+text = open(sys.argv[1]).read()
+d = json.loads(text)
 assert d["address"] == sys.argv[2] and d["suppressed"] is False, d
+assert sorted(j["stream_id"] for j in d["rejected"]) == ["1-1", "1-2"], d["rejected"]
+sa = d["shared_alerts"]
+assert len(sa) == 1 and sa[0]["recipient"] == sys.argv[2] + ", (another recipient)", sa
+assert len(sa[0]["webhook_deliveries"]) == 2 and all("body" not in w for w in sa[0]["webhook_deliveries"]), sa
+assert "x3@" not in text, "another recipient's address in the export"
 assert len(d["messages"]) == 2 and d["messages"][0]["recipient"]["track_basis"] == "default_other", d["messages"]
 ev = [e for m in d["messages"] for e in m["events"]]
 assert sorted(e["kind"] for e in ev) == ["click", "open"] and all(e["class"] for e in ev), ev
 assert d["consent"]["state"] == "withdrawn" and len(d["consent_history"]) == 1, d
 PY
+tables="SELECT (SELECT count(*) FROM mailbeacon.events), (SELECT count(*) FROM mailbeacon.alerts),
+               (SELECT count(*) FROM mailbeacon.webhook_deliveries), (SELECT count(*) FROM mailbeacon.recipients),
+               (SELECT count(*) FROM mailbeacon.consent), (SELECT count(*) FROM mailbeacon.consent_history),
+               (SELECT count(*) FROM mailbeacon.rejected),
+               (SELECT count(*) FROM mailbeacon.alerts WHERE recipient LIKE '%(erased)%'),
+               (SELECT count(*) FROM mailbeacon.webhook_deliveries WHERE body LIKE '%(erased)%')"
+tables_before=$(sql "$tables")
 set +e
 "$server" forget "$b" > /dev/null 2> "$MB_RUN/err"; rc=$?
 set -e
 [ $rc = 64 ] && grep -q "forget needs --reason" "$MB_RUN/err" || fail "forget without a reason: $rc $(cat "$MB_RUN/err")"
 SUDO_USER=dpo "$server" forget "Buyer@Empresa.com.br" --reason "GDPR art. 17 request 42 of Buyer@Empresa.com.br" \
   > "$MB_RUN/out" || fail "forget: $(cat "$MB_RUN/out")"
-grep -q '"events": 2' "$MB_RUN/out" && grep -q '"recipients": 2' "$MB_RUN/out" && grep -q '"rejected": 1' "$MB_RUN/out" ||
+grep -q '"events": 2' "$MB_RUN/out" && grep -q '"recipients": 2' "$MB_RUN/out" && grep -q '"rejected": 2' "$MB_RUN/out" ||
   fail "forget said: $(cat "$MB_RUN/out")"
-# the export held exactly what went
-python3 - "$MB_RUN/export.json" "$MB_RUN/out" <<'PY' || fail "export and forget differ"
+tables_after=$(sql "$tables")
+expect "SELECT string_agg(stream_id, ',' ORDER BY stream_id) FROM mailbeacon.rejected WHERE stream_id LIKE '1-%'" "1-3,1-4"
+# the export held exactly what went or changed, table by table: what forget counted, and what the
+# tables lost (or, for the alerts of copies to several and their webhook bodies, how many say "(erased)")
+python3 - "$MB_RUN/export.json" "$MB_RUN/out" "$tables_before" "$tables_after" <<'PY' || fail "export and forget differ"
 import json, sys
 d = json.load(open(sys.argv[1]))
 gone = json.loads(open(sys.argv[2]).read().split(": ", 1)[1])
-assert gone["events"] == sum(len(m["events"]) for m in d["messages"]), gone
-assert gone["recipients"] == len(d["messages"]) and gone["alerts"] == sum(len(m["alerts"]) for m in d["messages"]), gone
-assert gone["consent_history"] == len(d["consent_history"]), gone
+names = ["events", "alerts", "webhook_deliveries", "recipients", "consent", "consent_history", "rejected",
+         "shared_alerts_scrubbed", "webhook_bodies_scrubbed"]
+before, after = ([int(x) for x in a.split()] for a in sys.argv[3:5])
+delta = {n: abs(b - a) for n, b, a in zip(names, before, after)}
+mine = [al for m in d["messages"] for al in m["alerts"]]
+exported = {
+    "events": sum(len(m["events"]) for m in d["messages"]),
+    "alerts": len(mine),
+    "webhook_deliveries": sum(len(al["webhook_deliveries"]) for al in mine),
+    "recipients": len(d["messages"]),
+    "consent": 1 if d["consent"] else 0,
+    "consent_history": len(d["consent_history"]),
+    "rejected": len(d["rejected"]),
+    "shared_alerts_scrubbed": len(d["shared_alerts"]),
+    "webhook_bodies_scrubbed": sum(len(al["webhook_deliveries"]) for al in d["shared_alerts"]),
+}
+for n in names:
+    assert exported[n] == gone[n] == delta[n], (n, exported[n], gone[n], delta[n])
+assert exported["webhook_deliveries"] > 0 and exported["webhook_bodies_scrubbed"] == 2, exported
 PY
 # nowhere in the database, in any table or partition, but as a keyed hash
 pg_dump "$(mb_pg_conninfo)" --data-only > "$MB_RUN/dump.sql"
-! grep -qi "$b" "$MB_RUN/dump.sql" || fail "the address is still in: $(grep -i "$b" "$MB_RUN/dump.sql" | head -3)"
+whole="(?<![[:alnum:]._%+-])${b//./\\.}(?![[:alnum:]_-]|\\.[[:alnum:]])" # the address, not xbuyer@... nor ....br.example
+! grep -qiP "$whole" "$MB_RUN/dump.sql" || fail "the address is still in: $(grep -iP "$whole" "$MB_RUN/dump.sql" | head -3)"
+grep -q "naming x$b" "$MB_RUN/dump.sql" || fail "the dump has no rejected entry of x$b: the grep above proves nothing"
 expect "SELECT by_whom, reason, counts->>'events' FROM mailbeacon.forget_audit" \
   "dpo (command line) GDPR art. 17 request 42 of (erased) 2"
 expect "SELECT count(*) FROM mailbeacon.suppressed WHERE hash = mailbeacon.address_hash('$b')" 1
