@@ -249,6 +249,15 @@ curl -s -o /dev/null -A "$chrome" "${blink/https:\/\/t.mailbeacon.test/$edge}"
 bevents="SELECT count(*) FROM mailbeacon.events e JOIN mailbeacon.recipients r
            ON r.message = e.message AND r.idx = e.recipient_idx WHERE r.address = '$b'"
 wait_rows "$bevents" 2
+# and an open of its message 40 days ago, in an earlier month's partition of the events
+mb=$(sql "SELECT r.message FROM mailbeacon.recipients r JOIN mailbeacon.messages m USING (message)
+           WHERE r.address = '$b' AND m.recipient_count = 1")
+t_old=$((($(date +%s) - 40 * 86400) * 1000000))
+hits "$(printf '%08x%02x%022x\to\t%s\t1\t0\t%s\t198.18.0.7\tGET\tedge-x\t%s\t\t' 45232 "'o" "$t_old" "$mb" "$t_old" "$chrome")"
+wait_rows "$bevents" 3
+parts=$(sql "SELECT string_agg(DISTINCT tableoid::regclass::text, ' ') FROM mailbeacon.events
+              WHERE message = '$mb' AND recipient_idx = 1")
+[ "$(wc -w <<< "$parts")" -ge 2 ] || fail "the address's events are in one partition: $parts"
 # every one of these events final (the look-ahead closed): no alert is made between export and forget
 wait_rows "SELECT count(*) FROM mailbeacon.events
             WHERE message IN (SELECT message FROM mailbeacon.recipients WHERE address = '$b')
@@ -297,7 +306,7 @@ assert len(sa[0]["webhook_deliveries"]) == 2 and all("body" not in w for w in sa
 assert "x3@" not in text, "another recipient's address in the export"
 assert len(d["messages"]) == 2 and d["messages"][0]["recipient"]["track_basis"] == "default_other", d["messages"]
 ev = [e for m in d["messages"] for e in m["events"]]
-assert sorted(e["kind"] for e in ev) == ["click", "open"] and all(e["class"] for e in ev), ev
+assert sorted(e["kind"] for e in ev) == ["click", "open", "open"] and all(e["class"] for e in ev), ev
 assert d["consent"]["state"] == "withdrawn" and len(d["consent_history"]) == 1, d
 PY
 tables="SELECT (SELECT count(*) FROM mailbeacon.events), (SELECT count(*) FROM mailbeacon.alerts),
@@ -313,7 +322,7 @@ set -e
 [ $rc = 64 ] && grep -q "forget needs --reason" "$MB_RUN/err" || fail "forget without a reason: $rc $(cat "$MB_RUN/err")"
 SUDO_USER=dpo "$server" forget "Buyer@Empresa.com.br" --reason "GDPR art. 17 request 42 of Buyer@Empresa.com.br" \
   > "$MB_RUN/out" || fail "forget: $(cat "$MB_RUN/out")"
-grep -q '"events": 2' "$MB_RUN/out" && grep -q '"recipients": 2' "$MB_RUN/out" && grep -q '"rejected": 2' "$MB_RUN/out" ||
+grep -q '"events": 3' "$MB_RUN/out" && grep -q '"recipients": 2' "$MB_RUN/out" && grep -q '"rejected": 2' "$MB_RUN/out" ||
   fail "forget said: $(cat "$MB_RUN/out")"
 tables_after=$(sql "$tables")
 expect "SELECT string_agg(stream_id, ',' ORDER BY stream_id) FROM mailbeacon.rejected WHERE stream_id LIKE '1-%'" "1-3,1-4"
@@ -343,13 +352,15 @@ for n in names:
     assert exported[n] == gone[n] == delta[n], (n, exported[n], gone[n], delta[n])
 assert exported["webhook_deliveries"] > 0 and exported["webhook_bodies_scrubbed"] == 2, exported
 PY
+# none left in any partition that held some
+for p in $parts; do expect "SELECT count(*) FROM $p WHERE message = '$mb' AND recipient_idx = 1" 0; done
 # nowhere in the database, in any table or partition, but as a keyed hash
 pg_dump "$(mb_pg_conninfo)" --data-only > "$MB_RUN/dump.sql"
 whole="(?<![[:alnum:]._%+-])${b//./\\.}(?![[:alnum:]_-]|\\.[[:alnum:]])" # the address, not xbuyer@... nor ....br.example
 ! grep -qiP "$whole" "$MB_RUN/dump.sql" || fail "the address is still in: $(grep -iP "$whole" "$MB_RUN/dump.sql" | head -3)"
 grep -q "naming x$b" "$MB_RUN/dump.sql" || fail "the dump has no rejected entry of x$b: the grep above proves nothing"
 expect "SELECT by_whom, reason, counts->>'events' FROM mailbeacon.forget_audit" \
-  "dpo (command line) GDPR art. 17 request 42 of (erased) 2"
+  "dpo (command line) GDPR art. 17 request 42 of (erased) 3"
 expect "SELECT count(*) FROM mailbeacon.suppressed WHERE hash = mailbeacon.address_hash('$b')" 1
 # tombstones: its index in each message, and index 0 of the copy to several
 expect "SELECT string_agg(idx::text, ',' ORDER BY idx) FROM mailbeacon.forgotten WHERE message = '$ms'" "0,1"
