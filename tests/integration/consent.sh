@@ -7,6 +7,12 @@
 # recipient: consent granted, refused, withdrawn and unknown, in and outside
 # the EU list (pipe); one copy per recipient (re-inject); one copy to several
 # (milter, milter_protocol.py); and each decision stored with the message.
+# Then withdrawal through the page (also before the message's sent record is
+# loaded, and not undone by a CRM sync without a time), export and forget
+# (rows of every kind, in two partitions, compared table by table; a copy to
+# several and its webhook bodies; rejected entries matched as a whole; hits
+# after it dropped; consent given before it not undoing it) and the admin
+# endpoints.
 # usage: consent.sh MAILBEACON_SERVER MAILBEACON_REWRITE DATA_DIR
 set -euo pipefail
 server=$1 rewrite=$2 data=$3
