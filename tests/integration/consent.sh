@@ -41,14 +41,16 @@ Granted@Kunde.de,granted,crm,2020-03-12T10:00:00Z,
 refused@client.com,refused,crm,2020-03-12T10:00:00Z,US
 withdrawn@client.fr,withdrawn,crm,2020-03-12T10:00:00Z,
 unknown-fr@client.com,unknown,crm,,FR
+granted-us@client.com,granted,crm,2020-03-12T10:00:00Z,US
+refused@firma.de,refused,crm,2020-03-12T10:00:00Z,
 EOF
 "$server" consent import "$MB_RUN/crm.csv" > "$MB_RUN/out" || fail "import: $(cat "$MB_RUN/out")"
-grep -q "crm.csv: 4 records imported, 4 addresses changed state" "$MB_RUN/out" || fail "import said: $(cat "$MB_RUN/out")"
+grep -q "crm.csv: 6 records imported, 6 addresses changed state" "$MB_RUN/out" || fail "import said: $(cat "$MB_RUN/out")"
 printf '%s\n' '{"address":"later@client.com","state":"granted","source":"form 7","time":"2020-04-01T00:00:00Z","country":"US"}' \
   '{"address":"later@client.com","state":"withdrawn","source":"form 7","time":"2020-05-01T00:00:00+02:00"}' \
   > "$MB_RUN/crm.jsonl"
 "$server" consent import "$MB_RUN/crm.jsonl" > "$MB_RUN/out" || fail "import jsonl"
-expect "SELECT count(*) FROM mailbeacon.consent" 5
+expect "SELECT count(*) FROM mailbeacon.consent" 7
 expect "SELECT state, country, source FROM mailbeacon.consent WHERE address = 'granted@kunde.de'" "granted  crm"
 expect "SELECT state, country FROM mailbeacon.consent WHERE address = 'later@client.com'" "withdrawn US"
 
@@ -73,7 +75,7 @@ expect "SELECT string_agg(state, ',' ORDER BY id) FROM mailbeacon.consent_histor
 
 # ---- the copy the rewriter reads
 "$server" consent copy "$MB_RUN/consent.cdb" > "$MB_RUN/out" || fail "consent copy"
-grep -q "consent.cdb: 5 records written" "$MB_RUN/out" || fail "copy said: $(cat "$MB_RUN/out")"
+grep -q "consent.cdb: 7 records written" "$MB_RUN/out" || fail "copy said: $(cat "$MB_RUN/out")"
 
 export MAILBEACON_BASE_URL=https://t.mailbeacon.test MAILBEACON_CONSENT_COPY=$MB_RUN/consent.cdb \
   MAILBEACON_TRACK_DEFAULT_EU=none MAILBEACON_TRACK_DEFAULT_OTHER=all MAILBEACON_TRACK_DEFAULT_UNKNOWN=opens \
@@ -87,7 +89,11 @@ tracked() { grep -q 't.mailbeacon.test/o/' "$1" && grep -q 't.mailbeacon.test/c/
 # ---- pipe mode, one recipient each
 pipe granted@kunde.de "$MB_RUN/granted.eml"
 tracked "$MB_RUN/granted.eml" || fail "consent granted: not tracked"
-for r in refused@client.com withdrawn@client.fr unknown-fr@client.com nobody@firma.de later@client.com; do
+pipe granted-us@client.com "$MB_RUN/granted-us.eml" # granted outside the EU
+tracked "$MB_RUN/granted-us.eml" || fail "consent granted outside the EU: not tracked"
+# refused outside the EU and in it; withdrawn in and outside; unknown in the EU by record and by domain
+for r in refused@client.com refused@firma.de withdrawn@client.fr unknown-fr@client.com nobody@firma.de \
+  later@client.com; do
   pipe "$r" "$MB_RUN/out.eml"
   cmp -s "$msg" "$MB_RUN/out.eml" || fail "$r: the message changed"
 done
@@ -98,13 +104,13 @@ grep -q 't.mailbeacon.test/o/' "$MB_RUN/opens.eml" || fail "default_unknown: no 
 ! grep -q 't.mailbeacon.test/[ch]/' "$MB_RUN/opens.eml" || fail "default_unknown: links tracked"
 
 # each decision stored with its message, as proof
-wait_rows "SELECT count(*) FROM mailbeacon.recipients WHERE track IS NOT NULL" 3
+wait_rows "SELECT count(*) FROM mailbeacon.recipients WHERE track IS NOT NULL" 4
 expect "SELECT r.track, r.track_basis, r.consent_source, to_char(r.consent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
                m.policy_version ~ '^p1-[0-9a-f]{12}\$'
           FROM mailbeacon.recipients r JOIN mailbeacon.messages m USING (message)
          WHERE r.address = 'granted@kunde.de'" "opens,clicks consent_granted crm 2020-03-12 10:00 t"
 expect "SELECT track, track_basis FROM mailbeacon.recipients WHERE address = 'buyer@client.com'" "opens default_unknown"
-expect "SELECT count(*) FROM mailbeacon.recipients WHERE address IN ('refused@client.com', 'nobody@firma.de')" 0
+expect "SELECT count(*) FROM mailbeacon.recipients WHERE address IN ('refused@client.com', 'refused@firma.de', 'nobody@firma.de')" 0
 
 # ---- re-inject mode: one copy per recipient, each its own decision
 cat > "$MB_RUN/sendmail" <<EOF
@@ -118,6 +124,13 @@ MAILBEACON_SENDMAIL_PATH=$MB_RUN/sendmail "$rewrite" --reinject -f sam@ourco.exa
 tracked "$MB_RUN/copy.granted@kunde.de" || fail "reinject: the consenting recipient's copy not tracked"
 cmp -s "$msg" "$MB_RUN/copy.refused@client.com" || fail "reinject: the refusing recipient's copy changed"
 wait_rows "SELECT count(*) FROM mailbeacon.recipients WHERE address = 'granted@kunde.de' AND track IS NOT NULL" 2
+# withdrawn in and outside the EU, unknown in the EU (record) and outside it: each its own copy
+MAILBEACON_SENDMAIL_PATH=$MB_RUN/sendmail "$rewrite" --reinject -f sam@ourco.example -- withdrawn@client.fr \
+  later@client.com unknown-fr@client.com comprador@loja.com.br < "$msg" 2>> "$MB_RUN/rewrite.log" || fail "reinject 2"
+for r in withdrawn@client.fr later@client.com unknown-fr@client.com; do
+  cmp -s "$msg" "$MB_RUN/copy.$r" || fail "reinject: $r's copy changed"
+done
+tracked "$MB_RUN/copy.comprador@loja.com.br" || fail "reinject: unknown outside the EU not tracked"
 
 # ---- milter: one copy to several, tracked only when every recipient allows it (the protocol
 #      test's own recipients, in .example, are tracked as they were: unknown is all here)
