@@ -190,6 +190,21 @@ got=$(mb_psql -tA -F ' ' -c "$q")
 [ "$got" = "open 1 roles-edge" ] || fail "events row: '$got', want 'open 1 roles-edge'"
 ok "a hit at the edge loaded into PostgreSQL by the batcher"
 
+# 3b. a CRM's privacy endpoints on the admin listener of each role with PostgreSQL (batcher, rep API):
+#     an admin token is served, a rep token refused; the edge, without PostgreSQL, has none
+atok=$("$server" --config "$conf" admin-token dpo@ourco.example 2>/dev/null) &&
+  rtok=$("$server" --config "$conf" rep-token sam@ourco.example 2>/dev/null) || fail "cannot make the tokens"
+code() { curl -s -o "$MB_RUN/resp" -w '%{http_code}' "$@"; }
+for p in "$bport" "$aport"; do
+  [ "$(code -H "Authorization: Bearer $atok" "http://127.0.0.1:$p/privacy/export?address=nobody@client.example")" = 200 ] ||
+    fail "export on admin port $p: $(cat "$MB_RUN/resp")"
+  [ "$(code -H "Authorization: Bearer $rtok" "http://127.0.0.1:$p/privacy/export?address=nobody@client.example")" = 403 ] ||
+    fail "export with a rep token on admin port $p: not 403"
+done
+[ "$(code -H "Authorization: Bearer $atok" "http://127.0.0.1:$eport/privacy/export?address=nobody@client.example")" = 404 ] ||
+  fail "the edge's admin listener answers privacy requests: $(cat "$MB_RUN/resp")"
+ok "privacy endpoints on the batcher's and the rep API's admin listeners, admin token only; none on the edge"
+
 # 4. reloads, as the units' ExecReload sends them: RELOADING=1, then READY=1 again
 kill -HUP "$epid" "$bpid" "$apid"
 kill -USR1 "$mpid"
