@@ -97,8 +97,11 @@ static size_t numeric(const char *in, size_t n, size_t i, char *out, size_t *ole
 size_t mb_charref_decode_attr(const char *in, size_t n, char *out) {
   size_t o = 0;
   for (size_t i = 0; i < n;) {
-    if (in[i] != '&') {
-      out[o++] = in[i++];
+    if (in[i] != '&') { /* up to the next reference, whole */
+      const char *amp = memchr(in + i, '&', n - i);
+      size_t run = (amp ? (size_t)(amp - in) : n) - i;
+      memmove(out + o, in + i, run);
+      o += run, i += run;
       continue;
     }
     if (i + 1 < n && in[i + 1] == '#') {

@@ -36,11 +36,13 @@ size_t mb_link_target(const char *href, size_t n, char *out) {
 
 int mb_link_trackable(const mb_links *l, const char *url, size_t n) {
   if (!mb_url_target_ok(url, n)) return 0; /* what the edge redirects to, and nothing else */
-  /* the doubled markers of template placeholders: {{ }} %% *| |* */
+  /* the doubled markers of template placeholders: {{ }} %% *| |* (a byte
+   * that can begin one looked up first: most bytes of a URL cannot) */
+  static const unsigned char opens[256] = {['{'] = 1, ['}'] = 1, ['%'] = 1, ['*'] = 1, ['|'] = 1};
   for (size_t i = 0; i + 1 < n; i++) {
     unsigned char u = (unsigned char)url[i], v = (unsigned char)url[i + 1];
-    if ((u == '{' && v == '{') || (u == '}' && v == '}') || (u == '%' && v == '%') || (u == '*' && v == '|') ||
-        (u == '|' && v == '*'))
+    if (opens[u] && ((u == '{' && v == '{') || (u == '}' && v == '}') || (u == '%' && v == '%') ||
+                     (u == '*' && v == '|') || (u == '|' && v == '*')))
       return 0;
   }
   if (n > l->base_len && strncasecmp(url, l->base, l->base_len) == 0 && url[l->base_len] == '/') return 0;
