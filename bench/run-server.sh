@@ -16,6 +16,7 @@
 # env: REPS (3) DURATION (10) TOKENS (1000) NGINX_WORKERS (auto) MAILBEACON_HTTP_THREADS (0 = cores)
 #      REDIS_PERSIST (everysec: append-only file fsynced once a second, as deployed; no: none)
 #      KEEP=1 keeps the temp dir (logs, tokens, raw results)
+#      PERF=1 (PERF_T, PERF_C, PERF_LINES): a profile of the whole machine during one mailbeacon run instead
 set -euo pipefail
 cd "$(dirname "$0")/.."
 server=${1:-build/mailbeacon-server}
@@ -203,6 +204,20 @@ for p in "$nport" "$sport" "$fport"; do
   timeout 30 wrk -t2 -c256 -d2s -s bench/rotate.lua "http://127.0.0.1:$p" -- "$MB_RUN/tokens" > /dev/null 2>&1
 done
 drained
+
+# PERF=1: instead of the comparison, where the time goes on the whole machine during one
+# mailbeacon run (wrk -t$PERF_T -c$PERF_C): CPU by command and thread, then the server's symbols
+if [ -n "${PERF:-}" ]; then
+  perf record -a -g -F 2000 -o "$MB_RUN/perf.data" -- sleep "$duration" >/dev/null 2>&1 &
+  ppid=$!
+  timeout $((duration + 30)) wrk -t"${PERF_T:-1}" -c"${PERF_C:-64}" -d"${duration}s" --latency -s bench/rotate.lua \
+    "http://127.0.0.1:$sport" -- "$MB_RUN/tokens" | grep -E 'Requests/sec|99%|50%'
+  wait "$ppid" || true
+  perf report -i "$MB_RUN/perf.data" --no-children -g none --sort comm,pid --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -15
+  perf report -i "$MB_RUN/perf.data" --no-children -g none --comm "$(basename "$server" | cut -c1-15)" --sort dso,sym --stdio \
+    2>/dev/null | grep -E '^ +[0-9]' | head -"${PERF_LINES:-30}"
+  exit 0
+fi
 
 for rep in $(seq 1 "$reps"); do
   for tc in "1 64" "2 256"; do
