@@ -1257,19 +1257,27 @@ int mb_rewrite_assemble(const mb_rewrite_result *res, mb_buf *out) {
  * bound), and the lines of header blocks (the message's, and the block
  * after each "--" line, a part's when that line is a boundary). */
 static void prescan(const char *msg, size_t len, uint64_t *dash_lines, uint64_t *header_lines) {
-  int in_header = 1;
+  const char *p = msg, *end = msg + len;
   *dash_lines = *header_lines = 0;
-  for (const char *p = msg, *end = msg + len; p < end;) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
-    if (l && p[l - 1] == '\r') l--;
-    if (in_header) {
-      if (l == 0) in_header = 0;
-      else (*header_lines)++;
-    } else if (l >= 2 && p[0] == '-' && p[1] == '-') {
-      (*dash_lines)++;
-      in_header = 1;
+  for (;;) {
+    while (p < end) { /* a header block: its lines up to the blank one */
+      const char *nl = memchr(p, '\n', (size_t)(end - p));
+      size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+      if (l && p[l - 1] == '\r') l--;
+      p = nl ? nl + 1 : end;
+      if (l == 0) break;
+      (*header_lines)++;
     }
+    /* what follows, up to the next line that starts with "--": searched
+     * for, not taken line by line */
+    const char *dl = p;
+    if (end - p < 2 || p[0] != '-' || p[1] != '-') {
+      const char *m = p < end ? memmem(p, (size_t)(end - p), "\n--", 3) : NULL;
+      if (!m) return;
+      dl = m + 1;
+    }
+    (*dash_lines)++;
+    const char *nl = memchr(dl, '\n', (size_t)(end - dl));
     p = nl ? nl + 1 : end;
   }
 }
