@@ -90,6 +90,10 @@ check "syslog line copied to a terminal" \
 shipped=$(cd "$(dirname "$0")/../.." && pwd)/etc/mailbeacon.conf
 check "shipped config parses" bash -c "'$rewrite' --config '$shipped' --print-config > '$tmp/shipped'"
 check "shipped config: ip_truncate on" grep -qx 'ip_truncate = yes' "$tmp/shipped"
+# and the compose stack's (docker/mailbeacon.conf)
+compose_conf=$(dirname "$shipped")/../docker/mailbeacon.conf
+check "compose config parses" bash -c "'$rewrite' --config '$compose_conf' --print-config > '$tmp/compose'"
+check "compose config: ip_truncate on" grep -qx 'ip_truncate = yes' "$tmp/compose"
 check "shipped config: every key" bash -c "'$rewrite' --print-config | awk '{print \$1}' | while read k; do
   grep -qE \"^#?\$k =( |\$)\" '$shipped' || { echo \"not in etc/mailbeacon.conf: \$k (scripts/gen-conf.py)\" >&2; exit 1; }; done"
 echo "cli: $passed passed, $failed failed"
