@@ -78,9 +78,11 @@ int main(int argc, char **argv) {
       mb_links_free(&l);
     } else {
       mb_rewrite_result r;
-      mb_rewrite_message(&cfg, ring, NULL, in.data, in.len, &r);
       out.len = 0; /* the message written out, as the milter does: into a buffer kept */
-      mb_rewrite_assemble(&r, &out);
+      if (mb_rewrite_message(&cfg, ring, NULL, in.data, in.len, &r) < 0 || mb_rewrite_assemble(&r, &out) < 0) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+      }
       links = (unsigned)r.links.n;
       mb_rewrite_result_free(&r);
     }

@@ -50,7 +50,7 @@ int mb_read_input(int fd, mb_buf *b, uint64_t limit) {
   /* a file says how long it is: room for all of it (and the end) at once */
   struct stat st;
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size <= limit &&
-      mb_buf_reserve(b, (size_t)st.st_size + 1) < 0)
+      mb_buf_reserve_exact(b, (size_t)st.st_size + 1) < 0)
     return -1;
   for (;;) {
     if (b->cap == b->len && mb_buf_reserve(b, 65536) < 0) return -1;

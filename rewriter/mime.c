@@ -122,7 +122,9 @@ static GMimeHeader *find_header(GMimeObject *o, const char *name) {
 
 static int valid_offset(const job *j, gint64 off) { return off >= 0 && (size_t)off < j->len; }
 
-/* Sets the part's Content-Transfer-Encoding to quoted-printable. */
+/* Sets the part's Content-Transfer-Encoding to quoted-printable. Returns 0,
+ * -1 when the part's headers cannot be found where GMime says, -2 when
+ * memory ran out. */
 static int set_cte_qp(job *j, GMimeObject *part) {
   const char *eol = j->crlf ? "\r\n" : "\n";
   GMimeHeader *h = find_header(part, "Content-Transfer-Encoding");
@@ -138,8 +140,11 @@ static int set_cte_qp(job *j, GMimeObject *part) {
     start = end = header_end(j->msg, j->len, (size_t)g_mime_header_get_offset(ct));
   }
   edit *e = edit_add(j, start, end);
-  if (!e || mb_buf_puts(&e->data, "Content-Transfer-Encoding: quoted-printable") < 0 || mb_buf_puts(&e->data, eol) < 0)
-    return -1;
+  if (!e) return -2;
+  if (mb_buf_puts(&e->data, "Content-Transfer-Encoding: quoted-printable") < 0 || mb_buf_puts(&e->data, eol) < 0) {
+    edit_drop(j); /* its own edit, not the part's */
+    return -2;
+  }
   return 0;
 }
 
@@ -610,7 +615,9 @@ static reader reader_of(const mb_buf *b) {
 static void reader_done(reader *r, size_t to) {
   if (!r->cap || to < r->done + RELEASE_MIN) return;
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  uintptr_t lo = ((uintptr_t)r->base + r->done + page) & ~(uintptr_t)(page - 1);
+  uintptr_t first = ((uintptr_t)r->base & ~(uintptr_t)(page - 1)) + page; /* the block's first page is kept */
+  uintptr_t lo = ((uintptr_t)r->base + r->done) & ~(uintptr_t)(page - 1); /* where the last call stopped */
+  if (lo < first) lo = first;
   uintptr_t hi = ((uintptr_t)r->base + to) & ~(uintptr_t)(page - 1);
   uintptr_t last = ((uintptr_t)r->base + r->cap) & ~(uintptr_t)(page - 1);
   if (hi > last - page) hi = last - page;
@@ -861,9 +868,13 @@ static int rewrite_part(job *j, GMimePart *part) {
   size_t got = trailing_eol(nb->data ? nb->data : "", nb->len);
   if (got && !raw_eol) nb->len -= got;
   else if (!got && raw_eol && mb_buf_append(nb, j->crlf ? "\r\n" : "\n", j->crlf ? 2 : 1) < 0) goto out;
-  if (to_qp && set_cte_qp(j, obj) < 0) {
-    edit_drop(j);
-    goto rollback;
+  if (to_qp) {
+    int cte = set_cte_qp(j, obj);
+    if (cte == -2) goto out;
+    if (cte < 0) {
+      edit_drop(j);
+      goto rollback;
+    }
   }
   rc = 1;
   goto out;
@@ -1108,6 +1119,15 @@ static int identify(job *j, GMimeMessage *m, const mb_identity *id) {
  * or copy_for's): what every one of them allows. Returns 0, -1 when memory
  * ran out, 1 when the consent copy cannot be read (*why says so: nothing
  * may be tracked). */
+/* A recipient on never_track (a colleague in copy) holds back nothing of a
+ * copy that also goes outside, unless they refused or withdrew consent
+ * themselves: never_track decides before consent in the policy, and their
+ * refusal still counts. */
+static int holds_back_nothing(const mb_recipient_policy *p) {
+  return strcmp(p->d.basis, "never_track") == 0 && p->consent.state != MB_CONSENT_REFUSED &&
+         p->consent.state != MB_CONSENT_WITHDRAWN;
+}
+
 static int decide(const mb_config *cfg, const mb_identity *id, mb_rewrite_result *r, char *why, size_t whylen) {
   size_t n = r->nrecipients;
   r->policies = calloc(n ? n : 1, sizeof *r->policies);
@@ -1134,7 +1154,7 @@ static int decide(const mb_config *cfg, const mb_identity *id, mb_rewrite_result
     /* never_track leaves a message alone when all its recipients are on it
      * (internal mail): a colleague in copy does not hold back the tracking
      * of a copy that also goes outside, as before this policy existed */
-    if (strcmp(p->d.basis, "never_track") != 0) {
+    if (!holds_back_nothing(p)) {
       track &= p->d.track;
       outside = 1;
     }
@@ -1192,9 +1212,13 @@ static const char *untracked_reason(const mb_identity *id, const mb_rewrite_resu
   for (size_t i = 0; i < r->nrecipients; i++) {
     if (!r->policies[i].decided) continue;
     several += 1;
-    if (strcmp(r->policies[i].d.basis, "never_track") == 0) continue; /* held nothing back */
-    all_never = 0;
-    if (!basis && r->policies[i].d.track == 0) basis = r->policies[i].d.basis;
+    const mb_recipient_policy *p = &r->policies[i];
+    if (strcmp(p->d.basis, "never_track") != 0) all_never = 0;
+    if (holds_back_nothing(p)) continue;
+    if (!basis && p->d.track == 0)
+      basis = strcmp(p->d.basis, "never_track") != 0   ? p->d.basis
+              : p->consent.state == MB_CONSENT_REFUSED ? "consent_refused"
+                                                       : "consent_withdrawn";
   }
   if (several && all_never)
     return id && id->copy_for ? "the recipient is on the never_track list"
@@ -1403,6 +1427,7 @@ int mb_rewrite_message(const mb_config *cfg, const mb_keyring *ring, const mb_id
   res->rewritten = 1;
   rc = 0;
 done:
+  if (rc < 0) edits_free(res); /* out of memory: the input goes on as it is, nothing half rewritten */
   if (m) g_object_unref(m);
   g_object_unref(parser);
   g_mime_parser_options_free(po);

@@ -362,9 +362,10 @@ static int reinject_message(const mb_config *cfg, const mb_keyring *ring, const 
                         .copy_for = per_copy ? rcpts[i] : NULL,
                         .consents = mb_front_consents(cfg)};
       copy.len = 0;
-      if (mb_rewrite_message(cfg, ring, &id, msg, len, &res) == 0 && mb_rewrite_assemble(&res, &copy) == 0) {
-        out = copy.data ? copy.data : "";
-        out_len = copy.len;
+      if (mb_rewrite_message(cfg, ring, &id, msg, len, &res) == 0 &&
+          (res.nedits == 0 || mb_rewrite_assemble(&res, &copy) == 0)) {
+        if (res.nedits) /* else the input itself goes on */
+          out = copy.data ? copy.data : "", out_len = copy.len;
       } else {
         res.rewritten = 0; /* sent as it came: no sent record */
         mb_log_errx("out of memory; message passed on unchanged");

@@ -930,8 +930,14 @@ static void write_consent_copy(mb_batcher *b, const char *why) {
 static int load_silenced(mb_batcher *b) {
   b->next_silenced = mb_now_ms() + SILENCED_EVERY_MS;
   PGresult *r = PQexec(b->db, "SELECT mailbeacon.withdrawals_apply_due()");
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) return pg_failed(b, "applying the withdrawals waiting", r);
-  PQclear(r);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    /* logged; the pairs already silenced are read all the same, so that
+     * one failing call cannot keep new withdrawals and forgets out */
+    pg_failed(b, "applying the withdrawals waiting", r);
+    if (!b->db) return -1;
+  } else {
+    PQclear(r);
+  }
   r = PQexec(b->db, "SELECT message, idx FROM mailbeacon.silenced");
   if (PQresultStatus(r) != PGRES_TUPLES_OK) return pg_failed(b, "reading the withdrawn recipients", r);
   mb_silenced *s = mb_silenced_new();

@@ -957,7 +957,8 @@ static void tracking_policy(void **state) {
   } recs[] = {{"Granted@Kunde.de", "", MB_CONSENT_GRANTED},
               {"refused@client.com", "US", MB_CONSENT_REFUSED},
               {"withdrawn@client.fr", "", MB_CONSENT_WITHDRAWN},
-              {"unknown-fr@client.com", "FR", MB_CONSENT_UNKNOWN}};
+              {"unknown-fr@client.com", "FR", MB_CONSENT_UNKNOWN},
+              {"no-colleague@ourco.example", "", MB_CONSENT_REFUSED}};
   mb_consent_writer *w = mb_consent_writer_begin(path, err, sizeof err);
   assert_non_null(w);
   for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++) {
@@ -1104,6 +1105,11 @@ static void tracking_policy(void **state) {
   assert_int_equal(res.track, MB_TRACK_OPENS);
   mb_rewrite_result_free(&res);
   policy_run(cs, &in, colleague_and_refused, 2, NULL, &res);
+  untouched(&res, &in, "a recipient refused tracking (consent)");
+  mb_rewrite_result_free(&res);
+  /* unless the colleague refused (never_track decides first in the policy; the refusal still counts) */
+  const char *refusing_colleague[] = {"granted@kunde.de", "no-colleague@ourco.example"};
+  policy_run(cs, &in, refusing_colleague, 2, NULL, &res);
   untouched(&res, &in, "a recipient refused tracking (consent)");
   mb_rewrite_result_free(&res);
 
