@@ -447,7 +447,7 @@ fail:
 }
 
 void mb_webhooks_reload(mb_webhooks *w) {
-  char err[1024];
+  char err[PATH_MAX + 256]; /* the path and why (at -O3, GCC sees a shorter one cut) */
   mb_hooks *h = mb_webhooks_load(w->cfg->webhooks_file, err, sizeof err);
   if (!h) {
     mb_log_errx("SIGHUP: webhooks not reloaded: %s; the endpoints in use stay", err);
