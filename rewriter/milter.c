@@ -84,6 +84,30 @@ static int ring_replace(mb_keyring *ring) {
   return 0;
 }
 
+/* Sent records go to Redis through streams kept between connections: the
+ * MTA opens a connection for most messages, and a stream of its own would
+ * connect to Redis and open the spool for each. One thread at a time uses
+ * a stream taken from here; at most POOL_MAX wait, the rest are closed. */
+#define POOL_MAX 16
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static mb_stream *pool[POOL_MAX];
+static size_t npool;
+
+static mb_stream *stream_take(void) {
+  pthread_mutex_lock(&pool_mu);
+  mb_stream *s = npool ? pool[--npool] : NULL;
+  pthread_mutex_unlock(&pool_mu);
+  return s;
+}
+
+static void stream_give(mb_stream *s) {
+  if (!s) return;
+  pthread_mutex_lock(&pool_mu);
+  if (npool < POOL_MAX) pool[npool++] = s, s = NULL;
+  pthread_mutex_unlock(&pool_mu);
+  mb_stream_free(s);
+}
+
 /* outcome counters, logged at shutdown */
 static atomic_ulong n_rewritten, n_skipped, n_failed;
 
@@ -101,7 +125,6 @@ typedef struct conn {
   char client_ip[46]; /* the SMTP client's address (the connection's): "" when not an IP */
   char **rcpts;       /* envelope recipients */
   size_t nrcpts, rcap;
-  mb_stream *stream;   /* for sent records, opened on first use */
   unsigned long proto; /* protocol flags negotiated on this connection */
 } conn;
 
@@ -436,7 +459,9 @@ static sfsistat on_eom(SMFICTX *ctx) {
     uuid_unparse_lower(res.message, uuid);
     atomic_fetch_add(&n_rewritten, 1);
     mb_log_info("%s: rewritten: message %s, %zu links, %u HTML parts", qid, uuid, res.links.n, res.parts_rewritten);
-    mb_record_sent(g_cfg, &c->stream, &res, qid);
+    mb_stream *stream = stream_take();
+    mb_record_sent(g_cfg, &stream, &res, qid);
+    stream_give(stream);
   } else {
     atomic_fetch_add(&n_skipped, 1);
     mb_log_info("%s: not rewritten: X-Mailbeacon: off (header removed)", qid);
@@ -458,7 +483,6 @@ static sfsistat on_close(SMFICTX *ctx) {
     free(c->rcpts);
     mb_buf_free(&c->msg);
     mb_buf_free(&c->out);
-    mb_stream_free(c->stream);
     free(c);
     smfi_setpriv(ctx, NULL);
   }
@@ -611,5 +635,6 @@ int mb_milter_run(const mb_config *cfg, mb_keyring *ring, const char *socket_spe
   mb_log_info("milter stopped: %lu rewritten, %lu passed unchanged, %lu failed (accepted or tempfailed)",
               atomic_load(&n_rewritten), atomic_load(&n_skipped), atomic_load(&n_failed));
   ring_drop_current();
+  for (mb_stream *s; (s = stream_take());) mb_stream_free(s);
   return rc == MI_SUCCESS ? 0 : -1;
 }
