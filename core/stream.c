@@ -325,6 +325,10 @@ int64_t mb_stream_spool_bytes(mb_stream *s) { return s->spool ? mb_spool_pending
 
 int64_t mb_stream_spool_skipped(const mb_stream *s) { return s->spool ? mb_spool_skipped_bytes(s->spool) : 0; }
 
+int mb_stream_has_spool(const mb_stream *s) { return s->spool != NULL; }
+
+void mb_stream_forget_position(mb_stream *s) { s->last_id[0] = '\0'; }
+
 /* connect_redis, but at most every retry_ms while Redis is down. */
 static int connect_throttled(mb_stream *s, unsigned retry_ms) {
   if (s->redis) return 0;

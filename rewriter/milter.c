@@ -87,25 +87,51 @@ static int ring_replace(mb_keyring *ring) {
 /* Sent records go to Redis through streams kept between connections: the
  * MTA opens a connection for most messages, and a stream of its own would
  * connect to Redis and open the spool for each. One thread at a time uses
- * a stream taken from here; at most POOL_MAX wait, the rest are closed. */
+ * a stream taken from here; at most POOL_MAX wait, the rest are closed, and
+ * one that waited over POOL_IDLE_MS is closed when next taken (a connection
+ * idle that long may have been dropped by Redis's timeout or on the way,
+ * and the spool file moved). A stream without its spool is not kept: it
+ * would lose what Redis refuses for as long as it lived. */
 #define POOL_MAX 16
+#define POOL_IDLE_MS 30000
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static mb_stream *pool[POOL_MAX];
+static struct {
+  mb_stream *s;
+  int64_t since_ms;
+} pool[POOL_MAX];
 static size_t npool;
 
+/* A kept stream, NULL when none (the caller makes one). */
 static mb_stream *stream_take(void) {
+  int64_t now = mb_mono_ms();
+  mb_stream *s = NULL, *stale = NULL;
   pthread_mutex_lock(&pool_mu);
-  mb_stream *s = npool ? pool[--npool] : NULL;
+  if (npool) {
+    npool--;
+    if (now - pool[npool].since_ms > POOL_IDLE_MS) stale = pool[npool].s;
+    else s = pool[npool].s;
+  }
   pthread_mutex_unlock(&pool_mu);
+  mb_stream_free(stale); /* the others below it waited longer: they go on their turn */
+  if (s) mb_stream_forget_position(s);
   return s;
 }
 
 static void stream_give(mb_stream *s) {
   if (!s) return;
-  pthread_mutex_lock(&pool_mu);
-  if (npool < POOL_MAX) pool[npool++] = s, s = NULL;
-  pthread_mutex_unlock(&pool_mu);
+  if (mb_stream_has_spool(s)) {
+    pthread_mutex_lock(&pool_mu);
+    if (npool < POOL_MAX) pool[npool].s = s, pool[npool++].since_ms = mb_mono_ms(), s = NULL;
+    pthread_mutex_unlock(&pool_mu);
+  }
   mb_stream_free(s);
+}
+
+/* At exit: whatever waits (a session thread still at work keeps its own). */
+static void pool_free(void) {
+  pthread_mutex_lock(&pool_mu);
+  while (npool) mb_stream_free(pool[--npool].s);
+  pthread_mutex_unlock(&pool_mu);
 }
 
 /* outcome counters, logged at shutdown */
@@ -635,6 +661,6 @@ int mb_milter_run(const mb_config *cfg, mb_keyring *ring, const char *socket_spe
   mb_log_info("milter stopped: %lu rewritten, %lu passed unchanged, %lu failed (accepted or tempfailed)",
               atomic_load(&n_rewritten), atomic_load(&n_skipped), atomic_load(&n_failed));
   ring_drop_current();
-  for (mb_stream *s; (s = stream_take());) mb_stream_free(s);
+  pool_free();
   return rc == MI_SUCCESS ? 0 : -1;
 }

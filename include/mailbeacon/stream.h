@@ -2,7 +2,8 @@
  * when Redis cannot take them, and replaying the spool, in order, on the
  * next successful connect. Never blocks long: connect and command timeouts
  * are short, so a caller on the mail path is never held up by Redis.
- * One mb_stream per thread. */
+ * An mb_stream is used by one thread at a time; it may pass from one
+ * thread to another (a pool) with a lock between their uses. */
 #ifndef MAILBEACON_STREAM_H
 #define MAILBEACON_STREAM_H
 
@@ -55,5 +56,15 @@ int64_t mb_stream_spool_bytes(mb_stream *s);
 
 /* Bytes of the spool that replays had to skip as unreadable (0 without one). */
 int64_t mb_stream_spool_skipped(const mb_stream *s);
+
+/* Whether the stream has its spool (NULL when mb_stream_new could not open
+ * it: a record Redis does not take is then lost). */
+int mb_stream_has_spool(const mb_stream *s);
+
+/* For a stream kept idle between uses: forgets which entry Redis confirmed
+ * to it last. A record whose fate is unknown (sent, reply lost) is then
+ * looked for among the stream's newest entries, as with a new stream,
+ * rather than after an entry that may be hours old. */
+void mb_stream_forget_position(mb_stream *s);
 
 #endif

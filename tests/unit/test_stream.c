@@ -606,6 +606,7 @@ static void lost_without_redis_and_spool(void **state) {
   mb_stream *s = mb_stream_new(config(redis_addr, "t:lost", missing), "lost.spool", err, sizeof err);
   assert_non_null(s);
   assert_string_equal(err, "");
+  assert_false(mb_stream_has_spool(s));
   assert_int_equal(add(s, 0), MB_STREAM_STORED);
   assert_int_equal(mb_stream_spool_bytes(s), 0);
   mb_stream_free(s);
@@ -633,6 +634,7 @@ static void lost_without_redis_and_spool(void **state) {
   snprintf(made, sizeof made, "%s/made", dir);
   s = mb_stream_new(config(nowhere, "t:lost", made), "made.spool", err, sizeof err);
   assert_non_null(s);
+  assert_true(mb_stream_has_spool(s));
   assert_int_equal(mb_stream_add(s, mkrec(&r, 2), 2, err, sizeof err), MB_STREAM_SPOOLED);
   struct stat made_st;
   assert_int_equal(stat(made, &made_st), 0);
