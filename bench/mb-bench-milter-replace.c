@@ -165,17 +165,22 @@ static char *read_file(const char *path, size_t *len) {
   if (!f) return NULL;
   char *p = NULL;
   size_t n = 0, cap = 0;
+  int bad = 0;
   for (;;) {
     if (cap - n < 65536) {
-      char *q = realloc(p, cap += 65536 + 1);
-      if (!q) break;
+      cap = cap ? cap * 2 : 65536 + 1;
+      char *q = realloc(p, cap);
+      if (!q) {
+        bad = 1;
+        break;
+      }
       p = q;
     }
     size_t r = fread(p + n, 1, cap - n - 1, f);
     n += r;
     if (r == 0) break;
   }
-  int bad = ferror(f) || !p;
+  bad = bad || ferror(f) || !p;
   fclose(f);
   if (bad) {
     free(p);

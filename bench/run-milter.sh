@@ -15,9 +15,9 @@
 # never pays), relaying to smtp-sink. Throughput: smtp-source pushing
 # 50 KB HTML messages (SESSIONS parallel sessions, MESSAGES each run).
 # Added latency: one session sending messages one after another, per-message
-# time p50/p99 with the milter minus without (LATENCY_MESSAGES, 1,500: Postfix's
-# daemons restart every 100 messages, max_use, and with 400 the p99 was one
-# of those restarts). REPS interleaved repetitions.
+# time p50/p99 with the milter minus without (LATENCY_MESSAGES, 1,500: a p99
+# of 400 moved by several ms between runs; Postfix's daemons restart every
+# 100 messages, max_use, on every listener). REPS interleaved repetitions.
 # Cost: the whole machine's busy CPU time (/proc/stat) from the start of a
 # throughput run until Postfix has delivered it all, per message: what a
 # message costs Postfix, the sink, the source and the milter together; and
@@ -39,7 +39,7 @@ reps=${REPS:-3} messages=${MESSAGES:-2000} sessions=${SESSIONS:-8} lat_n=${LATEN
 MB_RUN=$(mktemp -d /tmp/mb-bench-milter.XXXXXX)
 MB_PF=$MB_RUN/pf
 mpid=
-trap '[ -n "$mpid" ] && kill $mpid 2>/dev/null; mb_postfix_stop; rm -rf "$MB_RUN"' EXIT
+trap '[ -n "$mpid" ] && { kill $mpid 2>/dev/null || true; }; mb_postfix_stop; rm -rf "$MB_RUN"' EXIT
 
 python3 bench/gen-mail50k.py "$MB_RUN/mail50k.eml"
 "$rewrite" --keygen "$MB_RUN/keys" >/dev/null
