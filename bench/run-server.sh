@@ -12,9 +12,29 @@
 # A third column, the floor, is libmicrohttpd started as the server starts it
 # and answering the same persistent pixel, doing nothing else
 # (build/bench/mb-bench-mhd-floor): how far any libmicrohttpd edge can go here.
+# A fourth, the recording floor ("recfloor"), is the same program with
+# --record: it also makes a line per request of the stream's shape and about
+# the server's length (116 bytes for these requests, as the server's; see
+# bench/mb-bench-mhd-floor.c) and stores the lines in the same Redis, over TCP,
+# in a stream of its own (mailbeacon:floor-events) as the server's writer
+# does (entries of up to 256 lines, pipelined, the same 2 ms pause), with no
+# token check, queue library, spool or metrics: how far any libmicrohttpd
+# edge that records the same bytes into the same persisting Redis can go on
+# these cores. After every recfloor run its stream is checked as the
+# server's (sum of n over its entries == wrk's completed requests, or up to
+# the requests sent), once it holds at least the completed requests and
+# stops growing (the floor has no metrics to say it is drained). Before each
+# mailbeacon or recfloor run both streams are deleted, so either kind of
+# run starts with Redis holding no events and holds only its own (nothing
+# is trimmed during a run, for neither). Columns: req/s of each, mb/nginx,
+# p99s, floor/nginx, mb/floor, recfloor/floor (what recording costs any
+# edge) and mb/recfloor (what is left for the server's own work); the
+# checks' table gives each recording run's bytes per event in its stream
+# (the d fields' bytes over the events), to see that both store as much.
 # usage: bash bench/run-server.sh [build/mailbeacon-server [build/mailbeacon-rewrite [build/bench/mb-bench-mhd-floor]]]   (as root)
 # env: REPS (3) DURATION (10) TOKENS (1000) NGINX_WORKERS (auto) MAILBEACON_HTTP_THREADS (0 = cores)
 #      REDIS_PERSIST (everysec: append-only file fsynced once a second, as deployed; no: none)
+#      RECFLOOR_LINE_BYTES: the recording floor's lines cut or padded to this many bytes (--line-bytes; unset: as made)
 #      KEEP=1 keeps the temp dir (logs, tokens, raw results)
 #      PERF=1 (PERF_T, PERF_C, PERF_LINES): a profile of the whole machine during one mailbeacon run instead
 set -euo pipefail
@@ -24,7 +44,7 @@ rewrite=${2:-build/mailbeacon-rewrite}
 floor=${3:-build/bench/mb-bench-mhd-floor}
 reps=${REPS:-3} duration=${DURATION:-10} ntok=${TOKENS:-1000}
 workers=${NGINX_WORKERS:-auto} threads=${MAILBEACON_HTTP_THREADS:-0}
-stream=mailbeacon:events
+stream=mailbeacon:events fstream=mailbeacon:floor-events
 for b in "$server" "$rewrite" "$floor"; do
   [ -x "$b" ] || { echo "no $b: build first (cmake -S . -B build && cmake --build build)" >&2; exit 2; }
 done
@@ -49,7 +69,7 @@ export PATH=$PATH:/usr/sbin
 
 . scripts/lib/services.sh
 MB_RUN=$(mktemp -d /tmp/mb-bench-server.XXXXXX)
-spid='' npid='' fpid='' redis=''
+spid='' npid='' fpid='' rpid='' redis=''
 cleanup() {
   set +e
   if [ -n "$spid" ]; then
@@ -57,6 +77,10 @@ cleanup() {
     st=$?; [ "$st" = 0 ] || echo "mailbeacon-server exited $st on SIGTERM; log: $MB_RUN/server.log" >&2
   fi
   if [ -n "$fpid" ]; then kill -TERM "$fpid" 2>/dev/null; wait "$fpid" 2>/dev/null; fi
+  if [ -n "$rpid" ]; then # it stores what it holds, then says how many lines went to Redis
+    kill -TERM "$rpid" 2>/dev/null; wait "$rpid" 2>/dev/null
+    st=$?; [ "$st" = 0 ] || { echo "the recording floor exited $st on SIGTERM:" >&2; tail -3 "$MB_RUN/recfloor.log" >&2; }
+  fi
   if [ -n "$npid" ]; then
     kill -QUIT "$npid" 2>/dev/null
     for _ in $(seq 1 100); do kill -0 "$npid" 2>/dev/null || break; sleep 0.05; done
@@ -128,9 +152,18 @@ show "$floor" "127.0.0.1:0" "$threads"
 fpid=$!
 fport=$(mb_listen_port "$fpid") || { cat "$MB_RUN/floor.log" >&2; exit 1; }
 
-# all three answer a token with the 43-byte GIF
+# the recording floor: the same, and a line per request into its own stream of the same Redis,
+# over TCP as the server; edge id $MAILBEACON_EDGE_ID, as the server's
+recopts=(--record "$(mb_redis_addr tcp)" "$fstream")
+[ -z "${RECFLOOR_LINE_BYTES:-}" ] || recopts+=(--line-bytes "$RECFLOOR_LINE_BYTES")
+show "$floor" "127.0.0.1:0" "$threads" "${recopts[@]}"
+"$floor" "127.0.0.1:0" "$threads" "${recopts[@]}" 2> "$MB_RUN/recfloor.log" &
+rpid=$!
+rport=$(mb_listen_port "$rpid") || { cat "$MB_RUN/recfloor.log" >&2; exit 1; }
+
+# all four answer a token with the 43-byte GIF
 tok=$(head -1 "$MB_RUN/tokens")
-for port in "$sport" "$nport" "$fport"; do
+for port in "$sport" "$nport" "$fport" "$rport"; do
   got=$(curl -s -o "$MB_RUN/gif" -w '%{http_code} %{content_type} %{size_download}' "http://127.0.0.1:$port/o/$tok.gif")
   [ "$got" = "200 image/gif 43" ] || { echo "port $port answered '$got' to a valid open token" >&2; exit 1; }
 done
@@ -149,32 +182,49 @@ drained() { # waits until the server's queue and spool are empty (at most 120 s)
   echo "the server did not drain in 120 s: $h" >&2
   return 1
 }
-# sum of n over the stream's type=hits entries, read in chunks inside Redis; prints "events entries others"
+# stream_count KEY: sum of n over the stream's type=hits entries, read in chunks inside Redis; prints
+# "events entries others bytes" (bytes: of their d fields, the event lines)
 stream_count() {
   mb_redis_cli --raw EVAL "
-    local total, entries, others, start = 0, 0, 0, '-'
+    local total, entries, others, bytes, start = 0, 0, 0, 0, '-'
     while true do
       local r = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 5000)
       for _, e in ipairs(r) do
-        local f, typ, n = e[2], nil, 0
+        local f, typ, n, d = e[2], nil, 0, 0
         for j = 1, #f, 2 do
-          if f[j] == 'type' then typ = f[j + 1] elseif f[j] == 'n' then n = tonumber(f[j + 1]) end
+          if f[j] == 'type' then typ = f[j + 1] elseif f[j] == 'n' then n = tonumber(f[j + 1])
+          elseif f[j] == 'd' then d = #f[j + 1] end
         end
-        if typ == 'hits' then total, entries = total + n, entries + 1 else others = others + 1 end
+        if typ == 'hits' then total, entries, bytes = total + n, entries + 1, bytes + d else others = others + 1 end
       end
       if #r < 5000 then break end
       start = '(' .. r[#r][1]
     end
-    return {total, entries, others}" 1 "$stream" | paste -sd' '
+    return {total, entries, others, bytes}" 1 "$1" | paste -sd' '
+}
+# recorded WANT: waits until the recording floor's stream holds at least WANT events and holds
+# as many 0.2 s later (at most 120 s); prints stream_count's line
+recorded() {
+  local want=$1 cnt prev=
+  for _ in $(seq 1 600); do
+    cnt=$(stream_count "$fstream")
+    if [ "${cnt%% *}" -ge "$want" ] && [ "$cnt" = "$prev" ]; then echo "$cnt"; return 0; fi
+    prev=$cnt
+    sleep 0.2
+  done
+  echo "the recording floor's stream did not reach $want events in 120 s: $cnt" >&2
+  echo "$cnt"
 }
 
 # one_run NAME PORT THREADS CONNS REP: one wrk run; appends a line to $MB_RUN/results
 one_run() {
-  local name=$1 port=$2 t=$3 c=$4 rep=$5 out m0 m1 lost0 lost1 cnt
+  local name=$1 port=$2 t=$3 c=$4 rep=$5 out m0 m1 lost0 lost1 cnt ev en ot by
   out=$MB_RUN/wrk.$name.t$t.c$c.$rep
   rm -f "$out.res"
+  if [ "$name" = mailbeacon ] || [ "$name" = recfloor ]; then
+    mb_redis_cli DEL "$stream" "$fstream" >/dev/null # each recording run starts with no events in Redis
+  fi
   if [ "$name" = mailbeacon ]; then
-    mb_redis_cli DEL "$stream" >/dev/null
     m0=$(metric 'mailbeacon_events_total{to="redis"}') lost0=$(metric 'mailbeacon_events_total{to="lost"}')
   fi
   local cmd=(timeout $((duration + 30)) wrk -t"$t" -c"$c" -d"${duration}s" --latency
@@ -189,8 +239,11 @@ one_run() {
   if [ "$name" = mailbeacon ]; then
     drained
     m1=$(metric 'mailbeacon_events_total{to="redis"}') lost1=$(metric 'mailbeacon_events_total{to="lost"}')
-    cnt=$(stream_count)
-    line="$line metric=$((m1 - m0)) stream=${cnt%% *} entries=$(echo "$cnt" | cut -d' ' -f2) others=${cnt##* } lost=$((lost1 - lost0))"
+    read -r ev en ot by <<< "$(stream_count "$stream")"
+    line="$line metric=$((m1 - m0)) stream=$ev entries=$en others=$ot bytes=$by lost=$((lost1 - lost0))"
+  elif [ "$name" = recfloor ]; then
+    read -r ev en ot by <<< "$(recorded "$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<< "$res")")"
+    line="$line stream=$ev entries=$en others=$ot bytes=$by"
   fi
   echo "$line" | tee -a "$MB_RUN/results" >&2
 }
@@ -199,7 +252,7 @@ cores=$(nproc)
 echo "machine: $cores cores; nginx $(nginx -v 2>&1 | sed 's/.*\///') with $nworkers worker(s) (worker_processes $workers);" \
   "mailbeacon-server MAILBEACON_HTTP_THREADS=$threads; wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'); redis $(redis-server --version | awk '{print $3}') appendonly=$persist" >&2
 echo "warm-up (2 s each, not counted)" >&2
-for p in "$nport" "$sport" "$fport"; do
+for p in "$nport" "$sport" "$fport" "$rport"; do
   show timeout 30 wrk -t2 -c256 -d2s -s bench/rotate.lua "http://127.0.0.1:$p" -- "$MB_RUN/tokens"
   timeout 30 wrk -t2 -c256 -d2s -s bench/rotate.lua "http://127.0.0.1:$p" -- "$MB_RUN/tokens" > /dev/null 2>&1
 done
@@ -223,11 +276,12 @@ for rep in $(seq 1 "$reps"); do
   for tc in "1 64" "2 256"; do
     # shellcheck disable=SC2086
     set -- $tc
-    if [ $((rep % 2)) = 1 ]; then order="nginx mailbeacon floor"; else order="floor mailbeacon nginx"; fi
+    if [ $((rep % 2)) = 1 ]; then order="nginx mailbeacon floor recfloor"; else order="recfloor floor mailbeacon nginx"; fi
     for name in $order; do
       case $name in
         nginx) one_run nginx "$nport" "$1" "$2" "$rep" ;;
         floor) one_run floor "$fport" "$1" "$2" "$rep" ;;
+        recfloor) one_run recfloor "$rport" "$1" "$2" "$rep" ;;
         *) one_run mailbeacon "$sport" "$1" "$2" "$rep" ;;
       esac
     done
@@ -249,14 +303,15 @@ med = statistics.median
 print(f"\n## mailbeacon-server vs nginx empty_gif ({cores} cores, wrk on the same box, "
       f"medians of {reps} interleaved {duration} s runs)\n")
 print("| wrk | nginx req/s | mailbeacon req/s | req/s ratio (mb/nginx) | nginx p99 | mailbeacon p99 | p99 ratio (mb/nginx) "
-      "| floor req/s | floor/nginx | mb/floor |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+      "| floor req/s | floor/nginx | mb/floor | recfloor req/s | recfloor/floor | mb/recfloor |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 ok = True
 for conf in ("t1 c64", "t2 c256"):
     n = {r["rep"]: r for r in rows if r["conf"] == conf and r["name"] == "nginx"}
     m = {r["rep"]: r for r in rows if r["conf"] == conf and r["name"] == "mailbeacon"}
     fl = {r["rep"]: r for r in rows if r["conf"] == conf and r["name"] == "floor"}
-    reps_ = sorted(set(n) & set(m) & set(fl))
+    rf = {r["rep"]: r for r in rows if r["conf"] == conf and r["name"] == "recfloor"}
+    reps_ = sorted(set(n) & set(m) & set(fl) & set(rf))
     rr = med([m[k]["rps"] / n[k]["rps"] for k in reps_])
     pr = med([m[k]["p99_us"] / max(n[k]["p99_us"], 1) for k in reps_])
     label = "-" + conf.replace(" ", " -")
@@ -264,16 +319,38 @@ for conf in ("t1 c64", "t2 c256"):
           f"{rr:.2f} | {med([n[k]['p99_us'] for k in reps_]) / 1000:.2f} ms | "
           f"{med([m[k]['p99_us'] for k in reps_]) / 1000:.2f} ms | {pr:.2f} | "
           f"{med([fl[k]['rps'] for k in reps_]):,.0f} | {med([fl[k]['rps'] / n[k]['rps'] for k in reps_]):.2f} | "
-          f"{med([m[k]['rps'] / fl[k]['rps'] for k in reps_]):.2f} |")
+          f"{med([m[k]['rps'] / fl[k]['rps'] for k in reps_]):.2f} | {med([rf[k]['rps'] for k in reps_]):,.0f} | "
+          f"{med([rf[k]['rps'] / fl[k]['rps'] for k in reps_]):.2f} | {med([m[k]['rps'] / rf[k]['rps'] for k in reps_]):.2f} |")
 print(f"\nnginx: {int(nworkers)} worker process(es), access_log buffer=64k flush=1s; floor: libmicrohttpd as the "
-      "server runs it answering the same pixel with nothing else (bench/mb-bench-mhd-floor.c); ratios are "
-      "medians of the per-repetition ratios.\n")
-print("| run | wrk completed | wrk sent | errors (non-2xx, timeouts) | metric to=redis | stream events (entries) | lost | check |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+      "server runs it answering the same pixel with nothing else (bench/mb-bench-mhd-floor.c); recfloor: the same, "
+      "and a line per request of the server's shape and length stored in the same Redis as the server's writer "
+      "stores its events (mb-bench-mhd-floor --record); ratios are medians of the per-repetition ratios.\n")
+print("| run | wrk completed | wrk sent | errors (non-2xx, timeouts) | metric to=redis | stream events (entries) "
+      "| bytes/event | lost | check |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+per = lambda r: f"{r['bytes'] / r['stream']:.1f}" if r["stream"] else "-"
 for r in rows:
+    if r["name"] == "recfloor":  # as mailbeacon's, without the metric: the floor has none
+        if r["stream"] == r["requests"] and not r["errors"] and not r["non2xx"]:
+            check = "exact: stream = wrk completed"
+        elif r["requests"] <= r["stream"] == r["sent"] and not r["non2xx"]:
+            check = f"exact: stream = wrk sent = completed + {r['stream'] - r['requests']:.0f} in flight when wrk stopped"
+        elif r["requests"] <= r["stream"] <= r["sent"] and not r["non2xx"]:
+            check = (f"stream = completed + {r['stream'] - r['requests']:.0f}, "
+                     f"{r['sent'] - r['stream']:.0f} sent requests not recorded (in flight at stop)")
+        else:
+            check = "MISMATCH"
+            ok = False
+        if r["others"]:
+            check += f"; {r['others']:.0f} non-hits entries"
+            ok = False
+        print(f"| recfloor {r['conf']} {r['rep']} | {r['requests']:.0f} | {r['sent']:.0f} | "
+              f"{r['errors']:.0f} ({r['non2xx']:.0f}, {r['timeouts']:.0f}) | | "
+              f"{r['stream']:.0f} ({r['entries']:.0f}) | {per(r)} | | {check} |")
+        continue
     if r["name"] != "mailbeacon":
         if r["errors"] or r["non2xx"]:
-            print(f"| {r['name']} {r['conf']} {r['rep']} | {r['requests']:.0f} | {r['sent']:.0f} | {r['errors']:.0f} ({r['non2xx']:.0f}, {r['timeouts']:.0f}) | | | | errors |")
+            print(f"| {r['name']} {r['conf']} {r['rep']} | {r['requests']:.0f} | {r['sent']:.0f} | {r['errors']:.0f} ({r['non2xx']:.0f}, {r['timeouts']:.0f}) | | | | | errors |")
             ok = False
         continue
     exact = r["stream"] == r["metric"] == r["requests"]
@@ -293,6 +370,6 @@ for r in rows:
         ok = False
     print(f"| mailbeacon {r['conf']} {r['rep']} | {r['requests']:.0f} | {r['sent']:.0f} | "
           f"{r['errors']:.0f} ({r['non2xx']:.0f}, {r['timeouts']:.0f}) | {r['metric']:.0f} | "
-          f"{r['stream']:.0f} ({r['entries']:.0f}) | {r['lost']:.0f} | {check} |")
+          f"{r['stream']:.0f} ({r['entries']:.0f}) | {per(r)} | {r['lost']:.0f} | {check} |")
 sys.exit(0 if ok else 1)
 PY
