@@ -28,7 +28,8 @@
 # run starts with Redis holding no events and holds only its own (nothing
 # is trimmed during a run, for neither). Columns: req/s of each, mb/nginx,
 # p99s, floor/nginx, mb/floor, recfloor/floor (what recording costs any
-# edge) and mb/recfloor (what is left for the server's own work); the
+# edge), mb/recfloor (what is left for the server's own work) and the
+# recording floor's p99 against nginx's (the tail any recording edge has); the
 # checks' table gives each recording run's bytes per event in its stream
 # (the d fields' bytes over the events), to see that both store as much.
 # usage: bash bench/run-server.sh [build/mailbeacon-server [build/mailbeacon-rewrite [build/bench/mb-bench-mhd-floor]]]   (as root)
@@ -303,8 +304,9 @@ med = statistics.median
 print(f"\n## mailbeacon-server vs nginx empty_gif ({cores} cores, wrk on the same box, "
       f"medians of {reps} interleaved {duration} s runs)\n")
 print("| wrk | nginx req/s | mailbeacon req/s | req/s ratio (mb/nginx) | nginx p99 | mailbeacon p99 | p99 ratio (mb/nginx) "
-      "| floor req/s | floor/nginx | mb/floor | recfloor req/s | recfloor/floor | mb/recfloor |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+      "| floor req/s | floor/nginx | mb/floor | recfloor req/s | recfloor/floor | mb/recfloor | recfloor p99 "
+      "| p99 ratio (recfloor/nginx) |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 ok = True
 for conf in ("t1 c64", "t2 c256"):
     n = {r["rep"]: r for r in rows if r["conf"] == conf and r["name"] == "nginx"}
@@ -320,7 +322,9 @@ for conf in ("t1 c64", "t2 c256"):
           f"{med([m[k]['p99_us'] for k in reps_]) / 1000:.2f} ms | {pr:.2f} | "
           f"{med([fl[k]['rps'] for k in reps_]):,.0f} | {med([fl[k]['rps'] / n[k]['rps'] for k in reps_]):.2f} | "
           f"{med([m[k]['rps'] / fl[k]['rps'] for k in reps_]):.2f} | {med([rf[k]['rps'] for k in reps_]):,.0f} | "
-          f"{med([rf[k]['rps'] / fl[k]['rps'] for k in reps_]):.2f} | {med([m[k]['rps'] / rf[k]['rps'] for k in reps_]):.2f} |")
+          f"{med([rf[k]['rps'] / fl[k]['rps'] for k in reps_]):.2f} | {med([m[k]['rps'] / rf[k]['rps'] for k in reps_]):.2f} | "
+          f"{med([rf[k]['p99_us'] for k in reps_]) / 1000:.2f} ms | "
+          f"{med([rf[k]['p99_us'] / max(n[k]['p99_us'], 1) for k in reps_]):.2f} |")
 print(f"\nnginx: {int(nworkers)} worker process(es), access_log buffer=64k flush=1s; floor: libmicrohttpd as the "
       "server runs it answering the same pixel with nothing else (bench/mb-bench-mhd-floor.c); recfloor: the same, "
       "and a line per request of the server's shape and length stored in the same Redis as the server's writer "
