@@ -65,7 +65,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,19 +103,6 @@ static struct {
   char last_err[256];
 } rec = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
-/* server/http.c's: the thread's next counter, a number of the thread's own
- * in its high byte. */
-static uint32_t next_event_counter(void) {
-  static atomic_uint threads;
-  static _Thread_local uint32_t high, n;
-  static _Thread_local int numbered;
-  if (!numbered) {
-    high = (atomic_fetch_add_explicit(&threads, 1, memory_order_relaxed) & 0xFFu) << 24;
-    numbered = 1;
-  }
-  return high | (n++ & 0xFFFFFFu);
-}
-
 static char *put(char *d, const char *s, size_t n) {
   memcpy(d, s, n);
   return d + n;
@@ -126,7 +112,7 @@ static char *put(char *d, const char *s, size_t n) {
 static void record(struct MHD_Connection *conn, const char *url, const char *method) {
   char line[LINE_MAX_BYTES + 512];
   int64_t t = mb_now_us();
-  mb_event_id(line, t, rec.rand, next_event_counter()); /* 32 digits and a NUL, overwritten */
+  mb_event_id(line, t, rec.rand, mb_http_next_event_counter()); /* 32 digits and a NUL, overwritten */
   char *d = put(line + 32, "\to\t", 3);
   size_t ul = strlen(url), tl = ul > 3 ? ul - 3 : 0; /* the token after "/o/" */
   if (tl > TOKEN_STANDIN) tl = TOKEN_STANDIN;

@@ -63,10 +63,7 @@ struct mb_http {
   size_t nproxies;
 };
 
-/* The calling thread's next event counter: its high byte is a number of
- * the thread's own, so that ids made in the same microsecond by two
- * threads differ (the listener runs at most 256 threads). */
-static uint32_t next_event_counter(void) {
+uint32_t mb_http_next_event_counter(void) {
   static atomic_uint threads;
   static _Thread_local uint32_t high, n;
   static _Thread_local int numbered;
@@ -173,7 +170,7 @@ static void record(mb_http *h, struct MHD_Connection *conn, const char *method, 
                 .url_len = url_len,
                 .purpose = eh.purpose,
                 .purpose_len = eh.purpose_len};
-  mb_event_id(e.id, t, h->edge_rand, next_event_counter());
+  mb_event_id(e.id, t, h->edge_rand, mb_http_next_event_counter());
   char line[MB_EVENT_LINE_MAX];
   size_t n = mb_event_line(&e, line);
   if (mb_queue_push(h->queue, line, n) == 0) {

@@ -13,6 +13,8 @@
 #include "mailbeacon/config.h"
 #include "mailbeacon/keys.h"
 
+#include <stdint.h>
+
 #include <microhttpd.h>
 
 /* Query arguments a request may have (a click has one, u): beyond, 414. */
@@ -38,6 +40,11 @@ const struct mb_listener *mb_http_listener(const mb_http *h);
 
 /* The pixel's answer (43-byte GIF, no-cache headers), built once, shared. */
 struct MHD_Response *mb_http_gif_response(void);
+
+/* The calling thread's next event counter (for mb_event_id): its high byte
+ * is a number of the thread's own, so that ids made in the same microsecond
+ * by two threads differ (at most 256 threads). Thread-safe. */
+uint32_t mb_http_next_event_counter(void);
 
 /* Stops accepting, finishes requests in flight, stops. Accepts NULL. */
 void mb_http_stop(mb_http *h);
