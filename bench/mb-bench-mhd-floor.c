@@ -25,7 +25,9 @@
  *   ID       32 hex digits: time µs, a random number drawn at start, a
  *            counter of the thread's (mb_event_id, the server's counters)
  *   TOKEN36  the message UUID's stand-in: the path after its first 3 bytes
- *            ("/o/"), cut to 36 bytes or padded with '-' to 36
+ *            ("/o/"), cut to 36 bytes or padded with '-' to 36 (a tab, CR
+ *            or newline in it, which libmicrohttpd's unescaping can give,
+ *            made '-')
  *   1, 0     the recipient and link stand-ins
  *   TIME     µs since the epoch (16 digits)
  *   IP       the peer's address as text, "-" when unknown (no proxy walk)
@@ -39,8 +41,9 @@
  * length of the server's line for the same request (its recipient index is
  * one digit there, the User-Agent has nothing to escape, no purpose
  * header). --line-bytes N pads each line with spaces before its newline, or
- * cuts it, to exactly N bytes (a cut line may lose fields: it only measures
- * what other line lengths would cost Redis). On SIGTERM/SIGINT the listener
+ * cuts it, to exactly N bytes (a padded line's empty last field becomes
+ * spaces and a cut line may lose fields, under the same "v 2": such a
+ * stream only measures what other line lengths would cost Redis). On SIGTERM/SIGINT the listener
  * stops (the requests in hand answered), the writer stores what it holds,
  * and the program says on standard error how many lines went to Redis;
  * exits 0, or 1 when some did not (Redis refused or failed: the lines are
@@ -116,7 +119,10 @@ static void record(struct MHD_Connection *conn, const char *url, const char *met
   char *d = put(line + 32, "\to\t", 3);
   size_t ul = strlen(url), tl = ul > 3 ? ul - 3 : 0; /* the token after "/o/" */
   if (tl > TOKEN_STANDIN) tl = TOKEN_STANDIN;
+  char *tok = d;
   d = put(d, url + (ul > 3 ? 3 : ul), tl);
+  for (char *c = tok; c < d; c++) /* the path comes unescaped: a %09 or %0A must not split the line */
+    if (*c == '\t' || *c == '\n' || *c == '\r') *c = '-';
   memset(d, '-', TOKEN_STANDIN - tl);
   d += TOKEN_STANDIN - tl;
   d = put(d, "\t1\t0\t", 5);

@@ -18,20 +18,21 @@
 # bench/mb-bench-mhd-floor.c) and stores the lines in the same Redis, over TCP,
 # in a stream of its own (mailbeacon:floor-events) as the server's writer
 # does (entries of up to 256 lines, pipelined, the same 2 ms pause), with no
-# token check, queue library, spool or metrics: how far any libmicrohttpd
-# edge that records the same bytes into the same persisting Redis can go on
-# these cores. After every recfloor run its stream is checked as the
+# token check, queue library, spool or metrics: how far a plain libmicrohttpd
+# edge that records the same bytes into the same persisting Redis goes on
+# these cores (a recorder, not a proven lower bound: a better one may exist). After every recfloor run its stream is checked as the
 # server's (sum of n over its entries == wrk's completed requests, or up to
 # the requests sent), once it holds at least the completed requests and
 # stops growing (the floor has no metrics to say it is drained). Before each
 # mailbeacon or recfloor run both streams are deleted, so either kind of
 # run starts with Redis holding no events and holds only its own (nothing
 # is trimmed during a run, for neither). Columns: req/s of each, mb/nginx,
-# p99s, floor/nginx, mb/floor, recfloor/floor (what recording costs any
-# edge), mb/recfloor (what is left for the server's own work) and the
-# recording floor's p99 against nginx's (the tail any recording edge has); the
+# p99s, floor/nginx, mb/floor, recfloor/floor (what recording costs such an
+# edge), mb/recfloor (the server against that recorder: what its own work
+# costs beyond recording) and the recording floor's p99 against nginx's; the
 # checks' table gives each recording run's bytes per event in its stream
-# (the d fields' bytes over the events), to see that both store as much.
+# (the d fields' bytes over the events): the recording floor's must be the
+# server's within a byte (unless RECFLOOR_LINE_BYTES is set), or the run fails.
 # usage: bash bench/run-server.sh [build/mailbeacon-server [build/mailbeacon-rewrite [build/bench/mb-bench-mhd-floor]]]   (as root)
 # env: REPS (3) DURATION (10) TOKENS (1000) NGINX_WORKERS (auto) MAILBEACON_HTTP_THREADS (0 = cores)
 #      REDIS_PERSIST (everysec: append-only file fsynced once a second, as deployed; no: none)
@@ -203,18 +204,23 @@ stream_count() {
     end
     return {total, entries, others, bytes}" 1 "$1" | paste -sd' '
 }
-# recorded WANT: waits until the recording floor's stream holds at least WANT events and holds
-# as many 0.2 s later (at most 120 s); prints stream_count's line
+# recorded WANT: waits until the recording floor has stopped writing (its stream's length, in
+# entries, the same 0.2 s apart) and its stream holds at least WANT events (counted only then),
+# at most 120 s; prints stream_count's line, or fails saying why
 recorded() {
-  local want=$1 cnt prev=
+  local want=$1 cnt state prev=
   for _ in $(seq 1 600); do
-    cnt=$(stream_count "$fstream")
-    if [ "${cnt%% *}" -ge "$want" ] && [ "$cnt" = "$prev" ]; then echo "$cnt"; return 0; fi
-    prev=$cnt
+    state=$(mb_redis_cli XLEN "$fstream") || { echo "Redis did not answer about $fstream" >&2; return 1; }
+    if [ "$state" = "$prev" ]; then
+      cnt=$(stream_count "$fstream") || { echo "cannot count $fstream" >&2; return 1; }
+      [[ ${cnt%% *} =~ ^[0-9]+$ ]] || { echo "cannot count $fstream: '$cnt'" >&2; return 1; }
+      if [ "${cnt%% *}" -ge "$want" ]; then echo "$cnt"; return 0; fi
+    fi
+    prev=$state
     sleep 0.2
   done
-  echo "the recording floor's stream did not reach $want events in 120 s: $cnt" >&2
-  echo "$cnt"
+  echo "the recording floor's stream did not reach $want events in 120 s: ${cnt:-$state}" >&2
+  return 1
 }
 
 # one_run NAME PORT THREADS CONNS REP: one wrk run; appends a line to $MB_RUN/results
@@ -240,10 +246,13 @@ one_run() {
   if [ "$name" = mailbeacon ]; then
     drained
     m1=$(metric 'mailbeacon_events_total{to="redis"}') lost1=$(metric 'mailbeacon_events_total{to="lost"}')
-    read -r ev en ot by <<< "$(stream_count "$stream")"
+    cnt=$(stream_count "$stream") || { echo "cannot count $stream" >&2; exit 1; }
+    [[ ${cnt%% *} =~ ^[0-9]+$ ]] || { echo "cannot count $stream: '$cnt'" >&2; exit 1; }
+    read -r ev en ot by <<< "$cnt"
     line="$line metric=$((m1 - m0)) stream=$ev entries=$en others=$ot bytes=$by lost=$((lost1 - lost0))"
   elif [ "$name" = recfloor ]; then
-    read -r ev en ot by <<< "$(recorded "$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<< "$res")")"
+    cnt=$(recorded "$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<< "$res")") || exit 1
+    read -r ev en ot by <<< "$cnt"
     line="$line stream=$ev entries=$en others=$ot bytes=$by"
   fi
   echo "$line" | tee -a "$MB_RUN/results" >&2
@@ -289,9 +298,9 @@ for rep in $(seq 1 "$reps"); do
   done
 done
 
-python3 - "$MB_RUN/results" "$duration" "$reps" "$nworkers" "$cores" <<'PY'
+python3 - "$MB_RUN/results" "$duration" "$reps" "$nworkers" "$cores" "${RECFLOOR_LINE_BYTES:-}" <<'PY'
 import statistics, sys
-path, duration, reps, nworkers, cores = sys.argv[1:]
+path, duration, reps, nworkers, cores, line_bytes = sys.argv[1:]
 rows = []
 for line in open(path):
     f = line.split()
@@ -347,6 +356,12 @@ for r in rows:
             ok = False
         if r["others"]:
             check += f"; {r['others']:.0f} non-hits entries"
+            ok = False
+        # as many bytes an event as the server's lines in the same configuration and repetition
+        mb = [m for m in rows if m["name"] == "mailbeacon" and m["conf"] == r["conf"] and m["rep"] == r["rep"]]
+        if not line_bytes and mb and mb[0]["stream"] and r["stream"] and \
+                abs(mb[0]["bytes"] / mb[0]["stream"] - r["bytes"] / r["stream"]) > 1:
+            check += "; bytes/event differ from mailbeacon's"
             ok = False
         print(f"| recfloor {r['conf']} {r['rep']} | {r['requests']:.0f} | {r['sent']:.0f} | "
               f"{r['errors']:.0f} ({r['non2xx']:.0f}, {r['timeouts']:.0f}) | | "

@@ -42,8 +42,10 @@ const struct mb_listener *mb_http_listener(const mb_http *h);
 struct MHD_Response *mb_http_gif_response(void);
 
 /* The calling thread's next event counter (for mb_event_id): its high byte
- * is a number of the thread's own, so that ids made in the same microsecond
- * by two threads differ (at most 256 threads). Thread-safe. */
+ * is a number of the thread's own, given at its first call and never reused,
+ * so that ids made in the same microsecond by two threads differ. Holds for
+ * the first 256 threads that call it in the process's life (the listener's
+ * threads, started once); later ones share numbers. Thread-safe. */
 uint32_t mb_http_next_event_counter(void);
 
 /* Stops accepting, finishes requests in flight, stops. Accepts NULL. */
